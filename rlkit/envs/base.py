@@ -1,0 +1,113 @@
+"""The multi-task environment interface every CSRO environment implements.
+
+A *task distribution* env holds a fixed, seeded list of tasks (goals, target
+velocities, physics parameters ...). ``reset_task(i)`` switches the task and
+resets the agent, exactly as in the reference code; the gymnasium API
+(``reset``/``step`` with terminated/truncated) is used everywhere else.
+
+Time limits live inside the env (``max_episode_steps``) because every consumer
+(data generation, evaluation) needs the same horizon and the reference stores it
+in ``env_params``. ``truncated`` is set at the limit, ``terminated`` only on a
+real failure (a fall), so datasets can keep the two apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+class TaskIndexError(IndexError):
+    """A task index outside ``range(n_tasks)``."""
+
+
+class MultiTaskEnv(gym.Env):
+    """Base class: a gymnasium env with a list of tasks.
+
+    Subclasses set ``self.tasks`` (a list of dicts of numpy-friendly values)
+    before calling :meth:`reset_task`, and implement :meth:`_apply_task`,
+    :meth:`_reset_state` and :meth:`_step`.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, n_tasks: int, max_episode_steps: int):
+        if int(n_tasks) < 1:
+            raise ValueError(f"n_tasks must be >= 1, got {n_tasks}")
+        if int(max_episode_steps) < 1:
+            raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
+        self.n_tasks = int(n_tasks)
+        self._max_episode_steps = int(max_episode_steps)
+        self._elapsed = 0
+        self._task_idx = 0
+        self.tasks: list[dict[str, Any]] = []
+
+    # ---- task API (the reference's names) -------------------------------------------
+    @property
+    def max_episode_steps(self) -> int:
+        return self._max_episode_steps
+
+    def get_all_task_idx(self) -> range:
+        return range(len(self.tasks))
+
+    @property
+    def task_idx(self) -> int:
+        return self._task_idx
+
+    def task_params(self, idx: int | None = None) -> dict[str, Any]:
+        """The parameters of task ``idx`` (default: current) as plain python/numpy values."""
+        idx = self._task_idx if idx is None else self._check_task(idx)
+        return dict(self.tasks[idx])
+
+    def reset_task(self, idx: int) -> np.ndarray:
+        """Switch to task ``idx`` and reset the agent (reference semantics)."""
+        self._task_idx = self._check_task(idx)
+        self._apply_task(self.tasks[self._task_idx])
+        obs, _ = self.reset()
+        return obs
+
+    def _check_task(self, idx) -> int:
+        if isinstance(idx, (bool, np.bool_)) or not isinstance(idx, (int, np.integer)):
+            raise TaskIndexError(f"task index must be an int, got {idx!r}")
+        if not 0 <= int(idx) < len(self.tasks):
+            raise TaskIndexError(
+                f"task index {idx} out of range: this env has {len(self.tasks)} tasks "
+                f"(valid: 0..{len(self.tasks) - 1}); check env_params.n_tasks"
+            )
+        return int(idx)
+
+    # ---- gymnasium API ------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if options and "task" in options:
+            self._task_idx = self._check_task(options["task"])
+            self._apply_task(self.tasks[self._task_idx])
+        self._elapsed = 0
+        obs = self._reset_state()
+        return obs, {"task": self._task_idx}
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_space.shape:
+            raise ValueError(
+                f"{type(self).__name__}.step: action shape {action.shape} does not match "
+                f"the action space {self.action_space.shape}"
+            )
+        obs, reward, terminated, info = self._step(action)
+        self._elapsed += 1
+        truncated = (not terminated) and self._elapsed >= self._max_episode_steps
+        info["task"] = self._task_idx
+        return obs, float(reward), bool(terminated), bool(truncated), info
+
+    # ---- to implement ---------------------------------------------------------------
+    def _apply_task(self, task: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _reset_state(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, dict]:
+        """Advance one step; return (obs, reward, terminated, info)."""
+        raise NotImplementedError

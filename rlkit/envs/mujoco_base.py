@@ -1,0 +1,99 @@
+"""MuJoCo task envs on the official ``mujoco`` bindings.
+
+The models are the XML files gymnasium ships (``gymnasium/envs/mujoco/assets``),
+loaded directly so every env shares one small stepping core: set ``ctrl``,
+``mj_step`` ``frame_skip`` times, then ``mj_rnePostConstraint`` so that
+``cfrc_ext`` is filled in (MuJoCo >= 2 computes it lazily; gymnasium does the
+same, see openai/gym#1541). Stepping is therefore identical to gymnasium's own
+env of the same model, which the tests check.
+"""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from rlkit.envs.base import MultiTaskEnv
+
+GYMNASIUM_ASSETS = os.path.join(os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets")
+
+
+def asset_path(xml_file: str) -> str:
+    """Absolute path of a model file shipped with gymnasium."""
+    path = os.path.join(GYMNASIUM_ASSETS, xml_file)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"MuJoCo model {xml_file!r} not found in gymnasium's assets ({GYMNASIUM_ASSETS}); "
+            "reinstall gymnasium (pip install 'gymnasium>=1.0')"
+        )
+    return path
+
+
+class MujocoTaskEnv(MultiTaskEnv):
+    """A MuJoCo model, a frame skip and the reset noise of the reference env.
+
+    ``qvel_noise`` is ``"normal"`` (cheetah, ant: ``init_qvel + scale * N(0, 1)``)
+    or ``"uniform"`` (humanoid, hopper, walker: ``init_qvel + U(-scale, scale)``),
+    as in the gym versions the reference was built on.
+    """
+
+    xml_file: str = ""
+    frame_skip: int = 5
+    reset_noise_scale: float = 0.1
+    qvel_noise: str = "normal"
+
+    def __init__(self, n_tasks: int, max_episode_steps: int, sim_timestep: float | None = None):
+        super().__init__(n_tasks, max_episode_steps)
+        self.model = mujoco.MjModel.from_xml_path(asset_path(self.xml_file))
+        if sim_timestep is not None:
+            self.model.opt.timestep = float(sim_timestep)
+        self.data = mujoco.MjData(self.model)
+        self.init_qpos = self.data.qpos.ravel().copy()
+        self.init_qvel = self.data.qvel.ravel().copy()
+        low, high = self.model.actuator_ctrlrange.copy().astype(np.float32).T
+        self.action_space = spaces.Box(low=low, high=high, dtype=np.float32)
+        mujoco.mj_forward(self.model, self.data)
+        obs_dim = self._get_obs().shape[0]
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float64)
+
+    @property
+    def dt(self) -> float:
+        return self.model.opt.timestep * self.frame_skip
+
+    def body_xpos(self, name: str) -> np.ndarray:
+        """Cartesian position of a body frame (what gym's ``get_body_com`` returns)."""
+        return self.data.body(name).xpos.copy()
+
+    def state_vector(self) -> np.ndarray:
+        return np.concatenate([self.data.qpos.flat, self.data.qvel.flat])
+
+    def set_state(self, qpos, qvel) -> None:
+        self.data.qpos[:] = qpos
+        self.data.qvel[:] = qvel
+        mujoco.mj_forward(self.model, self.data)
+
+    def do_simulation(self, ctrl: np.ndarray) -> None:
+        self.data.ctrl[:] = ctrl
+        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        mujoco.mj_rnePostConstraint(self.model, self.data)
+
+    def _reset_state(self) -> np.ndarray:
+        mujoco.mj_resetData(self.model, self.data)
+        s = self.reset_noise_scale
+        qpos = self.init_qpos + self.np_random.uniform(-s, s, size=self.model.nq)
+        if self.qvel_noise == "normal":
+            qvel = self.init_qvel + s * self.np_random.standard_normal(self.model.nv)
+        else:
+            qvel = self.init_qvel + self.np_random.uniform(-s, s, size=self.model.nv)
+        self.set_state(qpos, qvel)
+        return self._get_obs()
+
+    def _apply_task(self, task) -> None:
+        """Goal-conditioned envs only store the task; physics envs override this."""
+
+    def _get_obs(self) -> np.ndarray:
+        raise NotImplementedError

@@ -1,0 +1,362 @@
+"""Task-distribution envs: rewards, terminations, task lists, dynamics, bad input (SPEC §2)."""
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+
+from rlkit.envs import ENVS, UnknownEnvError, make_env, make_wrapped_env
+from rlkit.envs.base import TaskIndexError
+from rlkit.envs.mujoco_base import asset_path
+
+ALL_ENVS = sorted(ENVS)
+
+
+def _n_tasks(name):
+    return 2 if name == "cheetah-dir" else 5
+
+
+# ---------------------------------------------------------------- task lists
+def test_point_robot_goals_on_half_circle():
+    env = make_env("point-robot", n_tasks=40)
+    for i in range(40):
+        angle = np.pi * i / 39
+        np.testing.assert_allclose(env.task_params(i)["goal"], [np.cos(angle), np.sin(angle)], atol=1e-12)
+    assert list(env.get_all_task_idx()) == list(range(40))
+
+
+def test_point_robot_randomized_goals_are_a_seeded_shuffle():
+    a = make_env("point-robot", n_tasks=40, randomize_tasks=True)
+    b = make_env("point-robot", n_tasks=40, randomize_tasks=True)
+    plain = make_env("point-robot", n_tasks=40)
+    ga = np.stack([a.task_params(i)["goal"] for i in range(40)])
+    gp = np.stack([plain.task_params(i)["goal"] for i in range(40)])
+    np.testing.assert_array_equal(ga, np.stack([b.task_params(i)["goal"] for i in range(40)]))
+    assert not np.allclose(ga, gp)
+    np.testing.assert_allclose(np.sort(ga[:, 0]), np.sort(gp[:, 0]))  # same set, new order
+    expected = gp.copy()
+    np.random.RandomState(1337).shuffle(expected)
+    np.testing.assert_array_equal(ga, expected)
+
+
+def test_cheetah_vel_targets():
+    env = make_env("cheetah-vel", n_tasks=40)
+    np.testing.assert_allclose([env.task_params(i)["velocity"] for i in range(40)], np.linspace(1, 3, 40))
+    rnd = make_env("cheetah-vel", n_tasks=40, randomize_tasks=True)
+    v = np.array([rnd.task_params(i)["velocity"] for i in range(40)])
+    np.testing.assert_allclose(v, np.random.RandomState(1337).uniform(1, 3, 40))
+
+
+def test_ant_goal_targets():
+    env = make_env("ant-goal", n_tasks=40)
+    for i in range(40):
+        a = 2 * np.pi * i / 40
+        np.testing.assert_allclose(env.task_params(i)["goal"], [2 * np.cos(a), 2 * np.sin(a)], atol=1e-12)
+    rnd = make_env("ant-goal", n_tasks=6, randomize_tasks=True)
+    angles = np.random.RandomState(1334).random_sample(6) * 2 * np.pi
+    np.testing.assert_allclose(rnd.task_params(3)["goal"], [2 * np.cos(angles[3]), 2 * np.sin(angles[3])])
+
+
+def test_humanoid_and_ant_dir_directions():
+    for name in ("humanoid-dir", "ant-dir"):
+        env = make_env(name, n_tasks=8)
+        np.testing.assert_allclose(
+            [env.task_params(i)["direction"] for i in range(8)], np.linspace(0, 2 * np.pi, 9)[:-1]
+        )
+
+
+def test_cheetah_dir_has_two_tasks():
+    env = make_env("cheetah-dir", n_tasks=2)
+    assert [env.task_params(i)["direction"] for i in range(2)] == [-1.0, 1.0]
+    with pytest.raises(ValueError, match="exactly 2 tasks"):
+        make_env("cheetah-dir", n_tasks=4)
+
+
+def test_wind_tasks():
+    env = make_env("point-robot-wind", n_tasks=10)
+    winds = np.stack([env.task_params(i)["wind"] for i in range(10)])
+    rng = np.random.RandomState(1337)
+    np.testing.assert_allclose(winds, np.stack([rng.uniform(-0.05, 0.05, 10), rng.uniform(-0.05, 0.05, 10)], 1))
+    assert all(np.array_equal(env.task_params(i)["goal"], [1.0, 0.0]) for i in range(10))
+
+
+# ---------------------------------------------------------------- rewards and terminations
+def test_point_robot_reward_and_horizon():
+    env = make_env("point-robot", n_tasks=3, max_episode_steps=20)
+    env.reset_task(2)
+    goal = env.task_params()["goal"]
+    pos = np.zeros(2)
+    for t in range(20):
+        a = np.array([0.05, -0.03]) * (t % 3 - 1)
+        obs, r, term, trunc, _ = env.step(a)
+        pos = pos + a
+        np.testing.assert_allclose(obs, pos)
+        assert r == pytest.approx(-np.linalg.norm(pos - goal))
+        assert not term
+        assert trunc == (t == 19)
+
+
+def test_sparse_point_reward_only_within_radius():
+    env = make_env("sparse-point-robot", n_tasks=2, goal_radius=0.2)
+    env.reset_task(0)  # goal (1, 0)
+    _, r, _, _, info = env.step(np.array([0.1, 0.0]))
+    assert r == pytest.approx(-0.9) and info["sparse_reward"] == 0.0
+    env.unwrapped._state = np.array([0.85, 0.0])
+    _, r, _, _, info = env.step(np.array([0.0, 0.0]))
+    assert r == pytest.approx(-0.15) and info["sparse_reward"] == pytest.approx(0.85)
+
+
+def test_wind_drifts_the_robot():
+    env = make_env("point-robot-wind", n_tasks=4)
+    env.reset_task(1)
+    wind = env.task_params()["wind"]
+    obs, r, *_ = env.step(np.zeros(2))
+    np.testing.assert_allclose(obs, wind)
+    assert r == pytest.approx(-np.linalg.norm(wind - [1.0, 0.0]))
+
+
+def _step_and_record(env, action):
+    u = env.unwrapped
+    before = dict(qpos=u.data.qpos.copy(), torso=u.body_xpos("torso") if "torso" in _bodies(u) else None)
+    obs, r, term, trunc, info = env.step(action)
+    return before, obs, r, term
+
+
+def _bodies(u):
+    return [u.model.body(i).name for i in range(u.model.nbody)]
+
+
+def test_cheetah_vel_reward_formula():
+    env = make_env("cheetah-vel", n_tasks=5)
+    env.reset_task(3)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a = rng.uniform(-1, 1, 6)
+        x0 = env.data.qpos[0]
+        obs, r, term, _, _ = env.step(a)
+        v = (env.data.qpos[0] - x0) / (env.model.opt.timestep * 5)
+        assert r == pytest.approx(-abs(v - env.task_params()["velocity"]) - 0.05 * np.sum(a**2))
+        np.testing.assert_allclose(obs, np.concatenate([env.data.qpos[1:], env.data.qvel, env.data.body("torso").xpos]))
+        assert not term
+
+
+def test_cheetah_dir_reward_formula():
+    env = make_env("cheetah-dir", n_tasks=2)
+    env.reset_task(0)
+    a = np.full(6, 0.3)
+    x0 = env.data.qpos[0]
+    _, r, *_ = env.step(a)
+    v = (env.data.qpos[0] - x0) / env.dt
+    assert r == pytest.approx(-v - 0.05 * np.sum(a**2))
+
+
+def test_ant_goal_reward_formula():
+    env = make_env("ant-goal", n_tasks=4)
+    env.reset_task(1)
+    a = np.linspace(-1, 1, 8)
+    obs, r, term, _, _ = env.step(a)
+    xy = env.data.body("torso").xpos[:2]
+    contact = 0.5e-3 * np.sum(np.clip(env.data.cfrc_ext, -1, 1) ** 2)
+    expected = -np.abs(xy - env.task_params()["goal"]).sum() - 0.1 * np.sum(a**2) - contact
+    assert r == pytest.approx(expected)
+    assert obs.shape == (29,) and not term
+    np.testing.assert_allclose(obs[:2], env.data.qpos[:2])  # x, y are observed
+
+
+def test_humanoid_reward_formula_and_fall():
+    env = make_env("humanoid-dir", n_tasks=4)
+    env.reset_task(1)  # direction pi/2
+    mass = env.model.body_mass[:, None]
+    com = lambda: (mass * env.data.xipos).sum(0) / mass.sum()  # noqa: E731
+    c0 = com()[:2]
+    a = np.full(17, 0.1)
+    obs, r, term, _, _ = env.step(a)
+    d = np.pi / 2
+    lin = 0.25 * np.dot([np.cos(d), np.sin(d)], com()[:2] - c0) / env.model.opt.timestep
+    expected = lin - 0.1 * np.sum(env.data.ctrl**2) - min(0.5e-6 * np.sum(env.data.cfrc_ext**2), 10) + 5
+    assert r == pytest.approx(expected)
+    assert obs.shape == (376,)
+    qpos = env.data.qpos.copy()
+    qpos[2] = 0.5  # torso on the floor
+    env.set_state(qpos, env.data.qvel.copy())
+    *_, term, _, _ = env.step(np.zeros(17))
+    assert term
+
+
+def test_hopper_reward_and_fall():
+    env = make_env("hopper-rand-params", n_tasks=3)
+    env.reset_task(2)
+    a = np.array([0.5, -0.2, 0.1])
+    x0 = env.data.qpos[0]
+    obs, r, term, trunc, _ = env.step(a)
+    assert env.dt == pytest.approx(0.016)
+    assert r == pytest.approx((env.data.qpos[0] - x0) / env.dt + 1.0 - 1e-3 * np.sum(a**2))
+    np.testing.assert_allclose(obs, np.concatenate([env.data.qpos[1:], np.clip(env.data.qvel, -10, 10)]))
+    assert not term
+    qpos, qvel = env.data.qpos.copy(), env.data.qvel.copy()
+    qpos[1] = 0.5  # height below 0.7: fallen
+    env.set_state(qpos, qvel)
+    *_, term, trunc, _ = env.step(np.zeros(3))
+    assert term and not trunc
+
+
+def test_walker_falls_on_large_angle():
+    env = make_env("walker-rand-params", n_tasks=2)
+    env.reset(seed=1)
+    _, _, term, _, _ = env.step(np.zeros(6))
+    assert not term
+    qpos = env.data.qpos.copy()
+    qpos[2] = 1.2
+    env.set_state(qpos, np.zeros_like(env.data.qvel))
+    assert env.step(np.zeros(6))[2]
+
+
+def test_time_limit_truncates_not_terminates():
+    env = make_env("cheetah-vel", n_tasks=2, max_episode_steps=3)
+    env.reset(seed=0)
+    flags = [env.step(np.zeros(6))[2:4] for _ in range(3)]
+    assert flags == [(False, False), (False, False), (False, True)]
+
+
+# ---------------------------------------------------------------- dynamics vs gymnasium
+GYM_TWINS = {
+    "cheetah-vel": ("HalfCheetah-v5", {}),
+    "ant-goal": ("Ant-v5", {}),
+    "humanoid-dir": ("Humanoid-v5", {}),
+    "hopper-rand-params": ("Hopper-v5", {"xml_file": asset_path("hopper.xml"), "frame_skip": 4}),
+    "walker-rand-params": ("Walker2d-v5", {"xml_file": asset_path("walker2d.xml"), "frame_skip": 4}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GYM_TWINS))
+def test_dynamics_match_gymnasium(name):
+    gym_id, kwargs = GYM_TWINS[name]
+    ours = make_env(name, n_tasks=3)
+    ours.reset_task(1)
+    ref = gym.make(gym_id, **kwargs).unwrapped
+    ref.reset(seed=0)
+    ref.model.opt.timestep = ours.model.opt.timestep
+    if hasattr(ours, "randomizer"):  # same physics in both: copy the task's parameters over
+        for key, value in ours.task_params().items():
+            getattr(ref.model, key)[:] = value
+        mujoco.mj_setConst(ref.model, ref.data)
+    ours.reset(seed=3)
+    ref.set_state(ours.data.qpos.copy(), ours.data.qvel.copy())
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = rng.uniform(-0.4, 0.4, ours.action_space.shape)
+        ours.step(a)
+        ref.step(a)
+        np.testing.assert_array_equal(ours.data.qpos, ref.data.qpos)
+        np.testing.assert_array_equal(ours.data.qvel, ref.data.qvel)
+
+
+# ---------------------------------------------------------------- randomized physics
+@pytest.mark.parametrize("name", ["hopper-rand-params", "walker-rand-params"])
+def test_rand_params_differ_apply_and_switch_exactly(name):
+    env = make_env(name, n_tasks=4)
+    base = env.randomizer.base
+    p0, p1 = env.task_params(0), env.task_params(1)
+    for key in ("body_mass", "body_inertia", "dof_damping", "geom_friction"):
+        assert not np.allclose(p0[key], p1[key]), key
+        nz = base[key] != 0
+        ratio = p0[key][nz] / base[key][nz]
+        lim = (1.3 if key == "dof_damping" else 1.5) ** 3
+        assert np.all(ratio >= 1 / lim - 1e-12) and np.all(ratio <= lim + 1e-12)
+    env.reset_task(1)
+    for key, value in p1.items():
+        np.testing.assert_array_equal(getattr(env.model, key), value)
+    snapshot = {k: getattr(env.model, k).copy() for k in ("body_mass", "body_subtreemass", "dof_invweight0")}
+    for _ in range(50):
+        env.reset_task(2)
+        env.reset_task(1)
+    for key, value in snapshot.items():
+        np.testing.assert_array_equal(getattr(env.model, key), value)
+
+
+def test_rand_params_seeded_and_in_reference_order():
+    a = make_env("hopper-rand-params", n_tasks=3)
+    b = make_env("hopper-rand-params", n_tasks=3)
+    for i in range(3):
+        for key, value in a.task_params(i).items():
+            np.testing.assert_array_equal(value, b.task_params(i)[key])
+    rng = np.random.RandomState(1234)
+    base = a.randomizer.base
+    mass = base["body_mass"] * 1.5 ** rng.uniform(-3, 3, size=base["body_mass"].shape)
+    np.testing.assert_array_equal(a.task_params(0)["body_mass"], mass)
+    c = make_env("hopper-rand-params", n_tasks=3, task_seed=7)
+    assert not np.allclose(c.task_params(0)["body_mass"], mass)
+
+
+def test_rand_params_change_the_dynamics():
+    env = make_env("hopper-rand-params", n_tasks=3)
+    finals = []
+    for task in (0, 1):
+        env.reset_task(task)
+        env.reset(seed=0)
+        for _ in range(20):
+            env.step(np.array([0.3, -0.3, 0.2]))
+        finals.append(env.data.qpos.copy())
+    assert not np.allclose(finals[0], finals[1])
+
+
+# ---------------------------------------------------------------- wrapper
+def test_wrapper_rescales_actions_and_normalizes_obs():
+    env = make_wrapped_env("point-robot", n_tasks=2, obs_absmax=np.array([0.5, 2.0]))
+    env.reset_task(0)
+    obs, *_ = env.step(np.array([1.0, -0.5], dtype=np.float32))
+    np.testing.assert_allclose(obs, [0.1 / 0.5, -0.05 / 2.0], rtol=1e-6)
+    assert obs.dtype == np.float32
+    obs, *_ = env.step(np.array([5.0, 0.0]))  # out of range: clipped to the bound
+    np.testing.assert_allclose(obs, [0.2 / 0.5, -0.05 / 2.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="abs_max has shape"):
+        make_wrapped_env("point-robot", n_tasks=2, obs_absmax=np.ones(3))
+
+
+def test_wrapper_maps_to_asymmetric_bounds():
+    env = make_wrapped_env("hopper-rand-params", n_tasks=2)
+    assert np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)
+    env.reset(seed=0)
+    env.step(np.array([1.0, -1.0, 0.0]))
+    ctrl_range = env.unwrapped.model.actuator_ctrlrange
+    np.testing.assert_allclose(env.unwrapped.data.ctrl, [ctrl_range[0, 1], ctrl_range[1, 0], ctrl_range[2].mean()])
+
+
+# ---------------------------------------------------------------- bad input
+def test_unknown_env_suggests_closest():
+    with pytest.raises(UnknownEnvError, match="did you mean 'cheetah-vel'"):
+        make_env("cheetah-vell")
+
+
+@pytest.mark.parametrize("bad", [5, -1, 2.0, "1"])
+def test_task_index_out_of_range(bad):
+    env = make_env("point-robot", n_tasks=5)
+    with pytest.raises(TaskIndexError):
+        env.reset_task(bad if bad != 5 else 5)
+
+
+def test_wrong_action_shape():
+    for name in ("point-robot", "cheetah-vel"):
+        env = make_env(name, n_tasks=2)
+        env.reset(seed=0)
+        with pytest.raises(ValueError, match="action shape"):
+            env.step(np.zeros(7))
+        wrapped = make_wrapped_env(name, n_tasks=2)
+        wrapped.reset(seed=0)
+        with pytest.raises(ValueError, match="action shape"):
+            wrapped.step(np.zeros(7))
+
+
+@pytest.mark.parametrize("name", ALL_ENVS)
+def test_every_env_follows_the_gymnasium_api(name):
+    env = make_wrapped_env(name, n_tasks=_n_tasks(name), max_episode_steps=5)
+    obs = env.reset_task(_n_tasks(name) - 1)
+    assert env.observation_space.contains(obs) or obs.shape == env.observation_space.shape
+    obs, info = env.reset(seed=0)
+    for t in range(5):
+        obs, r, term, trunc, info = env.step(env.action_space.sample())
+        assert obs.shape == env.observation_space.shape and np.isfinite(r)
+        if term:
+            break
+    assert term or trunc
