@@ -1,0 +1,351 @@
+"""The three test-time context-collection protocols of CSRO (SPEC §6), batched.
+
+Every (task, repeat) pair is one sub-env of a single lockstep vector env, so
+each time step costs one policy forward and one vectorized env step for all
+of them. Each sub-env runs its own small state machine (episodes may end at
+different times in hopper/walker/humanoid); contexts are kept as one padded
+tensor [M, C, D] with per-env lengths, and z is re-inferred for exactly the
+sub-envs whose protocol asks for it, in one batched encoder call.
+
+Protocols (names as logged by the reference):
+
+* ``online``  (``Average_OnlineReturn_all_test_tasks``): z starts at the prior;
+  deterministic episodes; every transition enters the context; after an
+  episode, once the evaluation transitions reach ``num_exp_traj_eval *
+  max_path_length``, z is re-inferred from the whole context.
+* ``offline`` (``Average_OfflineReturn_all_test_tasks``): before each
+  deterministic episode, ``max_path_length`` transitions drawn uniformly from
+  the task's offline data join the context and z is re-inferred; the episode's
+  own transitions are not added.
+* ``np_online`` (``Average_NpOnlineReturn_all_test_tasks``, CSRO's non-prior
+  collection): rounds of (a) exploration — actions uniform in [-1, 1]^d while
+  (evaluation transitions so far + steps of this exploration episode) <
+  num_steps_per_eval / 2, else sampled policy actions with the current z; all
+  exploration transitions enter the context; episodes are collected until at
+  least ``max_path_length`` exploration transitions this round (one episode
+  for fixed-horizon envs, as in the reference) — then (b) one deterministic
+  evaluation episode that adds nothing to the context; after the round, once
+  evaluation transitions reach the threshold, z is re-inferred.
+
+Only evaluation episodes count toward ``num_steps_per_eval``; the score is the
+return of the last evaluation episode, averaged over repeats and tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+
+from rlkit.envs.vector import make_vector_env
+
+PROTOCOLS = ("online", "offline", "np_online")
+PROGRESS_KEYS = {
+    "online": "Average_OnlineReturn_all_test_tasks",
+    "offline": "Average_OfflineReturn_all_test_tasks",
+    "np_online": "Average_NpOnlineReturn_all_test_tasks",
+}
+
+
+class ContextAgent(Protocol):
+    """What evaluation needs from a trained agent."""
+
+    latent_dim: int
+    use_next_obs_in_context: bool
+
+    def infer_z(self, context: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """z [M, L] from padded contexts [M, C, D]; only the first ``lengths[m]`` rows count."""
+
+    def act(self, obs: torch.Tensor, z: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """Actions in [-1, 1], [M, act_dim]."""
+
+
+# An offline context source: (task ids [M] as a LongTensor, n) -> transitions [M, n, D]
+OfflineContextFn = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+@dataclass
+class EvalSettings:
+    max_path_length: int
+    num_steps_per_eval: int
+    num_exp_traj_eval: int = 1
+    num_evals: int = 2
+    sparse_rewards: bool = False
+
+    @classmethod
+    def from_algo_params(cls, algo: dict) -> "EvalSettings":
+        return cls(
+            max_path_length=int(algo["max_path_length"]),
+            num_steps_per_eval=int(algo["num_steps_per_eval"]),
+            num_exp_traj_eval=int(algo["num_exp_traj_eval"]),
+            num_evals=int(algo["num_evals"]),
+            sparse_rewards=bool(algo["sparse_rewards"]),
+        )
+
+
+@dataclass
+class ProtocolResult:
+    """Returns of the evaluation episodes of one protocol.
+
+    ``episode_returns[m]`` lists the evaluation-episode returns of sub-env m
+    (task ``task_of[m]``); ``trace`` optionally records every step for plots.
+    """
+
+    protocol: str
+    task_ids: list[int]
+    task_of: np.ndarray
+    episode_returns: list[list[float]]
+    trace: dict | None = None
+    context_lengths: np.ndarray | None = None
+    z: np.ndarray | None = None
+
+    def final_returns(self) -> np.ndarray:
+        """Per task: the last evaluation episode's return, averaged over repeats."""
+        last = np.array([r[-1] for r in self.episode_returns])
+        return np.array([last[self.task_of == t].mean() for t in self.task_ids])
+
+    def average_final_return(self) -> float:
+        return float(self.final_returns().mean())
+
+    def return_curve(self) -> np.ndarray:
+        """Mean return of the 1st, 2nd, ... evaluation episode (over repeats, then tasks)."""
+        n = min(len(r) for r in self.episode_returns)
+        per_env = np.array([r[:n] for r in self.episode_returns])
+        per_task = np.stack([per_env[self.task_of == t].mean(0) for t in self.task_ids])
+        return per_task.mean(0)
+
+
+@dataclass
+class _ContextStore:
+    """Padded per-env context [M, C, D] on the agent's device, grown on demand."""
+
+    data: torch.Tensor
+    lengths: torch.Tensor
+
+    @classmethod
+    def empty(cls, m: int, dim: int, capacity: int, device) -> "_ContextStore":
+        return cls(torch.zeros(m, max(capacity, 1), dim, device=device), torch.zeros(m, dtype=torch.long, device=device))
+
+    def _ensure(self, needed: int) -> None:
+        cap = self.data.shape[1]
+        if needed > cap:
+            grow = torch.zeros(self.data.shape[0], max(needed, 2 * cap) - cap, self.data.shape[2],
+                               device=self.data.device, dtype=self.data.dtype)
+            self.data = torch.cat([self.data, grow], dim=1)
+
+    def append(self, envs: torch.Tensor, rows: torch.Tensor) -> None:
+        """Append ``rows`` [k, n, D] to the contexts of sub-envs ``envs`` [k]."""
+        if envs.numel() == 0:
+            return
+        n = rows.shape[1]
+        self._ensure(int(self.lengths[envs].max()) + n)
+        pos = self.lengths[envs, None] + torch.arange(n, device=rows.device)[None]
+        self.data[envs[:, None], pos] = rows
+        self.lengths[envs] += n
+
+
+def _context_rows(obs, actions, rewards, next_obs, use_next_obs: bool) -> torch.Tensor:
+    parts = [obs, actions, rewards[..., None]]
+    if use_next_obs:
+        parts.append(next_obs)
+    return torch.cat(parts, dim=-1)
+
+
+@dataclass
+class _EnvState:
+    m: int
+    eval_steps: np.ndarray = field(init=False)
+    episode_len: np.ndarray = field(init=False)
+    explore_steps: np.ndarray = field(init=False)  # exploration transitions this round (np_online)
+    exploring: np.ndarray = field(init=False)
+    done: np.ndarray = field(init=False)
+    ep_return: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.eval_steps = np.zeros(self.m, dtype=np.int64)
+        self.episode_len = np.zeros(self.m, dtype=np.int64)
+        self.explore_steps = np.zeros(self.m, dtype=np.int64)
+        self.exploring = np.zeros(self.m, dtype=bool)
+        self.done = np.zeros(self.m, dtype=bool)
+        self.ep_return = np.zeros(self.m)
+
+
+@torch.no_grad()
+def run_protocol(
+    protocol: str,
+    agent: ContextAgent,
+    env_name: str,
+    env_params: dict,
+    task_ids: Sequence[int],
+    settings: EvalSettings,
+    offline_context: OfflineContextFn | None = None,
+    obs_absmax=None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    record_trace: bool = False,
+    venv=None,
+) -> ProtocolResult:
+    """Run one protocol on ``task_ids`` x ``settings.num_evals`` sub-envs in lockstep."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    if protocol == "offline" and offline_context is None:
+        raise ValueError("the offline protocol needs the test tasks' offline data (offline_context)")
+    task_ids = [int(t) for t in task_ids]
+    task_of = np.repeat(np.asarray(task_ids), settings.num_evals)
+    m = len(task_of)
+    device = torch.device(device)
+    if venv is None:
+        venv = make_vector_env(env_name, env_params, task_of, obs_absmax=obs_absmax,
+                               autoreset_mode=AutoresetMode.DISABLED)
+    rng = np.random.default_rng(seed)  # uniform exploration actions; policy sampling uses torch's RNG
+
+    mpl, budget = settings.max_path_length, settings.num_steps_per_eval
+    threshold = settings.num_exp_traj_eval * mpl
+    act_dim = venv.single_action_space.shape[0]
+    obs_dim = venv.single_observation_space.shape[0]
+    ctx_dim = obs_dim + act_dim + 1 + (obs_dim if agent.use_next_obs_in_context else 0)
+    store = _ContextStore.empty(m, ctx_dim, budget + 2 * mpl, device)
+    z = torch.zeros(m, agent.latent_dim, device=device)  # the prior mean
+    task_tensor = torch.as_tensor(task_of, device=device)
+    st = _EnvState(m)
+    returns: list[list[float]] = [[] for _ in range(m)]
+    trace = {"obs": [], "actions": [], "exploring": [], "active": []} if record_trace else None
+
+    def reinfer(mask: np.ndarray) -> None:
+        nonlocal z
+        if mask.any():
+            idx = torch.as_tensor(np.flatnonzero(mask), device=device)
+            z[idx] = agent.infer_z(store.data[idx], store.lengths[idx]).to(z.dtype)
+
+    def start_episodes(mask: np.ndarray) -> None:
+        """Bookkeeping at the start of a new episode for sub-envs in ``mask``."""
+        if protocol == "offline" and mask.any():
+            idx = torch.as_tensor(np.flatnonzero(mask), device=device)
+            store.append(idx, offline_context(task_tensor[idx], mpl).to(device))
+            reinfer(mask)
+
+    obs_np, _ = venv.reset(seed=seed)
+    if protocol == "np_online":
+        st.exploring[:] = True
+    start_episodes(np.ones(m, dtype=bool))
+
+    while not st.done.all():
+        obs = torch.as_tensor(obs_np, device=device, dtype=torch.float32)
+        active = ~st.done
+        if protocol == "np_online" and st.exploring.any():
+            policy_actions = agent.act(obs, z, deterministic=False).cpu().numpy()
+            det_actions = agent.act(obs, z, deterministic=True).cpu().numpy()
+            # the reference counts evaluation transitions so far + steps of this exploration episode
+            random_phase = st.eval_steps + st.episode_len < budget / 2
+            uniform = rng.uniform(-1.0, 1.0, size=(m, act_dim))
+            explore_actions = np.where(random_phase[:, None], uniform, policy_actions)
+            actions = np.where(st.exploring[:, None], explore_actions, det_actions)
+        else:
+            actions = agent.act(obs, z, deterministic=True).cpu().numpy()
+        actions = actions.astype(np.float32)
+        next_obs_np, rewards, term, trunc, infos = venv.step(actions)
+        if settings.sparse_rewards and "sparse_reward" in infos:
+            rewards = np.asarray(infos["sparse_reward"], dtype=np.float64)
+        if trace is not None:
+            trace["obs"].append(obs_np.copy())
+            trace["actions"].append(actions.copy())
+            trace["exploring"].append(st.exploring.copy())
+            trace["active"].append(active.copy())
+
+        # which transitions enter the context
+        if protocol == "online":
+            add = active
+        elif protocol == "np_online":
+            add = active & st.exploring
+        else:
+            add = np.zeros(m, dtype=bool)
+        if add.any():
+            idx = np.flatnonzero(add)
+            rows = _context_rows(
+                torch.as_tensor(obs_np[idx], device=device, dtype=torch.float32),
+                torch.as_tensor(actions[idx], device=device, dtype=torch.float32),
+                torch.as_tensor(rewards[idx], device=device, dtype=torch.float32),
+                torch.as_tensor(next_obs_np[idx], device=device, dtype=torch.float32),
+                agent.use_next_obs_in_context,
+            )
+            store.append(torch.as_tensor(idx, device=device), rows[:, None])
+
+        st.episode_len += active
+        st.explore_steps += active & st.exploring
+        st.ep_return += np.where(active & ~st.exploring, rewards, 0.0)
+        ended = active & (term | trunc | (st.episode_len >= mpl))
+        obs_np = next_obs_np
+        if not (ended.any() or (term | trunc).any()):
+            continue
+
+        # exploration episodes that end: keep exploring until a full path's worth this round
+        explore_end = ended & st.exploring
+        eval_end = ended & ~st.exploring
+        if explore_end.any():
+            finished_round = explore_end & (st.explore_steps >= mpl)
+            st.exploring[finished_round] = False
+        if eval_end.any():
+            for i in np.flatnonzero(eval_end):
+                returns[i].append(float(st.ep_return[i]))
+            st.eval_steps += np.where(eval_end, st.episode_len, 0)
+            st.ep_return[eval_end] = 0.0
+            if protocol in ("online", "np_online"):
+                reinfer(eval_end & (st.eval_steps >= threshold))
+            st.done |= eval_end & (st.eval_steps >= budget)
+            if protocol == "np_online":
+                next_round = eval_end & ~st.done
+                st.exploring[next_round] = True
+                st.explore_steps[next_round] = 0
+        st.episode_len[ended] = 0
+        # finished sub-envs idle along in lockstep; they are reset too, since gymnasium's
+        # DISABLED autoreset mode refuses to step an env whose episode has ended
+        restart = ended | (~active & (term | trunc))
+        if restart.any():
+            obs_np, _ = venv.reset(options={"reset_mask": restart.copy()})
+            start_episodes(restart & ~st.done & ~st.exploring)
+
+    if trace is not None:
+        trace = {k: np.stack(v) for k, v in trace.items()}
+    return ProtocolResult(
+        protocol=protocol, task_ids=task_ids, task_of=task_of, episode_returns=returns, trace=trace,
+        context_lengths=store.lengths.cpu().numpy(), z=z.cpu().numpy(),
+    )
+
+
+def evaluate(
+    agent: ContextAgent,
+    env_name: str,
+    env_params: dict,
+    task_ids: Sequence[int],
+    settings: EvalSettings,
+    protocols: Sequence[str] = PROTOCOLS,
+    offline_context: OfflineContextFn | None = None,
+    obs_absmax=None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> dict[str, ProtocolResult]:
+    """Run each protocol; one vector env of tasks x repeats is built once and reused."""
+    task_of = np.repeat(np.asarray([int(t) for t in task_ids]), settings.num_evals)
+    venv = make_vector_env(env_name, env_params, task_of, obs_absmax=obs_absmax,
+                           autoreset_mode=AutoresetMode.DISABLED)
+    try:
+        return {
+            p: run_protocol(p, agent, env_name, env_params, task_ids, settings, offline_context=offline_context,
+                            obs_absmax=obs_absmax, seed=seed + k, device=device, venv=venv)
+            for k, p in enumerate(protocols)
+        }
+    finally:
+        venv.close()
+
+
+def progress_row(results: dict[str, ProtocolResult]) -> dict[str, float]:
+    """The reference's progress.csv columns plus per-episode return curves."""
+    row = {}
+    for name, res in results.items():
+        row[PROGRESS_KEYS[name]] = res.average_final_return()
+        for k, value in enumerate(res.return_curve()):
+            row[f"eval/{name}_return_episode_{k + 1}"] = float(value)
+    return row
