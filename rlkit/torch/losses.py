@@ -115,7 +115,7 @@ def dual_critic_loss(
     return -dual.mean() + gradient_penalty_weight * penalty
 
 
-def _frozen_call(c_fn: CriticFn, *args: torch.Tensor) -> torch.Tensor:
+def frozen_call(c_fn: CriticFn, *args: torch.Tensor) -> torch.Tensor:
     """Call ``c_fn`` so that gradients reach its inputs but not its parameters."""
     if isinstance(c_fn, nn.Module):
         params = {k: v.detach() for k, v in c_fn.named_parameters()}
@@ -139,8 +139,8 @@ def divergence_for_actor(
     for the value penalty and the alpha loss.
     """
     z = z.detach()
-    c_pi = _frozen_call(c_fn, obs, a_pi, z)
-    c_data = _frozen_call(c_fn, obs, a_data, z)
+    c_pi = frozen_call(c_fn, obs, a_pi, z)
+    c_data = frozen_call(c_fn, obs, a_data, z)
     return brac_dual_estimate(c_data, c_pi, divergence)
 
 

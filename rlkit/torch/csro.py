@@ -1,0 +1,328 @@
+"""The CSRO agent and its meta-training step (SPEC §5), one named piece per loss.
+
+:class:`CSROAgent` is what evaluation and snapshots need: the context encoder
+and the task-conditioned policy. :class:`CSROTrainer` owns the critics, the
+CLUB network, the optimizers and BRAC's alpha, and performs one step of
+SPEC §5 on a meta batch given as [tasks, batch, dim] tensors. The step follows
+the reference's order (dual critic, value target, CLUB fit, encoder + Q,
+V, policy, alpha) so that each network sees the same parameters the reference
+would show it.
+
+Speed notes: the whole meta batch is one set of [T, B, ...] tensors; the
+encoder runs once on [T, N, D]; nothing in the step synchronises with the
+host unless statistics are requested (``with_stats=True``, once per
+iteration), and the frozen-critic calls for the policy loss skip Q's weight
+gradients.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, fields
+from typing import Mapping, Optional
+
+import torch
+from torch import nn
+
+from rlkit.torch import losses as L
+from rlkit.torch.networks import (
+    ClubNetwork,
+    ContextEncoder,
+    TanhGaussianPolicy,
+    make_dual_critic,
+    make_q_network,
+    make_v_network,
+)
+
+
+@dataclass
+class CSROHyperParams:
+    """The algo_params keys the step reads (names as in configs/default.py)."""
+
+    latent_size: int = 20
+    net_size: int = 256
+    discount: float = 0.99
+    reward_scale: float = 5.0
+    soft_target_tau: float = 0.005
+    policy_lr: float = 3e-4
+    qf_lr: float = 3e-4
+    vf_lr: float = 3e-4
+    context_lr: float = 3e-4
+    c_lr: float = 1e-4
+    alpha_lr: float = 1.0
+    c_iter: int = 3
+    policy_mean_reg_weight: float = 1e-3
+    policy_std_reg_weight: float = 1e-3
+    policy_pre_activation_weight: float = 0.0
+    kl_lambda: float = 0.1
+    use_information_bottleneck: bool = False
+    divergence_name: str = "kl"
+    use_brac: bool = True
+    use_value_penalty: bool = False
+    train_alpha: bool = True
+    alpha_init: float = 500.0
+    alpha_max: float = 2000.0
+    target_divergence: float = 0.05
+    max_entropy: bool = True
+    z_loss_weight: float = 10.0
+    use_next_obs_in_context: bool = False
+    allow_backward_z: bool = False
+    use_FOCAL_cl: bool = True
+    use_club: bool = True
+    club_model_loss_weight: float = 10.0
+    club_loss_weight: float = 25.0
+    club_use_sa: bool = False
+    # The reference trains the dual critic even when use_brac is off, although
+    # nothing then reads it; we skip that work unless asked (results are identical).
+    train_dual_critic_without_brac: bool = False
+    true_gradient_penalty: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: Mapping) -> "CSROHyperParams":
+        """Pick the step's keys from a resolved config (top level + algo_params)."""
+        algo = dict(cfg.get("algo_params", {}))
+        merged = {"latent_size": cfg.get("latent_size", 20), "net_size": cfg.get("net_size", 256), **algo}
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in merged.items() if k in names}
+        hp = cls(**kwargs)
+        for f in fields(cls):  # JSON configs use 0/1 for switches
+            if f.type in ("bool", bool):
+                setattr(hp, f.name, bool(getattr(hp, f.name)))
+        return hp
+
+
+class CSROAgent(nn.Module):
+    """Context encoder + policy: infers z from a context and acts on (s, z)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hp: CSROHyperParams):
+        super().__init__()
+        self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
+        self.latent_dim = int(hp.latent_size)
+        self.use_next_obs_in_context = bool(hp.use_next_obs_in_context)
+        self.encoder = ContextEncoder(
+            obs_dim, action_dim, self.latent_dim,
+            use_next_obs_in_context=hp.use_next_obs_in_context,
+            use_information_bottleneck=hp.use_information_bottleneck,
+        )
+        self.policy = TanhGaussianPolicy(obs_dim, self.latent_dim, action_dim, hidden_sizes=[hp.net_size] * 3)
+
+    @torch.no_grad()
+    def infer_z(self, context: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """z [M, L] from padded contexts [M, C, D] (rows past ``lengths[m]`` ignored).
+
+        The posterior mean: the mean of per-transition outputs (deterministic encoder) or
+        the product-of-Gaussians mean (information bottleneck), computed with a mask so
+        that contexts of different lengths are inferred in one call.
+        """
+        if lengths is None:
+            return self.encoder.infer(context, sample=False)
+        mask = (torch.arange(context.shape[1], device=context.device)[None] < lengths[:, None]).to(context.dtype)
+        mask = mask[..., None]
+        if not self.encoder.use_information_bottleneck:
+            per = self.encoder.per_transition(context)
+            return (per * mask).sum(1) / lengths.clamp(min=1).to(per.dtype)[:, None]
+        mu, var = self.encoder.gaussian_params(context)
+        precision = mask / var.clamp_min(1e-7)
+        post_var = 1.0 / (precision.sum(1) + (lengths == 0).to(var.dtype)[:, None])
+        mean = post_var * (precision * mu).sum(1)
+        return mean
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, z: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        return self.policy.act(obs, z, deterministic=deterministic)
+
+
+@dataclass
+class MetaBatch:
+    """One step's data: everything [T, ...] for the T tasks of the meta batch.
+
+    ``context`` [T, N, D]; RL batch ``obs``, ``actions``, ``rewards`` [T, B, 1],
+    ``next_obs``, ``terminals`` [T, B, 1]; ``extra_obs`` / ``extra_actions``
+    [c_iter - 1, T, B, ...] are the fresh batches of the extra dual-critic updates.
+    """
+
+    task_ids: torch.Tensor
+    context: torch.Tensor
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    terminals: torch.Tensor
+    extra_obs: Optional[torch.Tensor] = None
+    extra_actions: Optional[torch.Tensor] = None
+
+
+class CSROTrainer:
+    """Networks, optimizers and the update of SPEC §5."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hp: CSROHyperParams, device: torch.device | str = "cpu"):
+        self.hp = hp
+        self.device = torch.device(device)
+        latent, net = hp.latent_size, hp.net_size
+        self.agent = CSROAgent(obs_dim, action_dim, hp).to(self.device)
+        self.qf1 = make_q_network(obs_dim, action_dim, latent, net).to(self.device)
+        self.qf2 = make_q_network(obs_dim, action_dim, latent, net).to(self.device)
+        self.vf = make_v_network(obs_dim, latent, net).to(self.device)
+        self.target_vf = copy.deepcopy(self.vf).requires_grad_(False)
+        self.dual_critic = make_dual_critic(obs_dim, action_dim, latent, net).to(self.device)
+        self.club = ClubNetwork(obs_dim, action_dim, latent, hp.use_next_obs_in_context, hp.club_use_sa).to(self.device)
+        adam = torch.optim.Adam
+        self.optimizers = {
+            "policy": adam(self.agent.policy.parameters(), lr=hp.policy_lr),
+            "qf1": adam(self.qf1.parameters(), lr=hp.qf_lr),
+            "qf2": adam(self.qf2.parameters(), lr=hp.qf_lr),
+            "vf": adam(self.vf.parameters(), lr=hp.vf_lr),
+            "context": adam(self.agent.encoder.parameters(), lr=hp.context_lr),
+            "dual_critic": adam(self.dual_critic.parameters(), lr=hp.c_lr),
+            "club": adam(self.club.parameters(), lr=hp.context_lr),
+        }
+        self.alpha_var = torch.tensor(float(hp.alpha_init), device=self.device)
+        self.num_steps = 0
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.alpha_var.clamp(0.0, self.hp.alpha_max)
+
+    @property
+    def trains_dual_critic(self) -> bool:
+        return self.hp.use_brac or self.hp.train_dual_critic_without_brac
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"agent": self.agent, "qf1": self.qf1, "qf2": self.qf2, "vf": self.vf, "target_vf": self.target_vf,
+                "dual_critic": self.dual_critic, "club": self.club}
+
+    def _step(self, name: str, loss: Optional[torch.Tensor] = None) -> None:
+        opt = self.optimizers[name]
+        if loss is not None:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+        opt.step()
+
+    def _dual_critic_update(self, obs, actions, a_pi, z) -> torch.Tensor:
+        loss = L.dual_critic_loss(self.dual_critic, obs, actions, a_pi, z, divergence=self.hp.divergence_name,
+                                  true_gradient_penalty=self.hp.true_gradient_penalty)
+        self._step("dual_critic", loss)
+        return loss.detach()
+
+    # ------------------------------------------------------------------ the step
+    def train_step(self, batch: MetaBatch, with_stats: bool = False) -> dict[str, torch.Tensor]:
+        """One meta-training step (SPEC §5.2-5.10). Returns detached statistics if asked."""
+        hp, stats = self.hp, {}
+        obs, actions = batch.obs, batch.actions
+
+        # §5.2 task inference and policy on (s, z.detach())
+        posterior = self.agent.encoder.infer_posterior(batch.context)
+        z = posterior.z[:, None, :]  # [T, 1, L], broadcast over the batch
+        z_d = z.detach()
+        pol = self.agent.policy(obs, z_d)
+        a_pi, log_pi = pol.action, pol.log_prob
+        z_q = z if hp.allow_backward_z else z_d
+        q1_pred, q2_pred = self.qf1(obs, actions, z_q), self.qf2(obs, actions, z_q)
+        v_pred = self.vf(obs, z_d)
+
+        # §5.3 dual critic: one update on this batch, c_iter - 1 on fresh ones
+        div = None
+        if self.trains_dual_critic:
+            c_loss = self._dual_critic_update(obs, actions, a_pi, z_d)
+            if batch.extra_obs is not None:
+                for k in range(batch.extra_obs.shape[0]):
+                    with torch.no_grad():
+                        a_pi_k = self.agent.policy(batch.extra_obs[k], z_d).action
+                    self._dual_critic_update(batch.extra_obs[k], batch.extra_actions[k], a_pi_k, z_d)
+            # §5.4 divergence with gradient to a_pi only
+            div = L.divergence_for_actor(self.dual_critic, obs, a_pi, actions, z_d, divergence=hp.divergence_name)
+            stats["Dual Critic Loss"] = c_loss
+
+        # §5.4 value target
+        with torch.no_grad():
+            v_next = self.target_vf(batch.next_obs, z)
+            if hp.use_brac and hp.use_value_penalty:
+                v_next = L.value_penalized_target(v_next, self.alpha, div)
+            q_tgt = L.q_target(batch.rewards, batch.terminals, v_next, hp.reward_scale, hp.discount)
+
+        # §5.5 CLUB: fit q(z|x) on detached z_t, then the encoder minimises the MI bound
+        encoder_loss = torch.zeros((), device=self.device)
+        if hp.use_club:
+            z_t = self.agent.encoder.per_transition(batch.context)[..., : hp.latent_size]
+            mu, var = self.club.from_context(batch.context)
+            club_model_loss = hp.club_model_loss_weight * L.club_model_loss(mu, var, z_t.detach())
+            self._step("club", club_model_loss)
+            with torch.no_grad():
+                mu, var = self.club.from_context(batch.context)
+            club_loss = hp.club_loss_weight * L.club_mi_upper_bound(mu, var, z_t)
+            encoder_loss = encoder_loss + club_loss
+            stats["Club model Loss"], stats["Club Loss"] = club_model_loss.detach(), club_loss.detach()
+        # §5.6 FOCAL distance metric
+        if hp.use_FOCAL_cl:
+            z_loss = hp.z_loss_weight * L.focal_distance_metric_loss(posterior.z, batch.task_ids)
+            encoder_loss = encoder_loss + z_loss
+            stats["Z Loss"] = z_loss.detach()
+        if hp.use_information_bottleneck:
+            kl = hp.kl_lambda * self.agent.encoder.kl_to_prior(posterior)
+            encoder_loss = encoder_loss + kl
+            stats["KL Divergence"] = kl.detach()
+
+        # §5.7 Q (and the encoder, which learns from CLUB/FOCAL, plus Q if allow_backward_z)
+        qf_loss = L.q_loss(q1_pred, q2_pred, q_tgt)
+        for name in ("qf1", "qf2", "context"):
+            self.optimizers[name].zero_grad(set_to_none=True)
+        (qf_loss + encoder_loss).backward()
+        for name in ("qf1", "qf2", "context"):
+            self._step(name)
+
+        # §5.8 V against the updated Qs; Polyak update of the target V
+        min_q_new = torch.min(L.frozen_call(self.qf1, obs, a_pi, z_d), L.frozen_call(self.qf2, obs, a_pi, z_d))
+        v_tgt = L.v_target_max_entropy(min_q_new, log_pi) if hp.max_entropy else min_q_new
+        vf_loss = L.v_loss(v_pred, v_tgt)
+        self._step("vf", vf_loss)
+        self._soft_update()
+
+        # §5.9 policy
+        pol_loss = L.policy_loss(
+            log_pi if hp.max_entropy else None, min_q_new, div if hp.use_brac else None, self.alpha,
+            pol.mean, pol.log_std, hp.policy_mean_reg_weight, hp.policy_std_reg_weight,
+            pre_tanh_value=pol.pre_tanh_value, pre_activation_reg=hp.policy_pre_activation_weight,
+        )
+        self._step("policy", pol_loss)
+
+        # §5.10 alpha: one SGD step on -mean(alpha_var (div - target)), gradient written out
+        if hp.use_brac and hp.train_alpha:
+            self.alpha_var = self.alpha_var + hp.alpha_lr * (div.detach().mean() - hp.target_divergence)
+        self.num_steps += 1
+
+        if not with_stats:
+            return {}
+        stats.update({
+            "QF Loss": qf_loss.detach(), "VF Loss": vf_loss.detach(), "Policy Loss": pol_loss.detach(),
+            "Q Predictions Mean": q1_pred.detach().mean(), "Q Targets Mean": q_tgt.mean(),
+            "V Predictions Mean": v_pred.detach().mean(), "Log Pis Mean": log_pi.detach().mean(),
+            "Policy mu Mean": pol.mean.detach().mean(), "Policy log std Mean": pol.log_std.detach().mean(),
+            "alpha": self.alpha.detach(), "Z mean train": posterior.mean.detach().abs().mean(),
+            "Z variance train": posterior.var.detach().mean(),
+        })
+        if div is not None:
+            stats["div_estimate"] = div.detach().mean()
+        return stats
+
+    @torch.no_grad()
+    def _soft_update(self) -> None:
+        tau = self.hp.soft_target_tau
+        torch._foreach_lerp_(list(self.target_vf.parameters()), list(self.vf.parameters()), tau)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {
+            "networks": {k: m.state_dict() for k, m in self.modules().items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "alpha_var": self.alpha_var.detach().cpu(),
+            "num_steps": self.num_steps,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state["networks"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        self.alpha_var = state["alpha_var"].to(self.device)
+        self.num_steps = int(state["num_steps"])

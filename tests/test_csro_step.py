@@ -1,0 +1,126 @@
+"""One CSRO meta-training step: which parameters change, gradient routing, alpha, targets (SPEC §5)."""
+
+import copy
+
+import pytest
+import torch
+
+from rlkit.torch import losses as L
+from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
+
+T, B, N, OBS, ACT = 4, 32, 48, 3, 2
+
+
+def make_batch(hp, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    d = OBS + ACT + 1 + (OBS if hp.use_next_obs_in_context else 0)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    return MetaBatch(
+        task_ids=torch.arange(T), context=r(T, N, d), obs=r(T, B, OBS), actions=torch.tanh(r(T, B, ACT)),
+        rewards=r(T, B, 1), next_obs=r(T, B, OBS), terminals=(r(T, B, 1) > 1).float(),
+        extra_obs=r(hp.c_iter - 1, T, B, OBS), extra_actions=torch.tanh(r(hp.c_iter - 1, T, B, ACT)),
+    )
+
+
+def make_trainer(**kw):
+    torch.manual_seed(0)
+    hp = CSROHyperParams(latent_size=4, net_size=16, **kw)
+    return CSROTrainer(OBS, ACT, hp), hp
+
+
+def snapshot(trainer):
+    return {name: copy.deepcopy(m.state_dict()) for name, m in trainer.modules().items()}
+
+
+def changed(before, trainer):
+    out = set()
+    for name, m in trainer.modules().items():
+        sd = m.state_dict()
+        if name == "agent":
+            for part in ("encoder", "policy"):
+                if any(not torch.equal(before[name][k], v) for k, v in sd.items() if k.startswith(part)):
+                    out.add(part)
+        elif any(not torch.equal(before[name][k], v) for k, v in sd.items()):
+            out.add(name)
+    return out
+
+
+def test_full_step_updates_every_group():
+    tr, hp = make_trainer(use_brac=True)
+    before = snapshot(tr)
+    tr.train_step(make_batch(hp))
+    assert changed(before, tr) == {"encoder", "policy", "qf1", "qf2", "vf", "target_vf", "dual_critic", "club"}
+
+
+def test_without_brac_the_dual_critic_is_untouched():
+    tr, hp = make_trainer(use_brac=False)
+    before = snapshot(tr)
+    alpha = tr.alpha_var.clone()
+    tr.train_step(make_batch(hp))
+    assert "dual_critic" not in changed(before, tr)
+    assert torch.equal(tr.alpha_var, alpha)
+
+
+@pytest.mark.parametrize("allow_backward_z", [False, True])
+def test_encoder_learns_only_from_club_and_focal_unless_backward_z(allow_backward_z):
+    tr, hp = make_trainer(use_brac=True, use_club=False, use_FOCAL_cl=False, allow_backward_z=allow_backward_z)
+    before = snapshot(tr)
+    tr.train_step(make_batch(hp))
+    assert ("encoder" in changed(before, tr)) == allow_backward_z
+
+
+@pytest.mark.parametrize("club,focal", [(True, False), (False, True)])
+def test_each_representation_loss_moves_the_encoder(club, focal):
+    tr, hp = make_trainer(use_brac=False, use_club=club, use_FOCAL_cl=focal)
+    before = snapshot(tr)
+    tr.train_step(make_batch(hp))
+    assert "encoder" in changed(before, tr)
+    assert ("club" in changed(before, tr)) == club
+
+
+def test_club_network_learns_only_from_its_likelihood():
+    tr, hp = make_trainer(use_brac=True)
+    batch = make_batch(hp)
+    club, enc = copy.deepcopy(tr.club), copy.deepcopy(tr.agent.encoder)
+    opt = torch.optim.Adam(club.parameters(), lr=hp.context_lr)
+    z_t = enc.per_transition(batch.context).detach()
+    mu, var = club.from_context(batch.context)
+    (hp.club_model_loss_weight * L.club_model_loss(mu, var, z_t)).backward()
+    opt.step()
+    tr.train_step(batch)
+    for p, q in zip(club.parameters(), tr.club.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_alpha_and_target_network_updates():
+    tr, hp = make_trainer(use_brac=True, alpha_init=10.0, alpha_lr=0.5, soft_target_tau=0.1)
+    target_before = copy.deepcopy(tr.target_vf.state_dict())
+    stats = tr.train_step(make_batch(hp), with_stats=True)
+    expected = 10.0 + 0.5 * (stats["div_estimate"] - hp.target_divergence)
+    torch.testing.assert_close(tr.alpha_var, expected)
+    for k, v in tr.target_vf.state_dict().items():
+        torch.testing.assert_close(v, 0.9 * target_before[k] + 0.1 * tr.vf.state_dict()[k])
+    tr.alpha_var = torch.tensor(5000.0)
+    assert float(tr.alpha) == hp.alpha_max
+
+
+def test_state_dict_round_trip_continues_identically():
+    tr, hp = make_trainer(use_brac=True)
+    tr.train_step(make_batch(hp, 0))
+    state = copy.deepcopy(tr.state_dict())
+    twin, _ = make_trainer(use_brac=True)
+    twin.load_state_dict(state)
+    torch.manual_seed(5)
+    tr.train_step(make_batch(hp, 1))
+    torch.manual_seed(5)
+    twin.train_step(make_batch(hp, 1))
+    for a, b in zip(snapshot(tr).values(), snapshot(twin).values()):
+        for k in a:
+            torch.testing.assert_close(a[k], b[k])
+    assert twin.num_steps == tr.num_steps == 2
+
+
+def test_hyperparams_from_reference_config_normalise_switches():
+    hp = CSROHyperParams.from_config({"latent_size": 40, "algo_params": {"use_brac": 0, "club_use_sa": 1,
+                                                                          "num_iterations": 5}})
+    assert hp.latent_size == 40 and hp.use_brac is False and hp.club_use_sa is True
