@@ -1,0 +1,112 @@
+"""Milliseconds per CSRO meta-training step (issue #5), with peak memory and a profile.
+
+Configs: point-robot as shipped (no BRAC, so no dual critic), point-robot with
+the dual critic trained as the reference does (3 updates; the work the
+authors' 7.66 s/step includes), and cheetah-vel (BRAC on). Data is random:
+the step's cost does not depend on values. Each config runs in a fresh
+subprocess so that its peak RSS is its own.
+
+    python -m benchmarks.bench_csro_step [--quick] [--device cuda] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+
+CONFIGS = {
+    # name: (obs, act, hyper-parameter overrides, meta_batch, batch, embedding batch)
+    "point-robot": (2, 2, dict(use_brac=False, reward_scale=100.0, discount=0.9, club_loss_weight=25.0), 16, 256, 1024),
+    "point-robot+c": (2, 2, dict(use_brac=False, train_dual_critic_without_brac=True, reward_scale=100.0,
+                                 discount=0.9, club_loss_weight=25.0), 16, 256, 1024),
+    "cheetah-vel": (20, 6, dict(use_brac=True, alpha_init=50.0, club_loss_weight=10.0), 16, 256, 100),
+}
+
+
+def _measure(name: str, steps: int, device: str, profile: bool) -> dict:
+    import torch
+
+    from benchmarks.common import median_time
+    from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    obs, act, overrides, t, b, n = CONFIGS[name]
+    hp = CSROHyperParams(**overrides)
+    trainer = CSROTrainer(obs, act, hp, device=device)
+    d = obs + act + 1
+    dev = torch.device(device)
+
+    def batch():
+        return MetaBatch(
+            task_ids=torch.arange(t, device=dev), context=torch.randn(t, n, d, device=dev),
+            obs=torch.randn(t, b, obs, device=dev), actions=torch.rand(t, b, act, device=dev) * 2 - 1,
+            rewards=torch.randn(t, b, 1, device=dev), next_obs=torch.randn(t, b, obs, device=dev),
+            terminals=torch.zeros(t, b, 1, device=dev),
+            extra_obs=torch.randn(hp.c_iter - 1, t, b, obs, device=dev),
+            extra_actions=torch.rand(hp.c_iter - 1, t, b, act, device=dev) * 2 - 1,
+        )
+
+    batches = [batch() for _ in range(4)]
+    counter = iter(range(10**9))
+
+    def step():
+        trainer.train_step(batches[next(counter) % 4])
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    med, times = median_time(step, repeats=steps, warmup=2)
+    out = {"config": name, "ms_per_step": med * 1e3, "times_ms": [x * 1e3 for x in times],
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if profile:
+        from torch.profiler import ProfilerActivity, profile as prof
+
+        with prof(activities=[ProfilerActivity.CPU]) as p:
+            for _ in range(3):
+                step()
+        table = p.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
+        out["profile"] = table
+    return out
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 timed steps per config (smoke run)")
+    parser.add_argument("--steps", type=int, default=15, help="timed steps per config (median reported)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--profile", action="store_true", help="print the top ops of a torch.profiler run")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one config in this process
+    args = parser.parse_args(argv)
+    steps = 3 if args.quick else args.steps
+    if args.one:
+        print(json.dumps(_measure(args.one, steps, args.device, args.profile)))
+        return {}
+
+    from benchmarks.common import print_table, write_results
+
+    rows = []
+    for name in CONFIGS:
+        cmd = [sys.executable, "-m", "benchmarks.bench_csro_step", "--one", name, "--steps", str(steps),
+               "--device", args.device] + (["--profile"] if args.profile else [])
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        row = json.loads(res.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        if args.profile:
+            print(f"--- profile: {name}\n{row['profile']}")
+    authors = {"point-robot+c": 7660.0}
+    for r in rows:
+        r["authors_ms"] = authors.get(r["config"])
+        r["speedup_vs_authors"] = r["authors_ms"] / r["ms_per_step"] if r["authors_ms"] else None
+    print_table(rows, ["config", "ms_per_step", "peak_rss_mb", "authors_ms", "speedup_vs_authors"])
+    payload = {"device": args.device, "steps": steps, "rows": [{k: v for k, v in r.items() if k != "profile"}
+                                                               for r in rows]}
+    if not args.quick:
+        write_results("bench_csro_step", payload)
+    return payload
+
+
+if __name__ == "__main__":
+    main()

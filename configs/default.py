@@ -1,0 +1,106 @@
+"""Default CSRO settings; each ``configs/ENV.json`` is deep-merged on top.
+
+Every key the authors' ``configs/default.py`` has is here under the same name
+with the same default value, plus the keys their per-env JSON files use that
+their defaults lacked (marked "[from the env JSONs]"). ``rlkit.config`` derives
+each key's type from its value here, so a key missing from this file is an
+unknown key everywhere. Booleans may be written 0/1 in JSON, as the reference
+files do; they are stored as true/false.
+"""
+
+default_config = dict(
+    env_name="cheetah-dir",  # registered env to build (rlkit.envs); sets output/ENV/...
+    n_train_tasks=2,  # tasks used for meta-training
+    n_eval_tasks=2,  # held-out tasks used for meta-testing; train + eval = env_params.n_tasks
+    interpolation=False,  # [from the env JSONs] held-out tasks interleaved with train tasks (gap rule) instead of the last n_eval_tasks
+    randomize_tasks=False,  # [from the env JSONs] with interpolation: draw the held-out tasks at random instead of the gap rule
+    latent_size=20,  # dimension of the task embedding z
+    net_size=256,  # hidden units per layer of the Q, V, policy and dual-critic networks
+    path_to_weights=None,  # folder of a previous run (holding seedN/) whose agent_itr_K.pth initialises all networks
+    epoch_to_weights=None,  # [read by the reference launcher] K of the agent_itr_K.pth loaded from path_to_weights
+    seed_list=[0, 1, 2],  # seeds a sweep script iterates over; a single run takes --seed
+    env_params=dict(  # passed as keyword arguments to the env constructor
+        n_tasks=2,  # number of tasks the env creates; must equal n_train_tasks + n_eval_tasks
+        randomize_tasks=True,  # draw / shuffle the task parameters (seeded) instead of an even grid
+        max_episode_steps=200,  # time limit of one episode inside the env
+    ),
+    algo_params=dict(
+        meta_batch=16,  # tasks per gradient step, drawn from the train tasks
+        batch_size=256,  # RL transitions per task in one gradient step
+        num_iterations=500,  # training iterations; one progress.csv row and one evaluation each
+        num_tasks_sample=5,  # online PEARL only: tasks to collect data for per iteration (unused offline)
+        num_train_steps_per_itr=2000,  # gradient steps per iteration
+        num_evals=2,  # independent evaluation repeats per test task
+        num_steps_per_eval=600,  # evaluation transitions per repeat (several episodes)
+        embedding_batch_size=64,  # context transitions per task fed to the encoder
+        embedding_mini_batch_size=64,  # context transitions to backprop through (equals the above for a permutation-invariant encoder)
+        max_path_length=200,  # episode length used when collecting evaluation rollouts
+        discount=0.99,  # RL discount factor
+        soft_target_tau=0.005,  # Polyak rate of the target V network
+        policy_lr=3e-4,  # policy learning rate
+        qf_lr=3e-4,  # Q networks learning rate
+        vf_lr=3e-4,  # V network learning rate
+        context_lr=3e-4,  # context encoder (and CLUB network) learning rate
+        c_lr=1e-4,  # BRAC dual critic learning rate
+        alpha_lr=1.0,  # learning rate of the BRAC penalty weight alpha (reference writes 1)
+        c_iter=3,  # dual critic updates per gradient step
+        policy_mean_reg_weight=1e-3,  # L2 penalty on the policy's pre-tanh mean
+        policy_std_reg_weight=1e-3,  # L2 penalty on the policy's log std
+        policy_pre_activation_weight=0.0,  # L2 penalty on the pre-tanh action (off)
+        replay_buffer_size=1000000,  # capacity of each task's transition buffer
+        save_replay_buffer=False,  # also store the replay buffers in snapshots (not supported offline)
+        save_algorithm=False,  # also store the whole algorithm object in snapshots (not supported)
+        save_environment=False,  # also store the environment in snapshots (not supported)
+        reward_scale=5.0,  # reward multiplier in the Q target; trades reward against policy entropy
+        sparse_rewards=False,  # train and infer tasks on the env's sparse reward (sparse-* envs)
+        kl_lambda=0.1,  # weight of the KL term on z (only with use_information_bottleneck)
+        use_information_bottleneck=False,  # false: deterministic z, the mean of per-transition encodings
+        update_post_train=1,  # online PEARL only: trajectories between posterior resamples (unused offline)
+        num_exp_traj_eval=1,  # evaluation trajectories gathered before z is first inferred at test time
+        recurrent=False,  # recurrent encoder instead of the permutation-invariant MLP
+        sample=True,  # read the stochastic (trj_evalsample*) dataset files instead of the deterministic ones (reference writes 1)
+        train_epoch=6e5,  # behaviour checkpoint(s) for the train data: one step, or [start, stop, step] as in range()
+        eval_epoch=6e5,  # behaviour checkpoint(s) for the held-out tasks' offline data, same form
+        n_trj=50,  # [from the env JSONs] trajectories per checkpoint and task read from the dataset
+        divergence_name="kl",  # BRAC divergence estimated by the dual critic: "kl" or "w"
+        use_brac=True,  # add the BRAC divergence penalty to the policy loss
+        use_value_penalty=False,  # also subtract alpha * divergence from the V target (needs use_brac)
+        train_alpha=True,  # adapt alpha towards target_divergence
+        alpha_init=500.0,  # initial alpha
+        alpha_max=2000.0,  # alpha is clipped to [0, alpha_max]
+        target_divergence=0.05,  # alpha grows while the divergence is above this and shrinks below it
+        max_entropy=True,  # keep the SAC entropy term in the V target
+        z_loss_weight=10.0,  # weight of the FOCAL distance-metric loss on z
+        use_FOCAL_cl=True,  # [from the env JSONs] train the encoder with the FOCAL distance-metric loss
+        use_club=True,  # [from the env JSONs] CSRO: minimise the CLUB mutual-information bound between z and (s, a)
+        club_model_loss_weight=10.0,  # [from the env JSONs] weight of the CLUB network's likelihood loss
+        club_loss_weight=25.0,  # [from the env JSONs] weight of the CLUB bound in the encoder loss
+        club_use_sa=False,  # CLUB network conditions on (s, a) even when the context includes s'
+        use_next_obs_in_context=False,  # context transitions include s' (needed when tasks differ in dynamics)
+        allow_backward_z=False,  # let the Q loss train the encoder through z
+        allow_eval=True,  # evaluate on the held-out tasks every iteration
+        mb_replace=False,  # draw the meta batch's tasks with replacement
+        dropout=0.1,  # context-encoder dropout rate (kept for compatibility: the reference never reads it)
+        layer_norm=False,  # [read by the reference launcher] layer norm in the context encoder
+        data_dir="./data",  # offline dataset folder holding goal_idx{i}/ per task
+        dump_eval_paths=False,  # [from the env JSONs] save evaluation trajectories under the run directory
+    ),
+    util_params=dict(
+        base_log_dir="./output",  # runs go to BASE/ENV/EXP_NAME/seedN/
+        use_gpu=True,  # train on CUDA when available
+        gpu_id=0,  # CUDA device index (the --gpu option overrides it)
+        debug=True,  # reference behaviour: runs go to EXP_NAME "debug" instead of exp_name
+        docker=False,  # unused (the reference never supported docker)
+        exp_name="CSRO",  # [from the env JSONs] run name: output/ENV/EXP_NAME/seedN/ (--exp_name overrides it)
+    ),
+    algo_type="CSRO",  # algorithm to build; only CSRO exists
+)
+
+# Keys that are valid but absent by default: they are passed to the env constructor,
+# and only some envs accept them. Their values here only fix their types.
+optional_config = dict(
+    env_params=dict(
+        goal_radius=0.2,  # sparse-point-robot / point-robot-wind: distance to the goal inside which the sparse reward is paid
+        forward_backward=False,  # ant-dir: only the two directions 0 and pi (needs n_tasks 2)
+    ),
+)

@@ -1,0 +1,495 @@
+"""Load, validate and save experiment configurations.
+
+A config is a plain nested dict: ``configs/default.py`` with one
+``configs/ENV.json`` deep-merged on top, then ``KEY.PATH=VALUE`` overrides.
+Keeping it a dict means ``variant.json`` is the resolved config verbatim and
+every consumer reads the reference's key names.
+
+Unlike the reference, every key is checked against the defaults: a misspelled
+key would otherwise be silently ignored and the default used instead. Errors
+are :class:`ConfigError` with a one-line message; CLIs print ``error: <msg>``
+and exit with status 2 (:func:`exit_on_config_error`).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib.util
+import json
+import math
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+Config = dict[str, Any]
+
+REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+DIVERGENCES = ("kl", "w")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message is one line meant for the user."""
+
+
+# --------------------------------------------------------------------------------------
+# defaults
+
+
+def _default_py_for(json_path: Path) -> Path:
+    """``default.py`` beside the JSON (a copied config folder), else the repo's."""
+    beside = json_path.resolve().parent / "default.py"
+    return beside if beside.is_file() else REPO_CONFIG_DIR / "default.py"
+
+
+def load_defaults(default_py: str | os.PathLike | None = None) -> tuple[Config, Config]:
+    """``(default_config, optional_config)`` from a ``default.py``, imported by path.
+
+    Importing by path (not ``import configs.default``) works from any cwd and
+    never picks up an unrelated ``configs`` package.
+    """
+    path = Path(default_py) if default_py is not None else REPO_CONFIG_DIR / "default.py"
+    spec = importlib.util.spec_from_file_location("_csro_default_config", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ConfigError(f"cannot read default config {str(path)!r}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # a broken defaults file: say which file and why, one line
+        raise ConfigError(f"cannot load default config {str(path)!r}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(getattr(module, "default_config", None), dict):
+        raise ConfigError(f"{str(path)!r} does not define a dict named default_config")
+    optional = getattr(module, "optional_config", {})
+    return copy.deepcopy(module.default_config), copy.deepcopy(optional)
+
+
+# --------------------------------------------------------------------------------------
+# types: derived from the default value, with a few keys whose default cannot say it
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value) if _jsonable(value) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_bool(v: Any) -> bool:
+    # The reference JSONs write booleans as 0/1 ("use_brac": 1); store real bools.
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, float) and v in (0.0, 1.0):
+        return bool(v)
+    raise TypeError("expected a boolean (true/false or 0/1)")
+
+
+def _check_int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise TypeError("expected an integer, not a boolean")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        return int(v)  # 1e6 in JSON is a float; as a count it means 1000000
+    raise TypeError("expected an integer")
+
+
+def _check_float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError("expected a number")
+    return float(v)
+
+
+def _check_str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError("expected a string")
+    return v
+
+
+def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def _check(v: Any) -> Any:
+        return None if v is None else check(v)
+
+    return _check
+
+
+def _list_of(check: Callable[[Any], Any]) -> Callable[[Any], list]:
+    def _check(v: Any) -> list:
+        if not isinstance(v, (list, tuple)):
+            raise TypeError("expected a list")
+        return [check(x) for x in v]
+
+    return _check
+
+
+def _check_epochs(v: Any) -> int | list[int]:
+    """Behaviour checkpoints: one step (FOCAL style) or [start, stop, step] like range()."""
+    if isinstance(v, (list, tuple)):
+        if len(v) != 3:
+            raise TypeError("expected a number or a [start, stop, step] list of 3 integers")
+        try:
+            return [_check_int(x) for x in v]
+        except TypeError:
+            raise TypeError("expected a number or a [start, stop, step] list of 3 integers") from None
+    try:
+        return _check_int(v)
+    except TypeError:
+        raise TypeError("expected a number or a [start, stop, step] list of 3 integers") from None
+
+
+_check_str_opt = _optional(_check_str)
+
+# Keys whose default value (None, a float standing for a list, ...) does not give the type.
+_SPECIAL_TYPES: dict[str, Callable[[Any], Any]] = {
+    "path_to_weights": _check_str_opt,
+    "epoch_to_weights": _optional(_check_int),
+    "seed_list": _list_of(_check_int),
+    "algo_params.train_epoch": _check_epochs,
+    "algo_params.eval_epoch": _check_epochs,
+}
+
+
+def _checker_for(path: str, default: Any) -> Callable[[Any], Any]:
+    if path in _SPECIAL_TYPES:
+        return _SPECIAL_TYPES[path]
+    if isinstance(default, bool):
+        return _check_bool
+    if isinstance(default, int):
+        return _check_int
+    if isinstance(default, float):
+        return _check_float
+    if isinstance(default, str):
+        return _check_str
+    if isinstance(default, list):
+        return _list_of(lambda x: x)
+    return lambda x: x  # None default without a declared type: anything JSON can hold
+
+
+def _is_str_key(path: str, default: Any) -> bool:
+    check = _checker_for(path, default)
+    return check is _check_str or check is _check_str_opt
+
+
+# --------------------------------------------------------------------------------------
+# merging with key and type checks
+
+
+class _Schema:
+    """The valid keys and their types: default_config plus optional_config."""
+
+    def __init__(self, defaults: Config, optional: Config):
+        self.types: dict[str, Any] = {}  # dotted path -> default/example value
+        self._collect(defaults, "")
+        self._collect(optional, "")
+
+    def _collect(self, tree: Mapping, prefix: str) -> None:
+        for key, value in tree.items():
+            path = f"{prefix}{key}"
+            self.types[path] = value
+            if isinstance(value, dict):
+                self._collect(value, path + ".")
+
+    def is_section(self, path: str) -> bool:
+        return isinstance(self.types.get(path), dict)
+
+    def suggest(self, path: str) -> str | None:
+        """The closest valid key: a sibling first, else the same name in another section."""
+        parent, _, leaf = path.rpartition(".")
+        prefix = parent + "." if parent else ""
+        siblings = [p[len(prefix):] for p in self.types if p.startswith(prefix) and "." not in p[len(prefix):]]
+        close = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.6)
+        if close:
+            return prefix + close[0]
+        # e.g. "meta_batch" written at the top level instead of inside algo_params
+        leaves = {p.rpartition(".")[2]: p for p in self.types}
+        close = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.75)
+        if close:
+            return leaves[close[0]]
+        close = difflib.get_close_matches(path, list(self.types), n=1, cutoff=0.6)
+        return close[0] if close else None
+
+
+def _unknown_key(schema: _Schema, path: str, where: str) -> ConfigError:
+    hint = schema.suggest(path)
+    hint_text = f" (did you mean {hint!r}?)" if hint else ""
+    return ConfigError(f"unknown config key {path!r}{hint_text} {where}")
+
+
+def _set_value(cfg: Config, schema: _Schema, path: str, value: Any, where: str) -> None:
+    """Type-check ``value`` for ``path`` and store it; dicts are merged key by key."""
+    if path not in schema.types:
+        raise _unknown_key(schema, path, where)
+    example = schema.types[path]
+    parent_path, _, leaf = path.rpartition(".")
+    node = cfg
+    for part in parent_path.split(".") if parent_path else []:
+        node = node.setdefault(part, {})
+    if schema.is_section(path):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {path!r} must be a section (a JSON object), got {_describe(value)} {where}")
+        node.setdefault(leaf, {})
+        for key, sub in value.items():
+            _set_value(cfg, schema, f"{path}.{key}", sub, where)
+        return
+    if isinstance(value, dict):
+        raise ConfigError(f"config key {path!r} takes a single value, not a section {where}")
+    try:
+        node[leaf] = _checker_for(path, example)(value)
+    except TypeError as exc:
+        raise ConfigError(f"config key {path!r}: {exc}, got {_describe(value)} {where}") from None
+
+
+# --------------------------------------------------------------------------------------
+# reading JSON and overrides
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    # json keeps the last of two equal keys silently; in a config that hides an edit.
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _read_json(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read config file {str(path)!r}: {reason}") from None
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"config file {str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except _DuplicateKey as exc:
+        raise ConfigError(f"config file {str(path)!r} sets key {exc.args[0]!r} twice") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """An override's value: a JSON literal (5, 0.1, true, [1, 2], "x"), else YAML, else the text.
+
+    JSON first because PyYAML reads ``1e-3`` as a string and ``no`` as false.
+    """
+    stripped = text.strip()
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        pass
+    lowered = stripped.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null", "~"):
+        return None
+    try:
+        return float(stripped)  # .5, 5., inf
+    except ValueError:
+        pass
+    if stripped[:1] in ("[", "{"):
+        try:
+            import yaml  # flow lists without quotes: [a, b]
+
+            return yaml.safe_load(stripped)
+        except Exception:
+            pass
+    return text
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """Split ``algo_params.num_iterations=5`` into (dotted key, raw value)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} must look like KEY=VALUE, e.g. algo_params.num_iterations=5")
+    return key, raw
+
+
+def apply_overrides(cfg: Config, overrides: Iterable[str], *, schema: _Schema | None = None) -> Config:
+    """Apply ``KEY.PATH=VALUE`` overrides in place and re-validate; returns ``cfg``."""
+    schema = schema or _Schema(*load_defaults())
+    for text in overrides:
+        path, raw = parse_override(text)
+        value = parse_value(raw)
+        if path in schema.types and _is_str_key(path, schema.types[path]) and value is not None and not isinstance(value, str):
+            value = raw.strip()  # exp_name=2024 names a run "2024", it is not a number
+        _set_value(cfg, schema, path, value, f"in override {text!r}")
+    validate(cfg)
+    return cfg
+
+
+# --------------------------------------------------------------------------------------
+# public entry points
+
+
+def load_config(json_path: str | os.PathLike, overrides: Iterable[str] = ()) -> Config:
+    """The resolved config: defaults, then the JSON file, then the overrides.
+
+    Raises :class:`ConfigError` for a missing or malformed file, an unknown key
+    (naming the closest valid one), a wrong type or inconsistent values. The
+    defaults alone do not validate (as in the reference, 2 + 2 tasks against
+    n_tasks 2), so a run always names an ENV.json.
+    """
+    path = Path(json_path)
+    defaults, optional = load_defaults(_default_py_for(path))
+    schema = _Schema(defaults, optional)
+    cfg = defaults
+    data = _read_json(path)
+    for key, value in data.items():
+        _set_value(cfg, schema, key, value, f"in {str(path)!r}")
+    return apply_overrides(cfg, overrides, schema=schema)
+
+
+def epoch_range(spec: int | float | list[int]) -> range:
+    """The behaviour-checkpoint steps a ``train_epoch``/``eval_epoch`` value selects."""
+    if isinstance(spec, (list, tuple)):
+        return range(int(spec[0]), int(spec[1]), int(spec[2]))
+    return range(int(spec), int(spec) + 1)
+
+
+def _need(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+_POSITIVE_INTS = (
+    "n_train_tasks",
+    "n_eval_tasks",
+    "latent_size",
+    "net_size",
+    "env_params.n_tasks",
+    "env_params.max_episode_steps",
+    "algo_params.meta_batch",
+    "algo_params.batch_size",
+    "algo_params.embedding_batch_size",
+    "algo_params.embedding_mini_batch_size",
+    "algo_params.max_path_length",
+    "algo_params.num_evals",
+    "algo_params.n_trj",
+    "algo_params.replay_buffer_size",
+)
+_NON_NEGATIVE = (
+    "algo_params.num_iterations",
+    "algo_params.num_train_steps_per_itr",
+    "algo_params.num_steps_per_eval",
+    "algo_params.num_exp_traj_eval",
+    "algo_params.c_iter",
+    "util_params.gpu_id",
+)
+
+
+def _get(cfg: Config, path: str) -> Any:
+    node: Any = cfg
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def validate(cfg: Config) -> Config:
+    """Checks across keys (the per-key types are checked while merging)."""
+    for path in _POSITIVE_INTS:
+        _need(_get(cfg, path) >= 1, f"{path} must be at least 1, got {_get(cfg, path)}")
+    for path in _NON_NEGATIVE:
+        _need(_get(cfg, path) >= 0, f"{path} must not be negative, got {_get(cfg, path)}")
+    n_train, n_eval, n_tasks = cfg["n_train_tasks"], cfg["n_eval_tasks"], cfg["env_params"]["n_tasks"]
+    _need(
+        n_train + n_eval == n_tasks,
+        f"n_train_tasks + n_eval_tasks must equal env_params.n_tasks: {n_train} + {n_eval} != {n_tasks}",
+    )
+    algo = cfg["algo_params"]
+    _need(
+        algo["mb_replace"] or algo["meta_batch"] <= n_train,
+        f"algo_params.meta_batch ({algo['meta_batch']}) exceeds n_train_tasks ({n_train}); "
+        "lower it or set algo_params.mb_replace=true",
+    )
+    _need(
+        algo["divergence_name"] in DIVERGENCES,
+        f"algo_params.divergence_name must be one of {', '.join(DIVERGENCES)}, got {algo['divergence_name']!r}",
+    )
+    for key in ("train_epoch", "eval_epoch"):
+        spec = algo[key]
+        if isinstance(spec, list):
+            _need(spec[2] > 0, f"algo_params.{key} step must be positive, got {spec}")
+        _need(min(epoch_range(spec), default=-1) >= 0, f"algo_params.{key} selects no checkpoint: {spec}")
+    _need(algo["discount"] >= 0 and algo["discount"] <= 1, f"algo_params.discount must be in [0, 1], got {algo['discount']}")
+    _need(bool(cfg["env_name"]), "env_name must not be empty")
+    _need(bool(cfg["util_params"]["exp_name"]), "util_params.exp_name must not be empty")
+    return cfg
+
+
+def save_config(cfg: Mapping, path: str | os.PathLike) -> Path:
+    """Write ``cfg`` as JSON atomically, so a crash never leaves a half-written variant.json."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(cfg, indent=2, default=json_default) + "\n"
+    # a hidden sibling opened normally (umask permissions), renamed over the target
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def json_default(obj: Any) -> Any:
+    """``json.dumps`` hook: paths as strings, numpy/torch scalars and arrays as lists/numbers."""
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars, 0-d tensors
+        return obj.tolist()
+    raise TypeError(f"config value {obj!r} of type {type(obj).__name__} is not JSON serialisable")
+
+
+def exit_on_config_error(exc: ConfigError) -> None:
+    """The CLI convention: ``error: <message>`` on stderr, exit status 2."""
+    print(f"error: {exc}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rlkit.config CONFIG.json [KEY=VALUE ...]`` prints the resolved config."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m rlkit.config", description=main.__doc__)
+    parser.add_argument("config", help="configs/ENV.json")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+    print(json.dumps(cfg, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,506 @@
+"""The run directory: everything one training run leaves behind.
+
+``output/ENV/EXP_NAME/seedN/`` holds
+
+* ``variant.json``  the resolved config,
+* ``git.txt``       revision, ``git status --porcelain`` and diff of the code,
+* ``debug.log``     the run's text log (also echoed to stderr),
+* ``progress.csv``  one row per iteration, readable by viskit and pandas,
+* TensorBoard event files with the same scalars under namespaced tags,
+* ``agent_itr_K.pth`` / ``agent.pth`` snapshots, written atomically.
+
+A :class:`RunLogger` object owns one run directory; there is no module-level
+logger state, so two runs (or a test and a run) can log side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as _dt
+import io
+import json
+import logging
+import math
+import numbers
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from rlkit.config import json_default, save_config
+
+PROGRESS_FILE = "progress.csv"
+VARIANT_FILE = "variant.json"
+GIT_FILE = "git.txt"
+DEBUG_LOG = "debug.log"
+LAST_SNAPSHOT = "agent.pth"
+_ITR_SNAPSHOT = re.compile(r"^agent_itr_(\d+)\.pth$")
+REPO_DIR = Path(__file__).resolve().parents[2]
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be created or reopened as asked."""
+
+
+class SnapshotError(RuntimeError):
+    """A snapshot is missing, truncated or not a snapshot; the message names the file."""
+
+
+def run_dir_path(base_log_dir: str | os.PathLike, env_name: str, exp_name: str, seed: int) -> Path:
+    """``BASE/ENV/EXP_NAME/seedN``: the layout the reference uses (without its timestamp)."""
+    for what, name in (("env_name", env_name), ("exp_name", exp_name)):
+        if not name or "/" in name or os.sep in name or name in (".", ".."):
+            raise RunDirError(f"{what} {name!r} cannot be used as a directory name")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise RunDirError(f"seed must be an int, got {seed!r}")
+    return Path(base_log_dir) / env_name / exp_name / f"seed{seed}"
+
+
+# --------------------------------------------------------------------------------------
+# small file helpers
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
+    """Write to a hidden temp file beside ``path``, then rename it over ``path``.
+
+    Readers (and a resume after a crash) see the old file or the new one, never
+    half of one. The temp file is opened normally so it gets the umask's
+    permissions, unlike ``tempfile.mkstemp`` (0600).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+    try:
+        with open(tmp, mode.replace("w", "x"), **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    with _atomic_file(path, "w") as f:
+        f.write(text)
+
+
+def _unlink_quietly(path: str | os.PathLike) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _git(repo: Path, *args: str) -> str:
+    # --no-optional-locks: `git status` must not rewrite the index of the user's checkout.
+    out = subprocess.run(
+        ["git", "--no-optional-locks", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return out.stdout
+
+
+def git_report(repo_dir: str | os.PathLike = REPO_DIR) -> str:
+    """Revision, status and diff of ``repo_dir``; a note instead when git or the repo is absent."""
+    repo = Path(repo_dir)
+    try:
+        top = _git(repo, "rev-parse", "--show-toplevel").strip()
+    except FileNotFoundError:
+        return "git is not installed; revision unknown\n"
+    except subprocess.CalledProcessError as exc:
+        why = (exc.stderr or "").strip().splitlines()
+        return f"{repo} is not inside a usable git repository ({why[0] if why else 'git failed'}); revision unknown\n"
+    except (subprocess.TimeoutExpired, OSError) as exc:
+        return f"git failed in {repo} ({type(exc).__name__}); revision unknown\n"
+    parts = [f"repository: {top}"]
+    try:
+        parts.append(f"revision: {_git(repo, 'rev-parse', 'HEAD').strip()}")
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        parts.append("revision: none (no commits yet)")
+    for title, args in (("status --porcelain", ("status", "--porcelain")), ("diff HEAD", ("diff", "HEAD"))):
+        try:
+            body = _git(repo, *args)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            body = f"(git {args[0]} failed: {exc})\n"
+        parts.append(f"\n--- git {title} ---\n{body}")
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def _scalar(key: str, value: Any) -> Any:
+    """A plain python scalar (or string) for the CSV, from numpy/torch scalars too."""
+    if hasattr(value, "item") and callable(value.item) and not isinstance(value, (str, bytes)):
+        size = getattr(value, "size", None)
+        numel = value.numel() if hasattr(value, "numel") else (size if isinstance(size, int) else 1)
+        if numel != 1:
+            raise TypeError(f"record_tabular: value for {key!r} must be a scalar, got shape {getattr(value, 'shape', '?')}")
+        value = value.item()
+    if isinstance(value, bool):
+        return int(value)  # viskit parses numbers; True would not plot
+    if value is None or isinstance(value, (str, numbers.Number)):
+        return value
+    raise TypeError(f"record_tabular: value for {key!r} must be a number or a string, got {type(value).__name__}")
+
+
+def _format_table(rows: list[tuple[str, Any]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{width}}  {_fmt(v)}" for k, v in rows]
+    rule = "-" * max(len(line) for line in lines)
+    return "\n".join([rule, *lines, rule])
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "" if v is None else str(v)
+
+
+# --------------------------------------------------------------------------------------
+# snapshots
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a hidden temp file in the same folder, then rename over ``path``.
+
+    A crash or a full disk mid-write leaves the previous file intact and no
+    partial ``agent*.pth`` that a resume would pick up.
+    """
+    import torch
+
+    path = Path(path)
+    with _atomic_file(path, "wb") as f:
+        torch.save(obj, f)
+    return path
+
+
+def latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
+    """The snapshot to resume from: ``agent.pth`` unless an ``agent_itr_K.pth`` is newer.
+
+    ``agent.pth`` is rewritten every iteration, so it is normally the newest;
+    the modification-time check covers a run that stopped between the two writes
+    or saved only every K iterations.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return None
+    numbered = [(int(m.group(1)), p) for p in run_dir.iterdir() if (m := _ITR_SNAPSHOT.match(p.name))]
+    newest_itr = max(numbered)[1] if numbered else None
+    last = run_dir / LAST_SNAPSHOT
+    if last.is_file():
+        if newest_itr is None or last.stat().st_mtime >= newest_itr.stat().st_mtime:
+            return last
+    return newest_itr
+
+
+def load_snapshot(path: str | os.PathLike, map_location: Any = "cpu", weights_only: bool = False) -> dict:
+    """Load a snapshot dict; any failure becomes a one-line :class:`SnapshotError` naming the file.
+
+    ``weights_only`` defaults to False because snapshots hold RNG states and
+    config values besides tensors; only load snapshots you (or your runs) wrote.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise SnapshotError(f"snapshot {str(path)!r} not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=weights_only)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SnapshotError(
+            f"cannot load snapshot {str(path)!r} (truncated or corrupted?): {type(exc).__name__}: {reason}"
+        ) from None
+    if not isinstance(state, dict):
+        raise SnapshotError(f"snapshot {str(path)!r} holds a {type(state).__name__}, expected a dict")
+    return state
+
+
+# --------------------------------------------------------------------------------------
+# the run logger
+
+
+class RunLogger:
+    """One run directory and its logs. Build it with :meth:`create`.
+
+    Per iteration: ``record_tabular`` / ``record_dict`` any number of scalars,
+    then ``dump_tabular(step)`` writes one progress.csv row, the TensorBoard
+    scalars and a table in debug.log. Column names are the caller's, unchanged.
+    """
+
+    def __init__(self, run_dir: Path, *, tensorboard: bool, console: bool, epoch_key: str):
+        self.run_dir = run_dir
+        self.epoch_key = epoch_key
+        self.progress_path = run_dir / PROGRESS_FILE
+        self._columns: list[str] = []
+        self._pending: dict[str, tuple[Any, str]] = {}  # column -> (value, TensorBoard tag)
+        self._tb = None
+        self.log = self._make_text_logger(console)
+
+    # ---- construction -------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        base_log_dir: str | os.PathLike,
+        env_name: str,
+        exp_name: str,
+        seed: int,
+        variant: Mapping[str, Any],
+        *,
+        resume: bool = False,
+        truncate_to_epoch: int | None = None,
+        tensorboard: bool = True,
+        console: bool = True,
+        repo_dir: str | os.PathLike | None = None,
+        epoch_key: str = "Epoch",
+    ) -> RunLogger:
+        """Make (or with ``resume=True`` reopen) ``BASE/ENV/EXP_NAME/seedN``.
+
+        A directory that already holds files is never overwritten without
+        ``resume``. When resuming from a snapshot taken after iteration K-1,
+        pass ``truncate_to_epoch=K``: progress.csv keeps only rows with
+        ``Epoch < K`` and TensorBoard discards events from step K on, so the
+        repeated iterations are not logged twice.
+        """
+        run_dir = run_dir_path(base_log_dir, env_name, exp_name, seed)
+        if truncate_to_epoch is not None and not resume:
+            raise RunDirError("truncate_to_epoch only applies when resuming (resume=True)")
+        has_run = run_dir.is_dir() and any(run_dir.iterdir())
+        if has_run and not resume:
+            raise RunDirError(
+                f"run directory {str(run_dir)!r} already holds a run; "
+                "use --resume to continue it or another --exp_name / --seed"
+            )
+        if resume and not has_run:
+            raise RunDirError(f"cannot resume: no run in {str(run_dir)!r}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+        self = cls(run_dir, tensorboard=tensorboard, console=console, epoch_key=epoch_key)
+        try:
+            now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+            self.log.info("%s run %s at %s", "resuming" if resume else "starting", run_dir, now)
+            self.log.info("command: %s", " ".join([sys.executable, *sys.argv]))
+            self.log.info("host %s, python %s", platform.node(), platform.python_version())
+            git_text = git_report(Path(repo_dir) if repo_dir is not None else REPO_DIR)
+            if resume:
+                self._reopen(variant, git_text, now, truncate_to_epoch)
+            else:
+                save_config(variant, run_dir / VARIANT_FILE)
+                _atomic_write_text(run_dir / GIT_FILE, git_text)
+            if tensorboard:
+                self._open_tensorboard(purge_step=truncate_to_epoch)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _reopen(self, variant: Mapping, git_text: str, now: str, truncate_to_epoch: int | None) -> None:
+        variant_path = self.run_dir / VARIANT_FILE
+        old = None
+        if variant_path.is_file():
+            try:
+                old = json.loads(variant_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                old = None
+        new = json_roundtrip(variant)
+        if old != new:
+            if old is not None:
+                stamp = now.replace(":", "").replace("-", "")[:15]
+                keep = variant_path.with_name(f"variant.before_resume_{stamp}.json")
+                shutil.copyfile(variant_path, keep)
+                changed = ", ".join(_changed_keys(old, new)) or "(formatting only)"
+                self.log.warning("config differs from the original run in: %s; old one kept as %s", changed, keep.name)
+            save_config(variant, variant_path)
+        with open(self.run_dir / GIT_FILE, "a", encoding="utf-8") as f:
+            f.write(f"\n=== resumed at {now} ===\n{git_text}")
+        self._load_progress(truncate_to_epoch)
+
+    def _load_progress(self, truncate_to_epoch: int | None) -> None:
+        if not self.progress_path.is_file():
+            return
+        with open(self.progress_path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns = list(reader.fieldnames or [])
+            rows = list(reader)
+        self._columns = columns
+        if truncate_to_epoch is None:
+            return
+        kept = [row for i, row in enumerate(rows) if self._row_before(row, i, truncate_to_epoch)]
+        if len(kept) != len(rows):
+            self.log.info(
+                "progress.csv: dropped %d row(s) with %s >= %d (they will be redone)",
+                len(rows) - len(kept), self.epoch_key, truncate_to_epoch,
+            )
+        self._rewrite_progress(columns, kept)
+
+    def _row_before(self, row: dict, index: int, k: int) -> bool:
+        raw = row.get(self.epoch_key)
+        if raw is None:  # no epoch column: rows are iterations 0, 1, ... in order
+            return index < k
+        try:
+            return float(raw) < k
+        except ValueError:
+            return True  # unparsable epoch: keep the row rather than lose data
+
+    def _make_text_logger(self, console: bool) -> logging.Logger:
+        # A logger per run directory, not propagating to the root logger, so the
+        # handlers (and therefore the files) of two runs never mix.
+        log = logging.getLogger(f"csro.run.{self.run_dir.resolve()}")
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+            handler.close()
+        log.setLevel(logging.DEBUG)
+        log.propagate = False
+        file_handler = logging.FileHandler(self.run_dir / DEBUG_LOG, mode="a", encoding="utf-8")
+        file_handler.setLevel(logging.DEBUG)
+        file_handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(message)s"))
+        log.addHandler(file_handler)
+        if console:
+            stream = logging.StreamHandler(sys.stderr)
+            stream.setLevel(logging.INFO)
+            stream.setFormatter(logging.Formatter("%(asctime)s | %(message)s", "%H:%M:%S"))
+            log.addHandler(stream)
+        return log
+
+    def _open_tensorboard(self, purge_step: int | None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._tb = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
+
+    # ---- text ---------------------------------------------------------------------
+    def info(self, msg: str, *args: Any) -> None:
+        self.log.info(msg, *args)
+
+    def warning(self, msg: str, *args: Any) -> None:
+        self.log.warning(msg, *args)
+
+    def debug(self, msg: str, *args: Any) -> None:
+        self.log.debug(msg, *args)
+
+    # ---- tabular ------------------------------------------------------------------
+    def record_tabular(self, key: str, value: Any, *, group: str | None = None) -> None:
+        """Record one scalar for this iteration. CSV column ``key``; TensorBoard tag ``group/key``."""
+        key = str(key)
+        if key in self._pending:
+            raise ValueError(f"record_tabular: {key!r} was already recorded this iteration")
+        tag = f"{group}/{key}" if group else key
+        self._pending[key] = (_scalar(key, value), tag)
+
+    def record_dict(self, prefix: str, values: Mapping[str, Any]) -> None:
+        """Record many scalars; ``prefix`` namespaces their TensorBoard tags (``trainer/QF Loss``)."""
+        for key, value in values.items():
+            self.record_tabular(key, value, group=prefix)
+
+    def dump_tabular(self, step: int) -> None:
+        """Write the recorded scalars: one progress.csv row, TensorBoard at ``step``, a debug.log table."""
+        if not self._pending:
+            return
+        row = {key: value for key, (value, _) in self._pending.items()}
+        new_columns = [key for key in row if key not in self._columns]
+        if new_columns and self._columns and self.progress_path.is_file():
+            self._widen_progress(new_columns)
+        elif new_columns:
+            self._columns += new_columns
+        write_header = not self.progress_path.is_file() or self.progress_path.stat().st_size == 0
+        with open(self.progress_path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=self._columns, restval="")
+            if write_header:
+                writer.writeheader()
+            writer.writerow(row)
+            f.flush()
+        if self._tb is not None:
+            for key, (value, tag) in self._pending.items():
+                if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                    self._tb.add_scalar(tag, float(value), global_step=int(step))
+            self._tb.flush()
+        self.log.info("iteration %s\n%s", step, _format_table([(k, v) for k, (v, _) in self._pending.items()]))
+        self._pending = {}
+
+    def _widen_progress(self, new_columns: list[str]) -> None:
+        """A key first seen after some rows: rewrite progress.csv with the wider header.
+
+        viskit and pandas read a single header, so appending a longer row under
+        the old header would misalign every later column.
+        """
+        with open(self.progress_path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        self._columns = self._columns + new_columns
+        self.log.debug("progress.csv: new column(s) %s", ", ".join(new_columns))
+        self._rewrite_progress(self._columns, rows)
+
+    def _rewrite_progress(self, columns: list[str], rows: list[dict]) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, restval="", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        _atomic_write_text(self.progress_path, buf.getvalue())
+
+    # ---- snapshots ----------------------------------------------------------------
+    def save_snapshot(self, state: Mapping[str, Any], name: str) -> Path:
+        """Write ``state`` as ``RUN_DIR/name`` (e.g. ``agent_itr_5.pth``) atomically."""
+        if not name or Path(name).name != name:
+            raise ValueError(f"snapshot name must be a plain file name, got {name!r}")
+        path = atomic_torch_save(dict(state), self.run_dir / name)
+        self.log.debug("saved snapshot %s", name)
+        return path
+
+    def save_iteration_snapshot(self, state: Mapping[str, Any], itr: int, gap: int = 5) -> list[Path]:
+        """The reference's "gap_and_last" policy: ``agent.pth`` always, ``agent_itr_K.pth`` every ``gap``.
+
+        ``agent.pth`` is written first and the numbered file copied from it, so
+        an interruption never leaves a numbered snapshot newer than ``agent.pth``.
+        """
+        paths = [self.save_snapshot(state, LAST_SNAPSHOT)]
+        if gap > 0 and itr % gap == 0:
+            target = self.run_dir / f"agent_itr_{itr}.pth"
+            with _atomic_file(target, "wb") as dst, open(paths[0], "rb") as src:
+                shutil.copyfileobj(src, dst)
+            paths.append(target)
+        return paths
+
+    # ---- teardown -----------------------------------------------------------------
+    def close(self) -> None:
+        """Flush and close TensorBoard and the log files (idempotent)."""
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        for handler in list(self.log.handlers):
+            self.log.removeHandler(handler)
+            handler.close()
+
+    def __enter__(self) -> RunLogger:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is not None and self.log.handlers:
+            self.log.error("run stopped by %s: %s", exc[0].__name__, exc[1])
+        self.close()
+
+
+def json_roundtrip(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists), to compare configs."""
+    return json.loads(json.dumps(obj, default=json_default))
+
+
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in list(old) + [k for k in new if k not in old]:
+            out += _changed_keys(old.get(key, _MISSING), new.get(key, _MISSING), f"{prefix}{key}.")
+        return out
+    if old != new and not (isinstance(old, float) and isinstance(new, float) and math.isnan(old) and math.isnan(new)):
+        return [prefix.rstrip(".")]
+    return []
+
+
+_MISSING = object()

@@ -1,0 +1,343 @@
+"""Config loading: the shipped JSONs, deep-merge, overrides and the one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlkit.config import (
+    ConfigError,
+    apply_overrides,
+    epoch_range,
+    load_config,
+    load_defaults,
+    parse_value,
+    save_config,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+SHIPPED = sorted(CONFIGS.glob("*.json"))
+# The authors' six envs: file name here -> values from their JSON (spot checks).
+REFERENCE_ENVS = {
+    "point-robot": dict(num_iterations=65, embedding_batch_size=1024, discount=0.9, reward_scale=100.0,
+                        use_brac=False, club_loss_weight=25.0, train_epoch=[2200, 5000, 200]),
+    "cheetah-vel": dict(num_iterations=105, embedding_batch_size=100, alpha_init=50.0, club_loss_weight=10.0,
+                        use_brac=True, train_epoch=[100000, 1000000, 50000]),
+    "ant-goal": dict(meta_batch=10, num_train_steps_per_itr=2000, num_steps_per_eval=800, club_loss_weight=50.0),
+    "humanoid-dir": dict(embedding_batch_size=256, alpha_init=500.0, train_epoch=[50000, 1000000, 50000]),
+    "hopper-rand-params": dict(use_next_obs_in_context=True, club_use_sa=True, alpha_max=1e4),
+    "walker-rand-params": dict(use_next_obs_in_context=True, club_use_sa=True, alpha_max=1e4),
+}
+
+
+def write_json(path: Path, data) -> Path:
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture
+def minimal(tmp_path) -> Path:
+    """A small valid config file in a folder without a default.py (uses the repo's)."""
+    return write_json(tmp_path / "mini.json", {
+        "env_name": "point-robot",
+        "n_train_tasks": 3,
+        "n_eval_tasks": 1,
+        "env_params": {"n_tasks": 4},
+        "algo_params": {"meta_batch": 2},
+    })
+
+
+# ---- shipped files ---------------------------------------------------------------------
+
+
+def test_every_env_has_a_config():
+    names = {p.stem for p in SHIPPED}
+    for env in [*REFERENCE_ENVS, "sparse-point-robot", "point-robot-wind", "cheetah-dir", "ant-dir"]:
+        assert env in names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_config_loads_and_validates(path):
+    cfg = load_config(path)
+    raw = json.loads(path.read_text())
+    assert cfg["env_name"] == raw["env_name"]
+    assert cfg["n_train_tasks"] + cfg["n_eval_tasks"] == cfg["env_params"]["n_tasks"]
+    # booleans written 0/1 in the JSON come back as real booleans
+    assert isinstance(cfg["algo_params"]["use_brac"], bool)
+    assert isinstance(cfg["env_params"]["randomize_tasks"], bool)
+    assert isinstance(cfg["util_params"]["use_gpu"], bool)
+
+
+@pytest.mark.parametrize("env", sorted(REFERENCE_ENVS))
+def test_reference_values(env):
+    cfg = load_config(CONFIGS / f"{env}.json")
+    assert cfg["env_params"]["n_tasks"] == 40
+    assert (cfg["n_train_tasks"], cfg["n_eval_tasks"]) == (30, 10)
+    assert cfg["latent_size"] == (40 if env == "walker-rand-params" else 20)
+    assert cfg["interpolation"] is True and cfg["randomize_tasks"] is False
+    assert cfg["algo_params"]["use_club"] is True and cfg["algo_params"]["use_FOCAL_cl"] is True
+    for key, value in REFERENCE_ENVS[env].items():
+        assert cfg["algo_params"][key] == value, key
+        assert type(cfg["algo_params"][key]) is type(value), key
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_env_params_build_the_env(path):
+    """Every env_params key must be one the env constructor accepts (configs and envs drift apart otherwise)."""
+    envs = pytest.importorskip("rlkit.envs")
+    cfg = load_config(path)
+    env = envs.make_env(cfg["env_name"], **cfg["env_params"])
+    assert len(env.get_all_task_idx()) == cfg["env_params"]["n_tasks"]
+
+
+def test_focal_ablation_only_drops_club():
+    for env in ("point-robot", "cheetah-vel"):
+        full, ablation = load_config(CONFIGS / f"{env}.json"), load_config(CONFIGS / f"{env}-focal.json")
+        assert ablation["algo_params"]["use_club"] is False
+        assert ablation["util_params"]["exp_name"] != full["util_params"]["exp_name"]
+        ablation["algo_params"]["use_club"] = True
+        ablation["util_params"]["exp_name"] = full["util_params"]["exp_name"]
+        assert ablation == full
+
+
+def test_defaults_keep_reference_values():
+    defaults, optional = load_defaults()
+    algo = defaults["algo_params"]
+    assert defaults["env_name"] == "cheetah-dir" and defaults["seed_list"] == [0, 1, 2]
+    assert defaults["env_params"] == dict(n_tasks=2, randomize_tasks=True, max_episode_steps=200)
+    assert (algo["meta_batch"], algo["batch_size"], algo["num_iterations"]) == (16, 256, 500)
+    assert (algo["alpha_init"], algo["alpha_max"], algo["alpha_lr"], algo["c_iter"]) == (500, 2000, 1, 3)
+    assert algo["train_epoch"] == 6e5 and algo["divergence_name"] == "kl"
+    assert defaults["util_params"]["debug"] is True and defaults["algo_type"] == "CSRO"
+    assert "goal_radius" in optional["env_params"] and "goal_radius" not in defaults["env_params"]
+
+
+# ---- merging and overrides -------------------------------------------------------------
+
+
+def test_deep_merge_keeps_defaults_for_absent_keys(minimal):
+    cfg = load_config(minimal)
+    defaults, _ = load_defaults()
+    assert cfg["env_params"]["n_tasks"] == 4
+    assert cfg["env_params"]["max_episode_steps"] == defaults["env_params"]["max_episode_steps"]
+    assert cfg["algo_params"]["meta_batch"] == 2
+    assert cfg["algo_params"]["batch_size"] == defaults["algo_params"]["batch_size"]
+    assert cfg["util_params"] == defaults["util_params"]
+    assert "goal_radius" not in cfg["env_params"]
+
+
+def test_overrides_set_value_and_type(minimal):
+    cfg = load_config(minimal, [
+        "algo_params.num_iterations=5",
+        "algo_params.discount=0.5",
+        "algo_params.reward_scale=3",  # int for a float key -> float
+        "algo_params.use_brac=0",  # 0/1 for a bool key -> bool
+        "algo_params.use_club=false",
+        "algo_params.train_epoch=[0, 10, 5]",
+        "algo_params.alpha_init=1e3",
+        "algo_params.data_dir=./somewhere/else",
+        "util_params.exp_name=2024",  # a string key keeps digits as text
+        "env_params.goal_radius=0.1",  # optional key
+        "path_to_weights=null",
+    ])
+    algo = cfg["algo_params"]
+    assert algo["num_iterations"] == 5 and type(algo["num_iterations"]) is int
+    assert algo["discount"] == 0.5
+    assert algo["reward_scale"] == 3.0 and type(algo["reward_scale"]) is float
+    assert algo["use_brac"] is False and algo["use_club"] is False
+    assert algo["train_epoch"] == [0, 10, 5]
+    assert algo["alpha_init"] == 1000.0
+    assert algo["data_dir"] == "./somewhere/else"
+    assert cfg["util_params"]["exp_name"] == "2024"
+    assert cfg["env_params"]["goal_radius"] == 0.1
+    assert cfg["path_to_weights"] is None
+    # untouched siblings keep their values
+    assert algo["batch_size"] == 256
+
+
+def test_override_whole_section_merges(minimal):
+    cfg = load_config(minimal, ['env_params={"max_episode_steps": 20}'])
+    assert cfg["env_params"] == dict(n_tasks=4, randomize_tasks=True, max_episode_steps=20)
+
+
+def test_parse_value():
+    assert parse_value("5") == 5 and parse_value("1e-3") == 1e-3 and parse_value(".5") == 0.5
+    assert parse_value("true") is True and parse_value("False") is False and parse_value("None") is None
+    assert parse_value("[1, 2, 3]") == [1, 2, 3] and parse_value("[a, b]") == ["a", "b"]
+    assert parse_value("kl") == "kl" and parse_value('"7"') == "7"
+
+
+def test_apply_overrides_revalidates(minimal):
+    cfg = load_config(minimal)
+    with pytest.raises(ConfigError, match="n_tasks"):
+        apply_overrides(cfg, ["n_eval_tasks=5"])
+
+
+def test_epoch_range():
+    assert list(epoch_range([2200, 5000, 200]))[:2] == [2200, 2400] and len(epoch_range([2200, 5000, 200])) == 14
+    assert list(epoch_range(6e5)) == [600000]
+
+
+# ---- errors ------------------------------------------------------------------------------
+
+
+def one_line(exc_info) -> str:
+    msg = str(exc_info.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_misspelled_top_level_key_in_json(tmp_path, minimal):
+    data = json.loads(minimal.read_text())
+    data["laten_size"] = 8
+    bad = write_json(tmp_path / "bad.json", data)
+    with pytest.raises(ConfigError) as exc:
+        load_config(bad)
+    msg = one_line(exc)
+    assert "unknown config key 'laten_size' (did you mean 'latent_size'?)" in msg
+    assert "bad.json" in msg
+
+
+def test_misspelled_nested_key_in_json(tmp_path, minimal):
+    data = json.loads(minimal.read_text())
+    data["algo_params"]["num_iteration"] = 5
+    bad = write_json(tmp_path / "bad.json", data)
+    with pytest.raises(ConfigError) as exc:
+        load_config(bad)
+    assert "unknown config key 'algo_params.num_iteration' (did you mean 'algo_params.num_iterations'?)" in one_line(exc)
+
+
+def test_misspelled_keys_in_overrides(minimal):
+    with pytest.raises(ConfigError) as exc:
+        load_config(minimal, ["algo_params.num_iteration=5"])
+    msg = one_line(exc)
+    assert "unknown config key 'algo_params.num_iteration' (did you mean 'algo_params.num_iterations'?)" in msg
+    assert "override" in msg
+    with pytest.raises(ConfigError, match=r"unknown config key 'net_sise' \(did you mean 'net_size'\?\)"):
+        load_config(minimal, ["net_sise=64"])
+    # a key placed in the wrong section points to where it lives
+    with pytest.raises(ConfigError, match=r"did you mean 'algo_params.meta_batch'"):
+        load_config(minimal, ["meta_batch=4"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'algo_params.meta_batch.x'"):
+        load_config(minimal, ["algo_params.meta_batch.x=4"])
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("algo_params.use_brac=2", "expected a boolean"),
+        ("algo_params.num_iterations=2.5", "expected an integer"),
+        ("algo_params.num_iterations=true", "expected an integer"),
+        ("algo_params.discount=fast", "expected a number"),
+        ("algo_params.divergence_name=3", None),  # digits kept as the string "3", then rejected by value
+        ("algo_params.train_epoch=[1, 2]", "list of 3 integers"),
+        ("env_params=4", "must be a section"),
+        ('algo_params.batch_size={"a": 1}', "single value"),
+        ("seed_list=[0, x]", "expected an integer"),
+    ],
+)
+def test_wrong_types(minimal, override, fragment):
+    with pytest.raises(ConfigError) as exc:
+        load_config(minimal, [override])
+    msg = one_line(exc)
+    if fragment:
+        assert fragment in msg
+        assert override.split("=")[0] in msg
+
+
+def test_wrong_type_in_json_names_key_and_file(tmp_path, minimal):
+    data = json.loads(minimal.read_text())
+    data["algo_params"]["batch_size"] = "big"
+    bad = write_json(tmp_path / "bad.json", data)
+    with pytest.raises(ConfigError) as exc:
+        load_config(bad)
+    msg = one_line(exc)
+    assert "'algo_params.batch_size'" in msg and "expected an integer" in msg and "bad.json" in msg
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (["n_train_tasks=5"], "n_train_tasks + n_eval_tasks must equal env_params.n_tasks: 5 + 1 != 4"),
+        (["algo_params.meta_batch=4"], "meta_batch (4) exceeds n_train_tasks (3)"),
+        (["algo_params.divergence_name=mmd"], "divergence_name must be one of kl, w"),
+        (["algo_params.batch_size=0"], "algo_params.batch_size must be at least 1"),
+        (["algo_params.embedding_batch_size=-3"], "embedding_batch_size must be at least 1"),
+        (["algo_params.train_epoch=[5000, 2200, 200]"], "train_epoch selects no checkpoint"),
+        (["algo_params.eval_epoch=[0, 10, 0]"], "eval_epoch step must be positive"),
+        (["algo_params.num_iterations=-1"], "must not be negative"),
+        (["oops"], "must look like KEY=VALUE"),
+    ],
+)
+def test_semantic_errors(minimal, overrides, fragment):
+    with pytest.raises(ConfigError) as exc:
+        load_config(minimal, overrides)
+    assert fragment in one_line(exc)
+
+
+def test_meta_batch_may_exceed_train_tasks_with_replacement(minimal):
+    cfg = load_config(minimal, ["algo_params.meta_batch=16", "algo_params.mb_replace=1"])
+    assert cfg["algo_params"]["meta_batch"] == 16
+
+
+def test_n_tasks_mismatch_in_json(tmp_path, minimal):
+    data = json.loads(minimal.read_text())
+    data["env_params"]["n_tasks"] = 40
+    with pytest.raises(ConfigError, match=r"3 \+ 1 != 40"):
+        load_config(write_json(tmp_path / "bad.json", data))
+
+
+def test_malformed_json_names_file_and_position(tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text('{\n  "env_name": "point-robot",\n  "latent_size": 20,\n}\n')
+    with pytest.raises(ConfigError) as exc:
+        load_config(bad)
+    msg = one_line(exc)
+    assert str(bad) in msg and "line 4" in msg and "column" in msg
+
+
+def test_duplicate_key_in_json(tmp_path):
+    bad = tmp_path / "dup.json"
+    bad.write_text('{"env_name": "point-robot", "algo_params": {"meta_batch": 2, "meta_batch": 4}}')
+    with pytest.raises(ConfigError, match=r"dup\.json.*sets key 'meta_batch' twice"):
+        load_config(bad)
+
+
+def test_missing_and_non_object_json(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.json.*not found"):
+        load_config(tmp_path / "nope.json")
+    with pytest.raises(ConfigError, match=r"list\.json.*must hold a JSON object"):
+        load_config(write_json(tmp_path / "list.json", [1, 2]))
+
+
+def test_default_py_beside_the_json_wins(tmp_path, minimal):
+    shutil.copy(CONFIGS / "default.py", tmp_path / "default.py")
+    text = (tmp_path / "default.py").read_text().replace("net_size=256", "net_size=77")
+    (tmp_path / "default.py").write_text(text)
+    assert load_config(minimal)["net_size"] == 77
+
+
+# ---- saving ------------------------------------------------------------------------------
+
+
+def test_save_config_roundtrip_and_atomic(tmp_path):
+    cfg = load_config(CONFIGS / "point-robot.json")
+    out = save_config(cfg, tmp_path / "run" / "variant.json")
+    assert json.loads(out.read_text()) == cfg
+    assert [p.name for p in out.parent.iterdir()] == ["variant.json"]  # no temp file left
+
+
+def test_cli_prints_error_and_exits_2(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlkit.config", str(CONFIGS / "point-robot.json"), "algo_params.num_iteration=5"],
+        capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(REPO)}, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: unknown config key 'algo_params.num_iteration'")
+    assert len(proc.stderr.strip().splitlines()) == 1
