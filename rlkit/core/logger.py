@@ -179,6 +179,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     import torch
 
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with _atomic_file(path, "wb") as f:
         torch.save(obj, f)
     return path

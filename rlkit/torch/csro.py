@@ -212,7 +212,9 @@ class CSROTrainer:
         obs, actions = batch.obs, batch.actions
 
         # §5.2 task inference and policy on (s, z.detach())
-        posterior = self.agent.encoder.infer_posterior(batch.context)
+        # the encoder runs once: z is the posterior of its per-transition outputs, CLUB uses them too
+        per_transition = self.agent.encoder.per_transition(batch.context)
+        posterior = self.agent.encoder.posterior_from_outputs(per_transition)
         z = posterior.z[:, None, :]  # [T, 1, L], broadcast over the batch
         z_d = z.detach()
         pol = self.agent.policy(obs, z_d)
@@ -244,7 +246,7 @@ class CSROTrainer:
         # §5.5 CLUB: fit q(z|x) on detached z_t, then the encoder minimises the MI bound
         encoder_loss = torch.zeros((), device=self.device)
         if hp.use_club:
-            z_t = self.agent.encoder.per_transition(batch.context)[..., : hp.latent_size]
+            z_t = per_transition[..., : hp.latent_size]
             mu, var = self.club.from_context(batch.context)
             club_model_loss = hp.club_model_loss_weight * L.club_model_loss(mu, var, z_t.detach())
             self._step("club", club_model_loss)

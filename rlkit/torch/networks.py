@@ -290,14 +290,25 @@ class ContextEncoder(Mlp):
         """
         if context.dim() != 3:
             raise ValueError(f"context must be [tasks, transitions, features], got shape {tuple(context.shape)}")
+        return self.posterior_from_outputs(self.per_transition(context), sample=sample, generator=generator)
+
+    def posterior_from_outputs(
+        self,
+        per: torch.Tensor,
+        sample: bool = True,
+        generator: Optional[torch.Generator] = None,
+    ) -> Posterior:
+        """The posterior from per-transition outputs ``[T, N, out]`` (see :meth:`per_transition`).
+
+        Lets the training step run the encoder once and reuse its outputs for CLUB.
+        """
         if not self.use_information_bottleneck:
-            per = self.per_transition(context)
             mean = per.mean(dim=1)
             # torch.std with one transition is NaN; report 0 spread instead.
             spread = per.std(dim=1) if per.shape[1] > 1 else torch.zeros_like(mean)
             return Posterior(mean, mean, spread)
-        mus, variances = self.gaussian_params(context)
-        variances = variances.clamp_min(MIN_POSTERIOR_VAR)
+        mus, pre_var = per[..., : self.latent_dim], per[..., self.latent_dim :]
+        variances = F.softplus(pre_var).clamp_min(MIN_POSTERIOR_VAR)
         # Product of N Gaussians: precisions add, the mean is precision-weighted.
         var = 1.0 / torch.reciprocal(variances).sum(dim=1)
         mean = var * (mus / variances).sum(dim=1)

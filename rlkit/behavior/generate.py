@@ -1,0 +1,354 @@
+"""Offline data generation: one SAC behaviour policy per task, all tasks at once.
+
+The tasks of a job share one :class:`EnsembleSAC` (a task dimension in every
+weight tensor) and one lockstep vector env, so a training step is one batched
+update and one vectorized env step for all of them (SPEC §3).
+
+At every checkpoint step S (multiples of ``eval_frequency`` from
+``num_seed_steps`` up to, not including, ``num_train_steps`` — the names the
+reference gives its files, e.g. 2000, 2200, ..., 4800 for point-robot):
+
+1. ``num_eval_episodes`` deterministic (mean-action) and
+   ``num_eval_sample_episodes`` stochastic episodes per task are rolled out in
+   a separate vector env and written to the dataset (native format, or the
+   reference's layout with ``legacy_layout``);
+2. each task's actor / critic / target weights are saved;
+3. the resume state (all weights, optimizers, replay) is saved atomically;
+4. the training envs are reset and every RNG reseeded from (seed, S).
+
+Step 4 is what makes a killed-and-restarted run write exactly the files an
+uninterrupted one writes: everything after S is a function of the saved
+state and (seed, S). (The reference checkpoints at the first episode end
+after S; with fixed 20/200-step horizons that is S itself.)
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from rlkit.behavior.replay import EnsembleReplayBuffer
+from rlkit.behavior.sac import EnsembleSAC
+from rlkit.core.logger import atomic_torch_save
+from rlkit.data import DatasetWriter, Episode, write_legacy_checkpoint
+from rlkit.envs import make_env
+from rlkit.envs.vector import make_vector_env
+
+STATE_DIR = "_generator"
+
+
+def checkpoint_schedule(num_train_steps: int, num_seed_steps: int, eval_frequency: int) -> list[int]:
+    """Checkpoint steps: multiples of ``eval_frequency`` in [num_seed_steps, num_train_steps)."""
+    first = -(-int(num_seed_steps) // int(eval_frequency)) * int(eval_frequency)
+    return list(range(first, int(num_train_steps), int(eval_frequency)))
+
+
+def derived_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+@dataclass
+class GenerationJob:
+    """What one process generates: ``tasks`` of ``env_name`` into ``data_dir``."""
+
+    env_name: str
+    env_params: dict
+    tasks: list[int]
+    sac: DictConfig
+    data_dir: Path
+    seed: int = 0
+    device: str = "cpu"
+    legacy_layout: bool = False
+    progress: bool = True
+    eval_chunk: int = 0  # episodes per task rolled out at once (0: all of them)
+    extra_config: dict = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str:
+        """Names this job's resume state: the same command finds it again."""
+        key = json.dumps({"tasks": self.tasks, "seed": self.seed}, sort_keys=True)
+        return hashlib.sha1(key.encode()).hexdigest()[:10]
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / STATE_DIR / f"state_{self.tag}.pt"
+
+    def generator_config(self) -> dict:
+        return {"sac": OmegaConf.to_container(self.sac, resolve=True), "seed": self.seed,
+                "legacy_layout": self.legacy_layout, **self.extra_config}
+
+
+def weights_path(data_dir: Path, task: int, step: int) -> Path:
+    return data_dir / "weights" / f"task_{task:02d}" / f"agent_step{step}.pt"
+
+
+class EpisodeCollector:
+    """Rolls out E tasks x K episodes of the ensemble's policies in one vector env.
+
+    Episodes of a task run side by side (chunked when K is large); each sub-env
+    records its own transitions until its episode ends, so early-terminating
+    envs give episodes of different lengths.
+    """
+
+    def __init__(self, job: GenerationJob, n_episodes: int):
+        self.job = job
+        e = len(job.tasks)
+        self.chunk = min(n_episodes, job.eval_chunk or n_episodes)
+        self.task_of = np.repeat(np.asarray(job.tasks), self.chunk)
+        self.venv = make_vector_env(job.env_name, job.env_params, self.task_of,
+                                    autoreset_mode=AutoresetMode.DISABLED)
+        self.e, self.max_steps = e, make_env(job.env_name, **job.env_params).max_episode_steps
+
+    def collect(self, agent: EnsembleSAC, sampled: Sequence[bool], index: Sequence[int],
+                seed: int) -> list[list[Episode]]:
+        """Episodes per task; episode j samples actions if ``sampled[j]`` and is numbered ``index[j]``."""
+        e, c = self.e, self.chunk
+        out: list[list[Episode]] = [[] for _ in range(e)]
+        gen = torch.Generator(device=agent.device).manual_seed(seed)
+        for start in range(0, len(sampled), c):
+            ks = list(range(start, min(start + c, len(sampled))))
+            mask = np.zeros((e, c), dtype=bool)
+            mask[:, : len(ks)] = [sampled[k] for k in ks]
+            obs, _ = self.venv.reset(seed=derived_seed(seed, start))
+            live = np.zeros((e, c), dtype=bool)
+            live[:, : len(ks)] = True
+            rec = {k: [] for k in ("obs", "act", "rew", "next")}
+            ended = np.zeros((e, c), dtype=bool)
+            term_flag = np.zeros((e, c), dtype=bool)
+            lengths = np.zeros((e, c), dtype=np.int64)
+            for _ in range(self.max_steps):
+                o = torch.as_tensor(obs, device=agent.device).reshape(e, c, -1)
+                det = agent.act(o, sample=False)
+                sto = agent.act(o, sample=True, generator=gen)
+                act = torch.where(torch.as_tensor(mask, device=agent.device)[..., None], sto, det)
+                act_np = act.reshape(e * c, -1).cpu().numpy().astype(np.float32)
+                nxt, rew, term, trunc, _ = self.venv.step(act_np)
+                active = (live & ~ended).reshape(-1)
+                rec["obs"].append(obs.copy())
+                rec["act"].append(act_np)
+                rec["rew"].append(rew.copy())
+                rec["next"].append(nxt.copy())
+                lengths.reshape(-1)[active] += 1
+                done_now = (term | trunc).reshape(e, c) & ~ended
+                term_flag |= term.reshape(e, c) & done_now
+                ended |= done_now
+                obs = nxt
+                if ended[live].all():
+                    break
+                if done_now.any():  # DISABLED autoreset: finished sub-envs must be reset to keep stepping
+                    obs, _ = self.venv.reset(options={"reset_mask": done_now.reshape(-1)})
+            arrays = {k: np.stack(v, axis=1) for k, v in rec.items()}  # [E*C, T, ...]
+            for j in range(e):
+                for slot, k in enumerate(ks):
+                    m, n = j * c + slot, lengths[j, slot]
+                    out[j].append(Episode(
+                        observations=arrays["obs"][m, :n], actions=arrays["act"][m, :n],
+                        rewards=arrays["rew"][m, :n], next_observations=arrays["next"][m, :n],
+                        sampled=bool(sampled[k]), index=int(index[k]),
+                        terminated=bool(term_flag[j, slot]), truncated=not term_flag[j, slot],
+                    ))
+        return out
+
+    def close(self) -> None:
+        self.venv.close()
+
+
+def _episode_plan(n_det: int, n_sto: int) -> tuple[list[bool], list[int]]:
+    """Which episodes sample actions, and each episode's index k within its group."""
+    sampled = [False] * n_det + [True] * n_sto
+    index = list(range(n_det)) + list(range(n_sto))
+    return sampled, index
+
+
+class BehaviourPolicyGenerator:
+    """Trains the job's tasks to ``num_train_steps`` and writes every checkpoint."""
+
+    def __init__(self, job: GenerationJob):
+        self.job = job
+        cfg = job.sac
+        self.device = torch.device(job.device)
+        probe = make_env(job.env_name, **job.env_params)
+        self.obs_dim, self.act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
+        self.task_params = [_jsonable(probe.task_params(i)) for i in range(probe.n_tasks)]
+        self.e = len(job.tasks)
+        self.schedule = checkpoint_schedule(cfg.num_train_steps, cfg.num_seed_steps, cfg.eval_frequency)
+        self.agent = EnsembleSAC.from_config(cfg.agent, self.e, self.obs_dim, self.act_dim, device=self.device)
+        self.replay = EnsembleReplayBuffer(self.e, int(cfg.replay_buffer_capacity), self.obs_dim, self.act_dim,
+                                           device=self.device)
+        self.writer = None if job.legacy_layout else DatasetWriter(
+            job.data_dir, job.env_name, job.env_params, self.task_params, self.obs_dim, self.act_dim,
+            job.generator_config())
+        self.step = 0
+        self.log_path = job.data_dir / STATE_DIR / "returns.csv"
+
+    # ------------------------------------------------------------------ persistence
+    def _save_state(self) -> None:
+        atomic_torch_save({"step": self.step, "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
+                           "tasks": self.job.tasks}, self.job.state_path)
+
+    def try_resume(self) -> bool:
+        path = self.job.state_path
+        if not path.exists():
+            return False
+        from rlkit.core.logger import load_snapshot
+
+        state = load_snapshot(path, map_location=self.device)
+        if list(state["tasks"]) != list(self.job.tasks):
+            raise SystemExit(f"error: {path} belongs to tasks {state['tasks']}, not {self.job.tasks}")
+        self.agent.load_state_dict(state["agent"])
+        self.replay.load_state_dict(state["replay"])
+        self.step = int(state["step"])
+        return True
+
+    # ------------------------------------------------------------------ checkpoints
+    def write_checkpoint(self, step: int, collector: EpisodeCollector) -> dict[int, tuple[float, float]]:
+        cfg = self.job.sac
+        sampled, index = _episode_plan(cfg.num_eval_episodes, cfg.num_eval_sample_episodes)
+        per_task = collector.collect(self.agent, sampled, index, derived_seed(self.job.seed, step, 1))
+        returns = {}
+        for j, task in enumerate(self.job.tasks):
+            eps = per_task[j]
+            if self.job.legacy_layout:
+                write_legacy_checkpoint(self.job.data_dir, task, step, eps)
+            else:
+                self.writer.write_checkpoint(task, step, eps)
+            atomic_torch_save(self.agent.member_state_dict(j), weights_path(self.job.data_dir, task, step))
+            det = [float(e.rewards.sum()) for e in eps if not e.sampled]
+            sto = [float(e.rewards.sum()) for e in eps if e.sampled]
+            returns[task] = (float(np.mean(det)) if det else float("nan"), float(np.mean(sto)) if sto else float("nan"))
+        self._log_returns(step, returns)
+        return returns
+
+    def _log_returns(self, step: int, returns: dict[int, tuple[float, float]]) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.log_path.exists()
+        with open(self.log_path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["step", "task", "deterministic_return", "sampled_return"])
+            for task, (d, s) in returns.items():
+                w.writerow([step, task, d, s])
+
+    # ------------------------------------------------------------------ training
+    def run(self) -> None:
+        job, cfg = self.job, self.job.sac
+        resumed = self.try_resume()
+        n_eval = cfg.num_eval_episodes + cfg.num_eval_sample_episodes
+        collector = EpisodeCollector(job, n_eval)
+        venv = make_vector_env(job.env_name, job.env_params, job.tasks, autoreset_mode=AutoresetMode.SAME_STEP)
+        tb = _tensorboard(job.data_dir / STATE_DIR / "tb") if cfg.get("log_save_tb", False) else None
+        try:
+            obs = self._reseed(venv, self.step) if resumed else self._reseed(venv, 0)
+            bar = tqdm(total=int(cfg.num_train_steps), initial=self.step, unit="step", dynamic_ncols=True,
+                       desc=f"{job.env_name} tasks {job.tasks[0]}..{job.tasks[-1]}", disable=not job.progress or None)
+            t_last, s_last = time.perf_counter(), self.step
+            ckpts = set(self.schedule)
+            while self.step < cfg.num_train_steps:
+                # the resume state of S is saved after S's files: resuming at S, they are complete
+                if self.step in ckpts and not resumed:
+                    returns = self.write_checkpoint(self.step, collector)
+                    self._save_state()
+                    obs = self._reseed(venv, self.step)
+                    if tb is not None:
+                        for task, (d, _) in returns.items():
+                            tb.add_scalar(f"task_{task:02d}/deterministic_return", d, self.step)
+                    bar.set_postfix(ret=f"{np.mean([d for d, _ in returns.values()]):.2f}")
+                resumed = False
+                obs = self._train_step(venv, obs)
+                self.step += 1
+                if self.step % 100 == 0 or self.step == cfg.num_train_steps:
+                    now = time.perf_counter()
+                    bar.update(self.step - bar.n)
+                    bar.set_description_str(f"{job.env_name} x{self.e} {(self.step - s_last) * self.e / (now - t_last):,.0f} env-steps/s")
+                    t_last, s_last = now, self.step
+            bar.close()
+        finally:
+            venv.close()
+            collector.close()
+            if tb is not None:
+                tb.close()
+
+    def _reseed(self, venv, step: int) -> np.ndarray:
+        s = derived_seed(self.job.seed, step)
+        torch.manual_seed(s)
+        self._rng = np.random.default_rng(s)
+        self._gen = torch.Generator(device=self.device).manual_seed(s)
+        obs, _ = venv.reset(seed=s)
+        return obs
+
+    def _train_step(self, venv, obs: np.ndarray) -> np.ndarray:
+        cfg = self.job.sac
+        if self.step < cfg.num_seed_steps:
+            action = self._rng.uniform(-1.0, 1.0, size=(self.e, self.act_dim)).astype(np.float32)
+        else:
+            action = self.agent.act(torch.as_tensor(obs, device=self.device), sample=True,
+                                    generator=self._gen).cpu().numpy().astype(np.float32)
+        if self.step >= cfg.num_seed_steps:  # the reference updates before stepping, from num_seed_steps on
+            self.agent.update(self.replay.sample(int(cfg.agent.batch_size), generator=self._gen), self.step,
+                              generator=self._gen)
+        next_obs, reward, term, trunc, info = venv.step(action)
+        real_next = next_obs.copy()
+        if "final_obs" in info:  # same-step autoreset: the transition's next obs is the final one
+            ended = np.asarray(info["_final_obs"], dtype=bool)
+            real_next[ended] = np.stack(info["final_obs"][ended])
+        # time-limit ends are not terminal in the target (SPEC §3)
+        self.replay.add(obs, action, reward, real_next, term.astype(np.float32))
+        return next_obs
+
+
+def _tensorboard(path: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(path))
+
+
+def _jsonable(params: dict) -> dict:
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in params.items()}
+
+
+def regenerate_sampled(job: GenerationJob) -> int:
+    """``--eval``: rewrite the stochastic episodes of every saved checkpoint from its weights."""
+    gen = BehaviourPolicyGenerator(job)
+    cfg = job.sac
+    collector = EpisodeCollector(job, cfg.num_eval_sample_episodes)
+    written = 0
+    try:
+        for step in gen.schedule:
+            paths = [weights_path(job.data_dir, t, step) for t in job.tasks]
+            if not all(p.exists() for p in paths):
+                continue
+            for j, p in enumerate(paths):
+                gen.agent.load_member_state_dict(j, torch.load(p, map_location=gen.device))
+            n = cfg.num_eval_sample_episodes
+            per_task = collector.collect(gen.agent, [True] * n, list(range(n)), derived_seed(job.seed, step, 2))
+            for j, task in enumerate(job.tasks):
+                if job.legacy_layout:
+                    write_legacy_checkpoint(job.data_dir, task, step, per_task[j])
+                else:
+                    kept = [e for e in _read_native(job.data_dir, task, step) if not e.sampled]
+                    gen.writer.write_checkpoint(task, step, kept + per_task[j])
+            written += 1
+    finally:
+        collector.close()
+    return written
+
+
+def _read_native(root: Path, task: int, step: int) -> list[Episode]:
+    from rlkit.data import read_checkpoint_episodes
+
+    try:
+        return read_checkpoint_episodes(root, task, step)
+    except Exception:  # a missing or unreadable checkpoint: only the new episodes are written
+        return []
+

@@ -1,0 +1,200 @@
+"""CSRO meta-training: the loop behind ``launch_experiment.py``.
+
+One iteration = ``num_train_steps_per_itr`` steps of :class:`CSROTrainer`,
+then the three evaluation protocols on the test tasks, one progress.csv row,
+and a snapshot. Every iteration reseeds torch and numpy from (seed,
+iteration), so a run resumed from the snapshot of iteration k produces the
+same rows as one that never stopped.
+
+Each step draws the whole meta batch's data — context, RL batch and the
+extra dual-critic batches — with a single buffer call: uniform sampling with
+replacement, so one draw of N + B·c_iter transitions split into parts has the
+same distribution as separate draws.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rlkit.config import Config
+from rlkit.core.logger import RunLogger, latest_snapshot, load_snapshot
+from rlkit.data import MultiTaskBuffer, load_offline_data, split_tasks_from_variant
+from rlkit.envs import make_env
+from rlkit.envs.point_robot import sparse_reward
+from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
+from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
+
+
+def choose_device(gpu: int | None) -> torch.device:
+    """``cuda:G`` when asked for and present; otherwise the CPU (saying why)."""
+    if gpu is None:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        print(f"note: --gpu {gpu} asked for CUDA but torch sees no GPU; running on the CPU")
+        return torch.device("cpu")
+    if gpu >= torch.cuda.device_count():
+        raise SystemExit(f"error: --gpu {gpu} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return torch.device(f"cuda:{gpu}")
+
+
+def iteration_seed(seed: int, itr: int) -> int:
+    return int(np.random.SeedSequence([seed, itr]).generate_state(1)[0])
+
+
+@dataclass
+class ExperimentData:
+    train_tasks: list[int]
+    test_tasks: list[int]
+    train: MultiTaskBuffer
+    test: MultiTaskBuffer
+    obs_absmax: np.ndarray | None
+
+
+def load_experiment_data(cfg: Config, seed: int, device: torch.device) -> ExperimentData:
+    """The train/test split and both task buffers on ``device`` (SPEC §3)."""
+    algo = cfg["algo_params"]
+    train_tasks, test_tasks = split_tasks_from_variant(cfg, seed)
+    env = make_env(cfg["env_name"], **cfg["env_params"])
+    common = dict(n_trj=algo["n_trj"], sample=bool(algo["sample"]), env_name=cfg["env_name"],
+                  obs_dim=env.observation_space.shape[0], act_dim=env.action_space.shape[0],
+                  max_transitions_per_task=algo["replay_buffer_size"])
+    train = load_offline_data(algo["data_dir"], train_tasks, algo["train_epoch"], **common)
+    test = load_offline_data(algo["data_dir"], test_tasks, algo["eval_epoch"], **common)
+    return ExperimentData([int(t) for t in train_tasks], [int(t) for t in test_tasks],
+                          MultiTaskBuffer(train, device), MultiTaskBuffer(test, device), train.obs_abs_max)
+
+
+class MetaTrainer:
+    """Owns the trainer, the data and the logger of one run."""
+
+    def __init__(self, cfg: Config, seed: int, device: torch.device, logger: RunLogger, data: ExperimentData):
+        self.cfg, self.seed, self.device, self.logger, self.data = cfg, seed, device, logger, data
+        self.algo = cfg["algo_params"]
+        env = make_env(cfg["env_name"], **cfg["env_params"])
+        self.obs_dim, self.act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+        self.goal_radius = getattr(env, "goal_radius", None)
+        self.hp = CSROHyperParams.from_config(cfg)
+        self.trainer = CSROTrainer(self.obs_dim, self.act_dim, self.hp, device=device)
+        self.settings = EvalSettings.from_algo_params(self.algo)
+        self.start_itr = 0
+        self._train_ids = np.asarray(data.train_tasks)
+
+    # ------------------------------------------------------------------ data
+    def _context(self, part: dict) -> torch.Tensor:
+        rewards = part["rewards"]
+        if self.algo["sparse_rewards"] and self.goal_radius is not None:
+            rewards = torch.as_tensor(sparse_reward(rewards.cpu().numpy(), self.goal_radius),
+                                      device=rewards.device, dtype=rewards.dtype)
+        parts = [part["obs"], part["actions"], rewards]
+        if self.hp.use_next_obs_in_context:
+            parts.append(part["next_obs"])
+        return torch.cat(parts, dim=-1)
+
+    def sample_meta_batch(self, rng: np.random.Generator, generator: torch.Generator) -> MetaBatch:
+        tasks = rng.choice(self._train_ids, self.algo["meta_batch"], replace=self.algo["mb_replace"])
+        task_ids = torch.as_tensor(tasks, device=self.device)
+        n, b, c = self.algo["embedding_batch_size"], self.algo["batch_size"], self.hp.c_iter
+        extra = (c - 1) if self.trainer.trains_dual_critic else 0
+        sample = self.data.train.sample(task_ids, n + b * (1 + extra), generator=generator)
+        split = lambda key, lo, hi: sample[key][:, lo:hi]  # noqa: E731
+        ctx = self._context({k: split(k, 0, n) for k in ("obs", "actions", "rewards", "next_obs")})
+        rl = {k: split(k, n, n + b) for k in ("obs", "actions", "rewards", "next_obs", "terminals")}
+        batch = MetaBatch(task_ids=task_ids, context=ctx, **rl)
+        if extra:
+            t = task_ids.shape[0]
+            batch.extra_obs = split("obs", n + b, None).reshape(t, extra, b, -1).transpose(0, 1)
+            batch.extra_actions = split("actions", n + b, None).reshape(t, extra, b, -1).transpose(0, 1)
+        return batch
+
+    def offline_context(self, generator: torch.Generator):
+        """For the offline protocol: ``n`` uniform transitions of each test task's data."""
+
+        def fn(task_ids: torch.Tensor, n: int) -> torch.Tensor:
+            return self._context(self.data.test.sample(task_ids, n, generator=generator))
+
+        return fn
+
+    # ------------------------------------------------------------------ loop
+    def resume_from(self, path: Path) -> None:
+        state = load_snapshot(path, map_location=self.device)
+        self.trainer.load_state_dict(state["trainer"])
+        self.start_itr = int(state["iteration"]) + 1
+
+    def run(self) -> None:
+        n_itr, n_steps = self.algo["num_iterations"], self.algo["num_train_steps_per_itr"]
+        bar = tqdm(range(self.start_itr, n_itr), desc="meta-train", unit="itr", initial=self.start_itr,
+                   total=n_itr, dynamic_ncols=True, disable=None)
+        for itr in bar:
+            s = iteration_seed(self.seed, itr)
+            torch.manual_seed(s)
+            rng = np.random.default_rng(s)
+            gen = torch.Generator(device=self.device).manual_seed(s)
+            t0 = time.perf_counter()
+            stats = {}
+            for step in range(n_steps):
+                stats = self.trainer.train_step(self.sample_meta_batch(rng, gen), with_stats=step == n_steps - 1)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            train_time = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            row = {}
+            if self.algo["allow_eval"]:
+                results = evaluate(self.trainer.agent, self.cfg["env_name"], self.cfg["env_params"],
+                                   self.data.test_tasks, self.settings, offline_context=self.offline_context(gen),
+                                   obs_absmax=self.data.obs_absmax, seed=s, device=self.device)
+                row = progress_row(results)
+            eval_time = time.perf_counter() - t1
+            for key, value in {k: float(v) for k, v in stats.items()}.items():
+                self.logger.record_tabular(key, value, group="trainer")
+            for key, value in row.items():
+                self.logger.record_tabular(key, value, group="eval")
+            self.logger.record_tabular("Number of train steps total", self.trainer.num_steps, group="time")
+            self.logger.record_tabular("Train Time (s)", train_time, group="time")
+            self.logger.record_tabular("Eval Time (s)", eval_time, group="time")
+            self.logger.record_tabular("Epoch", itr, group="time")
+            self.logger.dump_tabular(itr)
+            self.logger.save_iteration_snapshot(self.snapshot(itr), itr)
+            if row:
+                bar.set_postfix(np_online=f"{row.get('Average_NpOnlineReturn_all_test_tasks', float('nan')):.2f}")
+
+    def snapshot(self, itr: int) -> dict:
+        return {"iteration": itr, "trainer": self.trainer.state_dict(), "config": self.cfg,
+                "train_tasks": self.data.train_tasks, "test_tasks": self.data.test_tasks,
+                "obs_dim": self.obs_dim, "act_dim": self.act_dim, "obs_absmax": self.data.obs_absmax}
+
+
+def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str | None = None) -> Path:
+    """Meta-train (or resume) one seed; returns the run directory."""
+    device = choose_device(gpu)
+    util = cfg["util_params"]
+    snapshot_path = None
+    if resume:
+        snapshot_path = latest_snapshot(resume)
+        if snapshot_path is None:
+            raise SystemExit(f"error: no snapshot (agent.pth / agent_itr_K.pth) in {resume}; nothing to resume")
+        itr = int(load_snapshot(snapshot_path)["iteration"])
+        logger = RunLogger.create(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed, cfg,
+                                  resume=True, truncate_to_epoch=itr + 1)
+    else:
+        logger = RunLogger.create(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed, cfg)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    logger.info(f"device {device}; run directory {logger.run_dir}")
+    data = load_experiment_data(cfg, seed, device)
+    logger.info(f"train tasks {data.train_tasks}; test tasks {data.test_tasks}; "
+                f"{len(data.train)} train / {len(data.test)} test transitions")
+    job = MetaTrainer(cfg, seed, device, logger, data)
+    if snapshot_path is not None:
+        job.resume_from(snapshot_path)
+        logger.info(f"resumed from {snapshot_path} at iteration {job.start_itr}")
+    try:
+        job.run()
+    finally:
+        logger.close()
+    return Path(logger.run_dir)
