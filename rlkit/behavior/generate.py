@@ -183,6 +183,7 @@ class BehaviourPolicyGenerator:
         self.task_params = [_jsonable(probe.task_params(i)) for i in range(probe.n_tasks)]
         self.e = len(job.tasks)
         self.schedule = checkpoint_schedule(cfg.num_train_steps, cfg.num_seed_steps, cfg.eval_frequency)
+        torch.manual_seed(derived_seed(job.seed, *job.tasks))  # initial weights: a function of seed and tasks
         self.agent = EnsembleSAC.from_config(cfg.agent, self.e, self.obs_dim, self.act_dim, device=self.device)
         self.replay = EnsembleReplayBuffer(self.e, int(cfg.replay_buffer_capacity), self.obs_dim, self.act_dim,
                                            device=self.device)

@@ -1,0 +1,133 @@
+"""Behaviour-policy data generation (policy_train.py): learning, splits, resume, layouts."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import policy_train
+from rlkit.behavior.config import compose_sac_config
+from rlkit.behavior.generate import BehaviourPolicyGenerator, GenerationJob, checkpoint_schedule
+from rlkit.data import load_offline_data, read_checkpoint_episodes
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["num_train_steps=500", "num_seed_steps=200", "eval_frequency=100", "num_eval_sample_episodes=3",
+        "agent.hidden_dim=32", "agent.batch_size=64"]
+
+
+def tiny_config(tmp_path, n_tasks=4) -> Path:
+    cfg = json.loads((REPO / "configs" / "point-robot.json").read_text())
+    cfg["env_params"]["n_tasks"] = n_tasks
+    cfg["n_train_tasks"], cfg["n_eval_tasks"] = n_tasks - 1, 1
+    cfg["algo_params"]["meta_batch"] = 2
+    cfg["algo_params"]["data_dir"] = str(tmp_path / "data")
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def job(tmp_path, data_dir, tasks=(0, 1), overrides=TINY, legacy=False) -> GenerationJob:
+    return GenerationJob(env_name="point-robot", env_params={"n_tasks": 4, "randomize_tasks": 0,
+                                                             "max_episode_steps": 20},
+                         tasks=list(tasks), sac=compose_sac_config("train_quick", list(overrides)),
+                         data_dir=Path(data_dir), progress=False, legacy_layout=legacy)
+
+
+def all_arrays(root: Path, tasks, steps):
+    out = {}
+    for t in tasks:
+        for s in steps:
+            for e in read_checkpoint_episodes(root, t, s):
+                out[(t, s, e.sampled, e.index)] = (e.observations, e.actions, e.rewards, e.next_observations)
+    return out
+
+
+def test_checkpoint_schedule_matches_reference_names():
+    assert checkpoint_schedule(5000, 2000, 200) == list(range(2000, 5000, 200))
+    assert checkpoint_schedule(1_000_000, 50_000, 50_000)[:2] == [50_000, 100_000]
+    assert checkpoint_schedule(500, 150, 100) == [200, 300, 400]
+
+
+def test_split_selection_and_errors():
+    args = policy_train.parse_args(["--config", "x.json", "--split", "4", "--split_idx", "2"])
+    assert policy_train.select_tasks(args, 40) == list(range(20, 30))
+    args = policy_train.parse_args(["--config", "x.json", "--split", "3"])
+    with pytest.raises(SystemExit, match="does not divide"):
+        policy_train.select_tasks(args, 40)
+    args = policy_train.parse_args(["--config", "x.json", "--tasks", "5,0,5"])
+    assert policy_train.select_tasks(args, 40) == [0, 5]
+    args = policy_train.parse_args(["--config", "x.json", "--tasks", "40"])
+    with pytest.raises(SystemExit, match="outside"):
+        policy_train.select_tasks(args, 40)
+
+
+def test_generation_learns_and_loads(tmp_path):
+    gen = BehaviourPolicyGenerator(job(tmp_path, tmp_path / "d", tasks=(0, 1, 2),
+                                       overrides=["num_train_steps=800", "num_seed_steps=200", "eval_frequency=100",
+                                                  "num_eval_sample_episodes=2"]))
+    gen.run()
+    returns = np.genfromtxt(tmp_path / "d" / "_generator" / "returns.csv", delimiter=",", names=True)
+    first, last = returns[returns["step"] == 200], returns[returns["step"] == 700]
+    assert first["deterministic_return"].mean() < -15  # an untrained policy stays near the origin
+    assert last["deterministic_return"].mean() > -12  # trained policies reach for their goals
+    data = load_offline_data(tmp_path / "d", [0, 1, 2], [200, 800, 100], n_trj=2, sample=1, obs_dim=2, act_dim=2)
+    assert data.num_transitions(1) == 6 * 2 * 20
+    assert np.all(np.abs(data.actions) <= 1.0)  # normalized actions are stored
+    weights = sorted((tmp_path / "d" / "weights" / "task_01").glob("agent_step*.pt"))
+    assert len(weights) == 6
+
+
+def test_resume_after_kill_writes_identical_files(tmp_path):
+    BehaviourPolicyGenerator(job(tmp_path, tmp_path / "full")).run()
+
+    killed = BehaviourPolicyGenerator(job(tmp_path, tmp_path / "resumed"))
+    original = killed._train_step
+
+    def dying_step(venv, obs):
+        if killed.step == 350:
+            raise KeyboardInterrupt("simulated kill")
+        return original(venv, obs)
+
+    killed._train_step = dying_step
+    with pytest.raises(KeyboardInterrupt):
+        killed.run()
+    assert not (tmp_path / "resumed" / "task_000" / "step_00000400.npz").exists()
+    BehaviourPolicyGenerator(job(tmp_path, tmp_path / "resumed")).run()  # same command again
+    steps = [200, 300, 400]
+    a, b = all_arrays(tmp_path / "full", [0, 1], steps), all_arrays(tmp_path / "resumed", [0, 1], steps)
+    assert a.keys() == b.keys() and len(a) == 2 * 3 * 4
+    for key in a:
+        for x, y in zip(a[key], b[key]):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_legacy_layout_and_eval_regeneration(tmp_path):
+    root = tmp_path / "legacy"
+    BehaviourPolicyGenerator(job(tmp_path, root, legacy=True)).run()
+    files = sorted((root / "goal_idx1").glob("trj_evalsample*_step300.npy"))
+    assert len(files) == 3
+    data = load_offline_data(root, [0, 1], [200, 500, 100], n_trj=3, sample=1, obs_dim=2, act_dim=2)
+    assert data.num_transitions(0) == 3 * 3 * 20
+    before = np.load(files[0], allow_pickle=True)
+    from rlkit.behavior.generate import regenerate_sampled
+
+    assert regenerate_sampled(job(tmp_path, root, legacy=True)) == 3
+    after = np.load(files[0], allow_pickle=True)
+    assert before.shape == after.shape
+    assert not np.allclose(np.stack(before[:, 1]), np.stack(after[:, 1]))  # fresh stochastic actions
+
+
+def test_cli_end_to_end_and_bad_input(tmp_path):
+    cfg = tiny_config(tmp_path)
+    cmd = [sys.executable, str(REPO / "policy_train.py"), "--config", str(cfg), "--preset", "train_quick",
+           "--split", "2", "--split_idx", "1", "--no-progress", *TINY]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path / "data").glob("task_*")) == ["task_002", "task_003"]
+    bad = subprocess.run(cmd[:-len(TINY)] + ["--split", "3"], capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode != 0 and "does not divide" in (bad.stderr + bad.stdout)
+    bad = subprocess.run(cmd[:4] + ["--preset", "nope"], capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode != 0 and "nope" in (bad.stderr + bad.stdout)
