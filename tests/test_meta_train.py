@@ -1,0 +1,101 @@
+"""launch_experiment.py end to end on a tiny point-robot dataset: files, resume, bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import launch_experiment
+from rlkit.behavior.config import compose_sac_config
+from rlkit.behavior.generate import BehaviourPolicyGenerator, GenerationJob
+from rlkit.launchers import meta_train
+
+REPO = Path(__file__).resolve().parents[1]
+ENV_PARAMS = {"n_tasks": 6, "randomize_tasks": 0, "max_episode_steps": 20}
+TIME_COLUMNS = {"Train Time (s)", "Eval Time (s)"}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "point-robot"
+    sac = compose_sac_config("train_quick", ["num_train_steps=300", "num_seed_steps=100", "eval_frequency=100",
+                                              "num_eval_sample_episodes=2", "agent.hidden_dim=32",
+                                              "agent.batch_size=32"])
+    BehaviourPolicyGenerator(GenerationJob("point-robot", ENV_PARAMS, list(range(6)), sac, root,
+                                           progress=False)).run()
+    return root
+
+
+def overrides(dataset, out, iterations=2):
+    return [f"algo_params.data_dir={dataset}", f"util_params.base_log_dir={out}", "env_params.n_tasks=6",
+            "n_train_tasks=4", "n_eval_tasks=2", "algo_params.meta_batch=3", "'algo_params.train_epoch=[100,300,100]'",
+            "'algo_params.eval_epoch=[100,300,100]'", "algo_params.n_trj=2", f"algo_params.num_iterations={iterations}",
+            "algo_params.num_train_steps_per_itr=4", "algo_params.embedding_batch_size=32",
+            "algo_params.batch_size=16", "algo_params.num_steps_per_eval=40", "net_size=32", "latent_size=4"]
+
+
+def run(dataset, out, *extra, iterations=2):
+    args = [str(REPO / "configs" / "point-robot.json"), "--seed", "1", "--exp_name", "t",
+            *[o.strip("'") for o in overrides(dataset, out, iterations)], *extra]
+    assert launch_experiment.main(args) == 0
+    return out / "point-robot" / "t" / "seed1"
+
+
+def test_run_directory_tells_the_whole_story(dataset, tmp_path):
+    run_dir = run(dataset, tmp_path)
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"variant.json", "progress.csv", "debug.log", "git.txt", "agent.pth", "agent_itr_0.pth"} <= names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    variant = json.loads((run_dir / "variant.json").read_text())
+    assert variant["algo_params"]["num_iterations"] == 2 and variant["algo_params"]["use_club"] is True
+    progress = pd.read_csv(run_dir / "progress.csv")
+    assert list(progress["Epoch"]) == [0, 1]
+    for col in ("Average_OnlineReturn_all_test_tasks", "Average_OfflineReturn_all_test_tasks",
+                "Average_NpOnlineReturn_all_test_tasks", "QF Loss", "VF Loss", "Policy Loss", "Club Loss",
+                "Z Loss", "Number of train steps total", "eval/np_online_return_episode_2"):
+        assert col in progress.columns, col
+    assert np.isfinite(progress["Average_NpOnlineReturn_all_test_tasks"]).all()
+    assert list(progress["Number of train steps total"]) == [4, 8]
+
+
+def test_kill_and_resume_reproduce_the_uninterrupted_run(dataset, tmp_path, monkeypatch):
+    full = pd.read_csv(run(dataset, tmp_path / "full", iterations=3) / "progress.csv")
+
+    calls = {"n": 0}
+    real_evaluate = meta_train.evaluate
+
+    def dying_evaluate(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed during iteration 2")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(meta_train, "evaluate", dying_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        run(dataset, tmp_path / "killed", iterations=3)
+    monkeypatch.setattr(meta_train, "evaluate", real_evaluate)
+    run_dir = tmp_path / "killed" / "point-robot" / "t" / "seed1"
+    assert len(pd.read_csv(run_dir / "progress.csv")) == 2
+    run(dataset, tmp_path / "killed", "--resume", str(run_dir), iterations=3)
+    resumed = pd.read_csv(run_dir / "progress.csv")
+    cols = [c for c in full.columns if c not in TIME_COLUMNS]
+    assert list(resumed["Epoch"]) == [0, 1, 2]
+    pd.testing.assert_frame_equal(full[cols], resumed[cols])
+
+
+def test_bad_config_and_missing_data_fail_clearly(dataset, tmp_path):
+    cmd = [sys.executable, str(REPO / "launch_experiment.py"), str(REPO / "configs" / "point-robot.json"),
+           "algo_params.num_iteration=5"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 2 and "did you mean 'algo_params.num_iterations'" in res.stderr
+    res = subprocess.run(cmd[:3] + [f"algo_params.data_dir={tmp_path / 'nothing'}",
+                                    f"util_params.base_log_dir={tmp_path / 'out'}"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 2 and "policy_train.py" in res.stderr
+    res = subprocess.run(cmd[:3] + ["--resume", str(tmp_path / "no-run")], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert res.returncode != 0 and "no-run" in res.stderr + res.stdout
