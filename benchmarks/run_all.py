@@ -1,0 +1,33 @@
+"""`make bench`: every hot-path benchmark in turn; each prints a table and writes benchmarks/results/*.json.
+
+    python -m benchmarks.run_all [--quick]
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+
+BENCHMARKS = [
+    "benchmarks.bench_data_load",       # issue #3: dataset loading (native vs legacy)
+    "benchmarks.bench_buffer_sample",   # issue #3: meta-batch sampling vs per-task loop
+    "benchmarks.bench_sac_update",      # issue #4: batched SAC update vs per-task loop
+    "benchmarks.bench_generation",      # issue #4: data-generation env steps/s vs one task at a time
+    "benchmarks.bench_csro_step",       # issue #5: ms per CSRO meta-training step
+    "benchmarks.bench_eval",            # issue #6: one evaluation pass, batched vs sequential
+]
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for name in BENCHMARKS:
+        print(f"\n=== {name} ===", flush=True)
+        start = time.perf_counter()
+        importlib.import_module(name).main(argv)
+        print(f"({time.perf_counter() - start:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
