@@ -39,7 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval", action="store_true", help="regenerate stochastic episodes from saved checkpoints")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run task groups as Ray tasks (no ADDRESS: a local Ray instance)")
-    p.add_argument("--groups", type=int, default=None, help="task groups for --ray (default: one per task)")
+    p.add_argument("--groups", type=int, default=None, help="task groups for --ray (default: one per GPU for CUDA jobs, else CPUs//2, at most one per task)")
+    p.add_argument("--ray-shared-fs", dest="ray_shared_fs", action="store_true",
+                   help="with --ray ADDRESS: the workers see --data_dir too and write into it directly")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p.parse_intermixed_args(argv)
 
@@ -94,7 +96,8 @@ def main(argv=None) -> int:
         if args.ray is not None:
             from rlkit.behavior.distributed import run_with_ray
 
-            run_with_ray(job, address=None if args.ray == "local" else args.ray, groups=args.groups)
+            run_with_ray(job, address=None if args.ray == "local" else args.ray, groups=args.groups,
+                         regenerate=args.eval, shared_fs=True if args.ray_shared_fs else None)
         elif args.eval:
             from rlkit.behavior.generate import regenerate_sampled
 
