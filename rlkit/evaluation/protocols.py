@@ -91,7 +91,8 @@ class ProtocolResult:
     """Returns of the evaluation episodes of one protocol.
 
     ``episode_returns[m]`` lists the evaluation-episode returns of sub-env m
-    (task ``task_of[m]``); ``trace`` optionally records every step for plots.
+    (task ``task_of[m]``); ``trace`` optionally records every step for plots
+    (``record_trace=True``; keys and shapes in :class:`_Trace`).
     """
 
     protocol: str
@@ -173,6 +174,55 @@ class _EnvState:
         self.ep_return = np.zeros(self.m)
 
 
+class _Trace:
+    """Per-step record of a rollout for plots and diagnostics (``record_trace=True``).
+
+    ``arrays()`` gives [T, M, ...] arrays: ``obs``, ``actions``, ``rewards`` (as scored,
+    i.e. sparse when ``sparse_rewards``), ``next_obs``, ``exploring`` (the step belongs
+    to an np_online exploration episode), ``active`` (the sub-env was not done yet),
+    ``ended`` (an episode of an active sub-env ended at this step) and ``info``: the
+    env's numeric per-env infos (``x_velocity``, ``xy``, ...), NaN where an env did
+    not report the key. With these, the protocols' contexts can be rebuilt exactly.
+    """
+
+    _SKIP_INFOS = ("task", "final_obs", "final_info", "episode")
+
+    def __init__(self):
+        self.steps: dict[str, list] = {}
+        self.infos: dict[str, list] = {}
+
+    def add(self, **values) -> None:
+        for key, value in values.items():
+            self.steps.setdefault(key, []).append(np.array(value, copy=True))
+
+    def add_infos(self, infos: dict, m: int) -> None:
+        t = len(self.steps["obs"]) - 1  # index of the step being recorded
+        for key, value in infos.items():
+            if key.startswith("_") or key in self._SKIP_INFOS:
+                continue
+            value = np.asarray(value)
+            if value.shape[:1] != (m,) or value.dtype.kind not in "fiub":
+                continue
+            value = value.astype(np.float64)
+            mask = infos.get(f"_{key}")
+            if mask is not None:
+                value[~np.asarray(mask, dtype=bool)] = np.nan
+            column = self.infos.setdefault(key, [None] * t)
+            column.extend([None] * (t - len(column)))
+            column.append(value)
+
+    def arrays(self) -> dict:
+        out = {k: np.stack(v) for k, v in self.steps.items()}
+        n = len(self.steps.get("obs", []))
+        info = {}
+        for key, column in self.infos.items():
+            column = column + [None] * (n - len(column))
+            shape = next(v.shape for v in column if v is not None)
+            info[key] = np.stack([np.full(shape, np.nan) if v is None else v for v in column])
+        out["info"] = info
+        return out
+
+
 @torch.no_grad()
 def run_protocol(
     protocol: str,
@@ -212,7 +262,7 @@ def run_protocol(
     task_tensor = torch.as_tensor(task_of, device=device)
     st = _EnvState(m)
     returns: list[list[float]] = [[] for _ in range(m)]
-    trace = {"obs": [], "actions": [], "exploring": [], "active": []} if record_trace else None
+    trace = _Trace() if record_trace else None
 
     def reinfer(mask: np.ndarray) -> None:
         nonlocal z
@@ -250,10 +300,9 @@ def run_protocol(
         if settings.sparse_rewards and "sparse_reward" in infos:
             rewards = np.asarray(infos["sparse_reward"], dtype=np.float64)
         if trace is not None:
-            trace["obs"].append(obs_np.copy())
-            trace["actions"].append(actions.copy())
-            trace["exploring"].append(st.exploring.copy())
-            trace["active"].append(active.copy())
+            trace.add(obs=obs_np, actions=actions, exploring=st.exploring, active=active, rewards=rewards,
+                      next_obs=next_obs_np)
+            trace.add_infos(infos, m)
 
         # which transitions enter the context
         if protocol == "online":
@@ -277,6 +326,8 @@ def run_protocol(
         st.explore_steps += active & st.exploring
         st.ep_return += np.where(active & ~st.exploring, rewards, 0.0)
         ended = active & (term | trunc | (st.episode_len >= mpl))
+        if trace is not None:
+            trace.add(ended=ended)
         obs_np = next_obs_np
         if not (ended.any() or (term | trunc).any()):
             continue
@@ -307,10 +358,9 @@ def run_protocol(
             obs_np, _ = venv.reset(options={"reset_mask": restart.copy()})
             start_episodes(restart & ~st.done & ~st.exploring)
 
-    if trace is not None:
-        trace = {k: np.stack(v) for k, v in trace.items()}
     return ProtocolResult(
-        protocol=protocol, task_ids=task_ids, task_of=task_of, episode_returns=returns, trace=trace,
+        protocol=protocol, task_ids=task_ids, task_of=task_of, episode_returns=returns,
+        trace=trace.arrays() if trace is not None else None,
         context_lengths=store.lengths.cpu().numpy(), z=z.cpu().numpy(),
     )
 
@@ -349,3 +399,22 @@ def progress_row(results: dict[str, ProtocolResult]) -> dict[str, float]:
         for k, value in enumerate(res.return_curve()):
             row[f"eval/{name}_return_episode_{k + 1}"] = float(value)
     return row
+
+
+def trace_episodes(trace: dict, m: int) -> list[dict]:
+    """The episodes of sub-env ``m`` in a recorded trace, in order.
+
+    Each is ``{"steps": int array of trace step indices, "exploring": bool, "return": float}``;
+    ``exploring`` marks np_online exploration episodes (their return is not scored).
+    """
+    active, ended = trace["active"][:, m], trace["ended"][:, m]
+    episodes, start = [], None
+    for t in np.flatnonzero(active):
+        start = t if start is None else start
+        if ended[t]:
+            steps = np.arange(start, t + 1)
+            steps = steps[active[steps]]
+            episodes.append({"steps": steps, "exploring": bool(trace["exploring"][start, m]),
+                             "return": float(trace["rewards"][steps, m].sum())})
+            start = None
+    return episodes

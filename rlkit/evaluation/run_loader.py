@@ -1,0 +1,236 @@
+"""Open a finished (or running) meta-training run for evaluation and plots.
+
+Every post-hoc tool (``python -m rlkit.evaluate``, ``show_path.py``,
+``python -m rlkit.context_shift``) starts from :func:`load_run`, so they all
+resolve snapshots, rebuild the agent and find the offline data the same way.
+Snapshots are the dicts of :meth:`rlkit.launchers.meta_train.MetaTrainer.snapshot`;
+the config stored in the snapshot (not ``variant.json``, which a resume may
+have rewritten) decides the network shapes.
+
+Failures are :class:`RunLoadError` with a one-line message that names the
+path and, for a missing iteration, the iterations that do exist.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from rlkit.core.logger import LAST_SNAPSHOT, SnapshotError, latest_snapshot, load_snapshot
+from rlkit.evaluation.protocols import EvalSettings, OfflineContextFn
+
+_ITR_SNAPSHOT = re.compile(r"^agent_itr_(\d+)\.pth$")
+_REQUIRED_KEYS = ("iteration", "trainer", "config", "train_tasks", "test_tasks", "obs_dim", "act_dim")
+TASK_SETS = ("train", "test", "all")
+
+
+class RunLoadError(RuntimeError):
+    """The run directory, its snapshot or its offline data cannot be used; one-line message."""
+
+
+def numbered_snapshots(run_dir: str | Path) -> dict[int, Path]:
+    """``{K: RUN_DIR/agent_itr_K.pth}`` for the numbered snapshots present, sorted by K."""
+    run_dir = Path(run_dir)
+    found = {int(m.group(1)): p for p in run_dir.iterdir() if (m := _ITR_SNAPSHOT.match(p.name))}
+    return dict(sorted(found.items()))
+
+
+def _load(path: Path, device) -> dict:
+    try:
+        state = load_snapshot(path, map_location=device)
+    except SnapshotError as exc:
+        raise RunLoadError(str(exc)) from None
+    missing = [k for k in _REQUIRED_KEYS if k not in state]
+    if missing or "networks" not in state["trainer"] or "agent" not in state["trainer"]["networks"]:
+        what = ", ".join(missing) if missing else "trainer.networks.agent"
+        raise RunLoadError(f"snapshot {str(path)!r} is not a CSRO meta-training snapshot (missing {what})")
+    return state
+
+
+def resolve_snapshot(run_dir: str | Path, itr: int | None = None, device="cpu") -> tuple[Path, dict]:
+    """(path, loaded state) of the snapshot of iteration ``itr`` (None: the newest)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunLoadError(f"run directory {str(run_dir)!r} does not exist")
+    if itr is None:
+        path = latest_snapshot(run_dir)
+        if path is None:
+            raise RunLoadError(f"no snapshot (agent.pth / agent_itr_K.pth) in {str(run_dir)!r}; "
+                               "has the run finished an iteration?")
+        return path, _load(path, device)
+    numbered = numbered_snapshots(run_dir)
+    if itr in numbered:
+        return numbered[itr], _load(numbered[itr], device)
+    # agent.pth holds the last iteration, which need not be a multiple of the snapshot gap
+    last_itr = None
+    last = run_dir / LAST_SNAPSHOT
+    if last.is_file():
+        state = _load(last, device)
+        last_itr = int(state["iteration"])
+        if last_itr == itr:
+            return last, state
+    available = [str(k) for k in numbered]
+    if last_itr is not None and last_itr not in numbered:
+        available.append(f"{last_itr} (agent.pth)")
+    listing = ", ".join(available) if available else "none"
+    raise RunLoadError(f"no snapshot of iteration {itr} in {str(run_dir)!r}; available iterations: {listing}")
+
+
+@dataclass
+class LoadedRun:
+    """A run's trained agent (eval mode) plus what evaluating it needs.
+
+    The offline buffers are loaded on first use (:meth:`offline_buffer`), so
+    tools that only roll out online protocols never read the dataset.
+    """
+
+    run_dir: Path
+    snapshot_path: Path
+    iteration: int
+    config: dict
+    agent: torch.nn.Module
+    train_tasks: list[int]
+    test_tasks: list[int]
+    obs_dim: int
+    act_dim: int
+    obs_absmax: np.ndarray | None
+    device: torch.device
+    data_dir: Path | None = None  # overrides algo_params.data_dir (the dataset moved)
+    _cache: dict = field(default_factory=dict, repr=False)  # buffers and the env's goal radius
+
+    @property
+    def env_name(self) -> str:
+        return self.config["env_name"]
+
+    @property
+    def env_params(self) -> dict:
+        return dict(self.config["env_params"])
+
+    @property
+    def algo(self) -> dict:
+        return self.config["algo_params"]
+
+    def settings(self, **overrides) -> EvalSettings:
+        """The run's evaluation settings, with e.g. ``num_evals`` overridden."""
+        settings = EvalSettings.from_algo_params(self.algo)
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(settings, key, type(getattr(settings, key))(value))
+        return settings
+
+    def tasks(self, which: str = "test") -> list[int]:
+        """Task ids of ``which`` in {"train", "test", "all"} (all = train then test)."""
+        if which not in TASK_SETS:
+            raise ValueError(f"tasks must be one of {', '.join(TASK_SETS)}, got {which!r}")
+        return {"train": self.train_tasks, "test": self.test_tasks,
+                "all": self.train_tasks + self.test_tasks}[which]
+
+    def split_of(self, task: int) -> str:
+        return "test" if int(task) in self.test_tasks else "train"
+
+    # ---- offline data ------------------------------------------------------------------
+    def offline_buffer(self, split: str = "test"):
+        """The :class:`~rlkit.data.MultiTaskBuffer` of the train or test tasks (loaded once).
+
+        Selected as in meta-training: ``train_epoch`` for train tasks,
+        ``eval_epoch`` for test tasks, ``n_trj`` / ``sample`` for both.
+        """
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if split not in self._cache:
+            from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data
+
+            algo = self.algo
+            data_dir = self.data_dir or Path(algo["data_dir"])
+            if not Path(data_dir).exists():
+                raise RunLoadError(f"offline data not found at {str(data_dir)!r} (algo_params.data_dir of the run); "
+                                   "pass --data_dir, or leave the offline protocol out")
+            tasks = self.train_tasks if split == "train" else self.test_tasks
+            epochs = algo["train_epoch"] if split == "train" else algo["eval_epoch"]
+            try:
+                data = load_offline_data(data_dir, tasks, epochs, algo["n_trj"], bool(algo["sample"]),
+                                         obs_dim=self.obs_dim, act_dim=self.act_dim, env_name=self.env_name,
+                                         max_transitions_per_task=algo["replay_buffer_size"])
+                self._cache[split] = MultiTaskBuffer(data, self.device)
+            except DatasetError as exc:
+                raise RunLoadError(f"cannot load the {split} tasks' offline data: {exc}") from None
+        return self._cache[split]
+
+    def context_rows(self, part: dict) -> torch.Tensor:
+        """Context tensor (obs, action, reward[, next_obs]) from a buffer sample, as in training.
+
+        Sparse-reward runs see the sparse reward in their context (as meta-training does).
+        """
+        rewards = part["rewards"]
+        goal_radius = self._goal_radius()
+        if self.algo["sparse_rewards"] and goal_radius is not None:
+            from rlkit.envs.point_robot import sparse_reward
+
+            rewards = torch.as_tensor(sparse_reward(rewards.cpu().numpy(), goal_radius),
+                                      device=rewards.device, dtype=rewards.dtype)
+        parts = [part["obs"], part["actions"], rewards]
+        if self.agent.use_next_obs_in_context:
+            parts.append(part["next_obs"])
+        return torch.cat(parts, dim=-1)
+
+    def _goal_radius(self):
+        if "goal_radius" not in self._cache:
+            from rlkit.envs import make_env
+
+            self._cache["goal_radius"] = getattr(make_env(self.env_name, **self.env_params), "goal_radius", None)
+        return self._cache["goal_radius"]
+
+    def sample_offline_context(self, task_ids: Sequence[int] | torch.Tensor, n: int,
+                               generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` transitions drawn uniformly from each task's offline data: [len(task_ids), n, D]."""
+        tasks = torch.as_tensor(task_ids, dtype=torch.long).cpu()
+        is_test = torch.tensor([self.split_of(int(t)) == "test" for t in tasks], dtype=torch.bool)
+        out = None
+        for split, mask in (("test", is_test), ("train", ~is_test)):
+            if not mask.any():
+                continue
+            rows = self.context_rows(self.offline_buffer(split).sample(tasks[mask].to(self.device), n,
+                                                                       generator=generator))
+            if out is None:
+                out = torch.zeros(len(tasks), n, rows.shape[-1], device=rows.device, dtype=rows.dtype)
+            out[mask.to(rows.device)] = rows
+        return out
+
+    def offline_context(self, seed: int = 0) -> OfflineContextFn:
+        """The offline protocol's context source, drawing from a generator seeded with ``seed``."""
+        generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        return lambda task_ids, n: self.sample_offline_context(task_ids, n, generator=generator)
+
+
+def load_run(run_dir: str | Path, itr: int | None = None, device: str | torch.device = "cpu",
+             data_dir: str | Path | None = None) -> LoadedRun:
+    """Load ``run_dir``'s snapshot of iteration ``itr`` (None: newest) with the agent in eval mode.
+
+    ``data_dir`` replaces the config's ``algo_params.data_dir`` for the
+    offline protocol (a run copied to another machine).
+    """
+    from rlkit.torch.csro import CSROAgent, CSROHyperParams
+
+    device = torch.device(device)
+    path, state = resolve_snapshot(run_dir, itr, device)
+    cfg = state["config"]
+    agent = CSROAgent(int(state["obs_dim"]), int(state["act_dim"]), CSROHyperParams.from_config(cfg))
+    try:
+        agent.load_state_dict(state["trainer"]["networks"]["agent"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise RunLoadError(f"snapshot {str(path)!r} does not fit the networks its config describes: {first}") from None
+    agent.to(device).eval()
+    absmax = state.get("obs_absmax")
+    return LoadedRun(
+        run_dir=Path(run_dir), snapshot_path=path, iteration=int(state["iteration"]), config=cfg, agent=agent,
+        train_tasks=[int(t) for t in state["train_tasks"]], test_tasks=[int(t) for t in state["test_tasks"]],
+        obs_dim=int(state["obs_dim"]), act_dim=int(state["act_dim"]),
+        obs_absmax=None if absmax is None else np.asarray(absmax, dtype=np.float64), device=device,
+        data_dir=Path(data_dir) if data_dir is not None else None,
+    )

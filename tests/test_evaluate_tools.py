@@ -1,0 +1,310 @@
+"""Post-hoc tools: run loader, evaluator CLI, show_path.py, context-shift diagnostics, learning curves."""
+
+import csv
+import importlib.util
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rlkit import context_shift as cs
+from rlkit import evaluate as ev
+from rlkit import plot as rplot
+from rlkit.evaluation.protocols import PROGRESS_KEYS, EvalSettings, run_protocol, trace_episodes
+from rlkit.evaluation.run_loader import LoadedRun, RunLoadError, load_run
+
+REPO = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _show_path():
+    spec = importlib.util.spec_from_file_location("show_path", REPO / "show_path.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------------------ run loader
+def test_load_run_restores_agent_and_metadata(tiny_csro_run):
+    run = load_run(tiny_csro_run.run_dir)
+    assert run.iteration == 1 and run.snapshot_path.name == "agent.pth"
+    assert run.test_tasks == [2, 6] and len(run.train_tasks) == 6
+    assert not run.agent.training and run.env_name == "point-robot"
+    assert load_run(tiny_csro_run.run_dir, itr=0).snapshot_path.name == "agent_itr_0.pth"
+    ctx = run.sample_offline_context([6, 2, 0], 20)  # test and train tasks in one call
+    assert ctx.shape == (3, 20, 2 + 2 + 1)
+
+
+def test_load_run_errors_are_one_line(tiny_csro_run, tmp_path):
+    with pytest.raises(RunLoadError, match="does not exist"):
+        load_run(tmp_path / "nope")
+    with pytest.raises(RunLoadError, match=r"no snapshot \(agent.pth"):
+        load_run(tmp_path)
+    with pytest.raises(RunLoadError, match=r"iteration 7 .*available iterations: 0, 1 \(agent.pth\)"):
+        load_run(tiny_csro_run.run_dir, itr=7)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "agent.pth").write_bytes(b"not a torch file")
+    with pytest.raises(RunLoadError, match="corrupted") as info:
+        load_run(broken)
+    assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------------------ evaluator
+def test_evaluator_cli_writes_csv_and_json(tiny_csro_run, tmp_path, capsys):
+    out = tmp_path / "ev" / "result"
+    assert ev.main([str(tiny_csro_run.run_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Average_NpOnlineReturn_all_test_tasks" in printed and str(out) + ".csv" in printed
+
+    with open(out.with_suffix(".csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:9] == ["protocol", "split", "task", "key", "final_return", "final_return_std",
+                                  "num_repeats", "num_episodes", "return_episode_1"]
+    assert "return_episode_2" in rows[0]  # 40 evaluation steps / 20-step episodes
+    per_task = [r for r in rows if r["task"] != "all"]
+    averages = {r["key"]: r for r in rows if r["task"] == "all"}
+    assert {(r["protocol"], int(r["task"])) for r in per_task} == {(p, t) for p in PROGRESS_KEYS for t in (2, 6)}
+    assert set(averages) == set(PROGRESS_KEYS.values())
+    for protocol, key in PROGRESS_KEYS.items():
+        mine = [float(r["final_return"]) for r in per_task if r["protocol"] == protocol]
+        assert float(averages[key]["final_return"]) == pytest.approx(np.mean(mine))
+
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["iteration"] == 1 and summary["num_evals"] == 2 and summary["task_ids"] == [2, 6]
+    assert set(summary["averages"]) == set(PROGRESS_KEYS.values())
+    record = summary["per_task"][0]
+    assert len(record["episode_returns"]) == 2 and len(record["return_curve"]) == 2
+    assert record["final_return"] == pytest.approx(np.mean([r[-1] for r in record["episode_returns"]]))
+    # the online protocol is deterministic on point-robot: the evaluator reproduces the training log
+    logged = pd.read_csv(tiny_csro_run.run_dir / "progress.csv").iloc[-1]
+    assert summary["averages"]["Average_OnlineReturn_all_test_tasks"] == pytest.approx(
+        logged["Average_OnlineReturn_all_test_tasks"], rel=1e-5)
+
+
+def test_evaluator_default_output_and_train_tasks(tiny_csro_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_csro_run.run_dir, run_dir)
+    assert ev.main([str(run_dir), "--itr", "0", "--protocols", "online", "--tasks", "all", "--num_evals", "1"]) == 0
+    summary = json.loads((run_dir / "eval_itr0.json").read_text())
+    assert (run_dir / "eval_itr0.csv").is_file()
+    assert set(summary["averages"]) == {"Average_OnlineReturn_all_train_tasks", "Average_OnlineReturn_all_test_tasks"}
+    assert sorted(summary["task_ids"]) == list(range(8)) and summary["num_evals"] == 1
+
+
+def test_evaluator_errors(tiny_csro_run, tmp_path, capsys):
+    assert ev.main([str(tmp_path / "missing")]) == 2
+    assert "error: run directory" in capsys.readouterr().err
+    assert ev.main([str(tiny_csro_run.run_dir), "--itr", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "no snapshot of iteration 3" in err and "available iterations: 0, 1 (agent.pth)" in err
+    assert ev.main([str(tiny_csro_run.run_dir), "--protocols", "online,bogus"]) == 2
+    assert "unknown protocol" in capsys.readouterr().err
+    assert ev.main([str(tiny_csro_run.run_dir), "--data_dir", str(tmp_path / "nodata")]) == 2
+    assert "offline data not found" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ traces and show_path
+def test_trace_rebuilds_episodes_and_context(tiny_csro_run):
+    run = load_run(tiny_csro_run.run_dir)
+    settings = run.settings(num_evals=2)
+    for protocol in ("online", "np_online"):
+        res = run_protocol(protocol, run.agent, run.env_name, run.env_params, run.test_tasks, settings,
+                           seed=3, record_trace=True)
+        tr = res.trace
+        assert tr["rewards"].shape == tr["ended"].shape == tr["active"].shape
+        assert tr["next_obs"].shape == tr["obs"].shape
+        for m in range(len(res.task_of)):
+            episodes = trace_episodes(tr, m)
+            scored = [ep["return"] for ep in episodes if not ep["exploring"]]
+            np.testing.assert_allclose(scored, res.episode_returns[m], rtol=1e-6)
+            assert all(len(ep["steps"]) == 20 for ep in episodes)
+        # the context rebuilt from the trace gives the protocol's own final z
+        contexts = cs.protocol_contexts(res, run.agent.use_next_obs_in_context, 20)
+        assert [len(first) for first, _ in contexts] == [20] * len(contexts)
+        assert [len(full) for _, full in contexts] == res.context_lengths.tolist()
+        z_full = cs._infer_each(run.agent, [full for _, full in contexts], "cpu")
+        np.testing.assert_allclose(z_full, res.z, rtol=1e-5, atol=1e-6)
+
+
+def test_show_path_point_robot_pngs(tiny_csro_run, tmp_path, capsys):
+    show_path = _show_path()
+    out = tmp_path / "figs"
+    assert show_path.main([str(tiny_csro_run.config), "--seed", "0", "--exp_name", "tiny",
+                           "--base_log_dir", str(tiny_csro_run.base_log_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.split()
+    pngs = sorted(out.glob("*.png"))
+    assert [p.name for p in pngs] == ["paths_itr1.png", "returns_itr1.png"]
+    assert sorted(printed) == sorted(str(p) for p in pngs)
+    assert all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
+    assert show_path.main([str(tiny_csro_run.config), "--seed", "5", "--exp_name", "tiny",
+                           "--base_log_dir", str(tiny_csro_run.base_log_dir)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env_name,figure", [("cheetah-vel", "velocity_itr0.png"),
+                                              ("ant-goal", "goal_distance_itr0.png")])
+def test_show_path_mujoco_figures(env_name, figure, tmp_path):
+    """MuJoCo figures from an untrained agent on 10-step episodes (online protocols need no data)."""
+    from rlkit.config import load_config
+    from rlkit.envs import make_env
+    from rlkit.torch.csro import CSROAgent, CSROHyperParams
+
+    cfg = load_config(REPO / "configs" / f"{env_name}.json", [
+        "env_params.n_tasks=4", "n_train_tasks=2", "n_eval_tasks=2", "env_params.max_episode_steps=10",
+        "algo_params.max_path_length=10", "algo_params.num_steps_per_eval=20", "algo_params.meta_batch=2"])
+    env = make_env(cfg["env_name"], **cfg["env_params"])
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    torch.manual_seed(0)
+    agent = CSROAgent(obs_dim, act_dim, CSROHyperParams.from_config(cfg)).eval()
+    run = LoadedRun(run_dir=tmp_path, snapshot_path=tmp_path / "agent.pth", iteration=0, config=cfg, agent=agent,
+                    train_tasks=[0, 1], test_tasks=[2, 3], obs_dim=obs_dim, act_dim=act_dim, obs_absmax=None,
+                    device=torch.device("cpu"))
+    paths = _show_path().make_figures(run, tmp_path / "figs", protocols=("online", "np_online"), tasks=[2, 3])
+    assert [p.name for p in paths] == [figure, "returns_itr0.png"]
+    assert all(p.read_bytes()[:8] == PNG_MAGIC for p in paths)
+
+
+def test_trace_records_env_infos():
+    class ZeroAgent:
+        latent_dim, use_next_obs_in_context = 2, False
+
+        def infer_z(self, context, lengths):
+            return torch.zeros(len(lengths), 2)
+
+        def act(self, obs, z, deterministic):
+            return torch.zeros(obs.shape[0], 6)
+
+    settings = EvalSettings(max_path_length=5, num_steps_per_eval=10, num_evals=1)
+    res = run_protocol("online", ZeroAgent(), "cheetah-vel", dict(n_tasks=3, max_episode_steps=5), [0, 2], settings,
+                       record_trace=True)
+    assert res.trace["info"]["x_velocity"].shape == (10, 2)
+    assert np.isfinite(res.trace["info"]["x_velocity"]).all() and "task" not in res.trace["info"]
+
+
+# ------------------------------------------------------------------------------ context shift
+def test_nearest_centroid_chance_for_task_blind_embeddings():
+    rng = np.random.default_rng(0)
+    n_tasks, n = 5, 400
+    labels = np.repeat(np.arange(n_tasks), n)
+    fit, test = rng.normal(size=(len(labels), 4)), rng.normal(size=(len(labels), 4))
+    acc = cs.nearest_centroid_accuracy(fit, labels, test, labels)
+    assert acc == pytest.approx(1 / n_tasks, abs=0.05)
+    # a constant encoder ties every centroid: exactly chance on balanced data, undefined shift ratio
+    const = np.ones((len(labels), 4))
+    assert cs.nearest_centroid_accuracy(const, labels, const, labels) == pytest.approx(1 / n_tasks)
+    assert math.isnan(cs.shift_ratio(const, labels, const, labels))
+    assert math.isinf(cs.shift_ratio(const, labels, const + 1.0, labels))
+
+
+def test_nearest_centroid_perfect_for_separable_embeddings():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(4), 50)
+    centres = 10.0 * np.eye(4)
+    fit = centres[labels] + 0.1 * rng.normal(size=(200, 4))
+    test = centres[labels] + 0.1 * rng.normal(size=(200, 4))
+    assert cs.nearest_centroid_accuracy(fit, labels, test, labels) == 1.0
+    assert cs.shift_ratio(fit, labels, test, labels) < 0.05
+    # shuffled test labels: the classifier is right only where the shuffle kept the label
+    perm = np.roll(labels, 50)
+    assert cs.nearest_centroid_accuracy(fit, labels, test, perm) == 0.0
+
+
+def test_shift_ratio_by_hand():
+    fit = np.array([[0.0, 0.0], [0.0, 0.0], [2.0, 0.0], [2.0, 0.0]])
+    fit_labels = np.array([3, 3, 7, 7])
+    z, labels = np.array([[1.0, 0.0], [2.0, 1.0]]), np.array([3, 7])
+    assert cs.shift_ratio(fit, fit_labels, z, labels) == pytest.approx((1.0 + 1.0) / 2 / 2.0)
+    assert cs.centroid_spread(np.array([[0, 0], [3, 4], [0, 0]])) == pytest.approx((5 + 0 + 5) / 3)
+    with pytest.raises(ValueError, match="centroid"):
+        cs.shift_ratio(fit, fit_labels, z, np.array([3, 5]))
+    with pytest.raises(ValueError, match="no fitted centroid"):
+        cs.nearest_centroid_accuracy(fit, fit_labels, z, np.array([3, 5]))
+
+
+class TaskBlindAgent(torch.nn.Module):
+    """The run's policy with an encoder that ignores the context (and so the task)."""
+
+    def __init__(self, agent):
+        super().__init__()
+        self.inner, self.latent_dim, self.use_next_obs_in_context = agent, agent.latent_dim, False
+
+    def infer_z(self, context, lengths):
+        return torch.full((context.shape[0], self.latent_dim), 0.3)
+
+    def act(self, obs, z, deterministic):
+        return self.inner.act(obs, z, deterministic)
+
+
+def test_context_shift_task_blind_encoder_scores_chance(tiny_csro_run, tmp_path):
+    run = load_run(tiny_csro_run.run_dir)
+    report = cs.run_diagnostics(run, tmp_path, agent=TaskBlindAgent(run.agent), draws=6)
+    assert report["chance_accuracy"] == 0.5
+    for name in cs.SOURCES:
+        assert report["sources"][name]["accuracy"] == pytest.approx(0.5)
+
+
+def test_context_shift_cli_writes_files(tiny_csro_run, tmp_path, capsys):
+    assert cs.main([str(tiny_csro_run.run_dir), "--out", str(tmp_path), "--draws", "6"]) == 0
+    assert "np_online" in capsys.readouterr().out
+    report = json.loads((tmp_path / "context_shift_itr1.json").read_text())
+    assert set(report["sources"]) == set(cs.SOURCES)
+    assert report["tasks"] == [2, 6] and report["offline_draws_fit"] == 3 and report["projection"] == "pca"
+    for name, src in report["sources"].items():
+        assert 0.0 <= src["accuracy"] <= 1.0 and set(src["per_task"]) == {"2", "6"}
+        assert src["n"] == (6 if name == "offline" else 4)  # 3 held-out draws x 2 tasks; 2 repeats x 2 tasks
+    assert (tmp_path / "context_shift_itr1.png").read_bytes()[:8] == PNG_MAGIC
+    emb = np.load(tmp_path / "context_shift_itr1.npz")
+    assert emb["z"].shape == (len(emb["task"]), 20) and "offline_fit" in set(emb["source"])
+    assert cs.main([str(tiny_csro_run.run_dir), "--itr", "9"]) == 2
+    assert "available iterations" in capsys.readouterr().err
+
+
+def test_pca_2d_orders_components():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(300, 3)) * np.array([5.0, 1.0, 0.1])
+    xy, var = cs.pca_2d(z, return_variance=True)
+    assert xy.shape == (300, 2) and var[0] > 0.9 and var[1] < var[0]
+    assert cs.pca_2d(z[:, :1]).shape == (300, 2)  # 1-D latents are padded
+
+
+# ------------------------------------------------------------------------------ learning curves
+def _fake_runs(root: Path) -> list[Path]:
+    runs = []
+    for seed, shift in ((0, 0.0), (1, 2.0)):
+        run = root / "point-robot" / "exp" / f"seed{seed}"
+        run.mkdir(parents=True)
+        epochs = np.arange(5)
+        pd.DataFrame({"Epoch": epochs, "Number of train steps total": 1000 * (epochs + 1),
+                      **{key: -20.0 + epochs + shift for key in PROGRESS_KEYS.values()}}).to_csv(
+            run / "progress.csv", index=False)
+        runs.append(run)
+    return runs
+
+
+def test_plot_runs_mean_and_band_over_seeds(tmp_path):
+    runs = _fake_runs(tmp_path)
+    before = [(r / "progress.csv").read_bytes() for r in runs]
+    out = rplot.plot_runs(runs, out=tmp_path / "curves.png", x="Number of train steps total")
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    assert [(r / "progress.csv").read_bytes() for r in runs] == before  # viskit's input untouched
+    stats = rplot.aggregate([pd.read_csv(r / "progress.csv") for r in runs], "Epoch",
+                            "Average_OnlineReturn_all_test_tasks")
+    np.testing.assert_allclose(stats["mean"], -19.0 + np.arange(5))
+    np.testing.assert_allclose(stats["high"] - stats["low"], 2.0)
+    # an experiment folder stands for its seeds; default output beside them
+    assert rplot.main([str(tmp_path / "point-robot" / "exp"), "--band", "std"]) == 0
+    assert (tmp_path / "point-robot" / "exp" / "learning_curves.png").is_file()
+
+
+def test_plot_errors(tmp_path, capsys):
+    runs = _fake_runs(tmp_path)
+    assert rplot.main([str(runs[0]), "--keys", "Average_OnlineReturn_all_test_task"]) == 2
+    assert "did you mean 'Average_OnlineReturn_all_test_tasks'" in capsys.readouterr().err
+    assert rplot.main([str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
