@@ -424,7 +424,7 @@ class RunLogger:
                 if isinstance(value, numbers.Real) and not isinstance(value, bool):
                     self._tb.add_scalar(tag, float(value), global_step=int(step))
             self._tb.flush()
-        self.log.info("iteration %s\n%s", step, _format_table([(k, v) for k, (v, _) in self._pending.items()]))
+        self.log.debug("iteration %s\n%s", step, _format_table([(k, v) for k, (v, _) in self._pending.items()]))
         self._pending = {}
 
     def _widen_progress(self, new_columns: list[str]) -> None:

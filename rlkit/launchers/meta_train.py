@@ -158,7 +158,11 @@ class MetaTrainer:
             self.logger.record_tabular("Train Time (s)", train_time, group="time")
             self.logger.record_tabular("Eval Time (s)", eval_time, group="time")
             self.logger.record_tabular("Epoch", itr, group="time")
-            self.logger.dump_tabular(itr)
+            self.logger.dump_tabular(itr)  # the full table goes to debug.log
+            summary = ", ".join(f"{k.split('_')[1].replace('Return', '')} {row[k]:.2f}" for k in row
+                                if k.startswith("Average_"))
+            self.logger.info(f"iteration {itr}: {summary or 'no evaluation'} "
+                             f"(train {train_time:.1f} s, eval {eval_time:.1f} s)")
             self.logger.save_iteration_snapshot(self.snapshot(itr), itr)
             if row:
                 bar.set_postfix(np_online=f"{row.get('Average_NpOnlineReturn_all_test_tasks', float('nan')):.2f}")

@@ -1,0 +1,98 @@
+"""``python -m rlkit.data``: inspect, verify, convert datasets and compute their normalizer.
+
+    python -m rlkit.data info DIR [--json]
+    python -m rlkit.data verify DIR
+    python -m rlkit.data convert SRC DST --to legacy|native [--config configs/ENV.json]
+                                 [--env-name NAME] [--max-episode-steps T] [--tasks 0 1 ...] [--overwrite]
+    python -m rlkit.data normalizer DIR [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from rlkit.data.convert import convert_dataset
+from rlkit.data.errors import DatasetError
+from rlkit.data.normalizer import compute_abs_max, load_normalizer, save_normalizer
+from rlkit.data.tools import dataset_info, verify_dataset
+
+
+def _task_params_from_config(env_name: str, env_params: dict) -> list:
+    try:
+        from rlkit.envs import make_env
+
+        env = make_env(env_name, **env_params)
+        return [env.task_params(i) for i in range(len(env.tasks))]
+    except Exception as e:  # the conversion works without them
+        print(f"warning: could not build env {env_name!r} to record task parameters ({e})", file=sys.stderr)
+        return []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rlkit.data", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pi = sub.add_parser("info", help="summarise a dataset (native or reference layout)")
+    pi.add_argument("dir", help="dataset folder")
+    pi.add_argument("--json", action="store_true", help="print JSON")
+    pv = sub.add_parser("verify", help="read every file, check sizes and checksums")
+    pv.add_argument("dir", help="dataset folder")
+    pc = sub.add_parser("convert", help="convert between the native format and the reference layout")
+    pc.add_argument("src", help="dataset folder to read (layout detected)")
+    pc.add_argument("dst", help="new dataset folder (must be empty unless --overwrite)")
+    pc.add_argument("--to", required=True, choices=["native", "legacy"], help="layout to write")
+    pc.add_argument("--config", help="reference-style config JSON: env_name and env_params for the metadata")
+    pc.add_argument("--env-name", help="env name for the native metadata (default: the config's, else SRC's name)")
+    pc.add_argument("--max-episode-steps", type=int,
+                    help="legacy->native: episodes shorter than this end in a true terminal")
+    pc.add_argument("--tasks", type=int, nargs="*", help="only these task ids")
+    pc.add_argument("--overwrite", action="store_true", help="allow a non-empty destination")
+    pn = sub.add_parser("normalizer", help="compute normalizer.npz (abs_max of all observations)")
+    pn.add_argument("dir", help="dataset folder; normalizer.npz is written there")
+    pn.add_argument("--force", action="store_true", help="replace an existing normalizer.npz")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "info":
+            info = dataset_info(args.dir)
+            if args.json:
+                print(json.dumps(info, indent=1))
+            else:
+                for k, v in info.items():
+                    print(f"{k:24s} {v}")
+        elif args.cmd == "verify":
+            problems = verify_dataset(args.dir)
+            for line in problems:
+                print(line)
+            print(f"{len(problems)} problem(s) in {args.dir}")
+            return 1 if problems else 0
+        elif args.cmd == "convert":
+            env_name, env_params, task_params = args.env_name, {}, []
+            if args.config:
+                cfg = json.loads(Path(args.config).read_text())
+                env_name = env_name or cfg.get("env_name")
+                env_params = cfg.get("env_params", {})
+                if args.to == "native" and env_name:
+                    task_params = _task_params_from_config(env_name, env_params)
+            stats = convert_dataset(
+                args.src, args.dst, args.to, env_name=env_name, env_params=env_params, task_params=task_params,
+                max_episode_steps=args.max_episode_steps, tasks=args.tasks, overwrite=args.overwrite,
+            )
+            print(f"converted {args.src} -> {args.dst} ({args.to}): {stats}")
+        elif args.cmd == "normalizer":
+            abs_max = compute_abs_max(args.dir)
+            path = save_normalizer(args.dir, abs_max, overwrite=args.force)
+            load_normalizer(args.dir, len(abs_max))
+            print(f"wrote {path}: abs_max = {np.array2string(abs_max, precision=4)}")
+    except DatasetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

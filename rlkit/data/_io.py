@@ -1,0 +1,202 @@
+"""Low-level file helpers: atomic writes, checksums, a writer lock, fast ``.npy`` headers.
+
+Every file the dataset layer writes goes through :func:`atomic_write_bytes`: the
+bytes land in a hidden temporary file in the destination folder
+(``.NAME.tmp-PID-RANDOM``) that is renamed over ``NAME`` only once complete.
+``os.replace`` is atomic on POSIX file systems, so a writer killed at any point
+leaves either the old file, the new file, or a stray temporary file whose name
+no reader ever looks up.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from rlkit.data.errors import DatasetError
+
+TMP_MARK = ".tmp-"
+
+
+def temp_name_for(path: Path) -> Path:
+    """The hidden temporary name a file is written under before its rename."""
+    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def is_temp_name(name: str) -> bool:
+    return name.startswith(".") and TMP_MARK in name
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview, *, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is never seen half-written.
+
+    With ``fsync`` the data (and then the folder entry) is flushed to disk
+    before and after the rename, so a machine crash cannot leave an empty file
+    under the final name either; without it only process kills are covered.
+    """
+    path = Path(path)
+    tmp = temp_name_for(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if fsync:
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. platforms without directory file descriptors
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def sha256_hex(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive inter-process lock on ``path`` (created if missing).
+
+    The reference runs one data-generation process per task, all writing into
+    the same dataset folder; the lock serialises their read-modify-write of
+    ``dataset.json``. POSIX ``flock`` only: where it does not exist the lock is a
+    no-op and writers must not run concurrently.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+# ---- JSON ---------------------------------------------------------------------------
+
+
+def jsonable(x: Any) -> Any:
+    """``x`` with numpy arrays/scalars, tuples, Paths and config objects turned into plain JSON values."""
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, os.PathLike):
+        return os.fspath(x)
+    if isinstance(x, Mapping) or hasattr(x, "items"):  # dicts, OmegaConf DictConfig, ...
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (Sequence, set, frozenset)) and not isinstance(x, (bytes, bytearray)):
+        return [jsonable(v) for v in x]
+    return repr(x)
+
+
+def canonical(x: Any) -> Any:
+    """``x`` as it reads back from JSON (for equality checks between runs)."""
+    return json.loads(json.dumps(jsonable(x)))
+
+
+# ---- .npy headers -------------------------------------------------------------------
+
+_MAGIC = b"\x93NUMPY"
+_SHAPE_RE = re.compile(r"'shape':\s*\(([^)]*)\)")
+_DESCR_RE = re.compile(r"'descr':\s*(.*?),\s*'fortran_order'")
+
+
+def parse_npy_header(buf: bytes | memoryview, where: str) -> tuple[str, bool, tuple[int, ...], int]:
+    """(descr text, fortran_order, shape, data offset) of an in-memory ``.npy`` file.
+
+    Faster than ``np.lib.format`` for the many small files of a dataset: the
+    header dict is parsed with a regular expression, and only ``descr`` (a
+    Python literal) is kept as text for the caller to compare or evaluate.
+    """
+    head = bytes(buf[:12])
+    if len(head) < 10 or head[:6] != _MAGIC:
+        raise DatasetError(f"{where} is not a .npy file (bad magic bytes): delete it and regenerate it")
+    major = head[6]
+    if major == 1:
+        hlen, start = int.from_bytes(head[8:10], "little"), 10
+    elif major in (2, 3):
+        if len(head) < 12:
+            raise DatasetError(f"{where} is truncated (header cut short): delete it and regenerate it")
+        hlen, start = int.from_bytes(head[8:12], "little"), 12
+    else:
+        raise DatasetError(f"{where} has unsupported .npy version {major}: delete it and regenerate it")
+    end = start + hlen
+    if len(buf) < end:
+        raise DatasetError(f"{where} is truncated (header cut short): delete it and regenerate it")
+    text = bytes(buf[start:end]).decode("latin1")
+    m_shape, m_descr = _SHAPE_RE.search(text), _DESCR_RE.search(text)
+    if m_shape is None or m_descr is None:
+        raise DatasetError(f"{where} has an unreadable .npy header: delete it and regenerate it")
+    try:
+        shape = tuple(int(s) for s in m_shape.group(1).split(",") if s.strip())
+    except ValueError:
+        raise DatasetError(f"{where} has an unreadable .npy header: delete it and regenerate it") from None
+    fortran = "'fortran_order': True" in text
+    return m_descr.group(1).strip(), fortran, shape, end
+
+
+_DESCR_CACHE: dict[str, np.dtype] = {}
+
+
+def dtype_from_descr(descr: str, where: str) -> np.dtype:
+    dt = _DESCR_CACHE.get(descr)
+    if dt is None:
+        try:
+            dt = np.lib.format.descr_to_dtype(ast.literal_eval(descr))
+        except Exception:
+            raise DatasetError(f"{where} has an unreadable dtype {descr!r}: delete it and regenerate it") from None
+        if len(_DESCR_CACHE) < 64:
+            _DESCR_CACHE[descr] = dt
+    return dt
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` serialised as a ``.npy`` file (no pickles)."""
+    f = io.BytesIO()
+    np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+    return f.getvalue()

@@ -1,0 +1,329 @@
+"""All selected transitions of many tasks on the training device; one gather per meta batch.
+
+Rows of every task live back to back in one packed float32 tensor
+``[N, obs + act + 1 + obs + 1]`` whose columns are, in order, obs, actions,
+reward, next_obs, terminal. A meta batch is one row gather with indices
+``offset[task] + floor(u * size[task])``, ``u ~ U[0, 1)`` — no Python loop over
+tasks or transitions. The returned tensors are views into that one gathered
+block; the column order makes the reference's context tensor (obs, action,
+reward[, next_obs]) a view too (:meth:`MultiTaskBuffer.sample_context`).
+
+On CPU the gather is ``numpy.take`` rather than ``torch.index_select``: a
+random gather from a large buffer is bound by memory latency, so torch's
+OpenMP split gains little on 2 cores (about 1.5x, idle machine) and, when
+another process holds a core, its barrier waits cost ~8 ms per call (measured
+20x slower). NumPy's gather is single-threaded and releases the GIL.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from rlkit.data.errors import DatasetError
+from rlkit.data.loader import OfflineData
+
+TERMINAL_MODES = ("episode_end", "terminal")
+FLAG_TERMINAL, FLAG_TIMEOUT, FLAG_EPISODE_END = 1, 2, 4
+
+
+class MultiTaskBuffer:
+    """Offline transitions of several tasks as contiguous tensors on one device.
+
+    Args:
+        data: the loaded selection (:func:`rlkit.data.load_offline_data`).
+        device: where the tensors live ("cpu", "cuda", a ``torch.device``).
+        terminal_mode: what the ``terminals`` key (the ``done`` of the Q
+            target) holds. "episode_end" (default, the reference): the last
+            transition of every episode, as the reference's loader marks it —
+            time-limit ends included. "terminal": true terminals only (falls),
+            time-limit ends bootstrap; needs data that records them (native).
+
+    Sampling draws from torch's RNG: the ``generator`` argument (on the
+    buffer's device) or the global one (seeded by ``torch.manual_seed``).
+
+    The buffer copies the data into its own packed tensor; drop the
+    ``OfflineData`` afterwards to free its memory.
+    """
+
+    def __init__(self, data: OfflineData, device: str | torch.device = "cpu", terminal_mode: str = "episode_end"):
+        if terminal_mode not in TERMINAL_MODES:
+            raise ValueError(f"terminal_mode must be one of {TERMINAL_MODES}, got {terminal_mode!r}")
+        if terminal_mode == "terminal" and not data.terminals_known:
+            raise DatasetError(
+                f"{data.data_dir} is in the reference layout, which records no terminals: "
+                "use terminal_mode='episode_end' or convert to the native format with the true terminals"
+            )
+        if len(data) == 0:
+            raise DatasetError("no transitions to put in the buffer")
+        self.device = torch.device(device)
+        self.terminal_mode = terminal_mode
+        self.obs_dim, self.act_dim = data.obs_dim, data.act_dim
+        self.task_ids = [int(t) for t in data.task_ids]
+        od, ad = self.obs_dim, self.act_dim
+        self._split = [od, ad, 1, od, 1]
+        self.row_dim = sum(self._split)
+
+        n = len(data)
+        term = data.episode_ends if terminal_mode == "episode_end" else data.terminals
+        # torch's CPU allocator aligns to 64 bytes (NumPy's to 16): rows of 48
+        # floats then cover 3 cache lines instead of 4 (~14% faster gathers).
+        packed = torch.empty((n, self.row_dim), dtype=torch.float32).numpy()
+        c = 0
+        for arr, w in ((data.obs, od), (data.actions, ad), (data.rewards.reshape(-1, 1), 1), (data.next_obs, od),
+                       (term.reshape(-1, 1), 1)):
+            packed[:, c:c + w] = arr
+            c += w
+        flags = (data.terminals * FLAG_TERMINAL + data.timeouts * FLAG_TIMEOUT
+                 + data.episode_ends * FLAG_EPISODE_END).astype(np.uint8)
+        self._cpu = self.device.type == "cpu"
+        self._packed = torch.from_numpy(packed).to(self.device)
+        self._packed_np = packed if self._cpu else None
+        self._flags = torch.from_numpy(flags).to(self.device)
+
+        sizes = np.diff(data.task_offsets).astype(np.int64)
+        if np.any(sizes == 0):
+            raise DatasetError(f"tasks {[t for t, s in zip(self.task_ids, sizes) if s == 0]} have no transitions")
+        self._sizes_np = sizes
+        self._offsets_np = data.task_offsets[:-1].astype(np.int64)
+        n_slots = len(self.task_ids)
+        # Global task id -> slot; unknown ids map to n_slots, which is out of range
+        # for the per-slot tables and so fails loudly instead of aliasing a task.
+        lut = np.full(max(self.task_ids) + 1, n_slots, np.int64)
+        lut[self.task_ids] = np.arange(n_slots)
+        self._lut_np = lut
+        self._lut = torch.from_numpy(lut).to(self.device)
+        self._sizes = torch.from_numpy(sizes).to(self.device)
+        self._sizes_f = self._sizes.double()
+        self._offsets = torch.from_numpy(self._offsets_np).to(self.device)
+
+        # Episodes per slot for trajectory / window sampling.
+        ep_slot = lut[data.episode_task]
+        order = np.argsort(ep_slot, kind="stable")
+        self._ep_start_np = data.episode_offsets[:-1][order].astype(np.int64)
+        self._ep_len_np = np.diff(data.episode_offsets)[order].astype(np.int64)
+        counts = np.bincount(ep_slot, minlength=n_slots)
+        self._ep_first_np = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self._ep_count_np = counts.astype(np.int64)
+        self._ep_start = torch.from_numpy(self._ep_start_np).to(self.device)
+        self._ep_len = torch.from_numpy(self._ep_len_np).to(self.device)
+        self._ep_first = torch.from_numpy(self._ep_first_np).to(self.device)
+        self._ep_count = torch.from_numpy(self._ep_count_np).to(self.device)
+        self.obs_abs_max = data.obs_abs_max
+
+    # ---- info -------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (f"MultiTaskBuffer({self.num_tasks} tasks, {len(self)} transitions, obs {self.obs_dim}, "
+                f"act {self.act_dim}, {self.device}, terminal_mode={self.terminal_mode!r})")
+
+    def __len__(self) -> int:
+        return int(self._packed.shape[0])
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_ids)
+
+    def num_transitions(self, task_id: int) -> int:
+        return int(self._sizes_np[self._slots_np([task_id])[0]])
+
+    def num_episodes(self, task_id: int) -> int:
+        return int(self._ep_count_np[self._slots_np([task_id])[0]])
+
+    def nbytes(self) -> int:
+        return self._packed.numel() * 4 + self._flags.numel()
+
+    # ---- task ids -> slots ------------------------------------------------------------
+    def _slots_np(self, task_ids: Any) -> np.ndarray:
+        ids = np.asarray(task_ids).reshape(-1)
+        if ids.size == 0:
+            raise ValueError("task_ids is empty")
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"task ids must be integers, got dtype {ids.dtype}")
+        bad = (ids < 0) | (ids >= len(self._lut_np))
+        slots = self._lut_np[np.where(bad, 0, ids)]
+        bad |= slots == len(self.task_ids)
+        if bad.any():
+            raise DatasetError(
+                f"tasks {sorted(set(ids[bad].tolist()))} are not in this buffer (it holds {self.task_ids})"
+            )
+        return slots
+
+    def _slots(self, task_ids: Any) -> torch.Tensor:
+        if isinstance(task_ids, torch.Tensor):
+            # No host sync on the hot path: unknown ids index past the per-slot
+            # tables (IndexError on CPU, device assert on CUDA).
+            return self._lut[task_ids.to(self.device, torch.int64).reshape(-1)]
+        return torch.from_numpy(self._slots_np(task_ids)).to(self.device, non_blocking=True)
+
+    # ---- uniform transitions ----------------------------------------------------------
+    def sample_indices(self, task_ids: Any, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """[T, B] global row indices, uniform with replacement within each task (as the reference)."""
+        b = int(batch_size)
+        if self._cpu:
+            # Same draws as the device path (torch's RNG), arithmetic in NumPy: fewer op dispatches.
+            slots = self._slots_np(task_ids.numpy() if isinstance(task_ids, torch.Tensor) else task_ids)
+            u = torch.rand((len(slots), b), generator=generator, dtype=torch.float64).numpy()
+            size = self._sizes_np[slots][:, None]
+            local = np.multiply(u, size, out=u).astype(np.int64)
+            # floor(u * size) < size except when rounding lands on size exactly
+            # (u within 2**-53 of 1); the minimum makes that case harmless.
+            np.minimum(local, size - 1, out=local)
+            local += self._offsets_np[slots][:, None]
+            return torch.from_numpy(local)
+        slots = self._slots(task_ids)
+        u = torch.rand((slots.shape[0], b), generator=generator, dtype=torch.float64, device=self.device)
+        size = self._sizes[slots].unsqueeze(1)
+        local = torch.minimum(u.mul_(self._sizes_f[slots].unsqueeze(1)).long(), size - 1)
+        return local.add_(self._offsets[slots].unsqueeze(1))
+
+    def _rows(self, index: torch.Tensor) -> torch.Tensor:
+        flat = index.reshape(-1)
+        if self._cpu:
+            return torch.from_numpy(np.take(self._packed_np, flat.numpy(), axis=0))
+        return self._packed.index_select(0, flat)
+
+    def gather(self, index: torch.Tensor, with_flags: bool = False) -> dict[str, torch.Tensor]:
+        """Rows ``index`` ([...]) as a dict of [..., dim] tensors (views of one gathered block)."""
+        shape = tuple(index.shape)
+        rows = self._rows(index).view(*shape, self.row_dim)
+        obs, act, rew, nxt, term = rows.split(self._split, dim=-1)
+        out = {"obs": obs, "actions": act, "rewards": rew, "next_obs": nxt, "terminals": term}
+        if with_flags:
+            f = self._flags.index_select(0, index.reshape(-1).to(self.device)).view(shape)
+            out["true_terminals"] = (f & FLAG_TERMINAL).bool().unsqueeze(-1)
+            out["timeouts"] = (f & FLAG_TIMEOUT).bool().unsqueeze(-1)
+            out["episode_ends"] = (f & FLAG_EPISODE_END).bool().unsqueeze(-1)
+        return out
+
+    def sample(
+        self, task_ids: Any, batch_size: int, generator: torch.Generator | None = None, with_flags: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """A meta batch: for each task, ``batch_size`` transitions uniformly at random.
+
+        Returns ``obs`` [T, B, obs_dim], ``actions`` [T, B, act_dim], ``rewards``
+        [T, B, 1], ``next_obs`` [T, B, obs_dim], ``terminals`` [T, B, 1] (float,
+        per ``terminal_mode``); with ``with_flags`` also bool ``true_terminals``,
+        ``timeouts`` and ``episode_ends`` [T, B, 1]. Task ids may repeat
+        (``mb_replace``); each row of the batch is drawn from its own task only.
+        The tensors are views of one block; do not write into them.
+        """
+        return self.gather(self.sample_indices(task_ids, batch_size, generator), with_flags)
+
+    def sample_context(
+        self, task_ids: Any, batch_size: int, use_next_obs: bool = False, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The reference's context batch: [T, B, obs + act + 1 (+ obs)] = (s, a, r[, s']), one view."""
+        index = self.sample_indices(task_ids, batch_size, generator)
+        width = 2 * self.obs_dim + self.act_dim + 1 if use_next_obs else self.obs_dim + self.act_dim + 1
+        return self._rows(index).view(*index.shape, self.row_dim)[..., :width]
+
+    # ---- sequences and trajectories -----------------------------------------------------
+    def _draw_episodes(self, slots: torch.Tensor, n: int, generator) -> torch.Tensor:
+        """[T, n] global episode positions (in the per-slot tables), uniform within each task."""
+        u = torch.rand((slots.shape[0], n), generator=generator, dtype=torch.float64, device=self.device)
+        count = self._ep_count[slots].unsqueeze(1)
+        k = torch.minimum(u.mul_(count.double()).long(), count - 1)
+        return k.add_(self._ep_first[slots].unsqueeze(1))
+
+    def sample_sequences(
+        self, task_ids: Any, batch_size: int, generator: torch.Generator | None = None, with_flags: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Whole episodes, end to end, cut at ``batch_size`` rows per task ([T, B, ...]).
+
+        The reference's ``random_sequence`` (context for a recurrent encoder):
+        random episodes of the task (with replacement) concatenated in draw
+        order until ``batch_size`` transitions.
+        """
+        slots = self._slots(task_ids)
+        b = int(batch_size)
+        min_len = int(self._ep_len_np.min())
+        n_draw = -(-b // min_len)  # enough episodes even if all are the shortest
+        ep = self._draw_episodes(slots, n_draw, generator)  # [T, n_draw]
+        lens = self._ep_len[ep]
+        ends = lens.cumsum(1)  # [T, n_draw]
+        pos = torch.arange(b, device=self.device).expand(slots.shape[0], b).contiguous()
+        which = torch.searchsorted(ends, pos, right=True)  # episode slot of each position
+        before = ends.gather(1, which) - lens.gather(1, which)
+        index = self._ep_start[ep.gather(1, which)] + (pos - before)
+        return self.gather(index, with_flags)
+
+    def sample_windows(
+        self,
+        task_ids: Any,
+        length: int,
+        num: int = 1,
+        generator: torch.Generator | None = None,
+        with_flags: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """``num`` windows of ``length`` consecutive steps inside one episode, per task: [T, num, L, ...].
+
+        Windows are uniform over every valid (episode, start) pair of the task,
+        so long episodes weigh more. Episodes shorter than ``length`` never
+        contribute; a task with none of that length is an error.
+        """
+        L = int(length)
+        if L < 1:
+            raise ValueError(f"window length must be >= 1, got {L}")
+        slots = self._slots(task_ids)
+        starts_per_ep = (self._ep_len - L + 1).clamp_(min=0)  # valid starts in each episode
+        # cumulative valid starts within each slot's episode range
+        cum = starts_per_ep.cumsum(0)
+        first, count = self._ep_first[slots], self._ep_count[slots]
+        last = first + count - 1
+        base = torch.where(first > 0, cum[(first - 1).clamp(min=0)], torch.zeros_like(first))
+        total = cum[last] - base  # valid windows per task
+        if bool((total == 0).any()):
+            bad = [self.task_ids[int(s)] for s, t in zip(slots.tolist(), total.tolist()) if t == 0]
+            raise DatasetError(f"tasks {bad} have no episode with at least {L} steps")
+        u = torch.rand((slots.shape[0], int(num)), generator=generator, dtype=torch.float64, device=self.device)
+        r = torch.minimum(u.mul_(total.double().unsqueeze(1)).long(), (total - 1).unsqueeze(1))
+        target = r + base.unsqueeze(1)  # position in the global cumulative count
+        ep = torch.searchsorted(cum, target, right=True)  # episode holding that window
+        prev = torch.where(ep > 0, cum[(ep - 1).clamp(min=0)], torch.zeros_like(ep))
+        start = self._ep_start[ep] + (target - prev)
+        index = start.unsqueeze(-1) + torch.arange(L, device=self.device)
+        return self.gather(index, with_flags)
+
+    def task_transitions(self, task_id: int, with_flags: bool = False) -> dict[str, torch.Tensor]:
+        """All of one task's rows, in storage order (checkpoint, episode, time): [n, ...] views."""
+        s = int(self._slots_np([task_id])[0])
+        a, n = int(self._offsets_np[s]), int(self._sizes_np[s])
+        rows = self._packed[a:a + n]
+        obs, act, rew, nxt, term = rows.split(self._split, dim=-1)
+        out = {"obs": obs, "actions": act, "rewards": rew, "next_obs": nxt, "terminals": term}
+        if with_flags:
+            f = self._flags[a:a + n]
+            out["true_terminals"] = (f & FLAG_TERMINAL).bool().unsqueeze(-1)
+            out["timeouts"] = (f & FLAG_TIMEOUT).bool().unsqueeze(-1)
+            out["episode_ends"] = (f & FLAG_EPISODE_END).bool().unsqueeze(-1)
+        return out
+
+    def trajectories(self, task_id: int, episodes: Sequence[int] | None = None) -> list[dict[str, torch.Tensor]]:
+        """One task's episodes as a list of dicts of [T_e, ...] views (``episodes``: positions within the task)."""
+        s = int(self._slots_np([task_id])[0])
+        first, count = int(self._ep_first_np[s]), int(self._ep_count_np[s])
+        picks = range(count) if episodes is None else episodes
+        out = []
+        for i in picks:
+            i = int(i)
+            if not 0 <= i < count:
+                raise IndexError(f"task {task_id} has {count} episodes, no episode {i}")
+            a = int(self._ep_start_np[first + i])
+            rows = self._packed[a:a + int(self._ep_len_np[first + i])]
+            obs, act, rew, nxt, term = rows.split(self._split, dim=-1)
+            out.append({"obs": obs, "actions": act, "rewards": rew, "next_obs": nxt, "terminals": term})
+        return out
+
+
+def sparsify_rewards(rewards, goal_radius: float):
+    """The reference's sparse reward of a dense one (sparse-point-robot; works on tensors and arrays).
+
+    ``(r - goal_radius) / |goal_radius|`` where ``r >= goal_radius``, else 0 — the
+    formula of the reference's env and of its replay buffer, which stores it
+    beside the dense reward (``goal_radius`` is then negative: reward = -distance).
+    """
+    scaled = (rewards - goal_radius) * (1.0 / abs(goal_radius))
+    inside = rewards >= goal_radius
+    return scaled * inside

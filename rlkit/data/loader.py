@@ -1,0 +1,578 @@
+"""Select and load offline data (native or reference layout) into flat NumPy arrays.
+
+The selection is the reference's (``OfflineMetaRLAlgorithm.init_buffer``): for
+every requested task, the behaviour checkpoints ``range(e0, e1, e2)``
+(``train_epoch`` / ``eval_epoch``), and in each the episodes ``k < n_trj``,
+sampled ones when ``sample`` is 1, deterministic ones otherwise. Transitions are
+concatenated in the reference's order: task, then checkpoint, then k, then time.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from rlkit.data.errors import DatasetError
+from rlkit.data.legacy import (
+    is_legacy_dataset,
+    legacy_columns,
+    legacy_filename,
+    legacy_task_dirname,
+    legacy_task_dirs,
+    parse_legacy_filename,
+    read_legacy_bytes,
+)
+from rlkit.data.native import (
+    GROUPS,
+    METADATA_FILE,
+    checkpoint_relpath,
+    episode_table,
+    read_checkpoint_file,
+    read_metadata,
+    record_dtype,
+)
+
+
+@dataclass(repr=False)
+class OfflineData:
+    """The selected transitions of several tasks, back to back in flat arrays.
+
+    Task ``task_ids[j]`` owns rows ``task_offsets[j]:task_offsets[j+1]``;
+    episode ``e`` owns rows ``episode_offsets[e]:episode_offsets[e+1]``.
+
+    Flags (all [N] bool):
+
+    * ``terminals``: true terminals (a fall). For the reference layout, which
+      stores none, this equals ``episode_ends`` (what the reference's loader
+      marks) and ``terminals_known`` is False.
+    * ``timeouts``: the time limit ended the episode here (native only).
+    * ``episode_ends``: last row of each episode — the reference treats every
+      one of them as terminal in its Q target (a quirk; see
+      :class:`rlkit.data.MultiTaskBuffer` ``terminal_mode``).
+    """
+
+    task_ids: np.ndarray  # [K] int64, global task ids in load order
+    obs: np.ndarray  # [N, obs_dim] float32
+    actions: np.ndarray  # [N, act_dim] float32
+    rewards: np.ndarray  # [N] float32
+    next_obs: np.ndarray  # [N, obs_dim] float32
+    terminals: np.ndarray  # [N] bool
+    timeouts: np.ndarray  # [N] bool
+    episode_ends: np.ndarray  # [N] bool
+    task_offsets: np.ndarray  # [K+1] int64
+    episode_offsets: np.ndarray  # [E+1] int64
+    episode_task: np.ndarray  # [E] int64 (global task id)
+    episode_step: np.ndarray  # [E] int64 (behaviour checkpoint)
+    episode_sampled: np.ndarray  # [E] bool
+    episode_index: np.ndarray  # [E] int64 (k)
+    layout: str = "native"  # "native" or "legacy"
+    terminals_known: bool = True
+    obs_abs_max: np.ndarray | None = None  # set when obs / next_obs were divided by it
+    data_dir: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.obs.shape[1])
+
+    @property
+    def act_dim(self) -> int:
+        return int(self.actions.shape[1])
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_ids)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episode_task)
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def __repr__(self) -> str:
+        return (f"OfflineData({self.layout}, {self.num_tasks} tasks, {len(self)} transitions, "
+                f"{self.num_episodes} episodes, obs {self.obs_dim}, act {self.act_dim}, from {self.data_dir!r})")
+
+    def position(self, task_id: int) -> int:
+        hit = np.flatnonzero(self.task_ids == int(task_id))
+        if hit.size == 0:
+            raise DatasetError(f"task {task_id} is not in this data (loaded tasks: {self.task_ids.tolist()})")
+        return int(hit[0])
+
+    def task_slice(self, task_id: int) -> slice:
+        j = self.position(task_id)
+        return slice(int(self.task_offsets[j]), int(self.task_offsets[j + 1]))
+
+    def num_transitions(self, task_id: int) -> int:
+        s = self.task_slice(task_id)
+        return s.stop - s.start
+
+    def transitions(self, task_id: int) -> dict[str, np.ndarray]:
+        """Views of one task's rows."""
+        s = self.task_slice(task_id)
+        return {k: getattr(self, k)[s] for k in ("obs", "actions", "rewards", "next_obs", "terminals", "timeouts",
+                                                  "episode_ends")}
+
+    def episode_bounds(self, task_id: int) -> np.ndarray:
+        """[n_episodes, 2] (start, stop) global rows of one task's episodes."""
+        sel = np.flatnonzero(self.episode_task == int(task_id))
+        return np.stack([self.episode_offsets[sel], self.episode_offsets[sel + 1]], axis=1)
+
+    def with_capacity(self, capacity: int) -> "OfflineData":
+        """What the reference's per-task ring buffer of ``capacity`` (``replay_buffer_size``) keeps.
+
+        Tasks with more rows keep only their last ``capacity`` (the buffer wraps
+        and overwrites the oldest); an episode cut in two keeps its tail.
+        """
+        capacity = int(capacity)
+        sizes = np.diff(self.task_offsets)
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        if np.all(sizes <= capacity):
+            return self
+        keep = np.ones(len(self), bool)
+        for j, n in enumerate(sizes):
+            if n > capacity:
+                keep[self.task_offsets[j]: self.task_offsets[j + 1] - capacity] = False
+        new_index = np.cumsum(keep) - 1
+        starts, stops = self.episode_offsets[:-1], self.episode_offsets[1:]
+        kept_rows = np.add.reduceat(keep.astype(np.int64), starts) if len(starts) else np.zeros(0, np.int64)
+        # reduceat over empty episodes never happens (episodes have >= 1 row)
+        ep_keep = kept_rows > 0
+        new_stops = new_index[stops[ep_keep] - 1] + 1
+        new_starts = new_stops - kept_rows[ep_keep]
+        new_sizes = np.minimum(sizes, capacity)
+        return replace(
+            self,
+            obs=self.obs[keep], actions=self.actions[keep], rewards=self.rewards[keep],
+            next_obs=self.next_obs[keep], terminals=self.terminals[keep], timeouts=self.timeouts[keep],
+            episode_ends=self.episode_ends[keep],
+            task_offsets=np.concatenate([[0], np.cumsum(new_sizes)]).astype(np.int64),
+            episode_offsets=np.concatenate([new_starts[:1], new_stops]).astype(np.int64)
+            if ep_keep.any() else np.zeros(1, np.int64),
+            episode_task=self.episode_task[ep_keep], episode_step=self.episode_step[ep_keep],
+            episode_sampled=self.episode_sampled[ep_keep], episode_index=self.episode_index[ep_keep],
+        )
+
+
+# ---- selection ----------------------------------------------------------------------
+
+
+def checkpoint_steps(spec: Any) -> list[int]:
+    """Checkpoint steps selected by a ``train_epoch`` / ``eval_epoch`` value.
+
+    ``[e0, e1, e2]`` means ``range(e0, e1, e2)`` (the reference); a single number
+    means that one checkpoint; a ``range`` is taken as is.
+    """
+    if isinstance(spec, range):
+        steps = list(spec)
+    elif isinstance(spec, (list, tuple, np.ndarray)):
+        if len(spec) != 3:
+            raise DatasetError(f"epoch selection must be [start, stop, step], got {list(spec)}")
+        e0, e1, e2 = (_as_int(x, "epoch selection") for x in spec)
+        if e2 <= 0:
+            raise DatasetError(f"epoch selection step must be positive, got {list(spec)}")
+        steps = list(range(e0, e1, e2))
+    else:
+        steps = [_as_int(spec, "epoch selection")]
+    if not steps:
+        raise DatasetError(f"epoch selection {spec!r} selects no checkpoint")
+    if min(steps) < 0:
+        raise DatasetError(f"epoch selection {spec!r} selects a negative checkpoint")
+    return steps
+
+
+def _as_int(x: Any, what: str) -> int:
+    if isinstance(x, (bool, np.bool_)):
+        raise DatasetError(f"{what}: expected an integer, got {x!r}")
+    if isinstance(x, (float, np.floating)):
+        if not float(x).is_integer():
+            raise DatasetError(f"{what}: expected an integer, got {x!r}")
+        return int(x)
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{what}: expected an integer, got {x!r}") from None
+
+
+def detect_layout(data_dir: str | os.PathLike, env_name: str | None = None) -> str:
+    """"native" (``dataset.json`` present) or "legacy" (``goal_idx*`` folders); else a clear error."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DatasetError(
+            f"offline dataset folder {root} does not exist: generate it with {_generate_cmd(root, env_name)} "
+            "or point algo_params.data_dir at an existing dataset"
+        )
+    if (root / METADATA_FILE).exists():
+        return "native"
+    if is_legacy_dataset(root):
+        return "legacy"
+    raise DatasetError(
+        f"{root} holds no offline dataset (neither {METADATA_FILE} nor goal_idx* folders): "
+        f"generate it with {_generate_cmd(root, env_name)}"
+    )
+
+
+def _generate_cmd(root: Path, env_name: str | None) -> str:
+    env = env_name or root.name or "ENV"
+    return f"`python policy_train.py --config configs/{env}.json`"
+
+
+def _preview(items: Sequence[Any], n: int = 6) -> str:
+    items = list(items)
+    head = ", ".join(str(x) for x in items[:n])
+    return head + (f", ... ({len(items)} in all)" if len(items) > n else "")
+
+
+def _norm_tasks(tasks: Any) -> np.ndarray:
+    t = np.asarray(list(tasks) if not isinstance(tasks, np.ndarray) else tasks).reshape(-1)
+    if t.size == 0:
+        raise DatasetError("no tasks selected")
+    if not np.issubdtype(t.dtype, np.integer):
+        if np.all(np.mod(t, 1) == 0):
+            t = t.astype(np.int64)
+        else:
+            raise DatasetError(f"task ids must be integers, got {t.tolist()}")
+    t = t.astype(np.int64)
+    if len(np.unique(t)) != len(t):
+        raise DatasetError(f"task ids repeat: {t.tolist()}")
+    if t.min() < 0:
+        raise DatasetError(f"task ids must be >= 0, got {t.tolist()}")
+    return t
+
+
+# ---- loading ------------------------------------------------------------------------
+
+
+def load_offline_data(
+    data_dir: str | os.PathLike,
+    tasks: Sequence[int] | np.ndarray,
+    epochs: Any,
+    n_trj: int,
+    sample: bool | int = True,
+    *,
+    obs_dim: int | None = None,
+    act_dim: int | None = None,
+    env_name: str | None = None,
+    normalize: bool | None = None,
+    verify: bool = False,
+    max_transitions_per_task: int | None = None,
+    workers: int | None = None,
+) -> OfflineData:
+    """Load the reference's selection of a dataset, native or reference layout (auto-detected).
+
+    Args:
+        data_dir: the dataset folder (``algo_params.data_dir``).
+        tasks: global task ids, e.g. the train tasks from :func:`rlkit.data.split_tasks`.
+        epochs: ``train_epoch`` / ``eval_epoch``: ``[e0, e1, e2]`` → checkpoints ``range(e0, e1, e2)``.
+        n_trj: episodes ``k < n_trj`` per checkpoint.
+        sample: sampled (stochastic) episodes if true, deterministic ones otherwise.
+        obs_dim, act_dim: the env's dims; a mismatch with the data is an error.
+        env_name: the config's env name; checked against a native dataset and
+            used in error messages.
+        normalize: divide obs and next_obs by ``normalizer.npz``'s ``abs_max``.
+            None: if the file exists; True: require it; False: never.
+        verify: check SHA-256 checksums (native; sizes are always checked).
+        max_transitions_per_task: the reference's per-task buffer capacity
+            (``replay_buffer_size``); a task with more keeps its last ones,
+            with a warning. None keeps everything.
+        workers: processes that read a reference-layout dataset (unpickling
+            is CPU-bound and holds the GIL). None: half the available CPUs, at
+            most 4, for selections of 4,000 files or more, else 1.
+    """
+    root = Path(data_dir)
+    layout = detect_layout(root, env_name)
+    task_ids = _norm_tasks(tasks)
+    steps = checkpoint_steps(epochs)
+    n_trj = int(n_trj)
+    if n_trj < 1:
+        raise DatasetError(f"n_trj must be >= 1, got {n_trj}")
+    if layout == "native":
+        data = _load_native(root, task_ids, steps, n_trj, bool(sample), env_name, verify)
+    else:
+        data = _load_legacy(root, task_ids, steps, n_trj, bool(sample), env_name, workers)
+    _check_dims(data, root, obs_dim, act_dim)
+    data = _apply_normalizer(data, root, normalize)
+    if max_transitions_per_task is not None:
+        sizes = np.diff(data.task_offsets)
+        if np.any(sizes > max_transitions_per_task):
+            over = [int(t) for t, n in zip(data.task_ids, sizes) if n > max_transitions_per_task]
+            warnings.warn(
+                f"tasks {_preview(over)} have more than replay_buffer_size={max_transitions_per_task} transitions; "
+                "keeping the last ones as the reference's ring buffer does",
+                stacklevel=2,
+            )
+            data = data.with_capacity(max_transitions_per_task)
+    return data
+
+
+def _check_dims(data: OfflineData, root: Path, obs_dim: int | None, act_dim: int | None) -> None:
+    for what, want, got in (("observation", obs_dim, data.obs_dim), ("action", act_dim, data.act_dim)):
+        if want is not None and int(want) != got:
+            raise DatasetError(
+                f"{root} has {what} dim {got} but the env has {int(want)}: the data was made for another env "
+                "or env_params; point data_dir at the right dataset or regenerate it"
+            )
+
+
+def _apply_normalizer(data: OfflineData, root: Path, normalize: bool | None) -> OfflineData:
+    from rlkit.data.normalizer import load_normalizer, normalizer_path
+
+    if normalize is False:
+        return data
+    abs_max = load_normalizer(root, data.obs_dim)
+    if abs_max is None:
+        if normalize:
+            raise DatasetError(
+                f"normalize=True but {normalizer_path(root)} does not exist: "
+                f"create it with `python -m rlkit.data normalizer {root}`"
+            )
+        return data
+    scale = abs_max.astype(np.float32)
+    np.divide(data.obs, scale, out=data.obs)
+    np.divide(data.next_obs, scale, out=data.next_obs)
+    data.obs_abs_max = abs_max
+    return data
+
+
+def _missing_error(root: Path, env_name: str | None, missing_tasks, missing_ckpts, short, n_trj, group) -> None:
+    cmd = _generate_cmd(root, env_name)
+    if missing_tasks:
+        raise DatasetError(
+            f"{root} has no data for tasks {_preview(missing_tasks)}: generate them with {cmd} "
+            "(--split K --split_idx j for part of the tasks)"
+        )
+    if missing_ckpts:
+        raise DatasetError(
+            f"{root} lacks {len(missing_ckpts)} selected checkpoints (task, step): {_preview(missing_ckpts)}; "
+            f"finish generating them with {cmd} or narrow train_epoch/eval_epoch"
+        )
+    if short:
+        raise DatasetError(
+            f"{root} has fewer than n_trj={n_trj} {group} episodes at {len(short)} checkpoints "
+            f"(task, step, have): {_preview(short)}; lower n_trj or regenerate them with {cmd}"
+        )
+
+
+class _Builder:
+    """Collects selected episodes and assembles an :class:`OfflineData`."""
+
+    def __init__(self):
+        self.ep_task, self.ep_step, self.ep_sampled, self.ep_index, self.ep_len = [], [], [], [], []
+        self.task_sizes = []
+
+    def episodes(self, task, step, sampled, index, lengths):
+        n = len(lengths)
+        self.ep_task.append(np.full(n, task, np.int64))
+        self.ep_step.append(np.full(n, step, np.int64))
+        self.ep_sampled.append(np.full(n, sampled, bool))
+        self.ep_index.append(np.asarray(index, np.int64))
+        self.ep_len.append(np.asarray(lengths, np.int64))
+
+    def tables(self):
+        cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
+        lengths = cat(self.ep_len, np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return (cat(self.ep_task, np.int64), cat(self.ep_step, np.int64), cat(self.ep_sampled, bool),
+                cat(self.ep_index, np.int64), offsets)
+
+
+def _episode_ends(offsets: np.ndarray, n: int) -> np.ndarray:
+    ends = np.zeros(n, bool)
+    ends[offsets[1:] - 1] = True
+    return ends
+
+
+def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify) -> OfflineData:
+    meta = read_metadata(root)
+    if env_name is not None and meta.get("env_name") not in (None, env_name):
+        raise DatasetError(
+            f"{root} holds a {meta.get('env_name')!r} dataset, not {env_name!r}: point data_dir at the right folder "
+            "(for a converted dataset with the wrong name, convert again with --env-name)"
+        )
+    files = meta["files"]
+    have_tasks = {int(e["task"]) for e in files.values()}
+    group = GROUPS[int(sample)]
+    missing_tasks = [int(t) for t in task_ids if int(t) not in have_tasks]
+    missing_ckpts, short, plan = [], [], []
+    build = _Builder()
+    want = np.arange(n_trj)
+    for task in task_ids:
+        task = int(task)
+        if task not in have_tasks:
+            continue
+        size = 0
+        for step in steps:
+            rel = checkpoint_relpath(task, step)
+            entry = files.get(rel)
+            if entry is None:
+                missing_ckpts.append((task, step))
+                continue
+            sampled, index, length = episode_table(entry)
+            starts = np.concatenate([[0], np.cumsum(length)[:-1]])
+            sel = np.flatnonzero((sampled == sample) & (index < n_trj))
+            sel = sel[np.argsort(index[sel], kind="stable")]
+            if not np.array_equal(index[sel], want):
+                short.append((task, step, len(np.unique(index[sel]))))
+                continue
+            plan.append((rel, entry, starts[sel], length[sel]))
+            build.episodes(task, step, sample, index[sel], length[sel])
+            size += int(length[sel].sum())
+        build.task_sizes.append(size)
+    _missing_error(root, env_name, missing_tasks, missing_ckpts, short, n_trj, group)
+
+    ep_task, ep_step, ep_sampled, ep_index, ep_offsets = build.tables()
+    n = int(ep_offsets[-1])
+    od, ad = int(meta["obs_dim"]), int(meta["act_dim"])
+    dtype = record_dtype(od, ad)
+    out = {
+        "obs": np.empty((n, od), np.float32), "action": np.empty((n, ad), np.float32),
+        "reward": np.empty(n, np.float32), "next_obs": np.empty((n, od), np.float32),
+        "terminal": np.empty(n, bool), "timeout": np.empty(n, bool),
+    }
+    pos = 0
+    for rel, entry, starts, lengths in plan:
+        rec = read_checkpoint_file(root, entry, rel, expected_dtype=dtype, verify=verify)
+        # Copy runs of adjacent episodes at once (normally the whole group is one run).
+        run_breaks = np.flatnonzero(starts[1:] != starts[:-1] + lengths[:-1]) + 1
+        for a_i, b_i in zip(np.concatenate([[0], run_breaks]), np.concatenate([run_breaks, [len(starts)]])):
+            a = int(starts[a_i])
+            b = int(starts[b_i - 1] + lengths[b_i - 1])
+            chunk = rec[a:b]
+            expect_k = np.repeat(np.arange(a_i, b_i), lengths[a_i:b_i])  # k == position in sel (0..n_trj-1)
+            if not (np.all(chunk["sampled"] == sample) and np.array_equal(chunk["episode"], expect_k)):
+                raise DatasetError(
+                    f"{root / rel}: rows do not match dataset.json's episode table; delete it and regenerate it"
+                )
+            m = b - a
+            for name in out:
+                out[name][pos:pos + m] = chunk[name]
+            pos += m
+    terminals = out["terminal"]
+    return OfflineData(
+        task_ids=task_ids, obs=out["obs"], actions=out["action"], rewards=out["reward"], next_obs=out["next_obs"],
+        terminals=terminals, timeouts=out["timeout"], episode_ends=_episode_ends(ep_offsets, n),
+        task_offsets=np.concatenate([[0], np.cumsum(build.task_sizes)]).astype(np.int64),
+        episode_offsets=ep_offsets, episode_task=ep_task, episode_step=ep_step, episode_sampled=ep_sampled,
+        episode_index=ep_index, layout="native", terminals_known=True, data_dir=str(root),
+        metadata={k: v for k, v in meta.items() if k != "files"},
+    )
+
+
+def _read_legacy_task(folder: str, steps, n_trj: int, sample: bool):
+    """(episode lengths, (obs, actions, rewards, next_obs)) of one task's selected legacy files."""
+    arrays, paths = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # NumPy 1.x pickles name numpy.core
+        for step in steps:
+            for k in range(n_trj):
+                path = os.path.join(folder, legacy_filename(k, step, sample))
+                try:
+                    with open(path, "rb") as f:
+                        buf = f.read()
+                except FileNotFoundError:
+                    raise DatasetError(f"{path} disappeared while loading; rerun") from None
+                arrays.append(read_legacy_bytes(buf, path))
+                paths.append(path)
+    # Converting per task keeps the Python objects of only one task alive at a time.
+    return [len(a) for a in arrays], legacy_columns(arrays, paths)
+
+
+def _map_tasks(fn, jobs: list, workers: int | None):
+    """``map(fn, jobs)``, in worker processes when that pays off (unpickling holds the GIL)."""
+    n_files = sum(len(j[1]) * j[2] for j in jobs)
+    if workers is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        # Half the CPUs, at most 4: on a 2-core machine shared with training the
+        # pool measured no faster than one process; on bigger machines it is.
+        workers = min(cpus // 2, 4) if n_files >= 4000 else 1
+    workers = max(1, min(int(workers), len(jobs)))
+    if workers == 1 or not sys.platform.startswith("linux") or mp.current_process().daemon:
+        return map(fn, *zip(*jobs)) if jobs else iter(())
+    # fork (Linux only): workers start in milliseconds and need nothing
+    # re-imported; they run only NumPy and pickle code, as torch's own
+    # DataLoader workers do after a fork.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork of a multi-threaded process
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as ex:
+            return list(ex.map(fn, *zip(*jobs)))
+
+
+def _load_legacy(root, task_ids, steps, n_trj, sample, env_name, workers=None) -> OfflineData:
+    dirs = legacy_task_dirs(root)
+    missing_tasks = [int(t) for t in task_ids if int(t) not in dirs]
+    missing_ckpts, short = [], []
+    for task in task_ids:
+        task = int(task)
+        if task not in dirs:
+            continue
+        names = set(os.listdir(dirs[task]))
+        for step in steps:
+            have = sum(legacy_filename(k, step, sample) in names for k in range(n_trj))
+            if have == 0:
+                missing_ckpts.append((task, step))
+            elif have < n_trj:
+                short.append((task, step, have))
+    _missing_error(root, env_name, missing_tasks, missing_ckpts, short, n_trj, GROUPS[int(sample)])
+
+    build = _Builder()
+    cols: list[list[np.ndarray]] = [[], [], [], []]
+    jobs = [(os.path.join(root, legacy_task_dirname(int(t))), steps, n_trj, sample) for t in task_ids]
+    for task, (lengths, columns) in zip(task_ids, _map_tasks(_read_legacy_task, jobs, workers)):
+        for step_i, step in enumerate(steps):
+            build.episodes(int(task), step, sample, np.arange(n_trj), lengths[step_i * n_trj:(step_i + 1) * n_trj])
+        for c, col in zip(cols, columns):
+            c.append(col)
+        build.task_sizes.append(int(sum(lengths)))
+    for name, c in zip(("observation", "action", "reward", "next observation"), cols):
+        dims = sorted({x.shape[1:] for x in c})
+        if len(dims) > 1:
+            raise DatasetError(f"{root}: tasks disagree on {name} dims {dims}; the folder mixes datasets: regenerate it")
+    obs, act, rew, nxt = (np.concatenate(c) for c in cols)
+    ep_task, ep_step, ep_sampled, ep_index, ep_offsets = build.tables()
+    n = len(obs)
+    ends = _episode_ends(ep_offsets, n)
+    return OfflineData(
+        task_ids=task_ids, obs=obs, actions=act, rewards=rew, next_obs=nxt,
+        terminals=ends.copy(), timeouts=np.zeros(n, bool), episode_ends=ends,
+        task_offsets=np.concatenate([[0], np.cumsum(build.task_sizes)]).astype(np.int64),
+        episode_offsets=ep_offsets, episode_task=ep_task, episode_step=ep_step, episode_sampled=ep_sampled,
+        episode_index=ep_index, layout="legacy", terminals_known=False, data_dir=str(root),
+        metadata={"env_name": env_name},
+    )
+
+
+# ---- whole-dataset iteration (normalizer, info, conversion) ---------------------------
+
+
+def iter_all_transitions(data_dir: str | os.PathLike) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(obs, next_obs) of every file of a dataset (all tasks, checkpoints, episodes), file by file."""
+    root = Path(data_dir)
+    if detect_layout(root) == "native":
+        meta = read_metadata(root)
+        for rel, entry in sorted(meta["files"].items()):
+            rec = read_checkpoint_file(root, entry, rel)
+            yield rec["obs"], rec["next_obs"]
+    else:
+        for task, folder in legacy_task_dirs(root).items():
+            names = sorted(n for n in os.listdir(folder) if parse_legacy_filename(n) is not None)
+            if not names:
+                continue
+            arrays, paths = [], []
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                for name in names:
+                    path = folder / name
+                    arrays.append(read_legacy_bytes(path.read_bytes(), str(path)))
+                    paths.append(str(path))
+            obs, _, _, nxt = legacy_columns(arrays, paths)
+            yield obs, nxt

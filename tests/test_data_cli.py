@@ -1,0 +1,112 @@
+"""``python -m rlkit.data`` (info, verify, convert, normalizer), normalizer loading, benchmark smoke runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rlkit.data import DatasetError, compute_abs_max, load_normalizer, load_offline_data, save_normalizer
+from rlkit.data.__main__ import main
+from rlkit.data.synthetic import write_synthetic_dataset
+
+
+@pytest.fixture()
+def native(tmp_path):
+    return write_synthetic_dataset(tmp_path / "cheetah-vel", n_tasks=3, steps=[100, 200], n_deterministic=1,
+                                   n_sampled=2, length=5, obs_dim=4, act_dim=2, early_end_prob=0.3, seed=2)
+
+
+def test_info_native_and_legacy(native, tmp_path, capsys):
+    assert main(["info", str(native), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["layout"] == "native" and info["obs_dim"] == 4 and info["act_dim"] == 2
+    assert info["tasks_with_data"] == [0, 1, 2] and info["checkpoints"]["steps"] == [100, 200]
+    assert info["episodes_per_checkpoint"] == {"deterministic": [1, 1], "sampled": [2, 2]}
+    assert info["files"] == 6 and info["unrecorded_files"] == [] and info["temp_files"] == 0
+    legacy = tmp_path / "legacy"
+    assert main(["convert", str(native), str(legacy), "--to", "legacy"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(legacy)]) == 0
+    out = capsys.readouterr().out
+    assert "legacy" in out and "[100, 200]" in out
+
+
+def test_verify_finds_a_corrupted_file(native, capsys):
+    assert main(["verify", str(native)]) == 0
+    f = native / "task_002" / "step_00000200.npy"
+    raw = bytearray(f.read_bytes())
+    raw[-1] ^= 1
+    f.write_bytes(bytes(raw))
+    assert main(["verify", str(native)]) == 1
+    assert "task_002/step_00000200.npy fails its SHA-256 check" in capsys.readouterr().out
+
+
+def test_convert_legacy_to_native_with_config(native, tmp_path, capsys):
+    legacy = tmp_path / "legacy"
+    main(["convert", str(native), str(legacy), "--to", "legacy"])
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"env_name": "not-a-registered-env", "env_params": {"n_tasks": 3,
+                                                                               "max_episode_steps": 5}}))
+    back = tmp_path / "back"
+    assert main(["convert", str(legacy), str(back), "--to", "native", "--config", str(cfg)]) == 0
+    meta = json.loads((back / "dataset.json").read_text())
+    assert meta["env_name"] == "not-a-registered-env" and meta["env_params"]["max_episode_steps"] == 5
+    a = load_offline_data(native, [0, 1, 2], [100, 300, 100], n_trj=2)
+    b = load_offline_data(back, [0, 1, 2], [100, 300, 100], n_trj=2)
+    np.testing.assert_array_equal(a.obs, b.obs)
+    np.testing.assert_array_equal(a.terminals, b.terminals)
+    assert main(["convert", str(native), str(back), "--to", "legacy"]) == 2  # not empty
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_normalizer_command_and_loading(native, tmp_path, capsys):
+    assert main(["normalizer", str(native)]) == 0
+    abs_max = load_normalizer(native, 4)
+    every = load_offline_data(native, [0, 1, 2], [100, 300, 100], n_trj=1, sample=0, normalize=False)
+    want = np.maximum(np.abs(every.obs).max(0), np.abs(every.next_obs).max(0))
+    # the normalizer covers all files (deterministic and sampled); the deterministic subset is below it
+    assert np.all(abs_max >= want - 1e-6)
+    np.testing.assert_allclose(abs_max, compute_abs_max(native))
+    assert main(["normalizer", str(native)]) == 2  # exists; --force to replace
+    assert main(["normalizer", str(native), "--force"]) == 0
+
+    raw = load_offline_data(native, [1], 100, n_trj=2, normalize=False)
+    auto = load_offline_data(native, [1], 100, n_trj=2)  # normalizer.npz present -> divided
+    np.testing.assert_allclose(auto.obs, raw.obs / abs_max.astype(np.float32), rtol=1e-6)
+    np.testing.assert_allclose(auto.next_obs, raw.next_obs / abs_max.astype(np.float32), rtol=1e-6)
+    np.testing.assert_array_equal(auto.actions, raw.actions)
+    np.testing.assert_array_equal(auto.obs_abs_max, abs_max)
+    assert np.abs(auto.obs).max() <= 1.0 + 1e-6
+
+    other = write_synthetic_dataset(tmp_path / "other", n_tasks=1, steps=[1], n_sampled=1, length=3)
+    with pytest.raises(DatasetError, match="normalizer.npz does not exist"):
+        load_offline_data(other, [0], 1, n_trj=1, normalize=True)
+    save_normalizer(other, np.ones(5))
+    with pytest.raises(DatasetError, match="abs_max of size 5 but observations have 2 dims"):
+        load_offline_data(other, [0], 1, n_trj=1)
+    (other / "normalizer.npz").write_bytes(b"junk")
+    with pytest.raises(DatasetError, match="normalizer.npz is unreadable"):
+        load_offline_data(other, [0], 1, n_trj=1)
+
+
+def test_module_entry_point_runs(native):
+    res = subprocess.run([sys.executable, "-m", "rlkit.data", "info", str(native)], capture_output=True, text=True)
+    assert res.returncode == 0 and "native" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "rlkit.data", "info", str(native / "missing")],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "does not exist: generate it with" in res.stderr
+
+
+@pytest.mark.parametrize("name", ["bench_data_load", "bench_buffer_sample"])
+def test_benchmarks_quick_smoke(name, tmp_path):
+    import importlib
+
+    mod = importlib.import_module(f"benchmarks.{name}")
+    out = tmp_path / "r.json"
+    payload = mod.main(["--quick", "--workdir", str(tmp_path / "work"), "--json", str(out)])
+    assert json.loads(out.read_text())["quick"] is True and payload["quick"]
+    assert not (tmp_path / "work" / "point-robot-native").exists()  # synthetic data is deleted afterwards
