@@ -26,6 +26,18 @@ CONFIGS = {
 }
 
 
+def _peak_rss_mb() -> float:
+    """This process's own peak resident set (VmHWM). ru_maxrss would include the parent's
+    high-water mark, which Linux carries across fork + exec."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _measure(name: str, steps: int, device: str, profile: bool) -> dict:
     import torch
 
@@ -60,7 +72,7 @@ def _measure(name: str, steps: int, device: str, profile: bool) -> dict:
 
     med, times = median_time(step, repeats=steps, warmup=2)
     out = {"config": name, "ms_per_step": med * 1e3, "times_ms": [x * 1e3 for x in times],
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+           "peak_rss_mb": _peak_rss_mb()}
     if profile:
         from torch.profiler import ProfilerActivity, profile as prof
 

@@ -2,19 +2,25 @@
 
 One sub-env per task id. The point-robot family is vectorized natively in
 numpy (:class:`~rlkit.envs.point_robot.PointRobotVectorEnv`); MuJoCo envs use
-gymnasium's ``SyncVectorEnv`` over wrapped envs each pinned to its task. Both
-take actions in [-1, 1] and return normalized float32 observations, and both
-support the SAME_STEP and DISABLED autoreset modes that data generation and
-evaluation use.
+:class:`MujocoTaskVectorEnv`, which steps its raw envs in one loop with the
+action rescaling and observation normalisation done once for the batch (the
+per-env layers of gymnasium's ``SyncVectorEnv`` + wrapper cost more than
+``mj_step`` itself for these small models). Both take actions in [-1, 1],
+return normalized float32 observations, and support the SAME_STEP and
+DISABLED autoreset modes that data generation and evaluation use; the tests
+check them against single wrapped envs.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
 from rlkit.envs import make_env, make_wrapped_env
+from rlkit.envs.mujoco_base import MujocoTaskEnv
 from rlkit.envs.point_robot import PointRobotEnv, PointRobotVectorEnv
 
 
@@ -47,6 +53,8 @@ def make_vector_env(
         probe._check_task(t)
     if isinstance(probe, PointRobotEnv):
         venv = PointRobotVectorEnv(probe, task_ids, obs_absmax=obs_absmax, autoreset_mode=autoreset_mode)
+    elif isinstance(probe, MujocoTaskEnv):
+        venv = MujocoTaskVectorEnv(name, env_params, task_ids, obs_absmax=obs_absmax, autoreset_mode=autoreset_mode)
     else:
         mode = AutoresetMode(autoreset_mode) if isinstance(autoreset_mode, str) else autoreset_mode
         venv = SyncVectorEnv(
@@ -55,3 +63,85 @@ def make_vector_env(
     if seed is not None:
         venv.reset(seed=seed)
     return venv
+
+
+class MujocoTaskVectorEnv(VectorEnv):
+    """E MuJoCo task envs (one task each) stepped in one Python loop.
+
+    Semantics are those of ``SyncVectorEnv`` over :class:`NormalizedActionEnv`:
+    sub-env i is reset with ``seed + i``; numeric infos come back as arrays;
+    SAME_STEP puts the final observation in ``info['final_obs']`` (with the
+    ``_final_obs`` mask); DISABLED takes ``reset(options={'reset_mask': m})``.
+    """
+
+    def __init__(self, name: str, env_params: dict, task_ids, obs_absmax=None,
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP):
+        self.task_ids = np.asarray(list(task_ids), dtype=np.int64)
+        self.num_envs = len(self.task_ids)
+        self.envs = [make_env(name, **env_params) for _ in range(self.num_envs)]
+        for env, t in zip(self.envs, self.task_ids):
+            env.reset_task(int(t))
+        first = self.envs[0]
+        self.autoreset_mode = AutoresetMode(autoreset_mode) if isinstance(autoreset_mode, str) else autoreset_mode
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            raise ValueError("MujocoTaskVectorEnv supports autoreset_mode SAME_STEP or DISABLED")
+        self.metadata = {"autoreset_mode": self.autoreset_mode}
+        self._low = first.action_space.low.astype(np.float64)
+        self._high = first.action_space.high.astype(np.float64)
+        obs_dim, act_dim = first.observation_space.shape[0], first.action_space.shape[0]
+        self.obs_absmax = None if obs_absmax is None else np.asarray(obs_absmax, dtype=np.float64)
+        if self.obs_absmax is not None and self.obs_absmax.shape != (obs_dim,):
+            raise ValueError(f"normalizer abs_max has shape {self.obs_absmax.shape} but observations are ({obs_dim},)")
+        self.single_observation_space = spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float32)
+        self.single_action_space = spaces.Box(-1.0, 1.0, shape=(act_dim,), dtype=np.float32)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.num_envs, obs_dim), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(self.num_envs, act_dim), dtype=np.float32)
+        self._obs = np.zeros((self.num_envs, obs_dim))
+        self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+
+    def _out(self, obs: np.ndarray) -> np.ndarray:
+        return (obs if self.obs_absmax is None else obs / self.obs_absmax).astype(np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        mask = np.ones(self.num_envs, dtype=bool)
+        if options and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"], dtype=bool)
+        for i in np.flatnonzero(mask):
+            self._obs[i] = self.envs[i].reset(seed=None if seed is None else int(seed) + int(i))[0]
+        self._needs_reset[mask] = False
+        return self._out(self._obs), {"task": self.task_ids.copy()}
+
+    def step(self, actions):
+        actions = np.asarray(actions, dtype=np.float64)
+        if actions.shape != self.action_space.shape:
+            raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
+        if self.autoreset_mode == AutoresetMode.DISABLED and self._needs_reset.any():
+            raise RuntimeError(f"sub-envs {np.flatnonzero(self._needs_reset).tolist()} ended: reset them first "
+                               "(reset(options={'reset_mask': mask}))")
+        scaled = np.clip(self._low + (actions + 1.0) * 0.5 * (self._high - self._low), self._low, self._high)
+        n = self.num_envs
+        rewards = np.zeros(n)
+        terminated = np.zeros(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        infos: dict = {"task": self.task_ids.copy()}
+        for i, env in enumerate(self.envs):
+            obs, reward, term, info = env._step(scaled[i])
+            env._elapsed += 1
+            self._obs[i], rewards[i], terminated[i] = obs, reward, term
+            truncated[i] = (not term) and env._elapsed >= env.max_episode_steps
+            for key, value in info.items():
+                value = np.asarray(value)
+                if key not in infos:
+                    infos[key] = np.zeros((n, *value.shape), dtype=value.dtype)
+                infos[key][i] = value
+        ended = terminated | truncated
+        obs = self._out(self._obs)
+        if ended.any():
+            if self.autoreset_mode == AutoresetMode.SAME_STEP:
+                infos["final_obs"], infos["_final_obs"] = obs.copy(), ended.copy()
+                for i in np.flatnonzero(ended):
+                    self._obs[i] = self.envs[i].reset()[0]
+                obs = self._out(self._obs)
+            else:
+                self._needs_reset |= ended
+        return obs, rewards, terminated, truncated, infos

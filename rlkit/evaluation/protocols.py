@@ -62,6 +62,11 @@ class ContextAgent(Protocol):
     def act(self, obs: torch.Tensor, z: torch.Tensor, deterministic: bool) -> torch.Tensor:
         """Actions in [-1, 1], [M, act_dim]."""
 
+    # Optional, for speed (used when present):
+    #   encode_context(rows [k, n, D]) -> [k, n, E]  per-transition encodings, cached as rows arrive
+    #   z_from_encoded(enc [M, C, E], lengths [M]) -> z [M, L]
+    #   act_pair(obs, z) -> (deterministic, sampled) actions from one policy forward
+
 
 # An offline context source: (task ids [M] as a LongTensor, n) -> transitions [M, n, D]
 OfflineContextFn = Callable[[torch.Tensor, int], torch.Tensor]
@@ -258,6 +263,10 @@ def run_protocol(
     obs_dim = venv.single_observation_space.shape[0]
     ctx_dim = obs_dim + act_dim + 1 + (obs_dim if agent.use_next_obs_in_context else 0)
     store = _ContextStore.empty(m, ctx_dim, budget + 2 * mpl, device)
+    # With an encoder that maps transitions independently, each row is encoded once, when it
+    # enters the context, and re-inference only pools the cached encodings.
+    cached = hasattr(agent, "encode_context") and hasattr(agent, "z_from_encoded")
+    encoded = None
     z = torch.zeros(m, agent.latent_dim, device=device)  # the prior mean
     task_tensor = torch.as_tensor(task_of, device=device)
     st = _EnvState(m)
@@ -268,13 +277,26 @@ def run_protocol(
         nonlocal z
         if mask.any():
             idx = torch.as_tensor(np.flatnonzero(mask), device=device)
-            z[idx] = agent.infer_z(store.data[idx], store.lengths[idx]).to(z.dtype)
+            if cached:
+                z[idx] = agent.z_from_encoded(encoded.data[idx], encoded.lengths[idx]).to(z.dtype)
+            else:
+                n = int(store.lengths[idx].max())
+                z[idx] = agent.infer_z(store.data[idx, :n], store.lengths[idx]).to(z.dtype)
+
+    def add_context(idx: torch.Tensor, rows: torch.Tensor) -> None:
+        nonlocal encoded
+        store.append(idx, rows)
+        if cached:
+            enc = agent.encode_context(rows)
+            if encoded is None:
+                encoded = _ContextStore.empty(m, enc.shape[-1], store.data.shape[1], device)
+            encoded.append(idx, enc)
 
     def start_episodes(mask: np.ndarray) -> None:
         """Bookkeeping at the start of a new episode for sub-envs in ``mask``."""
         if protocol == "offline" and mask.any():
             idx = torch.as_tensor(np.flatnonzero(mask), device=device)
-            store.append(idx, offline_context(task_tensor[idx], mpl).to(device))
+            add_context(idx, offline_context(task_tensor[idx], mpl).to(device))
             reinfer(mask)
 
     obs_np, _ = venv.reset(seed=seed)
@@ -286,8 +308,12 @@ def run_protocol(
         obs = torch.as_tensor(obs_np, device=device, dtype=torch.float32)
         active = ~st.done
         if protocol == "np_online" and st.exploring.any():
-            policy_actions = agent.act(obs, z, deterministic=False).cpu().numpy()
-            det_actions = agent.act(obs, z, deterministic=True).cpu().numpy()
+            if hasattr(agent, "act_pair"):
+                det_t, sto_t = agent.act_pair(obs, z)
+                det_actions, policy_actions = det_t.cpu().numpy(), sto_t.cpu().numpy()
+            else:
+                policy_actions = agent.act(obs, z, deterministic=False).cpu().numpy()
+                det_actions = agent.act(obs, z, deterministic=True).cpu().numpy()
             # the reference counts evaluation transitions so far + steps of this exploration episode
             random_phase = st.eval_steps + st.episode_len < budget / 2
             uniform = rng.uniform(-1.0, 1.0, size=(m, act_dim))
@@ -320,7 +346,7 @@ def run_protocol(
                 torch.as_tensor(next_obs_np[idx], device=device, dtype=torch.float32),
                 agent.use_next_obs_in_context,
             )
-            store.append(torch.as_tensor(idx, device=device), rows[:, None])
+            add_context(torch.as_tensor(idx, device=device), rows[:, None])
 
         st.episode_len += active
         st.explore_steps += active & st.exploring

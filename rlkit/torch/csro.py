@@ -116,16 +116,30 @@ class CSROAgent(nn.Module):
         """
         if lengths is None:
             return self.encoder.infer(context, sample=False)
-        mask = (torch.arange(context.shape[1], device=context.device)[None] < lengths[:, None]).to(context.dtype)
-        mask = mask[..., None]
+        return self.z_from_encoded(self.encode_context(context), lengths)
+
+    @torch.no_grad()
+    def encode_context(self, context: torch.Tensor) -> torch.Tensor:
+        """Per-transition encoder outputs [..., N, out]: each transition is encoded on its own."""
+        return self.encoder.per_transition(context)
+
+    @torch.no_grad()
+    def z_from_encoded(self, per: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Pool per-transition outputs [M, C, out] over the first ``lengths[m]`` rows into z [M, L]."""
+        mask = (torch.arange(per.shape[1], device=per.device)[None] < lengths[:, None]).to(per.dtype)[..., None]
         if not self.encoder.use_information_bottleneck:
-            per = self.encoder.per_transition(context)
             return (per * mask).sum(1) / lengths.clamp(min=1).to(per.dtype)[:, None]
-        mu, var = self.encoder.gaussian_params(context)
+        latent = self.latent_dim
+        mu, var = per[..., :latent], torch.nn.functional.softplus(per[..., latent:])
         precision = mask / var.clamp_min(1e-7)
         post_var = 1.0 / (precision.sum(1) + (lengths == 0).to(var.dtype)[:, None])
-        mean = post_var * (precision * mu).sum(1)
-        return mean
+        return post_var * (precision * mu).sum(1)
+
+    @torch.no_grad()
+    def act_pair(self, obs: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean action, sampled action) from one policy forward."""
+        out = self.policy(obs, z, reparameterize=False, return_log_prob=False)
+        return torch.tanh(out.mean), out.action
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, z: torch.Tensor, deterministic: bool) -> torch.Tensor:
