@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,10 @@ def test_tensorboard_scalars_namespaced_and_purged(tmp_path):
 
     with make(tmp_path) as run:
         log_epochs(run, range(4))
+    # Event files are named events.out.tfevents.<unix second>.<host>.<pid>.<counter> and read in
+    # name order; within one process and one second the counter decides, compared as text
+    # ("10" < "9"). A real resume is a later process: start the second session in a new second.
+    time.sleep(1.05 - (time.time() % 1.0))
     with make(tmp_path, resume=True, truncate_to_epoch=2) as run:
         log_epochs(run, [2])
     acc = EventAccumulator(str(run.run_dir))
