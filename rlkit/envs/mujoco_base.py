@@ -11,6 +11,7 @@ env of the same model, which the tests check.
 from __future__ import annotations
 
 import os
+import warnings
 
 import gymnasium
 import mujoco
@@ -20,6 +21,26 @@ from gymnasium import spaces
 from rlkit.envs.base import MultiTaskEnv
 
 GYMNASIUM_ASSETS = os.path.join(os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets")
+
+
+def load_model(path: str) -> mujoco.MjModel:
+    """Compile a model file, silencing MuJoCo's deprecation notice for ``settotalmass``.
+
+    gymnasium's half_cheetah.xml uses that compiler attribute; MuJoCo >= 4 warns
+    about it on every load (once per env, i.e. per task), which would drown the
+    output of a 40-task job. Any other warning is passed on as a Python warning.
+    """
+    caught: list[str] = []
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(caught.append)
+    try:
+        model = mujoco.MjModel.from_xml_path(path)
+    finally:
+        mujoco.set_mju_user_warning(previous)
+    for message in caught:
+        if "settotalmass" not in message:
+            warnings.warn(f"MuJoCo: {message}", stacklevel=2)
+    return model
 
 
 def asset_path(xml_file: str) -> str:
@@ -48,7 +69,7 @@ class MujocoTaskEnv(MultiTaskEnv):
 
     def __init__(self, n_tasks: int, max_episode_steps: int, sim_timestep: float | None = None):
         super().__init__(n_tasks, max_episode_steps)
-        self.model = mujoco.MjModel.from_xml_path(asset_path(self.xml_file))
+        self.model = load_model(asset_path(self.xml_file))
         if sim_timestep is not None:
             self.model.opt.timestep = float(sim_timestep)
         self.data = mujoco.MjData(self.model)
