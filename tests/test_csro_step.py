@@ -124,3 +124,30 @@ def test_hyperparams_from_reference_config_normalise_switches():
     hp = CSROHyperParams.from_config({"latent_size": 40, "algo_params": {"use_brac": 0, "club_use_sa": 1,
                                                                           "num_iterations": 5}})
     assert hp.latent_size == 40 and hp.use_brac is False and hp.club_use_sa is True
+
+
+@pytest.mark.parametrize("kw", [dict(use_information_bottleneck=True, use_brac=True),
+                                dict(divergence_name="w", use_brac=True, use_value_penalty=True),
+                                dict(use_next_obs_in_context=True, club_use_sa=True, use_brac=True)])
+def test_every_switch_runs_a_finite_step(kw):
+    tr, hp = make_trainer(**kw)
+    before = snapshot(tr)
+    stats = tr.train_step(make_batch(hp), with_stats=True)
+    assert all(torch.isfinite(v).all() for v in stats.values())
+    assert "encoder" in changed(before, tr)
+    if hp.use_information_bottleneck:
+        assert stats["KL Divergence"] > 0
+        ctx = make_batch(hp).context
+        z_masked = tr.agent.infer_z(ctx, torch.full((T,), N))
+        torch.testing.assert_close(z_masked, tr.agent.encoder.infer(ctx, sample=False))
+
+
+def test_cached_encodings_give_the_same_z_as_the_padded_context():
+    tr, hp = make_trainer()
+    ctx = make_batch(hp).context
+    lengths = torch.tensor([N, 5, 1, 0])
+    direct = tr.agent.infer_z(ctx, lengths)
+    pooled = tr.agent.z_from_encoded(tr.agent.encode_context(ctx), lengths)
+    torch.testing.assert_close(direct, pooled)
+    torch.testing.assert_close(direct[1], tr.agent.encoder.infer(ctx[1:2, :5], sample=False)[0])
+    assert torch.all(direct[3] == 0)  # an empty context is the prior mean
