@@ -24,10 +24,13 @@ def point_step(state: np.ndarray, action: np.ndarray, goal: np.ndarray, wind: np
     return nxt, -np.linalg.norm(nxt - goal, axis=-1)
 
 
-def sparse_reward(dense: np.ndarray, goal_radius: float) -> np.ndarray:
-    """PEARL's sparse reward: 1 + dense inside ``goal_radius``, 0 outside (in [1 - radius, 1])."""
-    inside = dense >= -goal_radius
-    return np.where(inside, 1.0 + dense, 0.0)
+def sparse_reward(dense, goal_radius: float):
+    """PEARL's sparse reward: 1 + dense inside ``goal_radius``, 0 outside (in [1 - radius, 1]).
+
+    Works on numpy arrays and torch tensors alike, so training can sparsify a
+    sampled batch on its own device.
+    """
+    return (1.0 + dense) * (dense >= -goal_radius)
 
 
 def half_circle_goals(n_tasks: int, randomize: bool) -> np.ndarray:

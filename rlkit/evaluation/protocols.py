@@ -41,6 +41,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from rlkit.envs.vector import make_vector_env
+from rlkit.torch.networks import build_context
 
 PROTOCOLS = ("online", "offline", "np_online")
 PROGRESS_KEYS = {
@@ -151,13 +152,6 @@ class _ContextStore:
         pos = self.lengths[envs, None] + torch.arange(n, device=rows.device)[None]
         self.data[envs[:, None], pos] = rows
         self.lengths[envs] += n
-
-
-def _context_rows(obs, actions, rewards, next_obs, use_next_obs: bool) -> torch.Tensor:
-    parts = [obs, actions, rewards[..., None]]
-    if use_next_obs:
-        parts.append(next_obs)
-    return torch.cat(parts, dim=-1)
 
 
 @dataclass
@@ -339,7 +333,7 @@ def run_protocol(
             add = np.zeros(m, dtype=bool)
         if add.any():
             idx = np.flatnonzero(add)
-            rows = _context_rows(
+            rows = build_context(
                 torch.as_tensor(obs_np[idx], device=device, dtype=torch.float32),
                 torch.as_tensor(actions[idx], device=device, dtype=torch.float32),
                 torch.as_tensor(rewards[idx], device=device, dtype=torch.float32),

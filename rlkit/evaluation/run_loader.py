@@ -166,17 +166,10 @@ class LoadedRun:
 
         Sparse-reward runs see the sparse reward in their context (as meta-training does).
         """
-        rewards = part["rewards"]
-        goal_radius = self._goal_radius()
-        if self.algo["sparse_rewards"] and goal_radius is not None:
-            from rlkit.envs.point_robot import sparse_reward
+        from rlkit.launchers.meta_train import context_from_sample
 
-            rewards = torch.as_tensor(sparse_reward(rewards.cpu().numpy(), goal_radius),
-                                      device=rewards.device, dtype=rewards.dtype)
-        parts = [part["obs"], part["actions"], rewards]
-        if self.agent.use_next_obs_in_context:
-            parts.append(part["next_obs"])
-        return torch.cat(parts, dim=-1)
+        radius = self._goal_radius() if self.algo["sparse_rewards"] else None
+        return context_from_sample(part, self.agent.use_next_obs_in_context, radius)
 
     def _goal_radius(self):
         if "goal_radius" not in self._cache:

@@ -29,6 +29,7 @@ from rlkit.envs import make_env
 from rlkit.envs.point_robot import sparse_reward
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
 from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
+from rlkit.torch.networks import build_context
 
 
 def choose_device(gpu: int | None) -> torch.device:
@@ -70,6 +71,15 @@ def load_experiment_data(cfg: Config, seed: int, device: torch.device) -> Experi
                           MultiTaskBuffer(train, device), MultiTaskBuffer(test, device), train.obs_abs_max)
 
 
+def context_from_sample(part: dict, use_next_obs: bool, sparse_goal_radius: float | None = None) -> torch.Tensor:
+    """The context the agent sees from a buffer sample: (s, a, r[, s']) with, for sparse-reward
+    runs (``sparse_goal_radius`` set), the sparse reward in place of the dense one."""
+    rewards = part["rewards"]
+    if sparse_goal_radius is not None:
+        rewards = sparse_reward(rewards, sparse_goal_radius)
+    return build_context(part["obs"], part["actions"], rewards, part["next_obs"], use_next_obs)
+
+
 class MetaTrainer:
     """Owns the trainer, the data and the logger of one run."""
 
@@ -87,14 +97,8 @@ class MetaTrainer:
 
     # ------------------------------------------------------------------ data
     def _context(self, part: dict) -> torch.Tensor:
-        rewards = part["rewards"]
-        if self.algo["sparse_rewards"] and self.goal_radius is not None:
-            rewards = torch.as_tensor(sparse_reward(rewards.cpu().numpy(), self.goal_radius),
-                                      device=rewards.device, dtype=rewards.dtype)
-        parts = [part["obs"], part["actions"], rewards]
-        if self.hp.use_next_obs_in_context:
-            parts.append(part["next_obs"])
-        return torch.cat(parts, dim=-1)
+        radius = self.goal_radius if self.algo["sparse_rewards"] else None
+        return context_from_sample(part, self.hp.use_next_obs_in_context, radius)
 
     def sample_meta_batch(self, rng: np.random.Generator, generator: torch.Generator) -> MetaBatch:
         tasks = rng.choice(self._train_ids, self.algo["meta_batch"], replace=self.algo["mb_replace"])
