@@ -126,14 +126,7 @@ class CSROAgent(nn.Module):
     @torch.no_grad()
     def z_from_encoded(self, per: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Pool per-transition outputs [M, C, out] over the first ``lengths[m]`` rows into z [M, L]."""
-        mask = (torch.arange(per.shape[1], device=per.device)[None] < lengths[:, None]).to(per.dtype)[..., None]
-        if not self.encoder.use_information_bottleneck:
-            return (per * mask).sum(1) / lengths.clamp(min=1).to(per.dtype)[:, None]
-        latent = self.latent_dim
-        mu, var = per[..., :latent], torch.nn.functional.softplus(per[..., latent:])
-        precision = mask / var.clamp_min(1e-7)
-        post_var = 1.0 / (precision.sum(1) + (lengths == 0).to(var.dtype)[:, None])
-        return post_var * (precision * mu).sum(1)
+        return self.encoder.pooled_mean(per, lengths)
 
     @torch.no_grad()
     def act_pair(self, obs: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

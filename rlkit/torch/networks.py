@@ -273,9 +273,40 @@ class ContextEncoder(Mlp):
         """Per-transition (mu, sigma^2), each ``[T, N, L]`` (information bottleneck only)."""
         if not self.use_information_bottleneck:
             raise RuntimeError("gaussian_params needs use_information_bottleneck=True")
-        params = self.per_transition(context)
-        mu, pre_var = params[..., : self.latent_dim], params[..., self.latent_dim :]
-        return mu, F.softplus(pre_var)
+        return self._gaussians(self.per_transition(context))
+
+    def _gaussians(self, per: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Split 2L-wide per-transition outputs into (mu, sigma^2 = softplus(pre-variance))."""
+        return per[..., : self.latent_dim], F.softplus(per[..., self.latent_dim :])
+
+    def pooled_mean(self, per: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The posterior mean [T, L] from per-transition outputs [T, N, out].
+
+        With ``lengths`` only the first ``lengths[t]`` rows of task t count, so padded
+        contexts of different lengths pool in one call (evaluation); an empty context
+        gives the prior mean 0.
+        """
+        if lengths is None:
+            if not self.use_information_bottleneck:
+                return per.mean(dim=1)
+            return self._product_of_gaussians(per)[0]
+        mask = (torch.arange(per.shape[1], device=per.device)[None] < lengths[:, None]).to(per.dtype)[..., None]
+        if not self.use_information_bottleneck:
+            return (per * mask).sum(1) / lengths.clamp(min=1).to(per.dtype)[:, None]
+        return self._product_of_gaussians(per, mask, empty=(lengths == 0).to(per.dtype)[:, None])[0]
+
+    def _product_of_gaussians(self, per: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                              empty: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, var) of the product of the per-transition Gaussians: precisions add and the
+        mean is precision-weighted. ``mask`` [T, N, 1] drops padding rows; ``empty`` [T, 1]
+        marks tasks with no rows, whose precision sum 0 is replaced by 1 (mean 0)."""
+        mus, variances = self._gaussians(per)
+        precisions = torch.reciprocal(variances.clamp_min(MIN_POSTERIOR_VAR))
+        if mask is not None:
+            precisions = precisions * mask
+        total = precisions.sum(dim=1) if empty is None else precisions.sum(dim=1) + empty
+        var = 1.0 / total
+        return var * (mus * precisions).sum(dim=1), var
 
     def infer_posterior(
         self,
@@ -307,11 +338,7 @@ class ContextEncoder(Mlp):
             # torch.std with one transition is NaN; report 0 spread instead.
             spread = per.std(dim=1) if per.shape[1] > 1 else torch.zeros_like(mean)
             return Posterior(mean, mean, spread)
-        mus, pre_var = per[..., : self.latent_dim], per[..., self.latent_dim :]
-        variances = F.softplus(pre_var).clamp_min(MIN_POSTERIOR_VAR)
-        # Product of N Gaussians: precisions add, the mean is precision-weighted.
-        var = 1.0 / torch.reciprocal(variances).sum(dim=1)
-        mean = var * (mus / variances).sum(dim=1)
+        mean, var = self._product_of_gaussians(per)
         if sample:
             eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             z = mean + var.sqrt() * eps
