@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow bench clean
+.PHONY: venv demo test test-slow bench golden clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
+
+# Deliberately rewrite the golden regression tables (tests/golden/): only when a
+# change is meant to alter the numbers; say why in the commit message.
+golden: $(STAMP)
+	$(PY) -m tests.golden.golden_run --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache

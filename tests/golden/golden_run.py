@@ -1,0 +1,99 @@
+"""The golden regression run: a tiny fixed-seed point-robot pipeline whose progress.csv is committed.
+
+Any change that alters what a user's run computes (the data generator, the
+meta-training step, the evaluation protocols, the logging) changes this
+table. ``tests/test_golden.py`` compares a fresh run with the committed CSV;
+regenerating the CSV is deliberate:
+
+    make golden          # = python -m tests.golden.golden_run --write
+
+Only do that when a change is *meant* to alter the numbers, and say why in the
+commit message. The run uses one thread so that the numbers do not depend on
+how the host splits a matrix product over cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN_DIR = Path(__file__).resolve().parent
+# Wall-clock columns differ on every run; everything else must be reproduced.
+VOLATILE = ("Time (s)", "time/")
+
+# name -> extra launch_experiment.py overrides. "csro" is point-robot as configured
+# (CLUB + FOCAL, no BRAC); "csro-brac" also exercises the dual critic, the value
+# penalty and alpha's update.
+VARIANTS: dict[str, list[str]] = {
+    "csro": [],
+    "csro-brac": ["algo_params.use_brac=1", "algo_params.use_value_penalty=1", "algo_params.alpha_init=5.0"],
+}
+
+GENERATOR = ["--preset", "train_quick", "--no-progress", "--seed", "3", "num_train_steps=300", "num_seed_steps=100",
+             "eval_frequency=100", "num_eval_sample_episodes=2", "agent.hidden_dim=32", "agent.batch_size=32"]
+META = ["algo_params.meta_batch=3",
+        "algo_params.train_epoch=[100,300,100]", "algo_params.eval_epoch=[100,300,100]", "algo_params.n_trj=2",
+        "algo_params.num_iterations=3", "algo_params.num_train_steps_per_itr=5",
+        "algo_params.embedding_batch_size=32", "algo_params.batch_size=16", "algo_params.num_steps_per_eval=40",
+        "net_size=32", "latent_size=4"]
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    res = subprocess.run([sys.executable, *cmd], cwd=cwd, env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:2])} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+
+
+def golden_tables(workdir: Path, variants=tuple(VARIANTS)) -> dict[str, pd.DataFrame]:
+    """Generate the tiny dataset once, meta-train each variant, return their progress tables."""
+    cfg = json.loads((REPO / "configs" / "point-robot.json").read_text())
+    cfg["env_params"]["n_tasks"], cfg["n_train_tasks"], cfg["n_eval_tasks"] = 6, 4, 2
+    cfg["algo_params"]["meta_batch"] = 3
+    config = workdir / "point-robot-6.json"
+    config.write_text(json.dumps(cfg))
+    data, out = workdir / "data", workdir / "out"
+    _run([str(REPO / "policy_train.py"), "--config", str(config), "--data_dir", str(data), *GENERATOR], cwd=workdir)
+    tables = {}
+    for name in variants:
+        _run([str(REPO / "launch_experiment.py"), str(config), "--seed", "1", "--exp_name", name,
+              f"algo_params.data_dir={data}", f"util_params.base_log_dir={out}", *META, *VARIANTS[name]],
+             cwd=workdir)
+        tables[name] = stable_columns(pd.read_csv(out / "point-robot" / name / "seed1" / "progress.csv"))
+    return tables
+
+
+def stable_columns(df: pd.DataFrame) -> pd.DataFrame:
+    keep = [c for c in df.columns if not any(v in c for v in VOLATILE)]
+    return df[sorted(keep)]
+
+
+def golden_path(name: str) -> Path:
+    return GOLDEN_DIR / f"point_robot_{name}.csv"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--write", action="store_true", help="overwrite the committed golden CSVs")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        tables = golden_tables(Path(tmp))
+    for name, df in tables.items():
+        if args.write:
+            df.to_csv(golden_path(name), index=False, float_format="%.9g")
+            print(f"wrote {golden_path(name)} ({len(df)} rows, {len(df.columns)} columns)")
+        else:
+            print(name, df.shape)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
