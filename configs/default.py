@@ -93,7 +93,7 @@ default_config = dict(
         docker=False,  # unused (the reference never supported docker)
         exp_name="CSRO",  # [from the env JSONs] run name: output/ENV/EXP_NAME/seedN/ (--exp_name overrides it)
     ),
-    algo_type="CSRO",  # algorithm to build; only CSRO exists
+    algo_type="CSRO",  # method preset from configs/algos/ (CSRO, FOCAL, offline-PEARL), applied over the env JSON
 )
 
 # Keys that are valid but absent by default: they are passed to the env constructor,

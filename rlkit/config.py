@@ -28,6 +28,7 @@ from typing import Any
 Config = dict[str, Any]
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+ALGO_CONFIG_DIR = REPO_CONFIG_DIR / "algos"
 DIVERGENCES = ("kl", "w")
 
 
@@ -352,13 +353,47 @@ def load_config(json_path: str | os.PathLike, overrides: Iterable[str] = ()) -> 
     n_tasks 2), so a run always names an ENV.json.
     """
     path = Path(json_path)
+    overrides = list(overrides)
     defaults, optional = load_defaults(_default_py_for(path))
     schema = _Schema(defaults, optional)
     cfg = defaults
     data = _read_json(path)
     for key, value in data.items():
         _set_value(cfg, schema, key, value, f"in {str(path)!r}")
+    for text in overrides:  # algo_type=NAME on the command line picks the preset applied below
+        key, raw = parse_override(text)
+        if key == "algo_type":
+            _set_value(cfg, schema, key, raw.strip(), f"in override {text!r}")
+    apply_algo_preset(cfg, schema)
     return apply_overrides(cfg, overrides, schema=schema)
+
+
+def algo_presets() -> dict[str, Path]:
+    """Algorithm presets: ``configs/algos/NAME.json``, selected by ``algo_type``."""
+    return {p.stem: p for p in sorted(ALGO_CONFIG_DIR.glob("*.json"))}
+
+
+def apply_algo_preset(cfg: Config, schema: _Schema | None = None) -> Config:
+    """Merge the preset named by ``cfg["algo_type"]`` into ``cfg`` (in place).
+
+    A preset sets only the keys that define the method (which representation
+    losses, which encoder, whether Q trains it). It goes on top of the env JSON
+    and under command-line overrides, so ``configs/point-robot.json
+    algo_type=FOCAL`` is the FOCAL ablation on point-robot's settings.
+    Keys starting with ``_`` (``_doc``) are comments.
+    """
+    schema = schema or _Schema(*load_defaults())
+    presets = algo_presets()
+    name = cfg["algo_type"]
+    if name not in presets:
+        close = difflib.get_close_matches(name, list(presets), n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown algo_type {name!r}{hint}; presets: {', '.join(presets)} (configs/algos/)")
+    where = f"in preset {str(presets[name])!r}"
+    for key, value in _read_json(presets[name]).items():
+        if not key.startswith("_"):
+            _set_value(cfg, schema, key, value, where)
+    return cfg
 
 
 def epoch_range(spec: int | float | list[int]) -> range:

@@ -101,8 +101,10 @@ def test_focal_ablation_only_drops_club():
         full, ablation = load_config(CONFIGS / f"{env}.json"), load_config(CONFIGS / f"{env}-focal.json")
         assert ablation["algo_params"]["use_club"] is False
         assert ablation["util_params"]["exp_name"] != full["util_params"]["exp_name"]
+        assert ablation["algo_type"] == "FOCAL"
         ablation["algo_params"]["use_club"] = True
         ablation["util_params"]["exp_name"] = full["util_params"]["exp_name"]
+        ablation["algo_type"] = full["algo_type"]
         assert ablation == full
 
 
@@ -341,3 +343,36 @@ def test_cli_prints_error_and_exits_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: unknown config key 'algo_params.num_iteration'")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- algorithm presets (configs/algos/)
+
+
+def test_algo_presets_switch_the_representation_losses():
+    csro = load_config(REPO / "configs" / "point-robot.json")
+    focal = load_config(REPO / "configs" / "point-robot.json", ["algo_type=FOCAL"])
+    pearl = load_config(REPO / "configs" / "point-robot.json", ["algo_type=offline-PEARL"])
+    assert (csro["algo_params"]["use_club"], csro["algo_params"]["use_FOCAL_cl"]) == (True, True)
+    assert (focal["algo_params"]["use_club"], focal["algo_params"]["use_FOCAL_cl"]) == (False, True)
+    a = pearl["algo_params"]
+    assert (a["use_club"], a["use_FOCAL_cl"], a["use_information_bottleneck"], a["allow_backward_z"]) == \
+        (False, False, True, True)
+    # everything that is not the method stays the env's
+    for key in ("discount", "reward_scale", "embedding_batch_size", "num_iterations"):
+        assert focal["algo_params"][key] == pearl["algo_params"][key] == csro["algo_params"][key]
+
+
+def test_focal_config_file_is_the_focal_preset():
+    via_file = load_config(REPO / "configs" / "point-robot-focal.json")
+    via_preset = load_config(REPO / "configs" / "point-robot.json", ["algo_type=FOCAL", "util_params.exp_name=FOCAL"])
+    assert via_file == via_preset
+
+
+def test_command_line_overrides_win_over_the_preset():
+    cfg = load_config(REPO / "configs" / "point-robot.json", ["algo_params.use_club=true", "algo_type=FOCAL"])
+    assert cfg["algo_type"] == "FOCAL" and cfg["algo_params"]["use_club"] is True
+
+
+def test_unknown_algo_type_names_the_closest_preset():
+    with pytest.raises(ConfigError, match=r"unknown algo_type 'FOCL' \(did you mean 'FOCAL'\?\)"):
+        load_config(REPO / "configs" / "point-robot.json", ["algo_type=FOCL"])
