@@ -1,0 +1,79 @@
+"""``python -m rlkit.reproduce ENV [--scale cpu|paper] [--budget 50m] ...``: see :mod:`rlkit.reproduce`.
+
+Exit status: 0 when every run of the plan has its record (the table is
+complete), 3 when the budget ran out with work left (run the same command
+again: it resumes), 2 on a user error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from rlkit.config import ConfigError
+from rlkit.reproduce.plan import load_plan, plan_path
+from rlkit.reproduce.records import load_records
+from rlkit.reproduce.report import markdown, plot_curves
+from rlkit.reproduce.runner import BUDGET_EXIT, Budget, Layout, Reproduction, ReproduceError, parse_budget
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m rlkit.reproduce", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("env", help="env of the plan (point-robot, cheetah-vel, ...) or a plan file PLAN.yaml")
+    p.add_argument("--scale", default="cpu", help="plan scale: configs/reproduce/ENV-SCALE.yaml (default: cpu)")
+    p.add_argument("--budget", default=None, help="wall-clock budget, e.g. 50m or 2h; stops cleanly, resumes next time")
+    p.add_argument("--parallel", type=int, default=None, help="runs side by side (default: the plan's)")
+    p.add_argument("--gpu", type=int, default=None, help="CUDA device index for every child (default: CPU)")
+    p.add_argument("--out", type=Path, default=REPO / "output" / "reproduce",
+                   help="work folder: datasets, run directories, logs (default: output/reproduce)")
+    p.add_argument("--records", type=Path, default=REPO / "docs" / "results" / "records",
+                   help="where result records go (committed; default: docs/results/records)")
+    p.add_argument("--report-dir", type=Path, default=REPO / "docs" / "results",
+                   help="where ENV-SCALE.md and its figure are written (default: docs/results)")
+    p.add_argument("--report-only", action="store_true", help="only rebuild the table and figure from the records")
+    return p.parse_args(argv)
+
+
+def write_report(plan, records_root: Path, report_dir: Path, command: str) -> Path:
+    records = load_records(records_root, plan.name)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    figure = plot_curves(plan, records, report_dir / f"{plan.name}.png")
+    md = report_dir / f"{plan.name}.md"
+    md.write_text(markdown(plan, records, figure.name if figure else None, command), encoding="utf-8")
+    return md
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        plan = load_plan(plan_path(args.env, args.scale))
+        if args.parallel is not None and args.parallel < 1:
+            raise ConfigError(f"--parallel must be at least 1, got {args.parallel}")
+        budget = Budget(parse_budget(args.budget))
+        command = f"python -m rlkit.reproduce {args.env} --scale {args.scale}"
+        done = True
+        if not args.report_only:
+            layout = Layout(args.out / plan.name, args.records)
+            print(f"[{plan.name}] {len(plan.methods)} methods x {len(plan.seeds)} seeds; work in {layout.root}; "
+                  f"budget {args.budget or 'none'}", flush=True)
+            done = Reproduction(plan, layout, budget, gpu=args.gpu, parallel=args.parallel,
+                                echo=lambda m: print(m, flush=True)).run()
+        md = write_report(plan, args.records, args.report_dir, command)
+    except (ConfigError, ReproduceError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"[{plan.name}] table: {md}")
+    if not done:
+        print(f"[{plan.name}] budget reached with work left; run the same command again to continue:\n  "
+              + " ".join(shlex.quote(a) for a in ["python", "-m", "rlkit.reproduce", *(argv or sys.argv[1:])]))
+        return BUDGET_EXIT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

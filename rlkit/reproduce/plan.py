@@ -1,0 +1,137 @@
+"""A reproduction plan: ``configs/reproduce/ENV-SCALE.yaml``, read and checked.
+
+A plan names the env config, the behaviour-policy dataset to build, the
+methods (algo_type presets) and seeds to train, the overrides that scale the
+paper's settings down (each listed with its reason in ``reductions``), how many
+runs go side by side, and the published numbers to print beside ours.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from rlkit.config import REPO_CONFIG_DIR, ConfigError, algo_presets, load_config
+
+PLAN_DIR = REPO_CONFIG_DIR / "reproduce"
+PROTOCOLS = ("offline", "online", "np_online")
+_KEYS = {"env", "scale", "config", "description", "dataset", "methods", "seeds", "train_overrides", "parallel",
+         "threads_per_run", "final_window", "context_shift_draws", "reductions", "paper", "claims"}
+
+
+@dataclass
+class DatasetPlan:
+    preset: str
+    seed: int = 0
+    overrides: list[str] = field(default_factory=list)
+
+    def policy_train_args(self, config: Path, data_dir: Path) -> list[str]:
+        return ["--config", str(config), "--preset", self.preset, "--seed", str(self.seed), "--data_dir",
+                str(data_dir), *self.overrides]
+
+
+@dataclass
+class Plan:
+    """One env at one scale. ``name`` = ``ENV-SCALE`` names its output and record folders."""
+
+    env: str
+    scale: str
+    config: Path
+    description: str
+    dataset: DatasetPlan
+    methods: list[str]
+    seeds: list[int]
+    train_overrides: list[str]
+    parallel: int = 1
+    threads_per_run: int = 0  # 0: let torch decide
+    final_window: int = 3
+    context_shift_draws: int = 20
+    reductions: list[dict] = field(default_factory=list)
+    paper: dict = field(default_factory=dict)
+    claims: bool = False
+    source: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.env}-{self.scale}"
+
+    @property
+    def num_iterations(self) -> int:
+        return int(self.resolved_config(self.methods[0])["algo_params"]["num_iterations"])
+
+    def run_overrides(self, method: str, data_dir: Path, base_log_dir: Path) -> list[str]:
+        return [f"algo_type={method}", f"util_params.exp_name={method}", f"algo_params.data_dir={data_dir}",
+                f"util_params.base_log_dir={base_log_dir}", *self.train_overrides]
+
+    def resolved_config(self, method: str) -> dict:
+        return load_config(self.config, [f"algo_type={method}", *self.train_overrides])
+
+
+def available_plans() -> list[str]:
+    return sorted(p.stem for p in PLAN_DIR.glob("*.yaml"))
+
+
+def plan_path(env_or_path: str, scale: str) -> Path:
+    """``point-robot`` + ``cpu`` -> configs/reproduce/point-robot-cpu.yaml; a path is taken as is."""
+    if env_or_path.endswith((".yaml", ".yml")):
+        return Path(env_or_path)
+    name = f"{env_or_path}-{scale}"
+    path = PLAN_DIR / f"{name}.yaml"
+    if not path.is_file():
+        close = difflib.get_close_matches(name, available_plans(), n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"no reproduction plan {name!r}{hint}; plans: {', '.join(available_plans())} "
+                          f"(configs/reproduce/)")
+    return path
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and check a plan; every mistake is a one-line :class:`ConfigError`."""
+    if not path.is_file():
+        raise ConfigError(f"reproduction plan {str(path)!r} not found")
+    try:
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as exc:  # yaml syntax errors and the like, one line
+        raise ConfigError(f"cannot read reproduction plan {str(path)!r}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"reproduction plan {str(path)!r} must be a mapping")
+    unknown = sorted(set(raw) - _KEYS)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(_KEYS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown key {unknown[0]!r}{hint} in reproduction plan {str(path)!r}")
+    for key in ("env", "scale", "config", "dataset", "methods", "seeds"):
+        if key not in raw:
+            raise ConfigError(f"reproduction plan {str(path)!r} lacks {key!r}")
+    config = Path(raw["config"])
+    if not config.is_absolute():
+        config = REPO_CONFIG_DIR.parent / config
+    ds = raw["dataset"]
+    if not isinstance(ds, dict) or "preset" not in ds:
+        raise ConfigError(f"reproduction plan {str(path)!r}: dataset needs a preset (train, train_point, ...)")
+    plan = Plan(env=str(raw["env"]), scale=str(raw["scale"]), config=config, description=str(raw.get("description", "")),
+                dataset=DatasetPlan(str(ds["preset"]), int(ds.get("seed", 0)), [str(o) for o in ds.get("overrides", [])]),
+                methods=[str(m) for m in raw["methods"]], seeds=[int(s) for s in raw["seeds"]],
+                train_overrides=[str(o) for o in raw.get("train_overrides", [])],
+                parallel=int(raw.get("parallel", 1)), threads_per_run=int(raw.get("threads_per_run", 0)),
+                final_window=int(raw.get("final_window", 3)),
+                context_shift_draws=int(raw.get("context_shift_draws", 20)),
+                reductions=list(raw.get("reductions", [])), paper=dict(raw.get("paper", {})),
+                claims=bool(raw.get("claims", False)), source=path)
+    presets = algo_presets()
+    for m in plan.methods:
+        if m not in presets:
+            raise ConfigError(f"reproduction plan {str(path)!r}: unknown method {m!r}; presets: {', '.join(presets)}")
+    if not plan.methods or not plan.seeds:
+        raise ConfigError(f"reproduction plan {str(path)!r} needs at least one method and one seed")
+    if plan.parallel < 1 or plan.final_window < 1:
+        raise ConfigError(f"reproduction plan {str(path)!r}: parallel and final_window must be at least 1")
+    for m in plan.methods:  # every run's config must load: fail now, not an hour in
+        cfg = plan.resolved_config(m)
+        if cfg["env_name"] != plan.env:
+            raise ConfigError(f"reproduction plan {str(path)!r}: config {str(config)!r} is for "
+                              f"{cfg['env_name']!r}, not {plan.env!r}")
+    return plan

@@ -1,0 +1,91 @@
+"""Result records: one small JSON per finished (plan, method, seed), committed with the code.
+
+A record holds what the results page needs and nothing that needs the run
+directory: the final returns of the three protocols, their per-iteration
+curves, the context-shift diagnostics, the resolved config, the wall time and
+the software versions. The table and figures are rebuilt from records alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rlkit.config import save_config
+from rlkit.core.logger import git_report
+from rlkit.evaluation.protocols import PROGRESS_KEYS
+from rlkit.reproduce.plan import PROTOCOLS, Plan
+
+RECORD_VERSION = 1
+
+
+def record_path(records_root: Path, plan: Plan, method: str, seed: int) -> Path:
+    return Path(records_root) / plan.name / f"{method}_seed{seed}.json"
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(float(x)) else None
+
+
+def _versions() -> dict:
+    import gymnasium
+    import mujoco
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "mujoco": mujoco.__version__,
+            "gymnasium": gymnasium.__version__, "numpy": np.__version__}
+
+
+def build_record(plan: Plan, method: str, seed: int, run_dir: Path, context_shift_seconds: float = 0.0) -> dict:
+    """Summarise a finished run (its progress.csv, variant.json and context-shift JSON)."""
+    progress = pd.read_csv(run_dir / "progress.csv").drop_duplicates("Epoch", keep="last").sort_values("Epoch")
+    window = progress.tail(plan.final_window)
+    final = {p: _finite(window[PROGRESS_KEYS[p]].mean()) for p in PROTOCOLS}
+    last = {p: _finite(progress[PROGRESS_KEYS[p]].iloc[-1]) for p in PROTOCOLS}
+    curves = {"steps": [int(s) for s in progress["Number of train steps total"]],
+              **{p: [_finite(v) for v in progress[PROGRESS_KEYS[p]]] for p in PROTOCOLS}}
+    shift_files = sorted(run_dir.glob("context_shift_itr*.json"), key=lambda p: int(p.stem.split("itr")[1]))
+    shift = {}
+    if shift_files:
+        report = json.loads(shift_files[-1].read_text(encoding="utf-8"))
+        shift = {"iteration": report["iteration"], "chance_accuracy": report["chance_accuracy"],
+                 "centroid_spread": report["centroid_spread"],
+                 "sources": {k: {"accuracy": v["accuracy"], "shift_ratio": v["shift_ratio"]}
+                             for k, v in report["sources"].items()}}
+    variant = json.loads((run_dir / "variant.json").read_text(encoding="utf-8"))
+    revision = next((ln.split(": ", 1)[1] for ln in git_report().splitlines() if ln.startswith("revision: ")), None)
+    return {
+        "record_version": RECORD_VERSION, "plan": plan.name, "env": plan.env, "scale": plan.scale,
+        "method": method, "seed": int(seed), "final_window": plan.final_window,
+        "num_iterations": int(len(progress)), "train_steps": int(progress["Number of train steps total"].iloc[-1]),
+        "final": final, "last": last, "curves": curves, "context_shift": shift,
+        "wall_time_s": {"train": float(progress["Train Time (s)"].sum()), "eval": float(progress["Eval Time (s)"].sum()),
+                        "context_shift": float(context_shift_seconds)},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_revision": revision, "versions": _versions(),
+        "config": variant,
+    }
+
+
+def write_record(records_root: Path, plan: Plan, record: dict) -> Path:
+    """Atomically write a record (never half a file, even if killed)."""
+    return save_config(record, record_path(records_root, plan, record["method"], record["seed"]))
+
+
+def load_records(records_root: Path, plan_name: str) -> list[dict]:
+    folder = Path(records_root) / plan_name
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"record {path} is unreadable ({exc}); delete it to rerun that run") from None
+        if rec.get("record_version") != RECORD_VERSION:
+            raise ValueError(f"record {path} has version {rec.get('record_version')}, expected {RECORD_VERSION}")
+        out.append(rec)
+    return out

@@ -1,0 +1,160 @@
+"""The results table, the claim checks and the learning-curve figure, from records alone."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from rlkit.reproduce.plan import PROTOCOLS, Plan
+
+PROTOCOL_TITLES = {"offline": "offline context", "online": "online context", "np_online": "non-prior context"}
+
+
+def _mean_std(values: list[float | None]) -> tuple[float, float, int]:
+    v = np.array([x for x in values if x is not None], dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+def summarise(plan: Plan, records: list[dict]) -> dict:
+    """method -> protocol -> (mean, std, n seeds) of the final return; plus context-shift means."""
+    out = {}
+    for m in plan.methods:
+        recs = [r for r in records if r["method"] == m]
+        if not recs:
+            continue
+        row = {p: _mean_std([r["final"][p] for r in recs]) for p in PROTOCOLS}
+        shift = {}
+        for src in ("offline", "online", "np_online"):
+            acc = [r["context_shift"]["sources"][src]["accuracy"] for r in recs if r.get("context_shift")]
+            ratio = [r["context_shift"]["sources"][src]["shift_ratio"] for r in recs if r.get("context_shift")]
+            shift[src] = (_mean_std(acc)[0], _mean_std(ratio)[0])
+        row["shift"] = shift
+        row["seeds"] = sorted(r["seed"] for r in recs)
+        row["wall_min"] = float(np.mean([sum(r["wall_time_s"].values()) for r in recs]) / 60)
+        row["steps"] = int(recs[0]["train_steps"])
+        out[m] = row
+    return out
+
+
+def _fmt(ms: tuple[float, float, int]) -> str:
+    mean, std, n = ms
+    if n == 0 or math.isnan(mean):
+        return "—"
+    return f"{mean:.1f} ± {std:.1f}" if n > 1 else f"{mean:.1f}"
+
+
+def _paper(plan: Plan, method: str, protocol: str) -> str:
+    value = plan.paper.get(method, {}).get(protocol)
+    return "" if value is None else f" ({value})"
+
+
+def claims(summary: dict) -> list[tuple[str, bool | None, str]]:
+    """The paper's point-robot claims, each (statement, held?, the numbers that decide it)."""
+    def get(m, p):
+        return summary.get(m, {}).get(p, (math.nan, 0, 0))[0]
+
+    out = []
+    f_off, f_on, f_np = get("FOCAL", "offline"), get("FOCAL", "online"), get("FOCAL", "np_online")
+    c_off, c_on, c_np = get("CSRO", "offline"), get("CSRO", "online"), get("CSRO", "np_online")
+    p_off, p_on = get("offline-PEARL", "offline"), get("offline-PEARL", "online")
+
+    def check(statement, cond, numbers, *vals):
+        known = all(not math.isnan(v) for v in vals)
+        out.append((statement, bool(cond) if known else None, numbers))
+
+    check("FOCAL collapses under online context (online well below offline; paper -14.9 vs -4.4)",
+          f_on < f_off - 0.25 * abs(f_off), f"FOCAL offline {f_off:.1f}, online {f_on:.1f}", f_off, f_on)
+    check("offline PEARL collapses under online context (paper -17.8 vs -5.1)",
+          p_on < p_off - 0.25 * abs(p_off), f"offline PEARL offline {p_off:.1f}, online {p_on:.1f}", p_off, p_on)
+    check("CSRO with non-prior context stays near its offline-context level",
+          c_np >= c_off - 0.25 * abs(c_off), f"CSRO offline {c_off:.1f}, non-prior {c_np:.1f}", c_off, c_np)
+    check("CSRO non-prior is far above FOCAL online",
+          c_np > f_on + 0.25 * abs(f_on), f"CSRO non-prior {c_np:.1f} vs FOCAL online {f_on:.1f}", c_np, f_on)
+    check("ablation: neither part (FOCAL, online) is the worst of the four",
+          f_on < min(f_np, c_on, c_np), f"FOCAL/online {f_on:.1f}; FOCAL/non-prior {f_np:.1f}; "
+          f"CSRO/online {c_on:.1f}; CSRO/non-prior {c_np:.1f}", f_on, f_np, c_on, c_np)
+    check("ablation: both parts (CSRO, non-prior) is the best of the four",
+          c_np > max(f_on, f_np, c_on), f"CSRO/non-prior {c_np:.1f} vs best other {max(f_on, f_np, c_on):.1f}",
+          f_on, f_np, c_on, c_np)
+    return out
+
+
+def markdown(plan: Plan, records: list[dict], figure: str | None, command: str) -> str:
+    summary = summarise(plan, records)
+    lines = [f"# {plan.env}, `{plan.scale}` scale", "", plan.description.strip(), "",
+             f"Produced by `{command}` from the records in `docs/results/records/{plan.name}/` "
+             "(this file is regenerated; do not edit it by hand).", "",
+             "Final test return (mean of the last "
+             f"{plan.final_window} iterations' evaluations, 10 held-out tasks), mean ± std over seeds; "
+             "the paper's number in brackets where it gives one.", "",
+             "| method | seeds | offline context | online context | non-prior context | steps | wall time / run |",
+             "|---|---|---|---|---|---|---|"]
+    for m, row in summary.items():
+        cells = [_fmt(row[p]) + _paper(plan, m, p) for p in PROTOCOLS]
+        lines.append(f"| {m} | {', '.join(map(str, row['seeds']))} | " + " | ".join(cells)
+                     + f" | {row['steps']:,} | {row['wall_min']:.0f} min |")
+    missing = [f"{m} seed {s}" for m in plan.methods for s in plan.seeds
+               if not any(r["method"] == m and r["seed"] == s for r in records)]
+    if missing:
+        lines += ["", f"Not finished yet: {', '.join(missing)}."]
+    lines += ["", "Context-shift diagnostics of the final snapshot (`python -m rlkit.context_shift`): nearest-centroid "
+              "task accuracy / shift ratio of z inferred from each context source, mean over seeds "
+              "(accuracy: higher is better, chance = 1/10; shift ratio: 0 = lands on the offline embedding, "
+              "1 = as far as another task).", "",
+              "| method | offline draws (held out) | online, first inference | non-prior, first inference |",
+              "|---|---|---|---|"]
+    for m, row in summary.items():
+        lines.append(f"| {m} | " + " | ".join(f"{a:.2f} / {r:.2f}" for a, r in
+                                             (row["shift"][s] for s in ("offline", "online", "np_online"))) + " |")
+    if plan.claims:
+        lines += ["", "The paper's claims, checked on these numbers (a claim needs every number it compares):", "",
+                  "| claim | held? | numbers |", "|---|---|---|"]
+        for statement, held, numbers in claims(summary):
+            verdict = "not yet measured" if held is None else ("**held**" if held else "**not held**")
+            lines.append(f"| {statement} | {verdict} | {numbers} |")
+    if figure:
+        lines += ["", f"![learning curves]({figure})"]
+    if plan.reductions:
+        lines += ["", "Reductions from the paper's settings at this scale:", "", "| what | why |", "|---|---|"]
+        for r in plan.reductions:
+            lines.append(f"| {r.get('what', '')} | {r.get('why', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
+    """One panel per protocol; per method the mean over seeds with a min-max band."""
+    if not records:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
+    for ax, p in zip(axes, PROTOCOLS):
+        for m in plan.methods:
+            recs = [r for r in records if r["method"] == m]
+            if not recs:
+                continue
+            n = min(len(r["curves"]["steps"]) for r in recs)
+            x = np.array(recs[0]["curves"]["steps"][:n])
+            y = np.array([[np.nan if v is None else v for v in r["curves"][p][:n]] for r in recs], dtype=float)
+            line, = ax.plot(x, np.nanmean(y, 0), label=f"{m} ({len(recs)} seeds)")
+            if len(recs) > 1:
+                ax.fill_between(x, np.nanmin(y, 0), np.nanmax(y, 0), color=line.get_color(), alpha=0.2)
+        ax.set_title(PROTOCOL_TITLES[p])
+        ax.set_xlabel("meta-training steps")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test return (10 held-out tasks)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"{plan.env}, {plan.scale} scale: mean over seeds, band = min-max")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,295 @@
+"""Drive one reproduction: build the dataset, train every (method, seed), write records.
+
+Every piece of work is one of the project's own CLIs run as a child process
+(``policy_train.py``, ``launch_experiment.py``, ``python -m rlkit.context_shift``),
+so a reproduction resumes exactly as a user's run does: the generator from its
+last checkpoint, a meta-training run from its last per-iteration snapshot
+(``--resume``). The wall-clock budget is enforced by interrupting the children
+(SIGINT, then SIGKILL after a grace period); nothing is lost but the
+iteration in flight, which the next call recomputes identically.
+
+A run whose record exists is never started again: records are what the table
+is made of, and they are committed, so the table grows across sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from rlkit.config import save_config
+from rlkit.core.logger import latest_snapshot
+from rlkit.reproduce.plan import Plan
+from rlkit.reproduce.records import build_record, record_path, write_record
+
+REPO = Path(__file__).resolve().parents[2]
+GRACE_S = 60.0  # after SIGINT, how long a child may take to close its files before SIGKILL
+MIN_START_S = 30.0  # do not start new work with less budget left than this
+BUDGET_EXIT = 3  # exit status when the budget ran out with work left: "call me again"
+
+
+class ReproduceError(RuntimeError):
+    """A step failed in a way the user must fix; the message is one line."""
+
+
+def parse_budget(text: str | None) -> float | None:
+    """``90s``, ``50m``, ``2h``, ``1h30m`` or plain seconds -> seconds (None: no budget)."""
+    if text is None:
+        return None
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return float(t)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", t)
+    if not parts or "".join(n + u for n, u in parts) != t:
+        raise ReproduceError(f"--budget {text!r}: write it like 90s, 50m, 2h or 1h30m")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+@dataclass
+class Budget:
+    seconds: float | None
+    start: float = field(default_factory=time.monotonic)
+
+    def remaining(self) -> float:
+        return float("inf") if self.seconds is None else self.seconds - (time.monotonic() - self.start)
+
+
+@dataclass
+class Layout:
+    """Where one plan's work lives: ``OUT/ENV-SCALE/{offline_dataset,runs,logs}`` and its records."""
+
+    root: Path
+    records: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "offline_dataset"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def run_dir(self, plan: Plan, method: str, seed: int) -> Path:
+        return self.runs / plan.env / method / f"seed{seed}"
+
+
+def child_env(threads: int) -> dict:
+    env = dict(os.environ)
+    if threads > 0:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
+@dataclass
+class Job:
+    """One child process: what it is, its command, and what to do when it ends."""
+
+    label: str
+    cmd: list[str]
+    log: Path
+    method: str | None = None
+    seed: int | None = None
+    kind: str = "train"  # train | shift | dataset | verify
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+
+    def start(self, threads: int) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "a", encoding="utf-8") as f:
+            f.write(f"\n$ {' '.join(self.cmd)}\n")
+        out = open(self.log, "a", encoding="utf-8")
+        self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                     env=child_env(threads), start_new_session=True)
+        out.close()
+        self.started = time.monotonic()
+
+    def tail(self, n: int = 3) -> str:
+        try:
+            lines = [ln for ln in self.log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+        except OSError:
+            return ""
+        return " | ".join(lines[-n:])
+
+
+def interrupt(jobs: list[Job]) -> None:
+    """SIGINT every running child (they close their files), SIGKILL what is left after the grace period."""
+    live = [j for j in jobs if j.proc is not None and j.proc.poll() is None]
+    for j in live:
+        os.killpg(j.proc.pid, signal.SIGINT)
+    deadline = time.monotonic() + GRACE_S
+    for j in live:
+        try:
+            j.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(j.proc.pid, signal.SIGKILL)
+            j.proc.wait()
+
+
+def wait_one(job: Job, budget: Budget, poll: float = 1.0) -> bool:
+    """Wait for one job; False (after interrupting it) when the budget runs out first."""
+    while job.proc.poll() is None:
+        if budget.remaining() <= 0:
+            interrupt([job])
+            return False
+        time.sleep(poll)
+    return True
+
+
+def progress_rows(run_dir: Path) -> int:
+    path = run_dir / "progress.csv"
+    if not path.is_file():
+        return 0
+    try:
+        return int(pd.read_csv(path)["Epoch"].nunique())
+    except Exception:  # an empty or half-written table counts as no rows; resume rewrites it
+        return 0
+
+
+class Reproduction:
+    """The state machine over one plan's work; :meth:`run` does what the budget allows."""
+
+    def __init__(self, plan: Plan, layout: Layout, budget: Budget, gpu: int | None = None,
+                 parallel: int | None = None, echo=print):
+        self.plan, self.layout, self.budget, self.gpu = plan, layout, budget, gpu
+        self.parallel = parallel or plan.parallel
+        self.echo = echo
+        self.py = sys.executable
+
+    # ------------------------------------------------------------------ dataset
+    def dataset_args(self) -> list[str]:
+        return self.plan.dataset.policy_train_args(self.plan.config, self.layout.data_dir)
+
+    def _stamp(self) -> Path:
+        return self.layout.root / "dataset.done.json"
+
+    def dataset_ready(self) -> bool:
+        stamp = self._stamp()
+        if not stamp.is_file():
+            return False
+        made = json.loads(stamp.read_text(encoding="utf-8"))
+        if made.get("policy_train_args") != self.dataset_args():
+            raise ReproduceError(f"the dataset in {self.layout.data_dir} was made with other settings "
+                                 f"({made.get('policy_train_args')}); use another --out or delete it")
+        return True
+
+    def ensure_dataset(self) -> bool:
+        """Build (or resume building) and verify the dataset; False if the budget ran out first."""
+        if self.dataset_ready():
+            return True
+        gpu = ["--gpu", str(self.gpu)] if self.gpu is not None else []
+        steps = [("dataset", [self.py, str(REPO / "policy_train.py"), *self.dataset_args(), *gpu]),
+                 ("verify", [self.py, "-m", "rlkit.data", "verify", str(self.layout.data_dir)])]
+        for kind, cmd in steps:
+            job = Job(kind, cmd, self.layout.logs / "dataset.log", kind=kind)
+            self.echo(f"[{self.plan.name}] {kind}: {self.layout.data_dir} (log {job.log})")
+            job.start(0)
+            if not wait_one(job, self.budget):
+                return False
+            if job.proc.returncode != 0:
+                raise ReproduceError(f"{kind} of {self.layout.data_dir} failed (exit {job.proc.returncode}): "
+                                     f"{job.tail()}")
+        save_config({"policy_train_args": self.dataset_args(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")},
+                    self._stamp())
+        return True
+
+    # ------------------------------------------------------------------ runs
+    def pending(self) -> list[tuple[str, int]]:
+        # seed-major: every method's first seed lands before any second seed, so a table cut short
+        # by the budget still compares all methods
+        return [(m, s) for s in self.plan.seeds for m in self.plan.methods
+                if not record_path(self.layout.records, self.plan, m, s).is_file()]
+
+    def train_job(self, method: str, seed: int) -> Job:
+        run_dir = self.layout.run_dir(self.plan, method, seed)
+        cmd = [self.py, str(REPO / "launch_experiment.py"), str(self.plan.config), "--seed", str(seed),
+               *self.plan.run_overrides(method, self.layout.data_dir, self.layout.runs)]
+        if self.gpu is not None:
+            cmd += ["--gpu", str(self.gpu)]
+        if latest_snapshot(run_dir) is not None:
+            cmd += ["--resume", str(run_dir)]
+        elif run_dir.exists():
+            # started but killed before its first snapshot: nothing to keep, start it afresh
+            shutil.rmtree(run_dir)
+        return Job(f"{method} seed {seed}", cmd, self.layout.logs / f"{method}_seed{seed}.log", method, seed)
+
+    def shift_job(self, method: str, seed: int) -> Job:
+        run_dir = self.layout.run_dir(self.plan, method, seed)
+        cmd = [self.py, "-m", "rlkit.context_shift", str(run_dir), "--draws", str(self.plan.context_shift_draws),
+               "--seed", str(seed)]
+        if self.gpu is not None:
+            cmd += ["--gpu", str(self.gpu)]
+        return Job(f"{method} seed {seed} context shift", cmd, self.layout.logs / f"{method}_seed{seed}.log",
+                   method, seed, kind="shift")
+
+    def next_job(self, method: str, seed: int) -> Job:
+        run_dir = self.layout.run_dir(self.plan, method, seed)
+        if progress_rows(run_dir) >= self.plan.num_iterations and (run_dir / "agent.pth").is_file():
+            return self.shift_job(method, seed)
+        return self.train_job(method, seed)
+
+    def finish(self, job: Job) -> Job | None:
+        """After a child ends well: the follow-up job, or None once the record is written."""
+        run_dir = self.layout.run_dir(self.plan, job.method, job.seed)
+        if job.kind == "train":
+            if progress_rows(run_dir) < self.plan.num_iterations:
+                raise ReproduceError(f"{job.label} ended without finishing ({progress_rows(run_dir)} of "
+                                     f"{self.plan.num_iterations} iterations); see {job.log}")
+            return self.shift_job(job.method, job.seed)
+        t_shift = time.monotonic() - job.started
+        record = build_record(self.plan, job.method, job.seed, run_dir, context_shift_seconds=t_shift)
+        path = write_record(self.layout.records, self.plan, record)
+        self.echo(f"[{self.plan.name}] {job.label.replace(' context shift', '')} done: "
+                  + ", ".join(f"{p} {v:.2f}" for p, v in record["final"].items()) + f" -> {path}")
+        return None
+
+    def run(self) -> bool:
+        """Do what the budget allows; True when every run of the plan has its record."""
+        if not self.pending():
+            return True
+        if not self.ensure_dataset():
+            return False
+        queue, running = list(self.pending()), []
+        threads = self.plan.threads_per_run
+        try:
+            while queue or running:
+                while queue and len(running) < self.parallel and self.budget.remaining() > MIN_START_S:
+                    job = self.next_job(*queue.pop(0))
+                    self.echo(f"[{self.plan.name}] start {job.label}" + (" (resuming)" if "--resume" in job.cmd else ""))
+                    job.start(threads)
+                    running.append(job)
+                if not running:  # budget too small to start anything
+                    return False
+                time.sleep(1.0)
+                if self.budget.remaining() <= 0:
+                    self.echo(f"[{self.plan.name}] budget reached: interrupting {len(running)} job(s)")
+                    interrupt(running)
+                    return False
+                for job in [j for j in running if j.proc.poll() is not None]:
+                    running.remove(job)
+                    if job.proc.returncode != 0:
+                        raise ReproduceError(f"{job.label} failed (exit {job.proc.returncode}): {job.tail()}")
+                    follow = self.finish(job)
+                    if follow is not None:
+                        if self.budget.remaining() > MIN_START_S:
+                            follow.start(threads)
+                            running.append(follow)
+                        else:
+                            queue.insert(0, (job.method, job.seed))
+        except BaseException:
+            interrupt(running)
+            raise
+        return not self.pending()

@@ -1,0 +1,146 @@
+"""python -m rlkit.reproduce on a tiny plan: dataset, runs, records, table; budget stops and resumes."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rlkit.config import ConfigError
+from rlkit.reproduce.plan import load_plan, plan_path
+from rlkit.reproduce.report import claims
+from rlkit.reproduce.runner import ReproduceError, parse_budget
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_plan(tmp: Path, iterations: int = 3, steps: int = 5) -> Path:
+    cfg = json.loads((REPO / "configs" / "point-robot.json").read_text())
+    cfg["env_params"]["n_tasks"], cfg["n_train_tasks"], cfg["n_eval_tasks"] = 6, 4, 2
+    cfg["algo_params"]["meta_batch"] = 3
+    config = tmp / "point-robot-6.json"
+    config.write_text(json.dumps(cfg))
+    plan = tmp / "tiny.yaml"
+    plan.write_text(f"""
+env: point-robot
+scale: tiny
+config: {config}
+description: a test plan
+dataset:
+  preset: train_quick
+  seed: 0
+  overrides: [num_train_steps=300, num_seed_steps=100, eval_frequency=100, num_eval_sample_episodes=2,
+              agent.hidden_dim=32, agent.batch_size=32]
+methods: [CSRO, FOCAL]
+seeds: [0]
+train_overrides: ["algo_params.train_epoch=[100,300,100]", "algo_params.eval_epoch=[100,300,100]",
+                  algo_params.n_trj=2, algo_params.num_iterations={iterations},
+                  algo_params.num_train_steps_per_itr={steps}, algo_params.embedding_batch_size=32,
+                  algo_params.batch_size=16, algo_params.num_steps_per_eval=40, net_size=32, latent_size=4]
+parallel: 2
+threads_per_run: 1
+final_window: 2
+context_shift_draws: 4
+claims: true
+reductions:
+  - {{what: "everything tiny", why: "a test"}}
+paper:
+  FOCAL: {{offline: -4.4, online: -14.9}}
+""")
+    return plan
+
+
+def args(plan: Path, tmp: Path, *extra: str) -> list[str]:
+    return [str(plan), "--out", str(tmp / "work"), "--records", str(tmp / "records"), "--report-dir",
+            str(tmp / "report"), *extra]
+
+
+def test_budget_stops_cleanly_resumes_and_recorded_runs_are_never_retrained(tmp_path, monkeypatch, capsys):
+    from rlkit.reproduce import __main__ as cli
+    from rlkit.reproduce import runner
+
+    monkeypatch.setattr(runner, "MIN_START_S", 0.0)  # let the tiny budgets below start work at all
+    plan = tiny_plan(tmp_path, iterations=4, steps=80)
+    # 1. the budget ends while the dataset is generated (that takes 10 s or more)
+    assert cli.main(args(plan, tmp_path, "--budget", "3s")) == runner.BUDGET_EXIT
+    out = capsys.readouterr().out
+    assert "budget reached with work left" in out and "run the same command again" in out
+    assert not (tmp_path / "records").exists()
+    # 2. again with a budget: the dataset resumes; the budget ends during meta-training
+    assert cli.main(args(plan, tmp_path, "--budget", "8s")) == runner.BUDGET_EXIT
+    capsys.readouterr()
+    # 3. no budget: everything finishes
+    assert cli.main(args(plan, tmp_path)) == 0
+    capsys.readouterr()
+    for method in ("CSRO", "FOCAL"):
+        run_dir = tmp_path / "work" / "point-robot-tiny" / "runs" / "point-robot" / method / "seed0"
+        progress = pd.read_csv(run_dir / "progress.csv")
+        assert list(progress["Epoch"]) == [0, 1, 2, 3]  # no duplicated, no missing rows across the kills
+        record = json.loads((tmp_path / "records" / "point-robot-tiny" / f"{method}_seed0.json").read_text())
+        assert record["method"] == method and record["num_iterations"] == 4 and record["train_steps"] == 320
+        expected = progress["Average_NpOnlineReturn_all_test_tasks"].tail(2).mean()
+        assert record["final"]["np_online"] == pytest.approx(expected)
+        assert set(record["context_shift"]["sources"]) >= {"offline", "online", "np_online"}
+        assert record["config"]["algo_type"] == method
+    table = (tmp_path / "report" / "point-robot-tiny.md").read_text()
+    assert "| CSRO | 0 |" in table and "| FOCAL | 0 |" in table and "(-4.4)" in table
+    assert (tmp_path / "report" / "point-robot-tiny.png").stat().st_size > 10_000
+    # 4. every record exists: nothing starts
+    assert cli.main(args(plan, tmp_path)) == 0
+    assert "start" not in capsys.readouterr().out
+    # 5. a lost record: only that run's summary is redone, from its finished run directory
+    csro_record = tmp_path / "records" / "point-robot-tiny" / "CSRO_seed0.json"
+    before = csro_record.read_text()
+    (tmp_path / "records" / "point-robot-tiny" / "FOCAL_seed0.json").unlink()
+    assert cli.main(args(plan, tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "start FOCAL seed 0 context shift" in out and "start CSRO" not in out
+    assert csro_record.read_text() == before
+
+
+def test_report_only_needs_no_work_folder(tmp_path):
+    from rlkit.reproduce import __main__ as cli
+
+    assert cli.main(args(tiny_plan(tmp_path), tmp_path, "--report-only")) == 0
+    assert not (tmp_path / "work").exists()
+    assert "Not finished yet: CSRO seed 0, FOCAL seed 0." in (tmp_path / "report" / "point-robot-tiny.md").read_text()
+
+
+def test_budget_parsing():
+    assert parse_budget("50m") == 3000 and parse_budget("1h30m") == 5400 and parse_budget("90") == 90
+    assert parse_budget(None) is None
+    with pytest.raises(ReproduceError, match="like 90s, 50m"):
+        parse_budget("fifty minutes")
+
+
+def test_committed_plans_load_and_bad_plans_fail_clearly(tmp_path):
+    for scale in ("cpu", "paper"):
+        plan = load_plan(plan_path("point-robot", scale))
+        assert plan.methods == ["CSRO", "FOCAL", "offline-PEARL"]
+    with pytest.raises(ConfigError, match="did you mean 'point-robot-cpu'"):
+        plan_path("point-robot", "cpus")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("env: point-robot\nscale: x\nconfig: configs/point-robot.json\ndataset: {preset: train_point}\n"
+                   "methods: [CSRO, FOCL]\nseeds: [0]\n")
+    with pytest.raises(ConfigError, match="unknown method 'FOCL'"):
+        load_plan(bad)
+    bad.write_text("env: point-robot\nscale: x\nconfig: configs/point-robot.json\ndataset: {preset: train_point}\n"
+                   "methods: [CSRO]\nseeds: [0]\nseed: 3\n")
+    with pytest.raises(ConfigError, match="unknown key 'seed' \\(did you mean 'seeds'\\?\\)"):
+        load_plan(bad)
+
+
+def test_claims_follow_the_numbers():
+    def s(**kw):
+        return {m: {p: (v, 0.0, 2) for p, v in protos.items()} for m, protos in kw.items()}
+
+    paper_like = s(FOCAL={"offline": -4.4, "online": -14.9, "np_online": -9.0},
+                   CSRO={"offline": -5.0, "online": -10.0, "np_online": -5.5},
+                   **{"offline-PEARL": {"offline": -5.1, "online": -17.8, "np_online": -12.0}})
+    assert all(held for _, held, _ in claims(paper_like))
+    flat = s(FOCAL={"offline": -5.0, "online": -5.0, "np_online": -5.0},
+             CSRO={"offline": -5.0, "online": -5.0, "np_online": -9.0},
+             **{"offline-PEARL": {"offline": -5.0, "online": -5.0, "np_online": -5.0}})
+    verdicts = [held for _, held, _ in claims(flat)]
+    assert verdicts.count(False) >= 4
+    assert all(held is None for _, held, _ in claims({}))
