@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow bench golden clean
+.PHONY: venv demo test test-slow bench golden reproduce clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,15 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
+
+# The paper's comparison for one env and scale (configs/reproduce/ENV-SCALE.yaml);
+# resumable: rerun the same command after a kill or when the budget ran out (exit 3).
+#   make reproduce [REPRODUCE_ENV=point-robot] [SCALE=cpu|paper] [BUDGET=50m]
+REPRODUCE_ENV ?= point-robot
+SCALE ?= cpu
+BUDGET ?=
+reproduce: $(STAMP)
+	$(PY) -m rlkit.reproduce $(REPRODUCE_ENV) --scale $(SCALE) $(if $(BUDGET),--budget $(BUDGET))
 
 # Deliberately rewrite the golden regression tables (tests/golden/): only when a
 # change is meant to alter the numbers; say why in the commit message.

@@ -37,12 +37,13 @@ def main(argv=None) -> int:
         cfg = load_config(args.config, overrides)
     except ConfigError as exc:
         exit_on_config_error(exc)
+    from rlkit.core.logger import RunDirError, SnapshotError
     from rlkit.data import DatasetError
     from rlkit.launchers.meta_train import run_experiment
 
     try:
         run_dir = run_experiment(cfg, args.seed, gpu=args.gpu, resume=args.resume)
-    except DatasetError as exc:
+    except (DatasetError, RunDirError, SnapshotError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"run directory: {run_dir}")

@@ -90,6 +90,7 @@ def build_job(args):
 def main(argv=None) -> int:
     args = parse_args(argv)
     job = build_job(args)
+    from rlkit.core.logger import SnapshotError
     from rlkit.data import DatasetError
 
     try:
@@ -107,7 +108,7 @@ def main(argv=None) -> int:
             from rlkit.behavior.generate import BehaviourPolicyGenerator
 
             BehaviourPolicyGenerator(job).run()
-    except DatasetError as exc:
+    except (DatasetError, SnapshotError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"dataset: {job.data_dir} (tasks {job.tasks[0]}..{job.tasks[-1]})")

@@ -103,7 +103,8 @@ def test_new_key_widens_header_and_keeps_columns_stable(tmp_path):
 
 
 def test_refuses_to_clobber_existing_run(tmp_path):
-    make(tmp_path).close()
+    with make(tmp_path) as run:
+        log_epochs(run, range(1))
     with pytest.raises(RunDirError, match="--resume"):
         make(tmp_path)
     # a fresh name is fine
@@ -131,7 +132,8 @@ def test_resume_truncates_progress_and_appends(tmp_path):
 
 
 def test_resume_keeps_old_variant_when_config_changed(tmp_path):
-    make(tmp_path).close()
+    with make(tmp_path) as run:
+        log_epochs(run, range(1))
     changed = {"env_name": "point-robot", "algo_params": {"num_iterations": 10, "train_epoch": [0, 10, 5]}}
     with make(tmp_path, resume=True, variant=changed) as run:
         pass

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from rlkit.behavior.replay import EnsembleReplayBuffer
 from rlkit.behavior.sac import EnsembleSAC
-from rlkit.core.logger import atomic_torch_save
+from rlkit.core.logger import atomic_torch_save, load_snapshot
 from rlkit.data import DatasetWriter, Episode, write_legacy_checkpoint
 from rlkit.envs import make_env
 from rlkit.envs.vector import make_vector_env
@@ -202,9 +202,7 @@ class BehaviourPolicyGenerator:
         path = self.job.state_path
         if not path.exists():
             return False
-        from rlkit.core.logger import load_snapshot
-
-        state = load_snapshot(path, map_location=self.device)
+        state = load_snapshot(path)
         if list(state["tasks"]) != list(self.job.tasks):
             raise SystemExit(f"error: {path} belongs to tasks {state['tasks']}, not {self.job.tasks}")
         self.agent.load_state_dict(state["agent"])
@@ -330,7 +328,7 @@ def regenerate_sampled(job: GenerationJob) -> int:
             if not all(p.exists() for p in paths):
                 continue
             for j, p in enumerate(paths):
-                gen.agent.load_member_state_dict(j, torch.load(p, map_location=gen.device))
+                gen.agent.load_member_state_dict(j, load_snapshot(p))
             n = cfg.num_eval_sample_episodes
             per_task = collector.collect(gen.agent, [True] * n, list(range(n)), derived_seed(job.seed, step, 2))
             for j, task in enumerate(job.tasks):

@@ -181,8 +181,25 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _atomic_file(path, "wb") as f:
-        torch.save(obj, f)
+        torch.save(to_cpu(obj), f)
     return path
+
+
+def to_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor moved to the CPU (dicts, lists and tuples walked).
+
+    Snapshots are written with CPU tensors so that a machine without a GPU can
+    read a GPU run's files; loading moves them back with ``load_state_dict``.
+    """
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
 
 
 def latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
@@ -204,20 +221,36 @@ def latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
     return newest_itr
 
 
-def load_snapshot(path: str | os.PathLike, map_location: Any = "cpu", weights_only: bool = False) -> dict:
-    """Load a snapshot dict; any failure becomes a one-line :class:`SnapshotError` naming the file.
+def load_snapshot(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Load a snapshot dict safely; any failure is a one-line :class:`SnapshotError` naming the file.
 
-    ``weights_only`` defaults to False because snapshots hold RNG states and
-    config values besides tensors; only load snapshots you (or your runs) wrote.
+    Always ``weights_only=True``: a snapshot may come from anywhere (a shared
+    run folder, a downloaded dataset's ``_generator/`` state), and a full
+    unpickle would run whatever code a planted file carries. Snapshots hold
+    only tensors, numbers, strings and containers of them, which the safe
+    loader accepts; anything else is refused. ``map_location`` defaults to the
+    CPU: ``load_state_dict`` then moves each tensor to its module's device, and
+    optimizer state never lands on the GPU as thousands of small transfers.
     """
+    import pickle
+
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise SnapshotError(f"snapshot {str(path)!r} not found")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=weights_only)
-    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # the safe unpickler names the global it refused; other failures are damaged bytes
+        if "GLOBAL" in str(exc) or "Unsupported global" in str(exc):
+            raise SnapshotError(
+                f"refusing to load {str(path)!r}: it holds Python objects besides tensors and numbers "
+                "(a foreign or tampered file; loading it could run code). Delete it or regenerate it."
+            ) from None
+        raise SnapshotError(f"cannot load snapshot {str(path)!r} (truncated or corrupted?): "
+                            "not a readable torch file") from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, ... for bad files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SnapshotError(
             f"cannot load snapshot {str(path)!r} (truncated or corrupted?): {type(exc).__name__}: {reason}"
@@ -225,6 +258,74 @@ def load_snapshot(path: str | os.PathLike, map_location: Any = "cpu", weights_on
     if not isinstance(state, dict):
         raise SnapshotError(f"snapshot {str(path)!r} holds a {type(state).__name__}, expected a dict")
     return state
+
+
+# --------------------------------------------------------------------------------------
+# one writer per run directory
+
+
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``RUN_DIR/.lock``, held for the run's life.
+
+    The kernel drops the lock when its process dies however it dies, so a
+    killed run never leaves a stale lock behind; the PID written into the file
+    only serves the message of the launch that finds the directory busy.
+    """
+
+    def __init__(self, fd: int):
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, run_dir: Path) -> "RunLock":
+        import fcntl
+
+        path = Path(run_dir) / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"cannot write in run directory {str(run_dir)!r}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunDirError(f"run directory {str(run_dir)!r} is in use by process {holder}; wait for it to "
+                              "finish or use another --exp_name / --seed") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return cls(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
+def holds_a_run(run_dir: Path) -> bool:
+    """A run directory "holds a run" once it has a snapshot or a progress row.
+
+    A launch that failed before its first iteration leaves only variant.json,
+    git.txt, debug.log and TensorBoard files: that is not a run, and the
+    corrected command may reuse the directory.
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / LAST_SNAPSHOT).is_file() or any(_ITR_SNAPSHOT.match(p.name) for p in run_dir.iterdir()):
+        return True
+    progress = run_dir / PROGRESS_FILE
+    if progress.is_file():
+        with open(progress, encoding="utf-8", errors="replace") as f:
+            return sum(1 for line in f if line.strip()) > 1  # a header alone is no row
+    return False
+
+
+def clear_failed_start(run_dir: Path) -> None:
+    """Remove what a failed start left (its TensorBoard events, empty progress); keep debug.log, which appends."""
+    for p in Path(run_dir).iterdir():
+        if p.name.startswith("events.out.tfevents") or p.name == PROGRESS_FILE:
+            _unlink_quietly(p)
 
 
 # --------------------------------------------------------------------------------------
@@ -246,6 +347,7 @@ class RunLogger:
         self._columns: list[str] = []
         self._pending: dict[str, tuple[Any, str]] = {}  # column -> (value, TensorBoard tag)
         self._tb = None
+        self._lock: RunLock | None = None
         self.log = self._make_text_logger(console)
 
     # ---- construction -------------------------------------------------------------
@@ -276,17 +378,30 @@ class RunLogger:
         run_dir = run_dir_path(base_log_dir, env_name, exp_name, seed)
         if truncate_to_epoch is not None and not resume:
             raise RunDirError("truncate_to_epoch only applies when resuming (resume=True)")
-        has_run = run_dir.is_dir() and any(run_dir.iterdir())
-        if has_run and not resume:
-            raise RunDirError(
-                f"run directory {str(run_dir)!r} already holds a run; "
-                "use --resume to continue it or another --exp_name / --seed"
-            )
-        if resume and not has_run:
+        if resume and not run_dir.is_dir():
             raise RunDirError(f"cannot resume: no run in {str(run_dir)!r}")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"cannot create run directory {str(run_dir)!r}: {exc.strerror or exc}") from None
+        lock = RunLock.acquire(run_dir)  # before looking inside: two launches never both decide "new"
+        try:
+            has_run = holds_a_run(run_dir)
+            if has_run and not resume:
+                raise RunDirError(
+                    f"run directory {str(run_dir)!r} already holds a run; "
+                    "use --resume to continue it or another --exp_name / --seed"
+                )
+            if resume and not has_run:
+                raise RunDirError(f"cannot resume: no run in {str(run_dir)!r}")
+            if not has_run:
+                clear_failed_start(run_dir)
+        except BaseException:
+            lock.release()
+            raise
 
         self = cls(run_dir, tensorboard=tensorboard, console=console, epoch_key=epoch_key)
+        self._lock = lock
         try:
             now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
             self.log.info("%s run %s at %s", "resuming" if resume else "starting", run_dir, now)
@@ -471,10 +586,13 @@ class RunLogger:
 
     # ---- teardown -----------------------------------------------------------------
     def close(self) -> None:
-        """Flush and close TensorBoard and the log files (idempotent)."""
+        """Flush and close TensorBoard and the log files, release the run lock (idempotent)."""
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         for handler in list(self.log.handlers):
             self.log.removeHandler(handler)
             handler.close()

@@ -42,7 +42,7 @@ def numbered_snapshots(run_dir: str | Path) -> dict[int, Path]:
 
 def _load(path: Path, device) -> dict:
     try:
-        state = load_snapshot(path, map_location=device)
+        state = load_snapshot(path)  # CPU tensors; modules move them to their device on load
     except SnapshotError as exc:
         raise RunLoadError(str(exc)) from None
     missing = [k for k in _REQUIRED_KEYS if k not in state]

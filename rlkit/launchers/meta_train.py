@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from rlkit.config import Config
-from rlkit.core.logger import RunLogger, latest_snapshot, load_snapshot
+from rlkit.core.logger import RunDirError, RunLogger, latest_snapshot, load_snapshot, run_dir_path
 from rlkit.data import MultiTaskBuffer, load_offline_data, split_tasks_from_variant
 from rlkit.envs import make_env
 from rlkit.envs.point_robot import sparse_reward
@@ -126,7 +126,7 @@ class MetaTrainer:
 
     # ------------------------------------------------------------------ loop
     def resume_from(self, path: Path) -> None:
-        state = load_snapshot(path, map_location=self.device)
+        state = load_snapshot(path)  # CPU tensors; load_state_dict moves them to the device
         self.trainer.load_state_dict(state["trainer"])
         self.start_itr = int(state["iteration"]) + 1
 
@@ -174,34 +174,43 @@ class MetaTrainer:
     def snapshot(self, itr: int) -> dict:
         return {"iteration": itr, "trainer": self.trainer.state_dict(), "config": self.cfg,
                 "train_tasks": self.data.train_tasks, "test_tasks": self.data.test_tasks,
-                "obs_dim": self.obs_dim, "act_dim": self.act_dim, "obs_absmax": self.data.obs_absmax}
+                "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+                # a plain list: the safe loader (weights_only) accepts no numpy arrays
+                "obs_absmax": None if self.data.obs_absmax is None else [float(x) for x in self.data.obs_absmax]}
 
 
 def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str | None = None) -> Path:
-    """Meta-train (or resume) one seed; returns the run directory."""
+    """Meta-train (or resume) one seed; returns the run directory.
+
+    Everything that can be checked is checked before the run directory is
+    touched: the resume target, the snapshot, the dataset. A failed start then
+    leaves nothing that blocks the corrected command.
+    """
     device = choose_device(gpu)
     util = cfg["util_params"]
-    snapshot_path = None
+    run_dir = run_dir_path(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed)
+    snapshot_path, itr = None, None
     if resume:
+        if Path(resume).resolve() != run_dir.resolve():
+            raise RunDirError(f"--resume {resume} is not the directory this command writes to ({run_dir}); "
+                              "give that run's --exp_name, --seed and util_params.base_log_dir")
         snapshot_path = latest_snapshot(resume)
         if snapshot_path is None:
-            raise SystemExit(f"error: no snapshot (agent.pth / agent_itr_K.pth) in {resume}; nothing to resume")
+            raise RunDirError(f"no snapshot (agent.pth / agent_itr_K.pth) in {resume}; nothing to resume")
         itr = int(load_snapshot(snapshot_path)["iteration"])
-        logger = RunLogger.create(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed, cfg,
-                                  resume=True, truncate_to_epoch=itr + 1)
-    else:
-        logger = RunLogger.create(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed, cfg)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    logger.info(f"device {device}; run directory {logger.run_dir}")
     data = load_experiment_data(cfg, seed, device)
-    logger.info(f"train tasks {data.train_tasks}; test tasks {data.test_tasks}; "
-                f"{len(data.train)} train / {len(data.test)} test transitions")
-    job = MetaTrainer(cfg, seed, device, logger, data)
-    if snapshot_path is not None:
-        job.resume_from(snapshot_path)
-        logger.info(f"resumed from {snapshot_path} at iteration {job.start_itr}")
+    logger = RunLogger.create(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed, cfg,
+                              resume=bool(resume), truncate_to_epoch=None if itr is None else itr + 1)
     try:
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        logger.info(f"device {device}; run directory {logger.run_dir}")
+        logger.info(f"train tasks {data.train_tasks}; test tasks {data.test_tasks}; "
+                    f"{len(data.train)} train / {len(data.test)} test transitions")
+        job = MetaTrainer(cfg, seed, device, logger, data)
+        if snapshot_path is not None:
+            job.resume_from(snapshot_path)
+            logger.info(f"resumed from {snapshot_path} at iteration {job.start_itr}")
         job.run()
     finally:
         logger.close()
