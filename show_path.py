@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 POINT_ENVS = {"point-robot", "sparse-point-robot", "point-robot-wind"}
 STYLE = {"exploration": dict(ls="--", lw=0.8, alpha=0.45), "last": dict(ls="-", lw=2.2, alpha=1.0)}
@@ -73,6 +74,7 @@ def rollouts(run, protocols, tasks, num_evals: int = 1, seed: int = 0) -> dict:
     from rlkit.envs.vector import make_vector_env
     from rlkit.evaluation.protocols import run_protocol
 
+    torch.manual_seed(seed)  # np_online samples policy actions: the same --seed gives the same paths
     settings = run.settings(num_evals=num_evals)
     venv = make_vector_env(run.env_name, run.env_params, np.repeat(tasks, settings.num_evals),
                            obs_absmax=run.obs_absmax, autoreset_mode=AutoresetMode.DISABLED)

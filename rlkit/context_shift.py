@@ -188,6 +188,7 @@ def collect_embeddings(run, agent=None, tasks: Sequence[int] | None = None, draw
     """
     from rlkit.evaluation.protocols import run_protocol
 
+    torch.manual_seed(seed)  # np_online samples policy actions: the same --seed gives the same embeddings
     agent = run.agent if agent is None else agent
     tasks = list(run.test_tasks if tasks is None else tasks)
     if draws < 2:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from rlkit.evaluation.protocols import PROGRESS_KEYS, PROTOCOLS, ProtocolResult
 
@@ -134,6 +135,7 @@ def run_evaluation(run, protocols: Sequence[str] = PROTOCOLS, tasks: str = "test
     """Evaluate a :class:`~rlkit.evaluation.run_loader.LoadedRun`; returns the JSON-ready summary."""
     from rlkit.evaluation.protocols import evaluate
 
+    torch.manual_seed(seed)  # np_online samples policy actions: the same --seed gives the same returns
     task_ids = run.tasks(tasks)
     settings = run.settings(num_evals=num_evals)
     offline = run.offline_context(seed) if "offline" in protocols else None

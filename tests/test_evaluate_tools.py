@@ -308,3 +308,17 @@ def test_plot_errors(tmp_path, capsys):
     assert "did you mean 'Average_OnlineReturn_all_test_tasks'" in capsys.readouterr().err
     assert rplot.main([str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_same_seed_same_returns_whatever_ran_before(tiny_csro_run):
+    """np_online samples policy actions: the tools seed that sampling from --seed."""
+    from rlkit.evaluate import run_evaluation
+
+    run = load_run(tiny_csro_run.run_dir)
+    a = run_evaluation(run, ["np_online"], seed=3)
+    torch.rand(1000)  # move the global RNG: the next call must not depend on it
+    b = run_evaluation(run, ["np_online"], seed=3)
+    c = run_evaluation(run, ["np_online"], seed=4)
+    returns = [[r["final_return"] for r in x["per_task"]] for x in (a, b, c)]
+    assert returns[0] == returns[1]
+    assert returns[0] != returns[2]
