@@ -102,5 +102,6 @@ optional_config = dict(
     env_params=dict(
         goal_radius=0.2,  # sparse-point-robot / point-robot-wind: distance to the goal inside which the sparse reward is paid
         forward_backward=False,  # ant-dir: only the two directions 0 and pi (needs n_tasks 2)
+        zero_contact_forces=True,  # ant-*, humanoid-dir: cfrc_ext stays zero as in the authors' mujoco-py runs (false: real contact forces)
     ),
 )

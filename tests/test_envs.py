@@ -1,5 +1,7 @@
 """Task-distribution envs: rewards, terminations, task lists, dynamics, bad input (SPEC §2)."""
 
+from pathlib import Path
+
 import gymnasium as gym
 import mujoco
 import numpy as np
@@ -8,6 +10,8 @@ import pytest
 from rlkit.envs import ENVS, UnknownEnvError, make_env, make_wrapped_env
 from rlkit.envs.base import TaskIndexError
 from rlkit.envs.mujoco_base import asset_path
+
+REPO = Path(__file__).resolve().parents[1]
 
 ALL_ENVS = sorted(ENVS)
 
@@ -360,3 +364,40 @@ def test_every_env_follows_the_gymnasium_api(name):
         if term:
             break
     assert term or trunc
+
+
+# ---------------------------------------------------------------- contact forces: the authors' zeros vs real ones
+
+
+@pytest.mark.parametrize("name", ["ant-goal", "ant-dir", "humanoid-dir"])
+def test_contact_forces_are_zero_by_default_as_in_the_authors_runs(name):
+    """mujoco-py + MuJoCo 2.0 never filled cfrc_ext; the default reproduces that, the switch gives real forces."""
+    rewards = {}
+    for zero in (True, False):
+        env = make_env(name, n_tasks=2, zero_contact_forces=zero)
+        env.reset(seed=0)
+        rng = np.random.default_rng(0)
+        contact, obs = [], None
+        for _ in range(30):
+            obs, reward, *_ , info = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+            contact.append(info.get("reward_contact", info.get("reward_impact")))
+        cfrc = env.data.cfrc_ext
+        if zero:
+            assert not np.any(cfrc) and all(c == 0.0 for c in contact)
+            if name == "humanoid-dir":
+                assert not np.any(obs[-84:])  # the 84 contact-force dimensions (14 bodies x 6)
+        else:
+            assert np.any(cfrc) and any(c != 0.0 for c in contact)
+            if name == "humanoid-dir":
+                assert np.any(obs[-84:])
+        rewards[zero] = reward
+    assert rewards[True] != rewards[False] or name == "ant-dir"
+
+
+def test_contact_force_switch_is_a_config_key():
+    from rlkit.config import load_config
+
+    cfg = load_config(REPO / "configs" / "ant-goal.json", ["env_params.zero_contact_forces=false"])
+    env = make_env(cfg["env_name"], **cfg["env_params"])
+    assert env.zero_contact_forces is False
+    assert make_env("ant-goal", n_tasks=2).zero_contact_forces is True

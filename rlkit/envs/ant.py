@@ -16,6 +16,7 @@ class AntTaskEnv(MujocoTaskEnv):
     qvel_noise = "normal"
 
     def contact_cost(self) -> float:
+        """0 with ``zero_contact_forces`` (the authors' runs): cfrc_ext is never computed then."""
         return 0.5e-3 * float(np.sum(np.square(np.clip(self.data.cfrc_ext, -1.0, 1.0))))
 
 
@@ -27,8 +28,9 @@ class AntGoalEnv(AntTaskEnv):
     Observations are the full qpos (including x, y) and qvel: 29 dims.
     """
 
-    def __init__(self, n_tasks: int = 2, randomize_tasks: bool = False, max_episode_steps: int = 200):
-        super().__init__(n_tasks, max_episode_steps)
+    def __init__(self, n_tasks: int = 2, randomize_tasks: bool = False, max_episode_steps: int = 200,
+                 zero_contact_forces: bool = True):
+        super().__init__(n_tasks, max_episode_steps, zero_contact_forces=zero_contact_forces)
         if randomize_tasks:
             angles = np.random.RandomState(1334).random_sample(self.n_tasks) * 2 * np.pi
         else:
@@ -66,8 +68,9 @@ class AntDirEnv(AntTaskEnv):
         randomize_tasks: bool = False,
         max_episode_steps: int = 200,
         forward_backward: bool = False,
+        zero_contact_forces: bool = True,
     ):
-        super().__init__(n_tasks, max_episode_steps)
+        super().__init__(n_tasks, max_episode_steps, zero_contact_forces=zero_contact_forces)
         if forward_backward:
             if self.n_tasks != 2:
                 raise ValueError("ant-dir with forward_backward=True needs env_params.n_tasks=2")

@@ -19,6 +19,8 @@ class HumanoidDirEnv(MujocoTaskEnv):
     Ends early when the torso height qpos[2] leaves [1, 2].
     Observations: qpos[2:], qvel, cinert, cvel, qfrc_actuator, cfrc_ext with every
     body row (the world body included, as mujoco-py's ``.flat`` gave): 376 dims.
+    With ``zero_contact_forces`` (default, the authors' behaviour) cfrc_ext is zero:
+    no impact cost and 84 zero observation dimensions (see mujoco_base).
     ``randomize_tasks`` draws directions with seed 1337 (the reference left it unseeded).
     """
 
@@ -27,8 +29,9 @@ class HumanoidDirEnv(MujocoTaskEnv):
     reset_noise_scale = 0.01
     qvel_noise = "uniform"
 
-    def __init__(self, n_tasks: int = 2, randomize_tasks: bool = False, max_episode_steps: int = 200):
-        super().__init__(n_tasks, max_episode_steps)
+    def __init__(self, n_tasks: int = 2, randomize_tasks: bool = False, max_episode_steps: int = 200,
+                 zero_contact_forces: bool = True):
+        super().__init__(n_tasks, max_episode_steps, zero_contact_forces=zero_contact_forces)
         if randomize_tasks:
             directions = np.random.RandomState(1337).uniform(0.0, 2.0 * np.pi, size=(self.n_tasks,))
         else:

@@ -2,10 +2,17 @@
 
 The models are the XML files gymnasium ships (``gymnasium/envs/mujoco/assets``),
 loaded directly so every env shares one small stepping core: set ``ctrl``,
-``mj_step`` ``frame_skip`` times, then ``mj_rnePostConstraint`` so that
-``cfrc_ext`` is filled in (MuJoCo >= 2 computes it lazily; gymnasium does the
-same, see openai/gym#1541). Stepping is therefore identical to gymnasium's own
-env of the same model, which the tests check.
+``mj_step`` ``frame_skip`` times. Stepping is identical to gymnasium's own env
+of the same model, which the tests check.
+
+Contact forces: MuJoCo >= 2 fills ``data.cfrc_ext`` only in
+``mj_rnePostConstraint``. The authors ran MuJoCo 2.0 through mujoco-py, which
+never called it, so their ``cfrc_ext`` was always zero: ant's contact cost,
+humanoid's impact cost and humanoid's 84 contact-force observation dimensions
+were zero (openai/gym#1541, #1711). ``zero_contact_forces=True`` (the default,
+for faithful reproduction) keeps that; ``False`` calls ``mj_rnePostConstraint``
+after each step, as gymnasium does, and the terms become real
+(``env_params.zero_contact_forces=false``; see docs/method.md).
 """
 
 from __future__ import annotations
@@ -67,8 +74,10 @@ class MujocoTaskEnv(MultiTaskEnv):
     reset_noise_scale: float = 0.1
     qvel_noise: str = "normal"
 
-    def __init__(self, n_tasks: int, max_episode_steps: int, sim_timestep: float | None = None):
+    def __init__(self, n_tasks: int, max_episode_steps: int, sim_timestep: float | None = None,
+                 zero_contact_forces: bool = True):
         super().__init__(n_tasks, max_episode_steps)
+        self.zero_contact_forces = bool(zero_contact_forces)
         self.model = load_model(asset_path(self.xml_file))
         if sim_timestep is not None:
             self.model.opt.timestep = float(sim_timestep)
@@ -100,7 +109,8 @@ class MujocoTaskEnv(MultiTaskEnv):
     def do_simulation(self, ctrl: np.ndarray) -> None:
         self.data.ctrl[:] = ctrl
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
-        mujoco.mj_rnePostConstraint(self.model, self.data)
+        if not self.zero_contact_forces:
+            mujoco.mj_rnePostConstraint(self.model, self.data)
 
     def _reset_state(self) -> np.ndarray:
         mujoco.mj_resetData(self.model, self.data)
