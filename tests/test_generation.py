@@ -10,7 +10,8 @@ import pytest
 
 import policy_train
 from rlkit.behavior.config import compose_sac_config
-from rlkit.behavior.generate import BehaviourPolicyGenerator, GenerationJob, checkpoint_schedule
+from rlkit.behavior.generate import (BehaviourPolicyGenerator, GenerationJob, checkpoint_schedule,
+                                     checkpoint_write_steps, weights_path)
 from rlkit.data import load_offline_data, read_checkpoint_episodes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,3 +132,24 @@ def test_cli_end_to_end_and_bad_input(tmp_path):
     assert bad.returncode != 0 and "does not divide" in (bad.stderr + bad.stdout)
     bad = subprocess.run(cmd[:4] + ["--preset", "nope"], capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode != 0 and "nope" in (bad.stderr + bad.stdout)
+
+
+def test_first_checkpoint_is_written_after_one_episode_of_updates():
+    """The reference names its first checkpoint num_seed_steps but writes it one episode later."""
+    assert checkpoint_write_steps([2000, 2200, 2400], 2000, 20) == {2020: 2000, 2200: 2200, 2400: 2400}
+    assert checkpoint_write_steps([2000, 2200], 2000, 20, delay_first=False) == {2000: 2000, 2200: 2200}
+    assert checkpoint_write_steps([200, 300], 150, 20) == {200: 200, 300: 300}  # 200 > seed steps: on time
+
+
+@pytest.mark.parametrize("delay", [True, False])
+def test_first_checkpoint_weights_are_trained_only_when_delayed(tmp_path, delay):
+    import torch
+
+    j = job(tmp_path, tmp_path / "data", overrides=[*TINY, f"delay_first_checkpoint={str(delay).lower()}"])
+    gen = BehaviourPolicyGenerator(j)
+    initial = gen.agent.member_state_dict(0)["actor"]
+    first = gen.schedule[0]
+    gen.run()
+    saved = torch.load(weights_path(j.data_dir, 0, first), weights_only=True)["actor"]
+    same = all(torch.equal(initial[k], saved[k]) for k in initial)
+    assert same is not delay

@@ -54,6 +54,20 @@ def checkpoint_schedule(num_train_steps: int, num_seed_steps: int, eval_frequenc
     return list(range(first, int(num_train_steps), int(eval_frequency)))
 
 
+def checkpoint_write_steps(schedule: Sequence[int], num_seed_steps: int, episode_length: int,
+                           delay_first: bool = True) -> dict[int, int]:
+    """{env step at which a checkpoint is written: the step S it is named after}.
+
+    The reference checks for a checkpoint at episode ends with
+    ``step > num_seed_steps``, so the checkpoint named ``num_seed_steps`` is
+    written one episode later, after that episode's updates (for point-robot:
+    after 20 updates, not from the untrained actor). Later checkpoints fall on
+    episode ends exactly for the fixed-horizon envs. ``delay_first=False``
+    writes every checkpoint at the step it is named after.
+    """
+    return {s + (episode_length if delay_first and s <= num_seed_steps else 0): s for s in schedule}
+
+
 def derived_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
@@ -183,6 +197,8 @@ class BehaviourPolicyGenerator:
         self.task_params = [_jsonable(probe.task_params(i)) for i in range(probe.n_tasks)]
         self.e = len(job.tasks)
         self.schedule = checkpoint_schedule(cfg.num_train_steps, cfg.num_seed_steps, cfg.eval_frequency)
+        self.write_at = checkpoint_write_steps(self.schedule, int(cfg.num_seed_steps), probe.max_episode_steps,
+                                               bool(cfg.get("delay_first_checkpoint", True)))
         torch.manual_seed(derived_seed(job.seed, *job.tasks))  # initial weights: a function of seed and tasks
         self.agent = EnsembleSAC.from_config(cfg.agent, self.e, self.obs_dim, self.act_dim, device=self.device)
         self.replay = EnsembleReplayBuffer(self.e, int(cfg.replay_buffer_capacity), self.obs_dim, self.act_dim,
@@ -252,11 +268,10 @@ class BehaviourPolicyGenerator:
             bar = tqdm(total=int(cfg.num_train_steps), initial=self.step, unit="step", dynamic_ncols=True,
                        desc=f"{job.env_name} tasks {job.tasks[0]}..{job.tasks[-1]}", disable=not job.progress or None)
             t_last, s_last = time.perf_counter(), self.step
-            ckpts = set(self.schedule)
             while self.step < cfg.num_train_steps:
-                # the resume state of S is saved after S's files: resuming at S, they are complete
-                if self.step in ckpts and not resumed:
-                    returns = self.write_checkpoint(self.step, collector)
+                # the resume state is saved after the checkpoint's files: resuming there, they are complete
+                if self.step in self.write_at and not resumed:
+                    returns = self.write_checkpoint(self.write_at[self.step], collector)
                     self._save_state()
                     obs = self._reseed(venv, self.step)
                     if tb is not None:
