@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train one SAC behaviour policy per task and write the offline dataset (SPEC §1, §3).
+"""Train one SAC behaviour policy per task and write the offline dataset (docs/method.md §1, §3).
 
     python policy_train.py --config configs/point-robot.json [--split K --split_idx j] [--gpu G]
         [--tasks 0,5,7] [--seed S] [--data_dir DIR] [--preset train|train_point|train_quick]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Draw what a trained agent does on test tasks under each evaluation protocol (SPEC §1.3).
+"""Draw what a trained agent does on test tasks under each evaluation protocol (docs/method.md §1.3).
 
     python show_path.py configs/point-robot.json --seed 1 --exp_name NAME [--gpu G] [--itr K]
         [--base_log_dir output] [--out DIR] [--protocols online,offline,np_online]

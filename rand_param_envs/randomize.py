@@ -2,7 +2,7 @@
 
 Each element is scaled independently by ``base ** U(-log_scale_limit, log_scale_limit)``
 with base 1.5 for body_mass, body_inertia and geom_friction and 1.3 for
-dof_damping (SPEC §2). Tasks are drawn from one ``RandomState(seed)`` stream in
+dof_damping (docs/method.md §2). Tasks are drawn from one ``RandomState(seed)`` stream in
 the order mass, inertia, damping, friction per task — the reference's order, so
 the same model shapes give the same multipliers as the reference.
 """

@@ -107,7 +107,7 @@ def run_demo(out: Path, iterations: int, steps_per_itr: int, seed: int) -> Path:
     print(f"\ndata generation {t1 - t0:.0f} s, meta-training + evaluation {t2 - t1:.0f} s")
     print(f"progress.csv: {run_dir / 'progress.csv'}")
     print(f"plot:         {plot}")
-    print("\nfull scale (SPEC §1):\n  python policy_train.py --config configs/point-robot.json\n"
+    print("\nfull scale (docs/method.md §1):\n  python policy_train.py --config configs/point-robot.json\n"
           "  python launch_experiment.py configs/point-robot.json --seed 0")
     return run_dir
 

@@ -1,4 +1,4 @@
-"""One CSRO meta-training step: which parameters change, gradient routing, alpha, targets (SPEC §5)."""
+"""One CSRO meta-training step: which parameters change, gradient routing, alpha, targets (docs/method.md §5)."""
 
 import copy
 

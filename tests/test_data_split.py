@@ -1,4 +1,4 @@
-"""The train/test task split (SPEC section 3), against hand-computed lists and the reference's RNG use."""
+"""The train/test task split (docs/method.md §3), against hand-computed lists and the reference's RNG use."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Task-distribution envs: rewards, terminations, task lists, dynamics, bad input (SPEC §2)."""
+"""Task-distribution envs: rewards, terminations, task lists, dynamics, bad input (docs/method.md §2)."""
 
 from pathlib import Path
 

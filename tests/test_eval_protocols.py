@@ -1,4 +1,4 @@
-"""Context bookkeeping of the three evaluation protocols on point-robot (SPEC §6)."""
+"""Context bookkeeping of the three evaluation protocols on point-robot (docs/method.md §6)."""
 
 import numpy as np
 import pytest

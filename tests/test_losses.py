@@ -1,4 +1,4 @@
-"""Each CSRO loss against a slow, obvious version of its SPEC.md §5 formula."""
+"""Each CSRO loss against a slow, obvious version of its docs/method.md §5 formula."""
 
 import itertools
 import math

@@ -1,4 +1,4 @@
-"""Shapes, initialisation and invariances of the CSRO networks (SPEC.md §4)."""
+"""Shapes, initialisation and invariances of the CSRO networks (docs/method.md §4)."""
 
 import math
 

@@ -1,6 +1,6 @@
 """Behaviour-policy SAC for offline dataset generation: all tasks of a split in one process.
 
-One SAC per task (SPEC.md section 3), trained together with batched networks whose
+One SAC per task (docs/method.md §3), trained together with batched networks whose
 weights carry a task dimension (GitHub issue #4).
 """
 

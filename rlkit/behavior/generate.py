@@ -2,7 +2,7 @@
 
 The tasks of a job share one :class:`EnsembleSAC` (a task dimension in every
 weight tensor) and one lockstep vector env, so a training step is one batched
-update and one vectorized env step for all of them (SPEC §3).
+update and one vectorized env step for all of them (docs/method.md §3).
 
 At every checkpoint step S (multiples of ``eval_frequency`` from
 ``num_seed_steps`` up to, not including, ``num_train_steps`` — the names the
@@ -316,7 +316,7 @@ class BehaviourPolicyGenerator:
         if "final_obs" in info:  # same-step autoreset: the transition's next obs is the final one
             ended = np.asarray(info["_final_obs"], dtype=bool)
             real_next[ended] = np.stack(info["final_obs"][ended])
-        # time-limit ends are not terminal in the target (SPEC §3)
+        # time-limit ends are not terminal in the target (docs/method.md §3)
         self.replay.add(obs, action, reward, real_next, term.astype(np.float32))
         return next_obs
 

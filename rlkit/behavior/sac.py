@@ -1,6 +1,6 @@
 """Behaviour-policy SAC for many tasks at once: one independent SAC per ensemble member.
 
-Semantics follow the authors' behaviour SAC (SPEC.md section 3, reference
+Semantics follow the authors' behaviour SAC (docs/method.md §3, reference
 ``rlkit/torch/sac/pytorch_sac/agent/sac.py``), member by member:
 
 * actor: MLP -> (mu, raw log_std); log_std = lo + (hi - lo) * (tanh(raw) + 1) / 2;

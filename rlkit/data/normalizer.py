@@ -1,7 +1,7 @@
 """``normalizer.npz``: per-dimension ``abs_max`` that observations are divided by.
 
 When a dataset folder holds ``normalizer.npz`` the reference divides the env's
-observations by its ``abs_max``; SPEC section 2 asks for the same in the data,
+observations by its ``abs_max``; docs/method.md §2 asks for the same in the data,
 so the loader divides ``obs`` and ``next_obs`` too (``normalize`` option of
 :func:`rlkit.data.load_offline_data`). Division is exact (``obs / abs_max``),
 matching ``rlkit.envs.wrappers.NormalizedActionEnv``; ``abs_max`` must be

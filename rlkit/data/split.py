@@ -1,4 +1,4 @@
-"""Which tasks train and which test: the one split function (SPEC section 3).
+"""Which tasks train and which test: the one split function (docs/method.md §3).
 
 Reproduces the reference's ``launch_experiment.py`` exactly, including the
 order of the returned lists (the order in which the reference fills its

@@ -22,7 +22,7 @@ class AntTaskEnv(MujocoTaskEnv):
 
 @register_env("ant-goal")
 class AntGoalEnv(AntTaskEnv):
-    """Reach a goal on the circle of radius 2 (SPEC §2).
+    """Reach a goal on the circle of radius 2 (docs/method.md §2).
 
     r = -L1(torso_xy - goal) - 0.1 ||a||^2 - 0.5e-3 * sum(clip(cfrc_ext, -1, 1)^2); no early end.
     Observations are the full qpos (including x, y) and qvel: 29 dims.

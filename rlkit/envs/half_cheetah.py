@@ -38,7 +38,7 @@ class HalfCheetahTaskEnv(MujocoTaskEnv):
 
 @register_env("cheetah-vel")
 class HalfCheetahVelEnv(HalfCheetahTaskEnv):
-    """Run at a target forward velocity: r = -|v_x - v_goal| - 0.05 ||a||^2 (SPEC §2)."""
+    """Run at a target forward velocity: r = -|v_x - v_goal| - 0.05 ||a||^2 (docs/method.md §2)."""
 
     def __init__(self, n_tasks: int = 2, randomize_tasks: bool = False, max_episode_steps: int = 200):
         super().__init__(n_tasks, max_episode_steps)

@@ -10,7 +10,7 @@ from rlkit.envs.mujoco_base import MujocoTaskEnv
 
 @register_env("humanoid-dir")
 class HumanoidDirEnv(MujocoTaskEnv):
-    """Run in a direction d (SPEC §2).
+    """Run in a direction d (docs/method.md §2).
 
     r = 0.25 * (d . Δ mass-centre_xy) / model.opt.timestep - 0.1 ||ctrl||^2
         - min(0.5e-6 ||cfrc_ext||^2, 10) + 5

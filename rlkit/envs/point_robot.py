@@ -44,7 +44,7 @@ def half_circle_goals(n_tasks: int, randomize: bool) -> np.ndarray:
 
 @register_env("point-robot")
 class PointRobotEnv(MultiTaskEnv):
-    """Reach a goal on the unit half circle (SPEC §2)."""
+    """Reach a goal on the unit half circle (docs/method.md §2)."""
 
     goal_radius: float | None = None  # set by the sparse variants
 

@@ -1,4 +1,4 @@
-"""The three test-time context-collection protocols of CSRO (SPEC §6), batched.
+"""The three test-time context-collection protocols of CSRO (docs/method.md §6), batched.
 
 Every (task, repeat) pair is one sub-env of a single lockstep vector env, so
 each time step costs one policy forward and one vectorized env step for all

@@ -58,7 +58,7 @@ class ExperimentData:
 
 
 def load_experiment_data(cfg: Config, seed: int, device: torch.device) -> ExperimentData:
-    """The train/test split and both task buffers on ``device`` (SPEC §3)."""
+    """The train/test split and both task buffers on ``device`` (docs/method.md §3)."""
     algo = cfg["algo_params"]
     train_tasks, test_tasks = split_tasks_from_variant(cfg, seed)
     env = make_env(cfg["env_name"], **cfg["env_params"])

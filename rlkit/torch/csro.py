@@ -1,9 +1,9 @@
-"""The CSRO agent and its meta-training step (SPEC §5), one named piece per loss.
+"""The CSRO agent and its meta-training step (docs/method.md §5), one named piece per loss.
 
 :class:`CSROAgent` is what evaluation and snapshots need: the context encoder
 and the task-conditioned policy. :class:`CSROTrainer` owns the critics, the
 CLUB network, the optimizers and BRAC's alpha, and performs one step of
-SPEC §5 on a meta batch given as [tasks, batch, dim] tensors. The step follows
+docs/method.md §5 on a meta batch given as [tasks, batch, dim] tensors. The step follows
 the reference's order (dual critic, value target, CLUB fit, encoder + Q,
 V, policy, alpha) so that each network sees the same parameters the reference
 would show it.
@@ -160,7 +160,7 @@ class MetaBatch:
 
 
 class CSROTrainer:
-    """Networks, optimizers and the update of SPEC §5."""
+    """Networks, optimizers and the update of docs/method.md §5."""
 
     def __init__(self, obs_dim: int, action_dim: int, hp: CSROHyperParams, device: torch.device | str = "cpu"):
         self.hp = hp
@@ -214,7 +214,7 @@ class CSROTrainer:
 
     # ------------------------------------------------------------------ the step
     def train_step(self, batch: MetaBatch, with_stats: bool = False) -> dict[str, torch.Tensor]:
-        """One meta-training step (SPEC §5.2-5.10). Returns detached statistics if asked."""
+        """One meta-training step (docs/method.md §5.2-5.10). Returns detached statistics if asked."""
         hp, stats = self.hp, {}
         obs, actions = batch.obs, batch.actions
 

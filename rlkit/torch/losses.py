@@ -1,4 +1,4 @@
-"""CSRO losses as pure functions of tensors (SPEC.md §5).
+"""CSRO losses as pure functions of tensors (docs/method.md §5).
 
 No optimizers, no module state, no global device: every random draw takes an optional
 ``torch.Generator`` and lives on the device of its inputs. Shapes are written for the
@@ -6,7 +6,7 @@ batched-over-tasks layout ``[T, B, ...]`` but any leading dims work unless noted
 
 Gradient routing (which loss may move which network) is the caller's job and is stated
 per function: inputs documented as "detached" must be passed detached. The exceptions,
-where the SPEC formula itself fixes the routing, detach inside and say so.
+where the formula in docs/method.md itself fixes the routing, detach inside and say so.
 
 Loss weights (``club_loss_weight``, ``z_loss_weight``, ...) are applied by the caller.
 """
@@ -22,7 +22,7 @@ from torch import nn
 Scalar = Union[float, torch.Tensor]
 CriticFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
-# SPEC.md §5.3 and the BRAC divergences: epsilon inside log(softplus(.) + eps) and sqrt(eps + .).
+# docs/method.md §5.3 and the BRAC divergences: epsilon inside log(softplus(.) + eps) and sqrt(eps + .).
 BRAC_EPS = 1e-8
 # Divergences with a dual (critic) form. The reference also lists "mmd", but only with a
 # primal estimate, so it cannot be used with the dual critic.
@@ -42,7 +42,7 @@ def _check_divergence(divergence: str) -> None:
         raise ValueError(f"unknown divergence {divergence!r}{hint}; choose one of {DIVERGENCES}")
 
 
-# --------------------------------------------------------------------------- BRAC (SPEC.md §5.3-5.4, §5.10)
+# --------------------------------------------------------------------------- BRAC (docs/method.md §5.3-5.4, §5.10)
 
 
 def soft_relu(x: torch.Tensor) -> torch.Tensor:
@@ -56,7 +56,7 @@ def brac_dual_estimate(c_data: torch.Tensor, c_pi: torch.Tensor, divergence: str
     ``c_data`` = c(s, a_data, z), ``c_pi`` = c(s, a_pi, z), same shape (e.g. ``[T, B, 1]``);
     returns that shape.
 
-    - ``"kl"`` (SPEC.md §5.3): D = -softplus(c_data) + log(softplus(c_pi) + 1e-8) + 1.
+    - ``"kl"`` (docs/method.md §5.3): D = -softplus(c_data) + log(softplus(c_pi) + 1e-8) + 1.
     - ``"w"`` (Wasserstein, BRAC / reference divergences.py): D = c_pi - c_data.
     """
     _check_divergence(divergence)
@@ -69,7 +69,7 @@ def brac_dual_estimate(c_data: torch.Tensor, c_pi: torch.Tensor, divergence: str
 def interpolate_actions(
     a_pi: torch.Tensor, a_data: torch.Tensor, generator: Optional[torch.Generator] = None
 ) -> torch.Tensor:
-    """ã = a_pi + u (a_data - a_pi), one u ~ U(0, 1) per sample (SPEC.md §5.3). ``[..., A]``."""
+    """ã = a_pi + u (a_data - a_pi), one u ~ U(0, 1) per sample (docs/method.md §5.3). ``[..., A]``."""
     _check_same_shape(a_pi=a_pi, a_data=a_data)
     u = torch.rand((*a_pi.shape[:-1], 1), generator=generator, device=a_pi.device, dtype=a_pi.dtype)
     return a_pi + u * (a_data - a_pi)
@@ -86,11 +86,11 @@ def dual_critic_loss(
     generator: Optional[torch.Generator] = None,
     true_gradient_penalty: bool = False,
 ) -> torch.Tensor:
-    """Scalar loss for the BRAC dual critic c (SPEC.md §5.3).
+    """Scalar loss for the BRAC dual critic c (docs/method.md §5.3).
 
     loss = -mean(D(s, a_pi, a_data)) + w * mean(max(sqrt(1e-8 + g^2) - 1, 0)^2), w = 5.
 
-    Quirk (SPEC.md §5.3, reproduced by default): g is the critic *value* c(s, ã, z) at the
+    Quirk (docs/method.md §5.3, reproduced by default): g is the critic *value* c(s, ã, z) at the
     interpolate ã, not its gradient. ``true_gradient_penalty=True`` uses
     g = ||d c(s, ã, z) / d ã||, the interpolated gradient penalty of the BRAC paper.
 
@@ -131,7 +131,7 @@ def divergence_for_actor(
     z: torch.Tensor,
     divergence: str = "kl",
 ) -> torch.Tensor:
-    """div = D(s, a_pi, a_data) per sample, ``[..., B, 1]`` (SPEC.md §5.4).
+    """div = D(s, a_pi, a_data) per sample, ``[..., B, 1]`` (docs/method.md §5.4).
 
     Gradient flows to ``a_pi`` (hence to the policy) but not to c's parameters (c is
     frozen: its parameters are detached through ``torch.func.functional_call`` when c is an
@@ -145,7 +145,7 @@ def divergence_for_actor(
 
 
 def alpha_loss(alpha_var: torch.Tensor, div: torch.Tensor, target_divergence: float = 0.05) -> torch.Tensor:
-    """-mean(alpha_var (div - target)) with div detached (SPEC.md §5.10).
+    """-mean(alpha_var (div - target)) with div detached (docs/method.md §5.10).
 
     Its gradient w.r.t. ``alpha_var`` is -(mean(div) - target): a plain SGD step raises
     alpha while the divergence is above target. The caller clips alpha = clip(alpha_var,
@@ -154,11 +154,11 @@ def alpha_loss(alpha_var: torch.Tensor, div: torch.Tensor, target_divergence: fl
     return -(alpha_var * (div.detach() - target_divergence)).mean()
 
 
-# --------------------------------------------------------------------------- CLUB (SPEC.md §5.5)
+# --------------------------------------------------------------------------- CLUB (docs/method.md §5.5)
 
 
 def club_model_loss(mu: torch.Tensor, var: torch.Tensor, z_t: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood (up to a constant) of z_t under q(z|x) = N(mu, var) (SPEC.md §5.5).
+    """Negative log-likelihood (up to a constant) of z_t under q(z|x) = N(mu, var) (docs/method.md §5.5).
 
     mean((z_t - mu)^2 / (2 var) + log sigma), with log sigma = 0.5 log var, averaged over
     all elements (tasks, transitions and latent dims, as the reference). All ``[T, N, L]``.
@@ -170,7 +170,7 @@ def club_model_loss(mu: torch.Tensor, var: torch.Tensor, z_t: torch.Tensor) -> t
 
 
 def club_mi_upper_bound(mu: torch.Tensor, var: torch.Tensor, z_t: torch.Tensor) -> torch.Tensor:
-    """CLUB estimate positive - negative of I(z; x) within each task (SPEC.md §5.5), unweighted.
+    """CLUB estimate positive - negative of I(z; x) within each task (docs/method.md §5.5), unweighted.
 
     All inputs ``[T, N, L]``: q's (mu, var) per transition (pass them *detached*: q is frozen
     here) and the encoder's per-transition outputs z_t (with gradient: the encoder minimises
@@ -196,7 +196,7 @@ def club_mi_upper_bound(mu: torch.Tensor, var: torch.Tensor, z_t: torch.Tensor) 
     return positive - negative
 
 
-# --------------------------------------------------------------------------- FOCAL (SPEC.md §5.6)
+# --------------------------------------------------------------------------- FOCAL (docs/method.md §5.6)
 
 
 def focal_distance_metric_loss(
@@ -206,7 +206,7 @@ def focal_distance_metric_loss(
     neg_eps: float = 0.1,
     count_eps: float = 1e-3,
 ) -> torch.Tensor:
-    """FOCAL distance-metric loss over all pairs i < j of the meta batch (SPEC.md §5.6), unweighted.
+    """FOCAL distance-metric loss over all pairs i < j of the meta batch (docs/method.md §5.6), unweighted.
 
     ``z``: ``[T, L]``, one embedding per meta-batch entry (the reference takes the task
     embedding, identical for every transition of a task, so one row per task);
@@ -234,7 +234,7 @@ def focal_distance_metric_loss(
     return pos / (pos_mask.sum() + count_eps) + neg / (neg_mask.sum() + count_eps)
 
 
-# --------------------------------------------------------------------------- SAC (SPEC.md §5.4, §5.7-5.9)
+# --------------------------------------------------------------------------- SAC (docs/method.md §5.4, §5.7-5.9)
 
 
 def q_target(
@@ -244,7 +244,7 @@ def q_target(
     reward_scale: float,
     discount: float,
 ) -> torch.Tensor:
-    """reward_scale r + (1 - done) discount V_target(s', z) (SPEC.md §5.7). Same shapes in and out,
+    """reward_scale r + (1 - done) discount V_target(s', z) (docs/method.md §5.7). Same shapes in and out,
     e.g. ``[T, B, 1]``; ``terminals`` may be bool. Pass ``v_target`` computed without grad."""
     _check_same_shape(rewards=rewards, terminals=terminals, v_target=v_target)
     done = terminals.to(v_target.dtype)
@@ -252,7 +252,7 @@ def q_target(
 
 
 def value_penalized_target(v_next: torch.Tensor, alpha: Scalar, div: torch.Tensor) -> torch.Tensor:
-    """V_target(s', z) - alpha div, used when ``use_value_penalty`` (SPEC.md §5.4).
+    """V_target(s', z) - alpha div, used when ``use_value_penalty`` (docs/method.md §5.4).
 
     Reference detail kept: div is the estimate at (s, a_pi) of the *current* state, subtracted
     from the next state's value. Returns a tensor without grad.
@@ -263,20 +263,20 @@ def value_penalized_target(v_next: torch.Tensor, alpha: Scalar, div: torch.Tenso
 
 
 def v_target_max_entropy(min_q_new: torch.Tensor, log_pi: torch.Tensor) -> torch.Tensor:
-    """min(Q1, Q2)(s, a_pi, z) - log pi (SPEC.md §5.8). ``v_loss`` detaches it."""
+    """min(Q1, Q2)(s, a_pi, z) - log pi (docs/method.md §5.8). ``v_loss`` detaches it."""
     _check_same_shape(min_q_new=min_q_new, log_pi=log_pi)
     return min_q_new - log_pi
 
 
 def q_loss(q1_pred: torch.Tensor, q2_pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """MSE(Q1) + MSE(Q2) against a detached target (SPEC.md §5.7)."""
+    """MSE(Q1) + MSE(Q2) against a detached target (docs/method.md §5.7)."""
     _check_same_shape(q1_pred=q1_pred, q2_pred=q2_pred, target=target)
     target = target.detach()
     return ((q1_pred - target) ** 2).mean() + ((q2_pred - target) ** 2).mean()
 
 
 def v_loss(v_pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """MSE against a detached target (SPEC.md §5.8)."""
+    """MSE against a detached target (docs/method.md §5.8)."""
     _check_same_shape(v_pred=v_pred, target=target)
     return ((v_pred - target.detach()) ** 2).mean()
 
@@ -293,7 +293,7 @@ def policy_loss(
     pre_tanh_value: Optional[torch.Tensor] = None,
     pre_activation_reg: float = 0.0,
 ) -> torch.Tensor:
-    """mean(log pi - min Q + alpha div) + 1e-3 mean(mean^2) + 1e-3 mean(log_std^2) (SPEC.md §5.9).
+    """mean(log pi - min Q + alpha div) + 1e-3 mean(mean^2) + 1e-3 mean(log_std^2) (docs/method.md §5.9).
 
     ``log_pi``, ``min_q``, ``div``: ``[..., 1]`` per sample; ``mean``, ``log_std``: ``[..., A]``.
     ``div=None`` when BRAC is off; ``log_pi=None`` when ``max_entropy`` is off. alpha is

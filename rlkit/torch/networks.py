@@ -1,4 +1,4 @@
-"""The CSRO networks (SPEC.md §4), written device-agnostic and batched over leading dims.
+"""The CSRO networks (docs/method.md §4), written device-agnostic and batched over leading dims.
 
 Every network takes inputs of shape ``[..., features]`` (typically ``[tasks, batch, features]``)
 and maps only the last dimension, so a meta batch is one forward call.
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-# SPEC.md §4: the policy's log_std is clamped to [-20, 0] (reference policies.py agrees).
+# docs/method.md §4: the policy's log_std is clamped to [-20, 0] (reference policies.py agrees).
 LOG_SIG_MIN = -20.0
 LOG_SIG_MAX = 0.0
 # Added inside log(1 - tanh(u)^2 + eps) so the log stays finite when tanh saturates.
@@ -37,7 +37,7 @@ def identity(x: torch.Tensor) -> torch.Tensor:
 
 
 def reference_fanin_init(weight: torch.Tensor) -> torch.Tensor:
-    """Uniform(±1/sqrt(weight.shape[0])) in place (SPEC.md §4 "±1/√fan_in").
+    """Uniform(±1/sqrt(weight.shape[0])) in place (docs/method.md §4 "±1/√fan_in").
 
     Reference quirk, reproduced on purpose: rlkit's ``fanin_init`` takes ``size[0]`` as
     the fan-in, but an ``nn.Linear`` weight is ``[out_features, in_features]``, so the bound
@@ -64,7 +64,7 @@ def true_fanin_init(weight: torch.Tensor) -> torch.Tensor:
 
 
 class Mlp(nn.Module):
-    """Fully connected net with the reference initialisation (SPEC.md §4).
+    """Fully connected net with the reference initialisation (docs/method.md §4).
 
     Hidden layers: weights from ``hidden_init`` (default :func:`reference_fanin_init`),
     biases ``b_init_value`` (0.1). Last layer: weight and bias uniform in ±``init_w``
@@ -141,17 +141,17 @@ class FlattenMlp(Mlp):
 
 
 def make_q_network(obs_dim: int, action_dim: int, latent_dim: int, net_size: int = 256) -> FlattenMlp:
-    """Q(s, a, z) -> [..., 1]: MLP [net_size]*3 (SPEC.md §4). Call as ``q(obs, actions, z)``."""
+    """Q(s, a, z) -> [..., 1]: MLP [net_size]*3 (docs/method.md §4). Call as ``q(obs, actions, z)``."""
     return FlattenMlp(obs_dim + action_dim + latent_dim, [net_size] * 3, 1)
 
 
 def make_v_network(obs_dim: int, latent_dim: int, net_size: int = 256) -> FlattenMlp:
-    """V(s, z) -> [..., 1]: MLP [net_size]*3 (SPEC.md §4). Call as ``v(obs, z)``."""
+    """V(s, z) -> [..., 1]: MLP [net_size]*3 (docs/method.md §4). Call as ``v(obs, z)``."""
     return FlattenMlp(obs_dim + latent_dim, [net_size] * 3, 1)
 
 
 def make_dual_critic(obs_dim: int, action_dim: int, latent_dim: int, net_size: int = 256) -> FlattenMlp:
-    """BRAC dual critic c(s, a, z) -> [..., 1] (SPEC.md §4, §5.3). Call as ``c(obs, actions, z)``."""
+    """BRAC dual critic c(s, a, z) -> [..., 1] (docs/method.md §4, §5.3). Call as ``c(obs, actions, z)``."""
     return FlattenMlp(obs_dim + action_dim + latent_dim, [net_size] * 3, 1)
 
 
@@ -159,7 +159,7 @@ def make_dual_critic(obs_dim: int, action_dim: int, latent_dim: int, net_size: i
 
 
 def context_dim(obs_dim: int, action_dim: int, use_next_obs_in_context: bool) -> int:
-    """Width of one context transition: (s, a, r) or (s, a, r, s') (SPEC.md §4)."""
+    """Width of one context transition: (s, a, r) or (s, a, r, s') (docs/method.md §4)."""
     return obs_dim + action_dim + 1 + (obs_dim if use_next_obs_in_context else 0)
 
 
@@ -229,7 +229,7 @@ class Posterior(NamedTuple):
 
 
 class ContextEncoder(Mlp):
-    """Permutation-invariant context encoder (SPEC.md §4).
+    """Permutation-invariant context encoder (docs/method.md §4).
 
     MLP [200, 200, 200], ReLU, tanh on every output, applied to each transition
     independently. Deterministic (the CSRO default): z = mean over the N transitions.
@@ -265,7 +265,7 @@ class ContextEncoder(Mlp):
     def per_transition(self, context: torch.Tensor) -> torch.Tensor:
         """``[T, N, D] -> [T, N, out]`` one output per transition (out = L, or 2L with the IB).
 
-        The deterministic outputs are the z_t that CLUB and its likelihood fit use (SPEC.md §5.5).
+        The deterministic outputs are the z_t that CLUB and its likelihood fit use (docs/method.md §5.5).
         """
         return self(context)
 
@@ -352,7 +352,7 @@ class ContextEncoder(Mlp):
         sample: bool = True,
         generator: Optional[torch.Generator] = None,
     ) -> torch.Tensor:
-        """``[T, N, D] -> z [T, L]``: the task embedding (SPEC.md §4: mean over transitions)."""
+        """``[T, N, D] -> z [T, L]``: the task embedding (docs/method.md §4: mean over transitions)."""
         return self.infer_posterior(context, sample=sample, generator=generator).z
 
     @staticmethod
@@ -371,7 +371,7 @@ class ContextEncoder(Mlp):
 
 
 def club_input_dim(obs_dim: int, action_dim: int, use_next_obs_in_context: bool, club_use_sa: bool) -> int:
-    """Width of x for q(z|x) (SPEC.md §4; matches the reference launcher).
+    """Width of x for q(z|x) (docs/method.md §4; matches the reference launcher).
 
     x = (s, a), except with ``use_next_obs_in_context`` and not ``club_use_sa``:
     x = (s, a, r).
@@ -382,7 +382,7 @@ def club_input_dim(obs_dim: int, action_dim: int, use_next_obs_in_context: bool,
 
 
 class ClubNetwork(Mlp):
-    """Variational q(z | x) for the CLUB mutual-information upper bound (SPEC.md §4, §5.5).
+    """Variational q(z | x) for the CLUB mutual-information upper bound (docs/method.md §4, §5.5).
 
     MLP [200, 200, 200] with 2L outputs and tanh on *all* of them (the reference has a
     half-activation option but leaves it off); mean = first L, variance = softplus(last L).
@@ -448,7 +448,7 @@ class PolicyOutput(NamedTuple):
 
 
 class TanhGaussianPolicy(Mlp):
-    """pi(a | s, z): tanh-squashed diagonal Gaussian (SPEC.md §4).
+    """pi(a | s, z): tanh-squashed diagonal Gaussian (docs/method.md §4).
 
     MLP [net_size]*3 on (s, z) with a mean head (``last_fc``) and a log-std head
     (``last_fc_log_std``), both initialised uniform ±1e-3; log_std clamped to
