@@ -39,13 +39,16 @@ def main(argv=None) -> int:
         exit_on_config_error(exc)
     from rlkit.core.logger import RunDirError, SnapshotError
     from rlkit.data import DatasetError
-    from rlkit.launchers.meta_train import run_experiment
+    from rlkit.launchers.meta_train import TrainingDiverged, run_experiment
 
     try:
         run_dir = run_experiment(cfg, args.seed, gpu=args.gpu, resume=args.resume)
     except (DatasetError, RunDirError, SnapshotError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TrainingDiverged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     print(f"run directory: {run_dir}")
     return 0
 

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from rlkit.config import ConfigError, exit_on_config_error, load_config
+from rlkit.core.errors import fail
 
 POINT_ENVS = {"point-robot", "sparse-point-robot", "point-robot-wind"}
 
@@ -53,15 +54,15 @@ def select_tasks(args, n_tasks: int) -> list[int]:
         try:
             tasks = sorted({int(t) for t in args.tasks.split(",") if t.strip()})
         except ValueError:
-            raise SystemExit(f"error: --tasks must be comma-separated integers, got {args.tasks!r}")
+            fail(f"--tasks must be comma-separated integers, got {args.tasks!r}")
         bad = [t for t in tasks if not 0 <= t < n_tasks]
         if bad or not tasks:
-            raise SystemExit(f"error: --tasks {bad or args.tasks} outside 0..{n_tasks - 1} (env_params.n_tasks)")
+            fail(f"--tasks {bad or args.tasks} outside 0..{n_tasks - 1} (env_params.n_tasks)")
         return tasks
     try:
         return list(generation_tasks(n_tasks, args.split, args.split_idx))
     except ValueError as exc:
-        raise SystemExit(f"error: {exc}")
+        fail(f"{exc}")
 
 
 def build_job(args):
@@ -77,7 +78,7 @@ def build_job(args):
     try:
         sac = compose_sac_config(preset, list(args.overrides))
     except ValueError as exc:
-        raise SystemExit(f"error: {exc}")
+        fail(f"{exc}")
     device = choose_device(args.gpu)
     data_dir = Path(args.data_dir or cfg["algo_params"]["data_dir"])
     tasks = select_tasks(args, cfg["env_params"]["n_tasks"])

@@ -434,6 +434,21 @@ _NON_NEGATIVE = (
 )
 
 
+_POSITIVE_RATES = ("policy_lr", "qf_lr", "vf_lr", "context_lr", "c_lr", "reward_scale")
+_NON_NEGATIVE_WEIGHTS = ("alpha_lr", "kl_lambda", "z_loss_weight", "club_model_loss_weight", "club_loss_weight",
+                         "alpha_init", "alpha_max", "policy_mean_reg_weight", "policy_std_reg_weight",
+                         "policy_pre_activation_weight")
+
+
+def _numbers(tree: Mapping, prefix: str = "") -> Iterable[tuple[str, float]]:
+    """Every float in the config with its dotted path (ints are always finite)."""
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from _numbers(value, f"{prefix}{key}.")
+        elif isinstance(value, float):
+            yield f"{prefix}{key}", value
+
+
 def _get(cfg: Config, path: str) -> Any:
     node: Any = cfg
     for part in path.split("."):
@@ -468,6 +483,13 @@ def validate(cfg: Config) -> Config:
             _need(spec[2] > 0, f"algo_params.{key} step must be positive, got {spec}")
         _need(min(epoch_range(spec), default=-1) >= 0, f"algo_params.{key} selects no checkpoint: {spec}")
     _need(algo["discount"] >= 0 and algo["discount"] <= 1, f"algo_params.discount must be in [0, 1], got {algo['discount']}")
+    for path, value in _numbers(cfg):
+        _need(math.isfinite(value), f"{path} must be a finite number, got {value}")
+    for key in _POSITIVE_RATES:
+        _need(algo[key] > 0, f"algo_params.{key} must be positive, got {algo[key]}")
+    for key in _NON_NEGATIVE_WEIGHTS:
+        _need(algo[key] >= 0, f"algo_params.{key} must not be negative, got {algo[key]}")
+    _need(0 < algo["soft_target_tau"] <= 1, f"algo_params.soft_target_tau must be in (0, 1], got {algo['soft_target_tau']}")
     _need(bool(cfg["env_name"]), "env_name must not be empty")
     _need(bool(cfg["util_params"]["exp_name"]), "util_params.exp_name must not be empty")
     return cfg

@@ -99,3 +99,30 @@ def test_bad_config_and_missing_data_fail_clearly(dataset, tmp_path):
     res = subprocess.run(cmd[:3] + ["--resume", str(tmp_path / "no-run")], capture_output=True, text=True,
                          cwd=tmp_path)
     assert res.returncode != 0 and "no-run" in res.stderr + res.stdout
+
+
+def test_nan_guard_stops_with_the_last_good_snapshot(dataset, tmp_path, capsys):
+    """A diverging run stops at the first non-finite iteration, names what diverged and exits 3."""
+    args = [str(REPO / "configs" / "point-robot.json"), "--seed", "1", "--exp_name", "t",
+            *[o.strip("'") for o in overrides(dataset, tmp_path, 4)], "algo_params.reward_scale=1e38"]
+    assert launch_experiment.main(args) == 3
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # the run's log lines come before it
+    assert err.startswith("error: iteration ") and "non-finite" in err and "QF Loss" in err
+    run_dir = tmp_path / "point-robot" / "t" / "seed1"
+    rows = pd.read_csv(run_dir / "progress.csv") if (run_dir / "progress.csv").is_file() else pd.DataFrame()
+    bad_itr = int(err.split("iteration ")[1].split(":")[0])
+    assert len(rows) == bad_itr  # nothing of the diverged iteration was logged
+    for col in rows.columns:
+        assert np.isfinite(rows[col].to_numpy(float)).all()
+
+
+def test_resume_skips_a_truncated_snapshot(dataset, tmp_path, capsys):
+    run_dir = run(dataset, tmp_path, iterations=2)
+    data = (run_dir / "agent.pth").read_bytes()
+    (run_dir / "agent.pth").write_bytes(data[: len(data) // 3])  # a write cut short by a full disk
+    capsys.readouterr()
+    run(dataset, tmp_path, "--resume", str(run_dir), iterations=3)
+    err = capsys.readouterr().err
+    assert "warning: skipping a snapshot that does not load" in err and "agent.pth" in err
+    assert "resumed from" in err and "agent_itr_0.pth at iteration 1" in err
+    assert list(pd.read_csv(run_dir / "progress.csv")["Epoch"]) == [0, 1, 2]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 #: configs/sac at the repository root.
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "sac"
@@ -48,7 +48,36 @@ def compose_sac_config(preset: str, overrides: Sequence[str] = ()) -> DictConfig
         raise ValueError(f"bad override for SAC preset {name!r} {list(overrides)}: {_one_line(exc)}{hint}") from None
     if overrides:
         _check_types(name, cfg)
+    _check_values(name, cfg)
     return cfg
+
+
+# (key, lowest allowed, lowest is allowed?) for the numbers a run cannot work without
+_SAC_RANGES = (
+    ("num_train_steps", 1, True), ("num_seed_steps", 0, True), ("eval_frequency", 1, True),
+    ("num_eval_episodes", 0, True), ("num_eval_sample_episodes", 0, True), ("replay_buffer_capacity", 1, True),
+    ("agent.batch_size", 1, True), ("agent.hidden_dim", 1, True), ("agent.hidden_depth", 0, True),
+    ("agent.actor_lr", 0.0, False), ("agent.critic_lr", 0.0, False), ("agent.alpha_lr", 0.0, True),
+    ("agent.init_temperature", 0.0, False), ("agent.discount", 0.0, True), ("agent.critic_tau", 0.0, False),
+    ("agent.actor_update_frequency", 1, True), ("agent.critic_target_update_frequency", 1, True),
+)
+
+
+def _check_values(name: str, cfg: DictConfig) -> None:
+    """Values that cannot be right (a zero frequency, a negative step count, a NaN rate) fail here, in one line."""
+    import math
+
+    for key, low, inclusive in _SAC_RANGES:
+        value = OmegaConf.select(cfg, key)
+        if value is None:
+            continue
+        ok = isinstance(value, (int, float)) and math.isfinite(value) and (value >= low if inclusive else value > low)
+        if not ok:
+            bound = f">= {low}" if inclusive else f"> {low}"
+            raise ValueError(f"SAC preset {name!r}: {key} must be a finite number {bound}, got {value!r}")
+    for key in ("agent.discount", "agent.critic_tau"):
+        if OmegaConf.select(cfg, key) > 1:
+            raise ValueError(f"SAC preset {name!r}: {key} must be at most 1, got {OmegaConf.select(cfg, key)}")
 
 
 def _compose(name: str, overrides: Sequence[str]) -> DictConfig:

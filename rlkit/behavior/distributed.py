@@ -46,9 +46,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from rlkit.behavior.generate import STATE_DIR, GenerationJob, checkpoint_schedule, weights_path
+from rlkit.core.errors import fail
 
 MISSING_RAY = "error: --ray needs Ray: pip install 'ray[default]'"
 
@@ -65,9 +66,9 @@ def split_groups(tasks: list[int], groups: int) -> list[list[int]]:
     tasks = list(tasks)
     groups = int(groups)
     if groups < 1:
-        raise SystemExit(f"error: --groups must be >= 1, got {groups}")
+        fail(f"--groups must be >= 1, got {groups}")
     if groups > len(tasks):
-        raise SystemExit(f"error: --groups {groups} but the job has only {len(tasks)} task(s); "
+        fail(f"--groups {groups} but the job has only {len(tasks)} task(s); "
                          f"use at most {len(tasks)} groups")
     per, extra = divmod(len(tasks), groups)
     out, start = [], 0

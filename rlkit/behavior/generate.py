@@ -41,7 +41,7 @@ from tqdm import tqdm
 from rlkit.behavior.replay import EnsembleReplayBuffer
 from rlkit.behavior.sac import EnsembleSAC
 from rlkit.core.logger import atomic_torch_save, load_snapshot
-from rlkit.data import DatasetWriter, Episode, write_legacy_checkpoint
+from rlkit.data import DatasetError, DatasetWriter, Episode, write_legacy_checkpoint
 from rlkit.envs import make_env
 from rlkit.envs.vector import make_vector_env
 
@@ -220,7 +220,7 @@ class BehaviourPolicyGenerator:
             return False
         state = load_snapshot(path)
         if list(state["tasks"]) != list(self.job.tasks):
-            raise SystemExit(f"error: {path} belongs to tasks {state['tasks']}, not {self.job.tasks}")
+            raise DatasetError(f"{path} belongs to tasks {state['tasks']}, not {self.job.tasks}")
         self.agent.load_state_dict(state["agent"])
         self.replay.load_state_dict(state["replay"])
         self.step = int(state["step"])

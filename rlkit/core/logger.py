@@ -221,6 +221,28 @@ def latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
     return newest_itr
 
 
+def newest_loadable_snapshot(run_dir: str | os.PathLike) -> tuple[Path | None, dict | None, list[str]]:
+    """(path, state, skipped) of the newest snapshot of ``run_dir`` that loads.
+
+    A snapshot cut short by a full disk or a kill cannot block a resume while
+    an older intact one exists: each one that fails to load is skipped, and
+    ``skipped`` says which and why (one line each) so the caller can tell the user.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return None, None, []
+    candidates = [p for p in run_dir.iterdir() if p.name == LAST_SNAPSHOT or _ITR_SNAPSHOT.match(p.name)]
+    # newest first; agent.pth before a numbered copy written at the same time
+    candidates.sort(key=lambda p: (p.stat().st_mtime, p.name == LAST_SNAPSHOT), reverse=True)
+    skipped = []
+    for path in candidates:
+        try:
+            return path, load_snapshot(path), skipped
+        except SnapshotError as exc:
+            skipped.append(str(exc))
+    return None, None, skipped
+
+
 def load_snapshot(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     """Load a snapshot dict safely; any failure is a one-line :class:`SnapshotError` naming the file.
 

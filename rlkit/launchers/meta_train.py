@@ -14,6 +14,7 @@ same distribution as separate draws.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,9 @@ import torch
 from tqdm import tqdm
 
 from rlkit.config import Config
-from rlkit.core.logger import RunDirError, RunLogger, latest_snapshot, load_snapshot, run_dir_path
+from rlkit.core.errors import fail
+from rlkit.core.logger import (RunDirError, RunLogger, latest_snapshot, load_snapshot, newest_loadable_snapshot,
+                               run_dir_path)
 from rlkit.data import MultiTaskBuffer, load_offline_data, split_tasks_from_variant
 from rlkit.envs import make_env
 from rlkit.envs.point_robot import sparse_reward
@@ -40,12 +43,16 @@ def choose_device(gpu: int | None) -> torch.device:
         print(f"note: --gpu {gpu} asked for CUDA but torch sees no GPU; running on the CPU")
         return torch.device("cpu")
     if gpu >= torch.cuda.device_count():
-        raise SystemExit(f"error: --gpu {gpu} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+        fail(f"--gpu {gpu} but only {torch.cuda.device_count()} CUDA device(s) are visible")
     return torch.device(f"cuda:{gpu}")
 
 
 def iteration_seed(seed: int, itr: int) -> int:
     return int(np.random.SeedSequence([seed, itr]).generate_state(1)[0])
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or weight became NaN or infinite; the message names which and when (one line)."""
 
 
 @dataclass
@@ -125,8 +132,9 @@ class MetaTrainer:
         return fn
 
     # ------------------------------------------------------------------ loop
-    def resume_from(self, path: Path) -> None:
-        state = load_snapshot(path)  # CPU tensors; load_state_dict moves them to the device
+    def resume_from(self, path: Path, state: dict | None = None) -> None:
+        if state is None:
+            state = load_snapshot(path)  # CPU tensors; load_state_dict moves them to the device
         self.trainer.load_state_dict(state["trainer"])
         self.start_itr = int(state["iteration"]) + 1
 
@@ -145,6 +153,7 @@ class MetaTrainer:
                 stats = self.trainer.train_step(self.sample_meta_batch(rng, gen), with_stats=step == n_steps - 1)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
+            self.check_finite(stats, itr)
             train_time = time.perf_counter() - t0
             t1 = time.perf_counter()
             row = {}
@@ -171,6 +180,25 @@ class MetaTrainer:
             if row:
                 bar.set_postfix(np_online=f"{row.get('Average_NpOnlineReturn_all_test_tasks', float('nan')):.2f}")
 
+    def check_finite(self, stats: dict, itr: int) -> None:
+        """Stop on the first iteration whose losses or weights are no longer finite.
+
+        Checked once per iteration (one host sync): the last step's statistics
+        and every parameter. Nothing of this iteration is logged or saved, so
+        the newest snapshot is the last good one.
+        """
+        bad = [k for k, v in stats.items() if not torch.isfinite(torch.as_tensor(v)).all()]
+        for name, module in self.trainer.modules().items():
+            params = [p for p in module.parameters() if p.numel()]
+            if params and not all(torch.isfinite(p).all() for p in params):
+                bad.append(f"{name} weights")
+        if bad:
+            last = latest_snapshot(self.logger.run_dir)
+            raise TrainingDiverged(
+                f"iteration {itr}: non-finite {', '.join(bad)}; stopped, the last good snapshot is "
+                f"{last or 'none (nothing finished)'}. Lower the learning rates or reward_scale, or check the data "
+                "(python -m rlkit.data verify)")
+
     def snapshot(self, itr: int) -> dict:
         return {"iteration": itr, "trainer": self.trainer.state_dict(), "config": self.cfg,
                 "train_tasks": self.data.train_tasks, "test_tasks": self.data.test_tasks,
@@ -189,15 +217,18 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
     device = choose_device(gpu)
     util = cfg["util_params"]
     run_dir = run_dir_path(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed)
-    snapshot_path, itr = None, None
+    snapshot_path, state, itr = None, None, None
     if resume:
         if Path(resume).resolve() != run_dir.resolve():
             raise RunDirError(f"--resume {resume} is not the directory this command writes to ({run_dir}); "
                               "give that run's --exp_name, --seed and util_params.base_log_dir")
-        snapshot_path = latest_snapshot(resume)
+        snapshot_path, state, skipped = newest_loadable_snapshot(resume)
+        for reason in skipped:
+            print(f"warning: skipping a snapshot that does not load: {reason}", file=sys.stderr)
         if snapshot_path is None:
-            raise RunDirError(f"no snapshot (agent.pth / agent_itr_K.pth) in {resume}; nothing to resume")
-        itr = int(load_snapshot(snapshot_path)["iteration"])
+            what = "no snapshot that loads" if skipped else "no snapshot (agent.pth / agent_itr_K.pth)"
+            raise RunDirError(f"{what} in {resume}; nothing to resume")
+        itr = int(state["iteration"])
     data = load_experiment_data(cfg, seed, device)
     logger = RunLogger.create(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed, cfg,
                               resume=bool(resume), truncate_to_epoch=None if itr is None else itr + 1)
@@ -209,7 +240,7 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
                     f"{len(data.train)} train / {len(data.test)} test transitions")
         job = MetaTrainer(cfg, seed, device, logger, data)
         if snapshot_path is not None:
-            job.resume_from(snapshot_path)
+            job.resume_from(snapshot_path, state)
             logger.info(f"resumed from {snapshot_path} at iteration {job.start_itr}")
         job.run()
     finally:
