@@ -25,6 +25,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
     p.add_argument("--exp_name", default=None, help="run name under output/ENV/ (default: util_params.exp_name)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its last snapshot")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip the dataset's SHA-256 checks (= algo_params.verify_data=false)")
     return p.parse_intermixed_args(argv)
 
 
@@ -33,6 +35,8 @@ def main(argv=None) -> int:
     overrides = list(args.overrides)
     if args.exp_name is not None:
         overrides.append(f"util_params.exp_name={args.exp_name}")
+    if not args.verify:
+        overrides.append("algo_params.verify_data=false")
     try:
         cfg = load_config(args.config, overrides)
     except ConfigError as exc:

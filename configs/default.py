@@ -83,6 +83,7 @@ default_config = dict(
         dropout=0.1,  # context-encoder dropout rate (kept for compatibility: the reference never reads it)
         layer_norm=False,  # [read by the reference launcher] layer norm in the context encoder
         data_dir="./data",  # offline dataset folder holding goal_idx{i}/ per task
+        verify_data=True,  # check the dataset's SHA-256 checksums when loading (cached per file; sizes and finiteness are always checked)
         dump_eval_paths=False,  # [from the env JSONs] save evaluation trajectories under the run directory
     ),
     util_params=dict(

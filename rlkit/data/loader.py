@@ -9,6 +9,7 @@ concatenated in the reference's order: task, then checkpoint, then k, then time.
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import sys
@@ -20,6 +21,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from rlkit.data._io import atomic_write_bytes
 from rlkit.data.errors import DatasetError
 from rlkit.data.legacy import (
     is_legacy_dataset,
@@ -301,6 +303,7 @@ def load_offline_data(
     else:
         data = _load_legacy(root, task_ids, steps, n_trj, bool(sample), env_name, workers)
     _check_dims(data, root, obs_dim, act_dim)
+    check_finite(data, root)
     data = _apply_normalizer(data, root, normalize)
     if max_transitions_per_task is not None:
         sizes = np.diff(data.task_offsets)
@@ -313,6 +316,27 @@ def load_offline_data(
             )
             data = data.with_capacity(max_transitions_per_task)
     return data
+
+
+def check_finite(data: OfflineData, root: Path) -> None:
+    """Refuse NaN or infinite observations, actions or rewards, naming where the first one is.
+
+    Training on such data runs to the end with every loss NaN; one vectorised
+    pass over the loaded arrays costs a few milliseconds.
+    """
+    for name, arr in (("observation", data.obs), ("action", data.actions), ("reward", data.rewards),
+                      ("next observation", data.next_obs)):
+        bad = ~np.isfinite(arr)
+        if bad.ndim > 1:
+            bad = bad.any(axis=tuple(range(1, bad.ndim)))
+        if bad.any():
+            row = int(np.argmax(bad))
+            e = int(np.searchsorted(data.episode_offsets, row, side="right") - 1)
+            where = (f"task {int(data.episode_task[e])}, checkpoint {int(data.episode_step[e])}, "
+                     f"{'sampled' if data.episode_sampled[e] else 'deterministic'} episode "
+                     f"{int(data.episode_index[e])}, step {row - int(data.episode_offsets[e])}")
+            raise DatasetError(f"{root}: non-finite {name} ({arr[row].tolist()}) in {where}; "
+                               f"{int(bad.sum())} row(s) affected: regenerate that checkpoint")
 
 
 def _check_dims(data: OfflineData, root: Path, obs_dim: int | None, act_dim: int | None) -> None:
@@ -392,6 +416,57 @@ def _episode_ends(offsets: np.ndarray, n: int) -> np.ndarray:
     return ends
 
 
+class VerifiedStamp:
+    """Files whose SHA-256 already matched, keyed by (size, mtime, checksum): ``DATASET/.verified.json``.
+
+    Hashing a whole selection costs 20-50 % of loading it, every run. A file
+    that passed once and has not been modified since (same size and
+    modification time, same recorded checksum) is not hashed again; a file
+    rewritten or touched is. The stamp is a cache: when the dataset folder is
+    read-only it is simply not written. Bit rot that keeps size and mtime is
+    only caught by ``python -m rlkit.data verify``, which always hashes.
+    """
+
+    NAME = ".verified.json"
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.path = self.root / self.NAME
+        self.entries: dict[str, list] = {}
+        self.changed = False
+        try:
+            loaded = json.loads(self.path.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                self.entries = {k: v for k, v in loaded.items() if isinstance(v, list) and len(v) == 3}
+        except (OSError, ValueError):
+            pass  # no stamp yet, or an unreadable one: everything is hashed
+
+    def _key(self, rel: str, entry) -> list | None:
+        try:
+            st = (self.root / rel).stat()
+        except OSError:
+            return None
+        return [int(st.st_size), int(st.st_mtime_ns), str(entry["sha256"])]
+
+    def covers(self, rel: str, entry) -> bool:
+        key = self._key(rel, entry)
+        return key is not None and self.entries.get(rel) == key
+
+    def add(self, rel: str, entry) -> None:
+        key = self._key(rel, entry)
+        if key is not None:
+            self.entries[rel] = key
+            self.changed = True
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        try:
+            atomic_write_bytes(self.path, json.dumps(self.entries).encode(), fsync=False)
+        except OSError:
+            pass  # read-only dataset: verify again next time
+
+
 def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify) -> OfflineData:
     meta = read_metadata(root)
     if env_name is not None and meta.get("env_name") not in (None, env_name):
@@ -440,8 +515,12 @@ def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify) -> Offl
         "terminal": np.empty(n, bool), "timeout": np.empty(n, bool),
     }
     pos = 0
+    stamp = VerifiedStamp(root) if verify else None
     for rel, entry, starts, lengths in plan:
-        rec = read_checkpoint_file(root, entry, rel, expected_dtype=dtype, verify=verify)
+        need_hash = stamp is not None and not stamp.covers(rel, entry)
+        rec = read_checkpoint_file(root, entry, rel, expected_dtype=dtype, verify=need_hash)
+        if need_hash:
+            stamp.add(rel, entry)
         # Copy runs of adjacent episodes at once (normally the whole group is one run).
         run_breaks = np.flatnonzero(starts[1:] != starts[:-1] + lengths[:-1]) + 1
         for a_i, b_i in zip(np.concatenate([[0], run_breaks]), np.concatenate([run_breaks, [len(starts)]])):
@@ -457,6 +536,8 @@ def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify) -> Offl
             for name in out:
                 out[name][pos:pos + m] = chunk[name]
             pos += m
+    if stamp is not None:
+        stamp.save()
     terminals = out["terminal"]
     return OfflineData(
         task_ids=task_ids, obs=out["obs"], actions=out["action"], rewards=out["reward"], next_obs=out["next_obs"],

@@ -96,9 +96,17 @@ def verify_dataset(data_dir: str | os.PathLike) -> list[str]:
         dt = record_dtype(meta["obs_dim"], meta["act_dim"])
         for rel, entry in sorted(meta["files"].items()):
             try:
-                read_checkpoint_file(root, entry, rel, expected_dtype=dt, verify=True)
+                rec = read_checkpoint_file(root, entry, rel, expected_dtype=dt, verify=True)
             except DatasetError as e:
                 problems.append(str(e))
+                continue
+            for field in ("obs", "action", "reward", "next_obs"):
+                bad = ~np.isfinite(rec[field])
+                if bad.ndim > 1:
+                    bad = bad.any(axis=1)
+                if bad.any():
+                    problems.append(f"{root / rel}: non-finite {field} in {int(bad.sum())} row(s), first at row "
+                                    f"{int(np.argmax(bad))}: regenerate that checkpoint")
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)

@@ -14,6 +14,7 @@ same distribution as separate draws.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -25,9 +26,9 @@ from tqdm import tqdm
 
 from rlkit.config import Config
 from rlkit.core.errors import fail
-from rlkit.core.logger import (RunDirError, RunLogger, latest_snapshot, load_snapshot, newest_loadable_snapshot,
-                               run_dir_path)
-from rlkit.data import MultiTaskBuffer, load_offline_data, split_tasks_from_variant
+from rlkit.core.logger import (RunDirError, RunLogger, json_roundtrip, latest_snapshot, load_snapshot,
+                               newest_loadable_snapshot, run_dir_path)
+from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data, split_tasks_from_variant
 from rlkit.envs import make_env
 from rlkit.envs.point_robot import sparse_reward
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
@@ -71,11 +72,44 @@ def load_experiment_data(cfg: Config, seed: int, device: torch.device) -> Experi
     env = make_env(cfg["env_name"], **cfg["env_params"])
     common = dict(n_trj=algo["n_trj"], sample=bool(algo["sample"]), env_name=cfg["env_name"],
                   obs_dim=env.observation_space.shape[0], act_dim=env.action_space.shape[0],
-                  max_transitions_per_task=algo["replay_buffer_size"])
+                  max_transitions_per_task=algo["replay_buffer_size"], verify=algo["verify_data"])
     train = load_offline_data(algo["data_dir"], train_tasks, algo["train_epoch"], **common)
     test = load_offline_data(algo["data_dir"], test_tasks, algo["eval_epoch"], **common)
+    for data in (train, test):
+        check_tasks_match(data.metadata, env, data.task_ids, algo["data_dir"])
     return ExperimentData([int(t) for t in train_tasks], [int(t) for t in test_tasks],
                           MultiTaskBuffer(train, device), MultiTaskBuffer(test, device), train.obs_abs_max)
+
+
+def check_tasks_match(metadata: dict, env, tasks, data_dir) -> None:
+    """Refuse a dataset made for other tasks than the config's env defines (native datasets record them).
+
+    A 20-task config on a 40-task dataset would otherwise train task 5's policy
+    on data whose goal is not the env's task 5.
+    """
+    recorded = (metadata or {}).get("tasks")
+    if not recorded:
+        return  # the reference's layout records no task parameters
+    for t in tasks:
+        t = int(t)
+        ours = json_roundtrip(env.task_params(t))
+        theirs = recorded[t] if t < len(recorded) else None
+        if theirs is None or not same_params(ours, theirs):
+            raise DatasetError(
+                f"{data_dir} was made for other tasks: task {t} there is {theirs}, but this config's env makes it "
+                f"{ours} (env_params {metadata.get('env_params')} there); use the env_params the data was made "
+                "with or point data_dir at a matching dataset")
+
+
+def same_params(a, b, rel: float = 1e-9) -> bool:
+    """Equal task parameters: same structure, numbers equal to ``rel``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_params(a[k], b[k], rel) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_params(x, y, rel) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=1e-12)
+    return a == b
 
 
 def context_from_sample(part: dict, use_next_obs: bool, sparse_goal_radius: float | None = None) -> torch.Tensor:
