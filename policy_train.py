@@ -68,7 +68,7 @@ def select_tasks(args, n_tasks: int) -> list[int]:
 def build_job(args):
     from rlkit.behavior.config import compose_sac_config
     from rlkit.behavior.generate import GenerationJob
-    from rlkit.launchers.meta_train import choose_device
+    from rlkit.core.device import choose_device
 
     try:
         cfg = load_config(args.config)

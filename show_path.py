@@ -280,7 +280,7 @@ def main(argv=None) -> int:
     from rlkit.core.logger import run_dir_path
     from rlkit.evaluate import parse_protocols
     from rlkit.evaluation.run_loader import RunLoadError, load_run
-    from rlkit.launchers.meta_train import choose_device
+    from rlkit.core.device import choose_device
 
     try:
         cfg = load_config(args.config)

@@ -172,7 +172,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from rlkit.evaluation.run_loader import RunLoadError, load_run
-    from rlkit.launchers.meta_train import choose_device
+    from rlkit.core.device import choose_device
 
     try:
         protocols = parse_protocols(args.protocols)

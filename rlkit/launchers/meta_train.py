@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from rlkit.config import Config
-from rlkit.core.errors import fail
+from rlkit.core.device import choose_device
 from rlkit.core.logger import (RunDirError, RunLogger, json_roundtrip, latest_snapshot, load_snapshot,
                                newest_loadable_snapshot, run_dir_path)
 from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data, split_tasks_from_variant
@@ -34,18 +34,6 @@ from rlkit.envs.point_robot import sparse_reward
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
 from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
 from rlkit.torch.networks import build_context
-
-
-def choose_device(gpu: int | None) -> torch.device:
-    """``cuda:G`` when asked for and present; otherwise the CPU (saying why)."""
-    if gpu is None:
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        print(f"note: --gpu {gpu} asked for CUDA but torch sees no GPU; running on the CPU")
-        return torch.device("cpu")
-    if gpu >= torch.cuda.device_count():
-        fail(f"--gpu {gpu} but only {torch.cuda.device_count()} CUDA device(s) are visible")
-    return torch.device(f"cuda:{gpu}")
 
 
 def iteration_seed(seed: int, itr: int) -> int:
@@ -141,9 +129,19 @@ class MetaTrainer:
         radius = self.goal_radius if self.algo["sparse_rewards"] else None
         return context_from_sample(part, self.hp.use_next_obs_in_context, radius)
 
-    def sample_meta_batch(self, rng: np.random.Generator, generator: torch.Generator) -> MetaBatch:
-        tasks = rng.choice(self._train_ids, self.algo["meta_batch"], replace=self.algo["mb_replace"])
-        task_ids = torch.as_tensor(tasks, device=self.device)
+    def draw_tasks(self, rng: np.random.Generator, n_steps: int) -> torch.Tensor:
+        """[n_steps, meta_batch] task ids of an iteration's steps, uploaded to the device at once.
+
+        One host-to-device copy per iteration instead of one per step (which
+        would block the host on a GPU); the draws are the same as drawing
+        before each step, since nothing else reads ``rng`` in between.
+        """
+        choices = [rng.choice(self._train_ids, self.algo["meta_batch"], replace=self.algo["mb_replace"])
+                   for _ in range(n_steps)]
+        return torch.as_tensor(np.asarray(choices, dtype=np.int64).reshape(n_steps, -1), device=self.device)
+
+    def sample_meta_batch(self, task_ids: torch.Tensor, generator: torch.Generator) -> MetaBatch:
+        """The step's context, RL batch and extra dual-critic batches for ``task_ids`` [meta_batch]."""
         n, b, c = self.algo["embedding_batch_size"], self.algo["batch_size"], self.hp.c_iter
         extra = (c - 1) if self.trainer.trains_dual_critic else 0
         sample = self.data.train.sample(task_ids, n + b * (1 + extra), generator=generator)
@@ -183,8 +181,10 @@ class MetaTrainer:
             gen = torch.Generator(device=self.device).manual_seed(s)
             t0 = time.perf_counter()
             stats = {}
+            task_table = self.draw_tasks(rng, n_steps)
             for step in range(n_steps):
-                stats = self.trainer.train_step(self.sample_meta_batch(rng, gen), with_stats=step == n_steps - 1)
+                stats = self.trainer.train_step(self.sample_meta_batch(task_table[step], gen),
+                                                with_stats=step == n_steps - 1)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self.check_finite(stats, itr)
