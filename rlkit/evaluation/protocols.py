@@ -41,7 +41,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from rlkit.envs.vector import make_vector_env
-from rlkit.torch.networks import build_context
+from rlkit.torch.networks import build_context, context_dim
 
 PROTOCOLS = ("online", "offline", "np_online")
 PROGRESS_KEYS = {
@@ -255,7 +255,7 @@ def run_protocol(
     threshold = settings.num_exp_traj_eval * mpl
     act_dim = venv.single_action_space.shape[0]
     obs_dim = venv.single_observation_space.shape[0]
-    ctx_dim = obs_dim + act_dim + 1 + (obs_dim if agent.use_next_obs_in_context else 0)
+    ctx_dim = context_dim(obs_dim, act_dim, agent.use_next_obs_in_context)
     store = _ContextStore.empty(m, ctx_dim, budget + 2 * mpl, device)
     # With an encoder that maps transitions independently, each row is encoded once, when it
     # enters the context, and re-inference only pools the cached encodings.
@@ -304,7 +304,7 @@ def run_protocol(
         if protocol == "np_online" and st.exploring.any():
             if hasattr(agent, "act_pair"):
                 det_t, sto_t = agent.act_pair(obs, z)
-                det_actions, policy_actions = det_t.cpu().numpy(), sto_t.cpu().numpy()
+                det_actions, policy_actions = torch.stack((det_t, sto_t)).cpu().numpy()  # one device-to-host copy
             else:
                 policy_actions = agent.act(obs, z, deterministic=False).cpu().numpy()
                 det_actions = agent.act(obs, z, deterministic=True).cpu().numpy()
@@ -333,13 +333,12 @@ def run_protocol(
             add = np.zeros(m, dtype=bool)
         if add.any():
             idx = np.flatnonzero(add)
-            rows = build_context(
-                torch.as_tensor(obs_np[idx], device=device, dtype=torch.float32),
-                torch.as_tensor(actions[idx], device=device, dtype=torch.float32),
-                torch.as_tensor(rewards[idx], device=device, dtype=torch.float32),
-                torch.as_tensor(next_obs_np[idx], device=device, dtype=torch.float32),
-                agent.use_next_obs_in_context,
-            )
+            # s, a, r, s' packed on the host: one copy to the device instead of four (each a
+            # blocking transfer on a GPU), split there and assembled by build_context
+            packed = np.concatenate([obs_np[idx], actions[idx], np.asarray(rewards)[idx, None], next_obs_np[idx]],
+                                    axis=1).astype(np.float32)
+            o, a, r, o2 = torch.as_tensor(packed, device=device).split([obs_dim, act_dim, 1, obs_dim], dim=1)
+            rows = build_context(o, a, r, o2, agent.use_next_obs_in_context)
             add_context(torch.as_tensor(idx, device=device), rows[:, None])
 
         st.episode_len += active
