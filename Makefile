@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow bench golden reproduce clean
+.PHONY: venv demo test test-slow bench golden reproduce gpu-wheels clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,10 @@ SCALE ?= cpu
 BUDGET ?=
 reproduce: $(STAMP)
 	$(PY) -m rlkit.reproduce $(REPRODUCE_ENV) --scale $(SCALE) $(if $(BUDGET),--budget $(BUDGET))
+
+# Wheels for the GPU check (benchmarks/gpu_check.sh), downloaded here into .whl/.
+gpu-wheels: $(STAMP)
+	PY=$(PY) bash benchmarks/gpu_wheels.sh
 
 # Deliberately rewrite the golden regression tables (tests/golden/): only when a
 # change is meant to alter the numbers; say why in the commit message.

@@ -102,11 +102,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--load-repeats", type=int, default=3, help="timed loads (median reported)")
     parser.add_argument("--workdir", help="where to write the synthetic dataset (default: a temp dir)")
     parser.add_argument("--json", help="also write the results here (default: benchmarks/results/ unless --quick)")
+    parser.add_argument("--device", default="cpu", help="where the buffers live (cuda, ...)")
     args = parser.parse_args(argv)
 
     import torch
 
-    from benchmarks.common import print_table, write_results
+    from benchmarks.common import print_table, result_name, write_results
     from rlkit.data import MultiTaskBuffer, load_offline_data, split_tasks
     from rlkit.data.synthetic import write_synthetic_dataset
 
@@ -134,7 +135,7 @@ def main(argv=None) -> dict:
         def load():
             tr = load_offline_data(root, train, steps, n_trj, 1, obs_dim=od, act_dim=ad)
             te = load_offline_data(root, test, steps, n_trj, 1, obs_dim=od, act_dim=ad)
-            return tr, MultiTaskBuffer(tr), MultiTaskBuffer(te)
+            return tr, MultiTaskBuffer(tr, args.device), MultiTaskBuffer(te, args.device)
 
         load_times = []
         for _ in range(load_repeats):
@@ -163,14 +164,16 @@ def main(argv=None) -> dict:
     np.random.seed(0)
     torch.manual_seed(0)
     packed = buffer._packed_np  # noqa: SLF001 - the floor measurement needs the raw array
-    index_pool = [buffer.sample_indices(next_tasks(), rl_batch + ctx_batch).reshape(-1).numpy() for _ in range(1000)]
+    index_pool = [buffer.sample_indices(next_tasks(), rl_batch + ctx_batch).reshape(-1).cpu().numpy()
+                  for _ in range(1000)]
     samplers = {
         "baseline (per-task loop)": lambda: reference.sample_meta_batch(next_tasks(), rl_batch, ctx_batch),
         f"ours ({rl_batch} + {ctx_batch})": lambda: (buffer.sample(next_tasks(), rl_batch),
                                                     buffer.sample_context(next_tasks(), ctx_batch)),
         f"ours ({rl_batch + ctx_batch})": lambda: buffer.sample(next_tasks(), rl_batch + ctx_batch),
-        "gather floor (np.take only)": lambda: np.take(packed, index_pool[next(counter) % 1000], axis=0),
     }
+    if packed is not None:  # host buffers only: the floor of a numpy gather
+        samplers["gather floor (np.take only)"] = lambda: np.take(packed, index_pool[next(counter) % 1000], axis=0)
     rows = []
     for name, fn in samplers.items():
         med, p90 = _timeit(fn, repeats)
@@ -199,7 +202,7 @@ def main(argv=None) -> dict:
     if args.json:
         Path(args.json).write_text(json.dumps(payload, indent=2))
     elif not args.quick:
-        write_results("bench_buffer_sample", payload)
+        write_results(result_name("bench_buffer_sample", args.device), payload)
     return payload
 
 

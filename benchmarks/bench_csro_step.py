@@ -97,7 +97,7 @@ def main(argv=None) -> dict:
         print(json.dumps(_measure(args.one, steps, args.device, args.profile)))
         return {}
 
-    from benchmarks.common import print_table, write_results
+    from benchmarks.common import print_table, result_name, write_results
 
     rows = []
     for name in CONFIGS:
@@ -116,7 +116,7 @@ def main(argv=None) -> dict:
     payload = {"device": args.device, "steps": steps, "rows": [{k: v for k, v in r.items() if k != "profile"}
                                                                for r in rows]}
     if not args.quick:
-        write_results("bench_csro_step", payload)
+        write_results(result_name("bench_csro_step", args.device), payload)
     return payload
 
 

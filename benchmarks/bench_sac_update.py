@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from benchmarks.common import print_table, write_results
+from benchmarks.common import print_table, result_name, write_results
 from rlkit.behavior.reference_sac import SingleTaskSAC
 from rlkit.behavior.sac import EnsembleSAC
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
         "device": str(device), "threads": args.threads, "quick": args.quick, "keep_freed_memory": keepmem,
         "rows": rows,
     }
-    name = "bench_sac_update" + ("_quick" if args.quick else "") + ("_keepmem" if keepmem else "")
+    name = result_name("bench_sac_update", str(device)) + ("_quick" if args.quick else "") + ("_keepmem" if keepmem else "")
     write_results(name, result)
     return result
 

@@ -13,16 +13,31 @@ from typing import Callable
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
+def sync() -> None:
+    """Wait for queued GPU work, so that a wall time covers it (no-op without CUDA)."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
     """Median wall time of ``fn()`` over ``repeats`` runs (after ``warmup`` untimed runs)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times), times
+
+
+def result_name(name: str, device: str) -> str:
+    """``bench_eval`` on the CPU, ``bench_eval_cuda`` on a GPU: the two never overwrite each other."""
+    return name if str(device) == "cpu" else f"{name}_{str(device).split(':')[0]}"
 
 
 def print_table(rows: list[dict], columns: list[str]) -> None:

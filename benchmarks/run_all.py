@@ -1,6 +1,6 @@
 """`make bench`: every hot-path benchmark in turn; each prints a table and writes benchmarks/results/*.json.
 
-    python -m benchmarks.run_all [--quick]
+    python -m benchmarks.run_all [--quick] [--device cuda]
 """
 
 from __future__ import annotations
@@ -19,12 +19,18 @@ BENCHMARKS = [
 ]
 
 
+# benchmarks without a device: the CPU-only hot paths (reading files into host memory)
+HOST_ONLY = {"benchmarks.bench_data_load"}
+
+
 def main(argv=None) -> int:
+    """``--quick`` goes to every benchmark, ``--device D`` to those that place work on a device."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    host_argv = [a for i, a in enumerate(argv) if a != "--device" and (i == 0 or argv[i - 1] != "--device")]
     for name in BENCHMARKS:
         print(f"\n=== {name} ===", flush=True)
         start = time.perf_counter()
-        importlib.import_module(name).main(argv)
+        importlib.import_module(name).main(host_argv if name in HOST_ONLY else argv)
         print(f"({time.perf_counter() - start:.0f} s)", flush=True)
     return 0
 

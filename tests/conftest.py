@@ -10,6 +10,23 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu",
+                     help="torch device for the device tests (tests/test_device.py), e.g. cuda:0; "
+                          "benchmarks/gpu_check.sh passes cuda")
+
+
+@pytest.fixture(scope="session")
+def device(request):
+    """The device the device tests put trainers, generators and evaluators on (``--device``)."""
+    import torch
+
+    name = request.config.getoption("--device")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip(f"--device {name} but torch sees no GPU")
+    return torch.device(name)
+
+
 @pytest.fixture(scope="session")
 def tiny_csro_run(tmp_path_factory):
     """A real but tiny point-robot run: 8 tasks (6 train / 2 test: 2 and 6), SAC data, 2 meta-training iterations.
