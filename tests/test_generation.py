@@ -153,3 +153,12 @@ def test_first_checkpoint_weights_are_trained_only_when_delayed(tmp_path, delay)
     saved = torch.load(weights_path(j.data_dir, 0, first), weights_only=True)["actor"]
     same = all(torch.equal(initial[k], saved[k]) for k in initial)
     assert same is not delay
+
+
+def test_ray_group_resources_share_cpus_and_gpus():
+    from rlkit.behavior.distributed import group_resources
+
+    assert group_resources({"CPU": 16}, 4, use_gpu=False) == {"num_cpus": 4}
+    assert group_resources({"CPU": 2}, 8, use_gpu=False) == {"num_cpus": 1}
+    assert group_resources({"CPU": 16, "GPU": 1}, 4, use_gpu=True) == {"num_cpus": 4, "num_gpus": 0.25}
+    assert group_resources({"CPU": 16, "GPU": 8}, 4, use_gpu=True) == {"num_cpus": 4, "num_gpus": 1.0}

@@ -79,6 +79,17 @@ def split_groups(tasks: list[int], groups: int) -> list[list[int]]:
     return out
 
 
+def group_resources(resources: dict, n_groups: int, use_gpu: bool) -> dict:
+    """Ray resources of one task group: the cluster's CPUs shared out (env stepping is CPU work),
+    and with GPUs a fraction of one, so that several groups share a GPU that one group cannot fill."""
+    n = max(1, n_groups)
+    options = {"num_cpus": max(1, int(resources.get("CPU", 1)) // n)}
+    if use_gpu:
+        gpus = float(resources.get("GPU", 0))
+        options["num_gpus"] = min(1.0, gpus / n) if gpus >= 1 else 1.0
+    return options
+
+
 def default_groups(n_tasks: int, resources: dict, use_gpu: bool) -> int:
     """One group per GPU of the cluster (CUDA jobs), else per two CPUs; at most one per task."""
     if use_gpu and resources.get("GPU", 0) >= 1:
@@ -442,9 +453,7 @@ def _dispatch(ray, job, writer, groups, regenerate, shared_fs, worker_root, keep
 
     # Ray Client (ray://) cannot stream a generator's items: each group then returns them as one list
     stream = not _client_mode()
-    options = {"num_cpus": 1}
-    if use_gpu:
-        options["num_gpus"] = 1
+    options = group_resources(resources, len(jobs) - sum(r is not None for r in results), use_gpu)
     remote = (ray.remote(run_group).options(num_returns="streaming", **options) if stream
               else ray.remote(run_group_list).options(**options))
     driver_key = json.dumps([socket.gethostname(), str(job.data_dir)])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
@@ -48,6 +49,12 @@ class EnsembleReplayBuffer:
         """Store one transition for every member: obs/next_obs [E, obs_dim], action [E, act_dim],
         reward and terminated [E] or [E, 1] (tensors or arrays)."""
         values = {"obs": obs, "action": action, "reward": reward, "next_obs": next_obs, "terminated": terminated}
+        if self.device.type != "cpu" and all(isinstance(v, np.ndarray) for v in values.values()):
+            # host arrays for a device buffer: one copy to the device instead of five blocking ones
+            rows = [np.asarray(v).reshape(self.n_members, -1) for v in values.values()]
+            widths = [r.shape[1] for r in rows]
+            packed = torch.as_tensor(np.concatenate(rows, axis=1), dtype=self.dtype).to(self.device)
+            values = dict(zip(values, packed.split(widths, dim=1)))
         for name, v in values.items():
             self.data[name][:, self.idx] = self._as_rows(v, name)
         self.idx = (self.idx + 1) % self.capacity
