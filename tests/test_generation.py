@@ -52,17 +52,19 @@ def test_checkpoint_schedule_matches_reference_names():
     assert checkpoint_schedule(500, 150, 100) == [200, 300, 400]
 
 
-def test_split_selection_and_errors():
+def test_split_selection_and_errors(capsys):
     args = policy_train.parse_args(["--config", "x.json", "--split", "4", "--split_idx", "2"])
     assert policy_train.select_tasks(args, 40) == list(range(20, 30))
     args = policy_train.parse_args(["--config", "x.json", "--split", "3"])
-    with pytest.raises(SystemExit, match="does not divide"):
+    with pytest.raises(SystemExit) as exit_info:
         policy_train.select_tasks(args, 40)
+    assert exit_info.value.code == 2 and "does not divide" in capsys.readouterr().err
     args = policy_train.parse_args(["--config", "x.json", "--tasks", "5,0,5"])
     assert policy_train.select_tasks(args, 40) == [0, 5]
     args = policy_train.parse_args(["--config", "x.json", "--tasks", "40"])
-    with pytest.raises(SystemExit, match="outside"):
+    with pytest.raises(SystemExit) as exit_info:
         policy_train.select_tasks(args, 40)
+    assert exit_info.value.code == 2 and capsys.readouterr().err.startswith("error: --tasks [40] outside")
 
 
 def test_generation_learns_and_loads(tmp_path):
@@ -162,3 +164,21 @@ def test_ray_group_resources_share_cpus_and_gpus():
     assert group_resources({"CPU": 2}, 8, use_gpu=False) == {"num_cpus": 1}
     assert group_resources({"CPU": 16, "GPU": 1}, 4, use_gpu=True) == {"num_cpus": 4, "num_gpus": 0.25}
     assert group_resources({"CPU": 16, "GPU": 8}, 4, use_gpu=True) == {"num_cpus": 4, "num_gpus": 1.0}
+
+
+def test_a_dataset_never_mixes_two_generators(tmp_path):
+    from dataclasses import replace
+
+    from rlkit.data import DatasetError
+
+    first = job(tmp_path, tmp_path / "data", overrides=[*TINY, "num_train_steps=300"])
+    BehaviourPolicyGenerator(first).run()
+    with pytest.raises(DatasetError, match=r"generated with other behaviour-policy settings \(seed: 0 there, 1 now\)"):
+        BehaviourPolicyGenerator(replace(first, seed=1))
+    other_lr = job(tmp_path, tmp_path / "data", overrides=[*TINY, "num_train_steps=300", "agent.actor_lr=0.5"])
+    with pytest.raises(DatasetError, match=r"sac.agent.actor_lr: 0.001 there, 0.5 now"):
+        BehaviourPolicyGenerator(other_lr)
+    # other tasks with the same settings (a --split job), or more episodes for an --eval top-up, are fine
+    BehaviourPolicyGenerator(replace(first, tasks=[2, 3]))
+    BehaviourPolicyGenerator(job(tmp_path, tmp_path / "data", overrides=[*TINY, "num_train_steps=300",
+                                                                         "num_eval_sample_episodes=9"]))

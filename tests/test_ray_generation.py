@@ -149,15 +149,16 @@ def test_eval_regenerates_identically(shared_run, gathered_run, config_file, tmp
     assert_same_data(a, b)
 
 
-def test_groups_are_contiguous_and_checked(config_file, tmp_path):
+def test_groups_are_contiguous_and_checked(config_file, tmp_path, capsys):
     assert split_groups([0, 1, 2, 3, 4], 2) == [[0, 1, 2], [3, 4]]
     assert split_groups([3, 7], 2) == [[3], [7]]
     job = make_job(config_file, tmp_path / "d")
     jobs = group_jobs(job, 2)
     assert [j.tasks for j in jobs] == [[0], [1]] and len({j.tag for j in jobs}) == 2
     assert all(j.seed == job.seed and j.sac == job.sac and not j.progress for j in jobs)
-    with pytest.raises(SystemExit, match="--groups 3 but the job has only 2"):
+    with pytest.raises(SystemExit) as exit_info:
         run_with_ray(job, groups=3)
+    assert exit_info.value.code == 2 and "--groups 3 but the job has only 2" in capsys.readouterr().err
     assert default_groups(40, {"CPU": 16.0, "GPU": 4.0}, use_gpu=True) == 4
     assert default_groups(40, {"CPU": 16.0, "GPU": 4.0}, use_gpu=False) == 8
     assert default_groups(2, {"CPU": 16.0}, use_gpu=False) == 2
@@ -185,7 +186,7 @@ def test_failed_group_is_named_and_others_finish(shared_run, config_file, tmp_pa
     with pytest.raises(SystemExit) as err:
         run_with_ray(job, groups=2)
     msg = str(err.value)
-    assert msg.startswith("error: task group 1/2 (tasks 0): error:") and "belongs to tasks [1]" in msg
+    assert msg.startswith("error: task group 1/2 (tasks 0): DatasetError:") and "belongs to tasks [1]" in msg
     assert "2/2" not in msg
     assert len(list((data_dir / "_generator").glob("ray_done_*.json"))) == 1  # group 2 finished
 

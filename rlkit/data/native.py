@@ -198,6 +198,41 @@ def _episode_summary(episodes: Sequence[Episode]) -> dict:
 # ---- writer -------------------------------------------------------------------------
 
 
+# What makes two generators' episodes different policies: the seed, the SAC agent and the
+# schedule. Keys absent on one side (options added later) and run-control keys (device,
+# logging, how many stochastic episodes an --eval top-up adds) are not compared.
+_GENERATOR_IDENTITY = ("seed", "sac.agent", "sac.num_train_steps", "sac.num_seed_steps", "sac.eval_frequency",
+                       "sac.delay_first_checkpoint")
+
+
+def generator_clash(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:
+    """'' when ``new`` may add checkpoints to a dataset made with ``old``; else the first differences."""
+    if not old or not new:
+        return ""
+
+    def get(cfg, path):
+        node = cfg
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return _MISSING
+            node = node[part]
+        return node
+
+    diffs = []
+    for path in _GENERATOR_IDENTITY:
+        a, b = get(old, path), get(new, path)
+        if a is _MISSING or b is _MISSING:
+            continue
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            diffs += [f"{path}.{k}: {a[k]!r} there, {b[k]!r} now" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
+        elif a != b:
+            diffs.append(f"{path}: {a!r} there, {b!r} now")
+    return "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+
+
+_MISSING = object()
+
+
 class DatasetWriter:
     """Writes a native dataset one (task, checkpoint) at a time; safe to resume after a kill.
 
@@ -279,6 +314,12 @@ class DatasetWriter:
                     f"{where} records different task parameters than this writer's env: "
                     "check env_params (randomize_tasks, n_tasks) or write to another folder"
                 )
+        clash = generator_clash(meta.get("generator_config"), header["generator_config"])
+        if clash:
+            raise DatasetError(
+                f"{self.root} was generated with other behaviour-policy settings ({clash}); new checkpoints would "
+                "mix two generators: write to another --data_dir, or delete this dataset to start over"
+            )
         if header["generator_config"] and meta.get("generator_config") != header["generator_config"]:
             if not meta.get("generator_config"):
                 meta["generator_config"] = header["generator_config"]
