@@ -182,3 +182,19 @@ def test_a_dataset_never_mixes_two_generators(tmp_path):
     BehaviourPolicyGenerator(replace(first, tasks=[2, 3]))
     BehaviourPolicyGenerator(job(tmp_path, tmp_path / "data", overrides=[*TINY, "num_train_steps=300",
                                                                          "num_eval_sample_episodes=9"]))
+
+
+def test_resume_state_saves_each_replay_row_once(tmp_path):
+    import torch
+
+    j = job(tmp_path, tmp_path / "data")
+    BehaviourPolicyGenerator(j).run()
+    seg_dir = j.data_dir / "_generator" / f"replay_{j.tag}"
+    names = sorted(p.name for p in seg_dir.glob("rows_*.pt"))
+    # checkpoints written at steps 220 (one episode after the 200 of seed steps), 300 and 400
+    assert names == ["rows_0000000000_0000000220.pt", "rows_0000000220_0000000300.pt",
+                     "rows_0000000300_0000000400.pt"]
+    state = torch.load(j.state_path, weights_only=True)
+    assert state["replay"]["segments"] == [[0, 220], [220, 300], [300, 400]] and "data" not in state["replay"]
+    rows = torch.load(seg_dir / names[1], weights_only=True)
+    assert rows["obs"].shape[:2] == (2, 80)  # 2 tasks x the 80 rows added between the two saves

@@ -207,12 +207,53 @@ class BehaviourPolicyGenerator:
             job.data_dir, job.env_name, job.env_params, self.task_params, self.obs_dim, self.act_dim,
             job.generator_config())
         self.step = 0
+        self._segments: list[tuple[int, int]] = []  # replay rows already saved, as [start, end) ranges
         self.log_path = job.data_dir / STATE_DIR / "returns.csv"
 
     # ------------------------------------------------------------------ persistence
+    @property
+    def _segment_dir(self) -> Path:
+        return self.job.data_dir / STATE_DIR / f"replay_{self.job.tag}"
+
     def _save_state(self) -> None:
-        atomic_torch_save({"step": self.step, "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
+        """Weights, optimizers and step in the state file; the replay as segments, each saved once.
+
+        The replay only grows (its capacity is the number of training steps), so
+        each checkpoint writes the rows added since the last one: 1M MuJoCo steps
+        x 40 tasks no longer rewrite gigabytes at every checkpoint. Segments are
+        written before the state that lists them, so a kill in between leaves
+        the previous state and its segments intact. A buffer that wrapped (a
+        capacity below the step count) is saved whole instead.
+        """
+        replay = self.replay
+        if replay.full:
+            replay_state = replay.state_dict()
+        else:
+            start, end = (self._segments[-1][1] if self._segments else 0), len(replay)
+            if end > start:
+                atomic_torch_save(replay.rows(start, end), self._segment_dir / f"rows_{start:010d}_{end:010d}.pt")
+                self._segments.append((start, end))
+            replay_state = {"capacity": replay.capacity, "idx": replay.idx, "full": False,
+                            "segments": [list(seg) for seg in self._segments]}
+        atomic_torch_save({"step": self.step, "agent": self.agent.state_dict(), "replay": replay_state,
                            "tasks": self.job.tasks}, self.job.state_path)
+        keep = {f"rows_{a:010d}_{b:010d}.pt" for a, b in self._segments}
+        for stale in self._segment_dir.glob("rows_*.pt"):  # left by a run killed before its state was saved
+            if stale.name not in keep:
+                stale.unlink(missing_ok=True)
+
+    def _replay_from_segments(self, replay_state: dict) -> dict:
+        """The replay state dict assembled from the segment files a state lists (checked contiguous)."""
+        parts, expect = [], 0
+        for start, end in replay_state["segments"]:
+            if start != expect:
+                raise DatasetError(f"{self.job.state_path}: replay segments are not contiguous at row {start}; "
+                                   "delete the _generator folder to restart generation")
+            parts.append(load_snapshot(self._segment_dir / f"rows_{start:010d}_{end:010d}.pt"))
+            expect = end
+        self._segments = [(int(a), int(b)) for a, b in replay_state["segments"]]
+        data = {k: torch.cat([p[k] for p in parts], dim=1) if parts else None for k in (parts[0] if parts else {})}
+        return {"capacity": replay_state["capacity"], "idx": replay_state["idx"], "full": False, "data": data}
 
     def try_resume(self) -> bool:
         path = self.job.state_path
@@ -222,7 +263,11 @@ class BehaviourPolicyGenerator:
         if list(state["tasks"]) != list(self.job.tasks):
             raise DatasetError(f"{path} belongs to tasks {state['tasks']}, not {self.job.tasks}")
         self.agent.load_state_dict(state["agent"])
-        self.replay.load_state_dict(state["replay"])
+        replay_state = state["replay"]
+        if "segments" in replay_state:
+            replay_state = self._replay_from_segments(replay_state)
+        if replay_state.get("data"):
+            self.replay.load_state_dict(replay_state)
         self.step = int(state["step"])
         return True
 

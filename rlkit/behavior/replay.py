@@ -78,6 +78,10 @@ class EnsembleReplayBuffer:
         return {"capacity": self.capacity, "idx": self.idx, "full": self.full,
                 "data": {k: v[:, :n].clone() for k, v in self.data.items()}}
 
+    def rows(self, start: int, end: int) -> dict[str, torch.Tensor]:
+        """Copies of the stored rows ``start:end`` of every member (for incremental saves)."""
+        return {k: v[:, start:end].clone() for k, v in self.data.items()}
+
     @torch.no_grad()
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if int(state["capacity"]) != self.capacity:
