@@ -126,3 +126,17 @@ def test_resume_skips_a_truncated_snapshot(dataset, tmp_path, capsys):
     assert "warning: skipping a snapshot that does not load" in err and "agent.pth" in err
     assert "resumed from" in err and "agent_itr_0.pth at iteration 1" in err
     assert list(pd.read_csv(run_dir / "progress.csv")["Epoch"]) == [0, 1, 2]
+
+
+def test_resume_picks_the_highest_iteration_not_the_newest_file(dataset, tmp_path, capsys):
+    """A copied run directory does not keep modification times: the iteration decides."""
+    import os
+    import time
+
+    run_dir = run(dataset, tmp_path, iterations=2)
+    future = time.time() + 100
+    os.utime(run_dir / "agent_itr_0.pth", (future, future))  # as `cp -r` may leave it: newer than agent.pth
+    capsys.readouterr()
+    run(dataset, tmp_path, "--resume", str(run_dir), iterations=3)
+    assert "agent.pth at iteration 2" in capsys.readouterr().err
+    assert list(pd.read_csv(run_dir / "progress.csv")["Epoch"]) == [0, 1, 2]

@@ -222,24 +222,36 @@ def latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
 
 
 def newest_loadable_snapshot(run_dir: str | os.PathLike) -> tuple[Path | None, dict | None, list[str]]:
-    """(path, state, skipped) of the newest snapshot of ``run_dir`` that loads.
+    """(path, state, skipped) of the snapshot of ``run_dir`` with the highest iteration that loads.
 
-    A snapshot cut short by a full disk or a kill cannot block a resume while
-    an older intact one exists: each one that fails to load is skipped, and
-    ``skipped`` says which and why (one line each) so the caller can tell the user.
+    Ordered by the iteration recorded in the snapshot (``agent.pth``) or its
+    name (``agent_itr_K.pth``), not by modification time, which a copied
+    run directory does not keep. A snapshot cut short by a full disk or a kill
+    cannot block a resume while an older intact one exists: each one that
+    fails to load is skipped, and ``skipped`` says which and why (one line each).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return None, None, []
-    candidates = [p for p in run_dir.iterdir() if p.name == LAST_SNAPSHOT or _ITR_SNAPSHOT.match(p.name)]
-    # newest first; agent.pth before a numbered copy written at the same time
-    candidates.sort(key=lambda p: (p.stat().st_mtime, p.name == LAST_SNAPSHOT), reverse=True)
-    skipped = []
-    for path in candidates:
+    skipped, loaded = [], []  # loaded: (iteration, is agent.pth, path, state)
+    last = run_dir / LAST_SNAPSHOT
+    if last.is_file():
+        try:
+            state = load_snapshot(last)
+            loaded.append((int(state.get("iteration", -1)), 1, last, state))
+        except SnapshotError as exc:
+            skipped.append(str(exc))
+    numbered = sorted(((int(m.group(1)), p) for p in run_dir.iterdir() if (m := _ITR_SNAPSHOT.match(p.name))),
+                      reverse=True)
+    for itr, path in numbered:
+        if loaded and loaded[0][0] >= itr:
+            break  # agent.pth is at least as new as every remaining numbered snapshot
         try:
             return path, load_snapshot(path), skipped
         except SnapshotError as exc:
             skipped.append(str(exc))
+    if loaded:
+        return loaded[0][2], loaded[0][3], skipped
     return None, None, skipped
 
 
