@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m rlkit.demo
 
+# the import layers (pyproject.toml [tool.importlinter]), undefined names, then the fast suite
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check --quiet --select F,E9 rlkit rand_param_envs tests benchmarks *.py
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)

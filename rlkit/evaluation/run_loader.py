@@ -23,6 +23,7 @@ import torch
 
 from rlkit.core.logger import LAST_SNAPSHOT, SnapshotError, latest_snapshot, load_snapshot
 from rlkit.evaluation.protocols import EvalSettings, OfflineContextFn
+from rlkit.torch.networks import context_from_sample
 
 _ITR_SNAPSHOT = re.compile(r"^agent_itr_(\d+)\.pth$")
 _REQUIRED_KEYS = ("iteration", "trainer", "config", "train_tasks", "test_tasks", "obs_dim", "act_dim")
@@ -166,8 +167,6 @@ class LoadedRun:
 
         Sparse-reward runs see the sparse reward in their context (as meta-training does).
         """
-        from rlkit.launchers.meta_train import context_from_sample
-
         radius = self._goal_radius() if self.algo["sparse_rewards"] else None
         return context_from_sample(part, self.agent.use_next_obs_in_context, radius)
 

@@ -30,10 +30,9 @@ from rlkit.core.logger import (RunDirError, RunLogger, json_roundtrip, latest_sn
                                newest_loadable_snapshot, run_dir_path)
 from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data, split_tasks_from_variant
 from rlkit.envs import make_env
-from rlkit.envs.point_robot import sparse_reward
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
 from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
-from rlkit.torch.networks import build_context
+from rlkit.torch.networks import context_from_sample
 
 
 def iteration_seed(seed: int, itr: int) -> int:
@@ -98,15 +97,6 @@ def same_params(a, b, rel: float = 1e-9) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
         return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=1e-12)
     return a == b
-
-
-def context_from_sample(part: dict, use_next_obs: bool, sparse_goal_radius: float | None = None) -> torch.Tensor:
-    """The context the agent sees from a buffer sample: (s, a, r[, s']) with, for sparse-reward
-    runs (``sparse_goal_radius`` set), the sparse reward in place of the dense one."""
-    rewards = part["rewards"]
-    if sparse_goal_radius is not None:
-        rewards = sparse_reward(rewards, sparse_goal_radius)
-    return build_context(part["obs"], part["actions"], rewards, part["next_obs"], use_next_obs)
 
 
 class MetaTrainer:

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rlkit.envs.point_robot import sparse_reward
+
 # docs/method.md §4: the policy's log_std is clamped to [-20, 0] (reference policies.py agrees).
 LOG_SIG_MIN = -20.0
 LOG_SIG_MAX = 0.0
@@ -183,6 +185,15 @@ def build_context(
             raise ValueError("use_next_obs_in_context=True needs next_obs")
         parts.append(next_obs)
     return torch.cat(parts, dim=-1)
+
+
+def context_from_sample(part: dict, use_next_obs: bool, sparse_goal_radius: float | None = None) -> torch.Tensor:
+    """The context the agent sees from a buffer sample: (s, a, r[, s']) with, for sparse-reward
+    runs (``sparse_goal_radius`` set), the sparse reward in place of the dense one."""
+    rewards = part["rewards"]
+    if sparse_goal_radius is not None:
+        rewards = sparse_reward(rewards, sparse_goal_radius)
+    return build_context(part["obs"], part["actions"], rewards, part["next_obs"], use_next_obs)
 
 
 def _first_key(batch: Mapping[str, torch.Tensor], *keys: str) -> torch.Tensor:
