@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from rlkit.config import ConfigError, exit_on_config_error, load_config
+from rlkit.errors import cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -30,6 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_intermixed_args(argv)
 
 
+@cli
 def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = list(args.overrides)

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from rlkit.config import ConfigError, exit_on_config_error, load_config
-from rlkit.core.errors import fail
+from rlkit.errors import cli, fail
 
 POINT_ENVS = {"point-robot", "sparse-point-robot", "point-robot-wind"}
 
@@ -88,6 +88,7 @@ def build_job(args):
                          extra_config={"preset": preset})
 
 
+@cli
 def main(argv=None) -> int:
     args = parse_args(argv)
     job = build_job(args)

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rlkit.errors import UserError, cli
+
 Config = dict[str, Any]
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -32,7 +34,7 @@ ALGO_CONFIG_DIR = REPO_CONFIG_DIR / "algos"
 DIVERGENCES = ("kl", "w")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that cannot be used; the message is one line meant for the user."""
 
 
@@ -532,6 +534,7 @@ def exit_on_config_error(exc: ConfigError) -> None:
     raise SystemExit(2)
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     """``python -m rlkit.config CONFIG.json [KEY=VALUE ...]`` prints the resolved config."""
     import argparse

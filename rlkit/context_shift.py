@@ -41,6 +41,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from rlkit.errors import cli
+
 SOURCES = ("offline", "online", "np_online", "online_full", "np_online_full")
 DESCRIPTIONS = {
     "offline": "held-out draws of max_path_length offline transitions (sanity check)",
@@ -358,10 +360,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@cli
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from rlkit.evaluation.run_loader import RunLoadError, load_run
     from rlkit.core.device import choose_device
+    from rlkit.evaluation.run_loader import RunLoadError, load_run
 
     try:
         if args.num_evals is not None and args.num_evals < 1:

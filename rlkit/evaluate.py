@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from rlkit.errors import cli
 from rlkit.evaluation.protocols import PROGRESS_KEYS, PROTOCOLS, ProtocolResult
 
 SPLITS = ("train", "test")
@@ -169,10 +170,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@cli
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from rlkit.evaluation.run_loader import RunLoadError, load_run
     from rlkit.core.device import choose_device
+    from rlkit.evaluation.run_loader import RunLoadError, load_run
 
     try:
         protocols = parse_protocols(args.protocols)

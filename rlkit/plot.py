@@ -20,6 +20,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
+from rlkit.errors import UserError, cli
 from rlkit.evaluation.protocols import PROGRESS_KEYS
 
 DEFAULT_KEYS = tuple(PROGRESS_KEYS[p] for p in ("online", "offline", "np_online"))
@@ -27,7 +28,7 @@ X_KEYS = ("Epoch", "Number of train steps total")
 BANDS = ("minmax", "std", "none")
 
 
-class PlotError(ValueError):
+class PlotError(UserError, ValueError):
     """Runs or keys that cannot be plotted; one-line message."""
 
 
@@ -163,6 +164,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@cli
 def main(argv=None) -> int:
     args = parse_args(argv)
     keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else None

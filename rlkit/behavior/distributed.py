@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Iterator
 
 from rlkit.behavior.generate import STATE_DIR, GenerationJob, checkpoint_schedule, weights_path
-from rlkit.core.errors import fail
+from rlkit.errors import fail
 
 MISSING_RAY = "error: --ray needs Ray: pip install 'ray[default]'"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rlkit.core.errors import fail
+from rlkit.errors import fail
 
 
 def choose_device(gpu: int | None) -> torch.device:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rlkit.config import json_default, save_config
+from rlkit.errors import UserError
 
 PROGRESS_FILE = "progress.csv"
 VARIANT_FILE = "variant.json"
@@ -45,11 +46,11 @@ _ITR_SNAPSHOT = re.compile(r"^agent_itr_(\d+)\.pth$")
 REPO_DIR = Path(__file__).resolve().parents[2]
 
 
-class RunDirError(RuntimeError):
+class RunDirError(UserError, RuntimeError):
     """The run directory cannot be created or reopened as asked."""
 
 
-class SnapshotError(RuntimeError):
+class SnapshotError(UserError, RuntimeError):
     """A snapshot is missing, truncated or not a snapshot; the message names the file."""
 
 

@@ -21,6 +21,7 @@ from rlkit.data.convert import convert_dataset
 from rlkit.data.errors import DatasetError
 from rlkit.data.normalizer import compute_abs_max, load_normalizer, save_normalizer
 from rlkit.data.tools import dataset_info, verify_dataset
+from rlkit.errors import cli
 
 
 def _task_params_from_config(env_name: str, env_params: dict) -> list:
@@ -34,6 +35,7 @@ def _task_params_from_config(env_name: str, env_params: dict) -> list:
         return []
 
 
+@cli
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m rlkit.data", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from rlkit.errors import UserError
 
-class DatasetError(Exception):
+
+class DatasetError(UserError):
     """Anything wrong with an offline dataset: missing, incomplete, corrupted or mismatched.
 
     Messages are one line and say what to do (which command regenerates the

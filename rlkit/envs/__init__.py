@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 from typing import Callable
 
+from rlkit.errors import UserError
+
 ENVS: dict[str, Callable] = {}
 
 
@@ -25,7 +27,7 @@ def register_env(name: str):
     return _register
 
 
-class UnknownEnvError(KeyError):
+class UnknownEnvError(UserError, KeyError):
     def __str__(self):  # KeyError quotes its message; keep it one readable line
         return str(self.args[0])
 
@@ -53,6 +55,6 @@ def make_wrapped_env(name: str, obs_absmax=None, **env_params):
 
 
 # Importing the modules registers the envs.
-from rlkit.envs import point_robot  # noqa: E402,F401
+from rlkit.envs import point_robot  # noqa: E402,F401,I001
 from rlkit.envs import half_cheetah, ant, humanoid  # noqa: E402,F401
 from rlkit.envs import rand_params  # noqa: E402,F401

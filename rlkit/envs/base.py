@@ -18,8 +18,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rlkit.errors import UserError
 
-class TaskIndexError(IndexError):
+
+class TaskIndexError(UserError, IndexError):
     """A task index outside ``range(n_tasks)``."""
 
 

@@ -21,7 +21,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from rlkit.core.logger import LAST_SNAPSHOT, SnapshotError, latest_snapshot, load_snapshot
+from rlkit.core.logger import (
+    LAST_SNAPSHOT,
+    SnapshotError,
+    latest_snapshot,
+    load_snapshot,
+)
+from rlkit.errors import UserError
 from rlkit.evaluation.protocols import EvalSettings, OfflineContextFn
 from rlkit.torch.networks import context_from_sample
 
@@ -30,7 +36,7 @@ _REQUIRED_KEYS = ("iteration", "trainer", "config", "train_tasks", "test_tasks",
 TASK_SETS = ("train", "test", "all")
 
 
-class RunLoadError(RuntimeError):
+class RunLoadError(UserError, RuntimeError):
     """The run directory, its snapshot or its offline data cannot be used; one-line message."""
 
 

@@ -13,10 +13,18 @@ import sys
 from pathlib import Path
 
 from rlkit.config import ConfigError
+from rlkit.errors import cli
 from rlkit.reproduce.plan import load_plan, plan_path
 from rlkit.reproduce.records import load_records
 from rlkit.reproduce.report import markdown, plot_curves
-from rlkit.reproduce.runner import BUDGET_EXIT, Budget, Layout, Reproduction, ReproduceError, parse_budget
+from rlkit.reproduce.runner import (
+    BUDGET_EXIT,
+    Budget,
+    Layout,
+    ReproduceError,
+    Reproduction,
+    parse_budget,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,6 +56,7 @@ def write_report(plan, records_root: Path, report_dir: Path, command: str) -> Pa
     return md
 
 
+@cli
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:

@@ -29,6 +29,7 @@ import pandas as pd
 
 from rlkit.config import save_config
 from rlkit.core.logger import latest_snapshot
+from rlkit.errors import UserError
 from rlkit.reproduce.plan import Plan
 from rlkit.reproduce.records import build_record, record_path, write_record
 
@@ -38,7 +39,7 @@ MIN_START_S = 30.0  # do not start new work with less budget left than this
 BUDGET_EXIT = 3  # exit status when the budget ran out with work left: "call me again"
 
 
-class ReproduceError(RuntimeError):
+class ReproduceError(UserError, RuntimeError):
     """A step failed in a way the user must fix; the message is one line."""
 
 
