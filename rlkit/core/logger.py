@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -302,33 +302,33 @@ def load_snapshot(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
 LOCK_FILE = ".lock"
 
 
-class RunLock:
-    """An exclusive ``flock`` on ``RUN_DIR/.lock``, held for the run's life.
+class ExclusiveLock:
+    """An exclusive ``flock`` on a lock file, held until :meth:`release` (or the process ends).
 
     The kernel drops the lock when its process dies however it dies, so a
-    killed run never leaves a stale lock behind; the PID written into the file
-    only serves the message of the launch that finds the directory busy.
+    killed job never leaves a stale lock behind; the PID written into the file
+    only serves the message of the process that finds it busy.
     """
 
     def __init__(self, fd: int):
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, run_dir: Path) -> "RunLock":
+    def acquire(cls, path: Path, busy: Callable[[str], Exception], unwritable: Callable[[OSError], Exception]):
+        """Take the lock at ``path`` or raise ``busy(holder)`` / ``unwritable(exc)``."""
         import fcntl
 
-        path = Path(run_dir) / LOCK_FILE
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise RunDirError(f"cannot write in run directory {str(run_dir)!r}: {exc.strerror or exc}") from None
+            raise unwritable(exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise RunDirError(f"run directory {str(run_dir)!r} is in use by process {holder}; wait for it to "
-                              "finish or use another --exp_name / --seed") from None
+            raise busy(holder) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         return cls(fd)
@@ -337,6 +337,20 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
+
+
+class RunLock(ExclusiveLock):
+    """``RUN_DIR/.lock``, held for the run's life: one writer per run directory."""
+
+    @classmethod
+    def acquire(cls, run_dir: Path) -> "RunLock":  # type: ignore[override]
+        run_dir = Path(run_dir)
+        return super().acquire(
+            run_dir / LOCK_FILE,
+            busy=lambda holder: RunDirError(f"run directory {str(run_dir)!r} is in use by process {holder}; wait "
+                                            "for it to finish or use another --exp_name / --seed"),
+            unwritable=lambda exc: RunDirError(f"cannot write in run directory {str(run_dir)!r}: "
+                                               f"{exc.strerror or exc}"))
 
 
 def holds_a_run(run_dir: Path) -> bool:
