@@ -20,12 +20,12 @@ import json
 import math
 import os
 import sys
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from rlkit.errors import UserError, cli
+from rlkit.fileio import atomic_write_text
 
 Config = dict[str, Any]
 
@@ -502,20 +502,7 @@ def save_config(cfg: Mapping, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(cfg, indent=2, default=json_default) + "\n"
-    # a hidden sibling opened normally (umask permissions), renamed over the target
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_text(path, text)
     return path
 
 

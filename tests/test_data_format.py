@@ -273,3 +273,22 @@ def test_reference_order_and_counts(tmp_path):
     sl = data.task_slice(0)
     assert (data.obs[sl, 0] == 0).all() and data.num_transitions(0) == sl.stop - sl.start
     np.testing.assert_array_equal(data.rewards, np.concatenate([np.arange(n) for n in np.diff(data.episode_offsets)]))
+
+
+def test_temp_files_of_killed_writers_are_removed_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from rlkit.data.synthetic import write_synthetic_dataset
+    from rlkit.fileio import TMP_MARK
+
+    root = write_synthetic_dataset(tmp_path / "d", n_tasks=1, steps=[100], n_sampled=2)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale = root / "task_000" / f".step_00000200.npy{TMP_MARK}{dead_pid}-abcd1234"
+    live = root / "task_000" / f".step_00000300.npy{TMP_MARK}{os.getpid()}-abcd1234"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"being written")
+    write_synthetic_dataset(root, n_tasks=1, steps=[100], n_sampled=2)  # a new writer opens the dataset
+    assert not stale.exists() and live.exists()

@@ -44,6 +44,7 @@ from rlkit.core.logger import ExclusiveLock, atomic_torch_save, load_snapshot
 from rlkit.data import DatasetError, DatasetWriter, Episode, write_legacy_checkpoint
 from rlkit.envs import make_env
 from rlkit.envs.vector import make_vector_env
+from rlkit.fileio import atomic_file
 
 STATE_DIR = "_generator"
 
@@ -291,14 +292,20 @@ class BehaviourPolicyGenerator:
         return returns
 
     def _log_returns(self, step: int, returns: dict[int, tuple[float, float]]) -> None:
+        """Rows (step, task, returns) of this checkpoint, replacing any a killed run wrote for it."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.log_path.exists()
-        with open(self.log_path, "a", newline="") as f:
+        header = ["step", "task", "deterministic_return", "sampled_return"]
+        rows = []
+        if self.log_path.exists():
+            with open(self.log_path, newline="") as f:
+                rows = [r for r in csv.reader(f)][1:]
+        mine = {str(t) for t in returns}
+        rows = [r for r in rows if not (len(r) == 4 and r[0] == str(step) and r[1] in mine)]
+        rows += [[step, task, d, s] for task, (d, s) in returns.items()]
+        with atomic_file(self.log_path, "w", fsync=False) as f:
             w = csv.writer(f)
-            if new:
-                w.writerow(["step", "task", "deterministic_return", "sampled_return"])
-            for task, (d, s) in returns.items():
-                w.writerow([step, task, d, s])
+            w.writerow(header)
+            w.writerows(rows)
 
     # ------------------------------------------------------------------ training
     def lock(self) -> ExclusiveLock:

@@ -15,7 +15,6 @@ logger state, so two runs (or a test and a run) can log side by side.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as _dt
 import io
@@ -29,13 +28,13 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from rlkit.config import json_default, save_config
 from rlkit.errors import UserError
+from rlkit.fileio import atomic_file, atomic_write_text, remove_stale_temps
 
 PROGRESS_FILE = "progress.csv"
 VARIANT_FILE = "variant.json"
@@ -68,30 +67,11 @@ def run_dir_path(base_log_dir: str | os.PathLike, env_name: str, exp_name: str, 
 # small file helpers
 
 
-@contextlib.contextmanager
-def _atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
-    """Write to a hidden temp file beside ``path``, then rename it over ``path``.
-
-    Readers (and a resume after a crash) see the old file or the new one, never
-    half of one. The temp file is opened normally so it gets the umask's
-    permissions, unlike ``tempfile.mkstemp`` (0600).
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
-    try:
-        with open(tmp, mode.replace("w", "x"), **kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
+_atomic_file = atomic_file  # the project's one atomic writer (rlkit.fileio)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    with _atomic_file(path, "w") as f:
-        f.write(text)
+    atomic_write_text(path, text)
 
 
 def _unlink_quietly(path: str | os.PathLike) -> None:
@@ -434,6 +414,7 @@ class RunLogger:
         except OSError as exc:
             raise RunDirError(f"cannot create run directory {str(run_dir)!r}: {exc.strerror or exc}") from None
         lock = RunLock.acquire(run_dir)  # before looking inside: two launches never both decide "new"
+        remove_stale_temps(run_dir)  # snapshot writes cut short by a kill
         try:
             has_run = holds_a_run(run_dir)
             if has_run and not resume:

@@ -17,61 +17,12 @@ import io
 import json
 import os
 import re
-import secrets
-from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from rlkit.data.errors import DatasetError
-
-TMP_MARK = ".tmp-"
-
-
-def temp_name_for(path: Path) -> Path:
-    """The hidden temporary name a file is written under before its rename."""
-    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-
-
-def is_temp_name(name: str) -> bool:
-    return name.startswith(".") and TMP_MARK in name
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview, *, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is never seen half-written.
-
-    With ``fsync`` the data (and then the folder entry) is flushed to disk
-    before and after the rename, so a machine crash cannot leave an empty file
-    under the final name either; without it only process kills are covered.
-    """
-    path = Path(path)
-    tmp = temp_name_for(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if fsync:
-        _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. platforms without directory file descriptors
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+from rlkit.fileio import TMP_MARK, atomic_write_bytes, is_temp_name, temp_name_for  # noqa: F401 (re-exported)
 
 
 def sha256_hex(data: bytes | memoryview) -> str:

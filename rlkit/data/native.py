@@ -45,6 +45,7 @@ from rlkit.data._io import (
 )
 from rlkit.data.episodes import Episode, as_episode
 from rlkit.data.errors import DatasetError
+from rlkit.fileio import remove_stale_temps
 
 FORMAT_NAME = "csro-offline-dataset"
 FORMAT_VERSION = 1
@@ -288,6 +289,7 @@ class DatasetWriter:
             "record_dtype": jsonable(np.lib.format.dtype_to_descr(self._dtype)),
         }
         with file_lock(self.root / LOCK_FILE):
+            remove_stale_temps(self.root, recursive=True)  # what killed writers left behind
             if self._store.exists():
                 meta = self._store.load()
                 changed = self._check_compatible(meta, header)

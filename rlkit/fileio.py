@@ -1,0 +1,111 @@
+"""Atomic file writes, the project's one implementation.
+
+Every file that a resume, a reader or another process may look at (snapshots,
+variant.json, progress.csv, dataset files, dataset.json, records) is written
+under a hidden temporary name beside its target and renamed over it: a kill or
+a full disk leaves the old file or the new one, never half of one. The temp
+name carries the writer's PID so that a later writer can delete what a killed
+one left (:func:`remove_stale_temps`). This module sits at the bottom layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import IO, Iterator
+
+TMP_MARK = ".tmp-"
+
+
+def temp_name_for(path: Path) -> Path:
+    """``.NAME.tmp-PID-RANDOM`` beside ``path``: hidden, unique, and naming its writer."""
+    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def is_temp_name(name: str) -> bool:
+    return name.startswith(".") and TMP_MARK in name
+
+
+def _writer_pid(name: str) -> int | None:
+    try:
+        return int(name.rsplit(TMP_MARK, 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> int:
+    """Delete temp files whose writer process is gone; returns how many. Live writers' files stay."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for p in folder.rglob(".*") if recursive else folder.glob(".*"):
+        pid = _writer_pid(p.name) if is_temp_name(p.name) else None
+        if pid is not None and not _alive(pid):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed += 1
+    return removed
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (the rename itself) to disk, where the platform allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w", *, fsync: bool = True) -> Iterator[IO]:
+    """Open a temp file beside ``path`` for writing; on success rename it over ``path``.
+
+    With ``fsync`` the data is flushed before the rename and the folder after
+    it, so a machine crash cannot leave an empty file under the final name
+    either; without it only process kills are covered. The temp file is opened
+    normally, so it gets the umask's permissions (``mkstemp`` would give 0600).
+    """
+    path = Path(path)
+    tmp = temp_name_for(path)
+    kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+    try:
+        with open(tmp, mode.replace("w", "x"), **kwargs) as f:
+            yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if fsync:
+        fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview, *, fsync: bool = True) -> None:
+    with atomic_file(path, "wb", fsync=fsync) as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, fsync: bool = True) -> None:
+    with atomic_file(path, "w", fsync=fsync) as f:
+        f.write(text)
