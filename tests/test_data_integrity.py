@@ -78,3 +78,17 @@ def test_dataset_for_other_tasks_is_refused(tmp_path):
     with pytest.raises(DatasetError, match=r"made for other tasks: task 1 there is .* this config's env makes it"):
         check_tasks_match(meta, env20, [0, 1, 5], tmp_path)
     check_tasks_match({}, env20, [0, 1], tmp_path)  # the reference's layout records no tasks: nothing to check
+
+
+def test_verify_reads_the_rows_of_the_authors_layout(tmp_path):
+    from rlkit.data.legacy import legacy_episode_bytes
+
+    root = write_synthetic_dataset(tmp_path / "d", n_tasks=1, steps=[100], n_sampled=2, layout="legacy")
+    assert verify_dataset(root) == []
+    obs = np.zeros((20, 2), np.float32)
+    rewards = np.zeros(20, np.float32)
+    rewards[4] = np.inf
+    bad = root / "goal_idx0" / "trj_evalsample1_step100.npy"
+    bad.write_bytes(legacy_episode_bytes(obs, obs, rewards, obs))
+    problems = verify_dataset(root)
+    assert len(problems) == 1 and "trj_evalsample1_step100.npy: non-finite reward in 1 row(s), first at row 4" in problems[0]

@@ -225,8 +225,8 @@ def detect_layout(data_dir: str | os.PathLike, env_name: str | None = None) -> s
 
 
 def _generate_cmd(root: Path, env_name: str | None) -> str:
-    env = env_name or root.name or "ENV"
-    return f"`python policy_train.py --config configs/{env}.json`"
+    """The command that writes a dataset at ``root`` (the env's config when the env is known)."""
+    return f"`python policy_train.py --config configs/{env_name or 'ENV'}.json --data_dir {root}`"
 
 
 def _preview(items: Sequence[Any], n: int = 6) -> str:

@@ -10,9 +10,21 @@ import numpy as np
 
 from rlkit.data._io import is_temp_name
 from rlkit.data.errors import DatasetError
-from rlkit.data.legacy import legacy_task_dirs, parse_legacy_filename, read_legacy_file, scan_legacy
+from rlkit.data.legacy import (
+    legacy_columns,
+    legacy_task_dirs,
+    parse_legacy_filename,
+    read_legacy_file,
+    scan_legacy,
+)
 from rlkit.data.loader import detect_layout
-from rlkit.data.native import GROUPS, NORMALIZER_FILE, read_checkpoint_file, read_metadata, record_dtype
+from rlkit.data.native import (
+    GROUPS,
+    NORMALIZER_FILE,
+    read_checkpoint_file,
+    read_metadata,
+    record_dtype,
+)
 
 
 def dataset_info(data_dir: str | os.PathLike) -> dict:
@@ -114,8 +126,15 @@ def verify_dataset(data_dir: str | os.PathLike) -> list[str]:
                 for name in sorted(os.listdir(folder)):
                     if parse_legacy_filename(name) is None:
                         continue
-                    try:
-                        read_legacy_file(folder / name)
+                    path = folder / name
+                    try:  # the rows too: shapes consistent within the file, every value finite
+                        cols = legacy_columns([read_legacy_file(path)], [str(path)])
                     except DatasetError as e:
                         problems.append(str(e))
+                        continue
+                    for field, col in zip(("obs", "action", "reward", "next_obs"), cols):
+                        bad = ~np.isfinite(col.reshape(len(col), -1)).all(axis=1)
+                        if bad.any():
+                            problems.append(f"{path}: non-finite {field} in {int(bad.sum())} row(s), first at row "
+                                            f"{int(np.argmax(bad))}: regenerate that checkpoint")
     return problems
