@@ -237,10 +237,11 @@ def test_truncated_and_corrupted_files_are_named(tmp_path):
 
 def test_missing_data_errors_say_what_to_do(tmp_path):
     with pytest.raises(DatasetError, match=r"does not exist: generate it with `python policy_train.py --config "
-                                           r"configs/cheetah-vel.json`"):
+                                           r"configs/cheetah-vel.json --data_dir .*nope`"):
         load_offline_data(tmp_path / "nope", [0], 200, n_trj=1, env_name="cheetah-vel")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="holds no offline dataset"):
+    # the env is unknown: the hint does not guess a config from the folder's name
+    with pytest.raises(DatasetError, match=r"holds no offline dataset.*--config configs/ENV.json --data_dir .*empty`"):
         load_offline_data(tmp_path / "empty", [0], 200, n_trj=1)
 
     root = write_synthetic_dataset(tmp_path / "d", n_tasks=3, steps=[200, 400], n_sampled=3, length=4)
