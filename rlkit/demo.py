@@ -61,8 +61,8 @@ def print_env_table() -> None:
 
 
 def run_demo(out: Path, iterations: int, steps_per_itr: int, seed: int) -> Path:
-    import policy_train
-    import launch_experiment
+    from rlkit.cli import meta_train as launch_experiment
+    from rlkit.cli import policy_train
 
     data_dir = out / "offline_dataset" / "point-robot"
     log_dir = out / "output"
@@ -123,7 +123,6 @@ def main(argv=None) -> int:
     if args.envs:
         print_env_table()
         return 0
-    sys.path.insert(0, str(REPO))  # policy_train.py and launch_experiment.py live at the top level
     run_demo(args.out, args.iterations, args.steps_per_itr, args.seed)
     return 0
 

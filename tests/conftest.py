@@ -1,7 +1,6 @@
 """Shared pytest fixtures."""
 
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -34,10 +33,8 @@ def tiny_csro_run(tmp_path_factory):
     Built once per session with the project's own CLIs (policy_train.py, launch_experiment.py),
     in process; about 10-20 s on 2 CPU cores.
     """
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    import launch_experiment
-    import policy_train
+    from rlkit.cli import meta_train as launch_experiment
+    from rlkit.cli import policy_train
 
     root = tmp_path_factory.mktemp("tiny_csro_run")
     cfg = json.loads((REPO / "configs" / "point-robot.json").read_text())

@@ -1,0 +1,121 @@
+#!/usr/bin/env python
+"""Train one SAC behaviour policy per task and write the offline dataset (docs/method.md §1, §3).
+
+    python policy_train.py --config configs/point-robot.json [--split K --split_idx j] [--gpu G]
+        [--tasks 0,5,7] [--seed S] [--data_dir DIR] [--preset train|train_point|train_quick]
+        [--legacy-layout] [--eval] [--ray [ADDRESS]] [hydra overrides, e.g. num_train_steps=2000]
+
+All selected tasks train together in one process (batched networks, lockstep
+envs). A killed run restarted with the same command continues from its last
+checkpoint. The dataset goes to ``algo_params.data_dir`` of the config unless
+``--data_dir`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rlkit.config import ConfigError, exit_on_config_error, load_config
+from rlkit.errors import cli, fail
+
+POINT_ENVS = {"point-robot", "sparse-point-robot", "point-robot-wind"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="configs/ENV.json (env_name, env_params, data_dir)")
+    p.add_argument("overrides", nargs="*", help="hydra overrides of the SAC preset, e.g. num_train_steps=2000")
+    p.add_argument("--split", type=int, default=1, help="split the tasks into K equal groups")
+    p.add_argument("--split_idx", type=int, default=0, help="which group this process trains")
+    p.add_argument("--tasks", default=None, help="comma-separated task ids (instead of --split)")
+    p.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data_dir", default=None, help="dataset folder (default: the config's algo_params.data_dir)")
+    p.add_argument("--preset", default=None,
+                   help="SAC preset: train (MuJoCo), train_point, train_quick (default: by env)")
+    p.add_argument("--legacy-layout", dest="legacy_layout", action="store_true",
+                   help="write the reference's goal_idx{i}/trj_eval*_step*.npy files")
+    p.add_argument("--eval", action="store_true", help="regenerate stochastic episodes from saved checkpoints")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run task groups as Ray tasks (no ADDRESS: a local Ray instance)")
+    p.add_argument("--groups", type=int, default=None, help="task groups for --ray (default: one per GPU for CUDA jobs, else CPUs//2, at most one per task)")
+    p.add_argument("--ray-shared-fs", dest="ray_shared_fs", action="store_true",
+                   help="with --ray ADDRESS: the workers see --data_dir too and write into it directly")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    return p.parse_intermixed_args(argv)
+
+
+def select_tasks(args, n_tasks: int) -> list[int]:
+    from rlkit.data import generation_tasks
+
+    if args.tasks:
+        try:
+            tasks = sorted({int(t) for t in args.tasks.split(",") if t.strip()})
+        except ValueError:
+            fail(f"--tasks must be comma-separated integers, got {args.tasks!r}")
+        bad = [t for t in tasks if not 0 <= t < n_tasks]
+        if bad or not tasks:
+            fail(f"--tasks {bad or args.tasks} outside 0..{n_tasks - 1} (env_params.n_tasks)")
+        return tasks
+    try:
+        return list(generation_tasks(n_tasks, args.split, args.split_idx))
+    except ValueError as exc:
+        fail(f"{exc}")
+
+
+def build_job(args):
+    from rlkit.behavior.config import compose_sac_config
+    from rlkit.behavior.generate import GenerationJob
+    from rlkit.core.device import choose_device
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+    preset = args.preset or ("train_point" if cfg["env_name"] in POINT_ENVS else "train")
+    try:
+        sac = compose_sac_config(preset, list(args.overrides))
+    except ValueError as exc:
+        fail(f"{exc}")
+    device = choose_device(args.gpu)
+    data_dir = Path(args.data_dir or cfg["algo_params"]["data_dir"])
+    tasks = select_tasks(args, cfg["env_params"]["n_tasks"])
+    return GenerationJob(env_name=cfg["env_name"], env_params=dict(cfg["env_params"]), tasks=tasks, sac=sac,
+                         data_dir=data_dir, seed=args.seed, device=str(device), legacy_layout=args.legacy_layout,
+                         progress=args.progress, eval_chunk=0 if cfg["env_name"] in POINT_ENVS else 10,
+                         extra_config={"preset": preset})
+
+
+@cli
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    job = build_job(args)
+    from rlkit.core.logger import SnapshotError
+    from rlkit.data import DatasetError
+
+    try:
+        if args.ray is not None:
+            from rlkit.behavior.distributed import run_with_ray
+
+            run_with_ray(job, address=None if args.ray == "local" else args.ray, groups=args.groups,
+                         regenerate=args.eval, shared_fs=True if args.ray_shared_fs else None)
+        elif args.eval:
+            from rlkit.behavior.generate import regenerate_sampled
+
+            n = regenerate_sampled(job)
+            print(f"regenerated stochastic episodes of {n} checkpoint(s)")
+        else:
+            from rlkit.behavior.generate import BehaviourPolicyGenerator
+
+            BehaviourPolicyGenerator(job).run()
+    except (DatasetError, SnapshotError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"dataset: {job.data_dir} (tasks {job.tasks[0]}..{job.tasks[-1]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

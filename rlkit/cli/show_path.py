@@ -1,0 +1,312 @@
+#!/usr/bin/env python
+"""Draw what a trained agent does on test tasks under each evaluation protocol (docs/method.md §1.3).
+
+    python show_path.py configs/point-robot.json --seed 1 --exp_name NAME [--gpu G] [--itr K]
+        [--base_log_dir output] [--out DIR] [--protocols online,offline,np_online]
+        [--tasks 2,6,10 | --num_tasks 4] [--num_evals 1] [--format png] [--data_dir DIR]
+
+Loads output/ENV/EXP_NAME/seedN (the config gives ENV, --exp_name defaults to
+its util_params.exp_name), rolls out the protocols on a few test tasks with
+every step recorded and writes, into --out (default RUN_DIR/figures):
+
+* point-robot family: ``paths_itrK.png``, the 2-D paths, one panel per
+  protocol; dashed = exploration (np_online's exploration episodes, online's
+  episodes with z still at the prior), solid = evaluation (later episodes
+  darker, the scored last one thick), stars = goals, black dot = the start;
+* cheetah envs: ``velocity_itrK.png``, x-velocity over the rollout's steps
+  against the target velocity (cheetah-vel);
+* ant-goal: ``goal_distance_itrK.png``, distance of the torso to the goal;
+* every env: ``returns_itrK.png``, the return of each episode in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlkit.errors import cli
+
+POINT_ENVS = {"point-robot", "sparse-point-robot", "point-robot-wind"}
+STYLE = {"exploration": dict(ls="--", lw=0.8, alpha=0.45), "last": dict(ls="-", lw=2.2, alpha=1.0)}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="configs/ENV.json of the run")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--exp_name", default=None, help="run name under BASE/ENV/ (default: the config's exp_name)")
+    p.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
+    p.add_argument("--itr", type=int, default=None, help="snapshot iteration (default: the newest)")
+    p.add_argument("--base_log_dir", default=None, help="default: the config's util_params.base_log_dir")
+    p.add_argument("--out", default=None, help="figure folder (default: RUN_DIR/figures)")
+    p.add_argument("--protocols", default="online,offline,np_online")
+    p.add_argument("--tasks", default=None, help="comma-separated test task ids (default: --num_tasks spread out)")
+    p.add_argument("--num_tasks", type=int, default=4, help="how many test tasks to draw")
+    p.add_argument("--num_evals", type=int, default=1, help="repeats per task (the first one is drawn)")
+    p.add_argument("--format", default="png", choices=("png", "pdf", "svg"))
+    p.add_argument("--data_dir", default=None, help="offline dataset, if it moved since training")
+    return p.parse_args(argv)
+
+
+def pick_tasks(test_tasks: list[int], tasks: str | None, num_tasks: int) -> list[int]:
+    """Explicit ids (checked against the run's test tasks) or ``num_tasks`` evenly spread ones."""
+    if tasks:
+        try:
+            chosen = [int(t) for t in tasks.split(",") if t.strip()]
+        except ValueError:
+            raise ValueError(f"--tasks must be comma-separated integers, got {tasks!r}") from None
+        bad = [t for t in chosen if t not in test_tasks]
+        if bad or not chosen:
+            raise ValueError(f"--tasks {bad or tasks} are not test tasks of this run; test tasks: {test_tasks}")
+        return chosen
+    if num_tasks < 1:
+        raise ValueError(f"--num_tasks must be >= 1, got {num_tasks}")
+    idx = np.unique(np.linspace(0, len(test_tasks) - 1, min(num_tasks, len(test_tasks))).round().astype(int))
+    return [test_tasks[i] for i in idx]
+
+
+def rollouts(run, protocols, tasks, num_evals: int = 1, seed: int = 0) -> dict:
+    """``{protocol: ProtocolResult}`` with traces, sharing one vector env like meta-training does."""
+    from gymnasium.vector import AutoresetMode
+
+    from rlkit.envs.vector import make_vector_env
+    from rlkit.evaluation.protocols import run_protocol
+
+    torch.manual_seed(seed)  # np_online samples policy actions: the same --seed gives the same paths
+    settings = run.settings(num_evals=num_evals)
+    venv = make_vector_env(run.env_name, run.env_params, np.repeat(tasks, settings.num_evals),
+                           obs_absmax=run.obs_absmax, autoreset_mode=AutoresetMode.DISABLED)
+    try:
+        return {p: run_protocol(p, run.agent, run.env_name, run.env_params, tasks, settings,
+                                offline_context=run.offline_context(seed) if p == "offline" else None,
+                                obs_absmax=run.obs_absmax, seed=seed + k, device=run.device,
+                                record_trace=True, venv=venv)
+                for k, p in enumerate(protocols)}
+    finally:
+        venv.close()
+
+
+def labelled_episodes(result, m: int, num_exp_traj_eval: int, max_path_length: int) -> list[dict]:
+    """Episodes of sub-env ``m`` with a ``kind``: exploration, evaluation or last (the scored one).
+
+    The online protocol's first episodes, run before z leaves the prior, count as exploration.
+    """
+    from rlkit.evaluation.protocols import trace_episodes
+
+    episodes = trace_episodes(result.trace, m)
+    eval_steps = 0
+    for ep in episodes:
+        prior = result.protocol == "online" and eval_steps < num_exp_traj_eval * max_path_length
+        ep["kind"] = "exploration" if ep["exploring"] or prior else "evaluation"
+        if not ep["exploring"]:
+            eval_steps += len(ep["steps"])
+    evaluation = [ep for ep in episodes if not ep["exploring"]]
+    if evaluation:
+        evaluation[-1]["kind"] = "last"
+    return episodes
+
+
+def _task_colors(tasks):
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("tab10" if len(tasks) <= 10 else "tab20")
+    return {t: cmap(i % cmap.N) for i, t in enumerate(tasks)}
+
+
+def _eval_style(k: int, n: int) -> dict:
+    return dict(ls="-", lw=1.0, alpha=0.25 + 0.6 * (k + 1) / max(n, 1))
+
+
+def _legend_handles(extra=()):
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], color="grey", **STYLE["exploration"], label="exploration"),
+            Line2D([], [], color="grey", ls="-", lw=1.0, alpha=0.6, label="evaluation"),
+            Line2D([], [], color="grey", **STYLE["last"], label="last evaluation (scored)"), *extra]
+
+
+def _first_env_of(result, task: int) -> int:
+    return int(np.flatnonzero(result.task_of == task)[0])
+
+
+def plot_point_paths(run, results: dict, tasks, path: Path) -> Path:
+    """One panel per protocol: the 2-D paths of the first repeat of each task."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from rlkit.envs import make_env
+
+    env = make_env(run.env_name, **run.env_params)
+    goals = np.array([task["goal"] for task in env.tasks])
+    scale = run.obs_absmax if run.obs_absmax is not None else 1.0
+    colors = _task_colors(tasks)
+    settings = run.settings()
+    fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 4.4), squeeze=False)
+    for ax, (protocol, result) in zip(axes[0], results.items()):
+        ax.scatter(goals[:, 0], goals[:, 1], s=8, color="lightgrey", zorder=1)
+        tr = result.trace
+        for task in tasks:
+            m = _first_env_of(result, task)
+            episodes = labelled_episodes(result, m, settings.num_exp_traj_eval, settings.max_path_length)
+            n_eval = sum(ep["kind"] != "exploration" for ep in episodes)
+            k = 0
+            for ep in episodes:
+                s = ep["steps"]
+                xy = np.concatenate([tr["obs"][s[:1], m], tr["next_obs"][s, m]]) * scale
+                if ep["kind"] == "evaluation":
+                    style, k = _eval_style(k, n_eval), k + 1
+                else:
+                    style = STYLE[ep["kind"]]
+                ax.plot(xy[:, 0], xy[:, 1], color=colors[task], zorder=2, **style)
+            goal = env.tasks[task]["goal"]
+            ax.scatter([goal[0]], [goal[1]], marker="*", s=220, color=colors[task], edgecolor="black", zorder=4)
+        ax.scatter([0], [0], s=40, color="black", zorder=5)
+        scored = np.mean([result.final_returns()[result.task_ids.index(t)] for t in tasks])
+        ax.set_title(f"{protocol}  (last return {scored:.2f})")
+        ax.set_aspect("equal")
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+    extra = [Line2D([], [], marker="*", ls="", color="grey", markersize=12, label="goal"),
+             Line2D([], [], marker="o", ls="", color="black", label="start")]
+    axes[0][-1].legend(handles=_legend_handles(extra), loc="best", fontsize=7)
+    fig.suptitle(f"{run.env_name}: tasks {', '.join(map(str, tasks))} (iteration {run.iteration})")
+    return _save(fig, path)
+
+
+def plot_task_quantity(run, results: dict, tasks, path: Path, quantity: str) -> Path:
+    """Per protocol, a per-step quantity along the rollout: ``velocity`` or ``goal_distance``."""
+    import matplotlib.pyplot as plt
+
+    from rlkit.envs import make_env
+
+    env = make_env(run.env_name, **run.env_params)
+    colors = _task_colors(tasks)
+    settings = run.settings()
+    fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 3.8), squeeze=False, sharey=True)
+    for ax, (protocol, result) in zip(axes[0], results.items()):
+        info = result.trace["info"]
+        for task in tasks:
+            m = _first_env_of(result, task)
+            episodes = labelled_episodes(result, m, settings.num_exp_traj_eval, settings.max_path_length)
+            if quantity == "velocity":
+                values = info["x_velocity"][:, m]
+            else:
+                values = np.linalg.norm(info["xy"][:, m] - np.asarray(env.tasks[task]["goal"]), axis=-1)
+            t0, k, n_eval = 0, 0, sum(ep["kind"] != "exploration" for ep in episodes)
+            for ep in episodes:
+                s = ep["steps"]
+                if ep["kind"] == "evaluation":
+                    style, k = _eval_style(k, n_eval), k + 1
+                else:
+                    style = STYLE[ep["kind"]]
+                ax.plot(np.arange(t0, t0 + len(s)), values[s], color=colors[task], **{**style, "lw": 0.8})
+                t0 += len(s)
+            if quantity == "velocity" and "velocity" in env.tasks[task]:
+                ax.axhline(env.tasks[task]["velocity"], color=colors[task], ls=":", lw=1.5)
+        ax.set_title(protocol)
+        ax.set_xlabel("env step (episodes back to back)")
+    if quantity == "velocity":
+        axes[0][0].set_ylabel("x-velocity (dotted: target)")
+    else:
+        axes[0][0].set_ylabel("distance to goal")
+        axes[0][0].axhline(0.0, color="black", lw=0.5)
+    axes[0][-1].legend(handles=_legend_handles(), loc="best", fontsize=7)
+    fig.suptitle(f"{run.env_name}: tasks {', '.join(map(str, tasks))} (iteration {run.iteration})")
+    return _save(fig, path)
+
+
+def plot_episode_returns(run, results: dict, tasks, path: Path) -> Path:
+    """Per protocol, each episode's return in order (hollow: exploration, filled: evaluation)."""
+    import matplotlib.pyplot as plt
+
+    colors = _task_colors(tasks)
+    settings = run.settings()
+    fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 3.6), squeeze=False, sharey=True)
+    for ax, (protocol, result) in zip(axes[0], results.items()):
+        for task in tasks:
+            m = _first_env_of(result, task)
+            episodes = labelled_episodes(result, m, settings.num_exp_traj_eval, settings.max_path_length)
+            x = np.arange(1, len(episodes) + 1)
+            y = np.array([ep["return"] for ep in episodes])
+            explore = np.array([ep["kind"] == "exploration" for ep in episodes])
+            ax.plot(x, y, color=colors[task], lw=0.8, alpha=0.6, label=f"task {task}")
+            ax.scatter(x[~explore], y[~explore], color=colors[task], s=14)
+            ax.scatter(x[explore], y[explore], facecolor="none", edgecolor=colors[task], s=14)
+        ax.set_title(protocol)
+        ax.set_xlabel("episode")
+    axes[0][0].set_ylabel("return (hollow: exploration)")
+    axes[0][-1].legend(loc="best", fontsize=7)
+    fig.suptitle(f"{run.env_name}: episode returns (iteration {run.iteration})")
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def make_figures(run, out_dir, protocols=("online", "offline", "np_online"), tasks=None, num_evals: int = 1,
+                 seed: int = 0, fmt: str = "png") -> list[Path]:
+    """Roll out ``protocols`` on ``tasks`` (default: 4 test tasks) and save the figures; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    tasks = list(tasks) if tasks is not None else pick_tasks(run.test_tasks, None, 4)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = rollouts(run, protocols, tasks, num_evals=num_evals, seed=seed)
+    info = next(iter(results.values())).trace["info"]
+    name = lambda stem: out_dir / f"{stem}_itr{run.iteration}.{fmt}"  # noqa: E731
+    paths = []
+    if run.env_name in POINT_ENVS:
+        paths.append(plot_point_paths(run, results, tasks, name("paths")))
+    elif run.env_name.startswith("cheetah") and "x_velocity" in info:
+        paths.append(plot_task_quantity(run, results, tasks, name("velocity"), "velocity"))
+    elif "xy" in info and run.env_name == "ant-goal":
+        paths.append(plot_task_quantity(run, results, tasks, name("goal_distance"), "goal_distance"))
+    paths.append(plot_episode_returns(run, results, tasks, name("returns")))
+    return paths
+
+
+@cli
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from rlkit.config import ConfigError, exit_on_config_error, load_config
+    from rlkit.core.device import choose_device
+    from rlkit.core.logger import run_dir_path
+    from rlkit.evaluate import parse_protocols
+    from rlkit.evaluation.run_loader import RunLoadError, load_run
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+    util = cfg["util_params"]
+    run_dir = run_dir_path(args.base_log_dir or util["base_log_dir"], cfg["env_name"],
+                           args.exp_name or util["exp_name"], args.seed)
+    try:
+        protocols = parse_protocols(args.protocols)
+        if args.num_evals < 1:
+            raise ValueError(f"--num_evals must be >= 1, got {args.num_evals}")
+        run = load_run(run_dir, args.itr, device=choose_device(args.gpu), data_dir=args.data_dir)
+        tasks = pick_tasks(run.test_tasks, args.tasks, args.num_tasks)
+        paths = make_figures(run, args.out or run_dir / "figures", protocols, tasks, args.num_evals,
+                             seed=args.seed, fmt=args.format)
+    except (RunLoadError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
