@@ -401,3 +401,33 @@ def test_contact_force_switch_is_a_config_key():
     env = make_env(cfg["env_name"], **cfg["env_params"])
     assert env.zero_contact_forces is False
     assert make_env("ant-goal", n_tasks=2).zero_contact_forces is True
+
+
+# ---------------------------------------------------------------- gymnasium ids
+
+
+@pytest.mark.parametrize("name", sorted(ENVS))
+def test_registered_in_gymnasium_and_passes_its_checker(name):
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+
+    from rlkit.envs import gym_id
+
+    n = 2 if name == "cheetah-dir" else 4  # cheetah-dir has exactly its two directions
+    env = gym.make(gym_id(name), n_tasks=n, task=n - 1)
+    assert env.spec.id == gym_id(name) and env.spec.id.startswith("csro/") and env.spec.id.endswith("-v0")
+    assert env.unwrapped.task_idx == n - 1 and env.spec.kwargs["task"] == n - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unbounded observation spaces, as gymnasium's own MuJoCo envs
+        check_env(env.unwrapped, skip_render_check=True)
+    made = make_env(name, n_tasks=n, max_episode_steps=7)
+    assert made.spec.id == gym_id(name) and made.spec.kwargs["max_episode_steps"] == 7
+    assert made.max_episode_steps == 7  # passed to the env, not turned into a TimeLimit
+
+
+def test_gym_ids_are_camel_case():
+    from rlkit.envs import gym_id
+
+    assert gym_id("point-robot") == "csro/PointRobot-v0"
+    assert gym_id("walker-rand-params") == "csro/WalkerRandParams-v0"

@@ -7,21 +7,47 @@ normalisation that data generation, training and evaluation all use.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from typing import Callable
+
+import gymnasium
 
 from rlkit.errors import UserError
 
 ENVS: dict[str, Callable] = {}
+GYM_NAMESPACE = "csro"
+
+
+def gym_id(name: str) -> str:
+    """The gymnasium id of a config env name: ``point-robot`` -> ``csro/PointRobot-v0``."""
+    return f"{GYM_NAMESPACE}/{''.join(part.capitalize() for part in name.split('-'))}-v0"
+
+
+def _make_for_gymnasium(name: str, task: int = 0, **env_params):
+    """gymnasium's entry point: the env of ``env_params`` on task ``task``."""
+    env = ENVS[name](**env_params)
+    if task:
+        env.reset_task(task)
+    return env
 
 
 def register_env(name: str):
-    """Class decorator: register an env constructor under ``name``."""
+    """Class decorator: register an env under its config name and, in gymnasium, as :func:`gym_id`.
+
+    ``gymnasium.make("csro/PointRobot-v0", n_tasks=40, task=5)`` (after ``import
+    rlkit.envs``, or ``gymnasium.make("rlkit.envs:csro/PointRobot-v0")``) builds
+    the same env as the configs do, with ``env.spec`` set. The env ends its own
+    episodes at its constructor's horizon; a ``max_episode_steps`` given to
+    ``gymnasium.make`` is gymnasium's TimeLimit on top of it.
+    """
 
     def _register(cls):
         if name in ENVS:
             raise ValueError(f"env {name!r} is registered twice")
         ENVS[name] = cls
+        gymnasium.register(id=gym_id(name), entry_point=_make_for_gymnasium, kwargs={"name": name},
+                           max_episode_steps=None, order_enforce=False, disable_env_checker=True)
         return cls
 
     return _register
@@ -42,9 +68,15 @@ def _check_name(name: str) -> None:
 
 
 def make_env(name: str, **env_params):
-    """Build the task-distribution env ``name`` with the config's ``env_params``."""
+    """Build the task-distribution env ``name`` with the config's ``env_params``, through gymnasium's
+    registry: ``env.spec`` is the registered spec with these arguments."""
     _check_name(name)
-    return ENVS[name](**env_params)
+    # Not gymnasium.make(): it would take max_episode_steps for a TimeLimit wrapper instead of
+    # passing it to the env. The registered spec, with these arguments, is attached as env.spec.
+    env = _make_for_gymnasium(name, **env_params)
+    spec = gymnasium.spec(gym_id(name))
+    env.spec = dataclasses.replace(spec, kwargs={**spec.kwargs, **env_params})
+    return env
 
 
 def make_wrapped_env(name: str, obs_absmax=None, **env_params):
