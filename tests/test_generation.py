@@ -223,3 +223,16 @@ def test_concurrent_generators_share_a_dataset_safely(tmp_path):
     assert {int(e["task"]) for e in meta["files"].values()} == {0, 1, 2, 3}
     assert len(meta["files"]) == 4  # one checkpoint (200) per task
     assert verify_dataset(data) == []
+
+
+def test_policy_train_prints_the_meta_training_command_that_fits():
+    from types import SimpleNamespace
+
+    from rlkit.cli.policy_train import meta_train_command
+
+    cmd = meta_train_command("configs/point-robot.json",
+                             SimpleNamespace(sac=compose_sac_config("train_point"), data_dir="D"))
+    # the paper's point-robot selection, derived from the preset's schedule
+    assert "'algo_params.train_epoch=[2200,5000,200]'" in cmd and "algo_params.n_trj=50" in cmd
+    cmd = meta_train_command("c.json", SimpleNamespace(sac=compose_sac_config("train"), data_dir="D"))
+    assert "'algo_params.eval_epoch=[100000,1000000,50000]'" in cmd

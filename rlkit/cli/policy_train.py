@@ -114,7 +114,28 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"dataset: {job.data_dir} (tasks {job.tasks[0]}..{job.tasks[-1]})")
+    print("meta-train on it with:\n  " + meta_train_command(args.config, job))
     return 0
+
+
+def meta_train_command(config: str, job) -> str:
+    """The launch_experiment.py command whose data selection fits what this job wrote.
+
+    The config's own train_epoch / eval_epoch / n_trj are the paper's; a
+    dataset made with another preset or shorter schedule needs them overridden,
+    which is easy to get wrong by hand.
+    """
+    from rlkit.behavior.generate import checkpoint_schedule
+
+    sac = job.sac
+    steps = checkpoint_schedule(sac.num_train_steps, sac.num_seed_steps, sac.eval_frequency)
+    parts = ["python launch_experiment.py", config, "--seed 0", f"algo_params.data_dir={job.data_dir}"]
+    if steps:
+        first = steps[1] if len(steps) > 2 else steps[0]  # as the paper's selections, skip the untrained first one
+        epochs = f"[{first},{steps[-1] + int(sac.eval_frequency)},{int(sac.eval_frequency)}]"
+        parts += [f"'algo_params.train_epoch={epochs}'", f"'algo_params.eval_epoch={epochs}'"]
+    parts.append(f"algo_params.n_trj={int(sac.num_eval_sample_episodes)}")
+    return " ".join(parts)
 
 
 if __name__ == "__main__":
