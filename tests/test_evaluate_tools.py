@@ -322,3 +322,15 @@ def test_same_seed_same_returns_whatever_ran_before(tiny_csro_run):
     returns = [[r["final_return"] for r in x["per_task"]] for x in (a, b, c)]
     assert returns[0] == returns[1]
     assert returns[0] != returns[2]
+
+
+def test_load_run_takes_the_highest_iteration_of_a_copied_run(tiny_csro_run, tmp_path):
+    """evaluate / show_path / context_shift choose the snapshot as --resume does, not by file time."""
+    import os
+    import time
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_csro_run.run_dir, copy)
+    future = time.time() + 100
+    os.utime(copy / "agent_itr_0.pth", (future, future))
+    assert load_run(copy).iteration == 1

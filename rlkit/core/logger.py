@@ -67,13 +67,6 @@ def run_dir_path(base_log_dir: str | os.PathLike, env_name: str, exp_name: str, 
 # small file helpers
 
 
-_atomic_file = atomic_file  # the project's one atomic writer (rlkit.fileio)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_text(path, text)
-
-
 def _unlink_quietly(path: str | os.PathLike) -> None:
     try:
         os.unlink(path)
@@ -161,7 +154,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_file(path, "wb") as f:
+    with atomic_file(path, "wb") as f:
         torch.save(to_cpu(obj), f)
     return path
 
@@ -183,6 +176,12 @@ def to_cpu(obj: Any) -> Any:
     return obj
 
 
+def numbered_snapshots(run_dir: str | os.PathLike) -> dict[int, Path]:
+    """``{K: RUN_DIR/agent_itr_K.pth}`` for the numbered snapshots present, sorted by K."""
+    found = {int(m.group(1)): p for p in Path(run_dir).iterdir() if (m := _ITR_SNAPSHOT.match(p.name))}
+    return dict(sorted(found.items()))
+
+
 def latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
     """The snapshot to resume from: ``agent.pth`` unless an ``agent_itr_K.pth`` is newer.
 
@@ -193,8 +192,8 @@ def latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return None
-    numbered = [(int(m.group(1)), p) for p in run_dir.iterdir() if (m := _ITR_SNAPSHOT.match(p.name))]
-    newest_itr = max(numbered)[1] if numbered else None
+    numbered = numbered_snapshots(run_dir)
+    newest_itr = numbered[max(numbered)] if numbered else None
     last = run_dir / LAST_SNAPSHOT
     if last.is_file():
         if newest_itr is None or last.stat().st_mtime >= newest_itr.stat().st_mtime:
@@ -222,9 +221,7 @@ def newest_loadable_snapshot(run_dir: str | os.PathLike) -> tuple[Path | None, d
             loaded.append((int(state.get("iteration", -1)), 1, last, state))
         except SnapshotError as exc:
             skipped.append(str(exc))
-    numbered = sorted(((int(m.group(1)), p) for p in run_dir.iterdir() if (m := _ITR_SNAPSHOT.match(p.name))),
-                      reverse=True)
-    for itr, path in numbered:
+    for itr, path in reversed(numbered_snapshots(run_dir).items()):
         if loaded and loaded[0][0] >= itr:
             break  # agent.pth is at least as new as every remaining numbered snapshot
         try:
@@ -341,7 +338,7 @@ def holds_a_run(run_dir: Path) -> bool:
     corrected command may reuse the directory.
     """
     run_dir = Path(run_dir)
-    if (run_dir / LAST_SNAPSHOT).is_file() or any(_ITR_SNAPSHOT.match(p.name) for p in run_dir.iterdir()):
+    if (run_dir / LAST_SNAPSHOT).is_file() or numbered_snapshots(run_dir):
         return True
     progress = run_dir / PROGRESS_FILE
     if progress.is_file():
@@ -442,7 +439,7 @@ class RunLogger:
                 self._reopen(variant, git_text, now, truncate_to_epoch)
             else:
                 save_config(variant, run_dir / VARIANT_FILE)
-                _atomic_write_text(run_dir / GIT_FILE, git_text)
+                atomic_write_text(run_dir / GIT_FILE, git_text)
             if tensorboard:
                 self._open_tensorboard(purge_step=truncate_to_epoch)
         except BaseException:
@@ -589,7 +586,7 @@ class RunLogger:
         writer = csv.DictWriter(buf, fieldnames=columns, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-        _atomic_write_text(self.progress_path, buf.getvalue())
+        atomic_write_text(self.progress_path, buf.getvalue())
 
     # ---- snapshots ----------------------------------------------------------------
     def save_snapshot(self, state: Mapping[str, Any], name: str) -> Path:
@@ -609,7 +606,7 @@ class RunLogger:
         paths = [self.save_snapshot(state, LAST_SNAPSHOT)]
         if gap > 0 and itr % gap == 0:
             target = self.run_dir / f"agent_itr_{itr}.pth"
-            with _atomic_file(target, "wb") as dst, open(paths[0], "rb") as src:
+            with atomic_file(target, "wb") as dst, open(paths[0], "rb") as src:
                 shutil.copyfileobj(src, dst)
             paths.append(target)
         return paths

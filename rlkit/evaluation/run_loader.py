@@ -13,7 +13,6 @@ path and, for a missing iteration, the iterations that do exist.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -24,14 +23,14 @@ import torch
 from rlkit.core.logger import (
     LAST_SNAPSHOT,
     SnapshotError,
-    latest_snapshot,
     load_snapshot,
+    newest_loadable_snapshot,
+    numbered_snapshots,
 )
 from rlkit.errors import UserError
 from rlkit.evaluation.protocols import EvalSettings, OfflineContextFn
 from rlkit.torch.networks import context_from_sample
 
-_ITR_SNAPSHOT = re.compile(r"^agent_itr_(\d+)\.pth$")
 _REQUIRED_KEYS = ("iteration", "trainer", "config", "train_tasks", "test_tasks", "obs_dim", "act_dim")
 TASK_SETS = ("train", "test", "all")
 
@@ -40,18 +39,15 @@ class RunLoadError(UserError, RuntimeError):
     """The run directory, its snapshot or its offline data cannot be used; one-line message."""
 
 
-def numbered_snapshots(run_dir: str | Path) -> dict[int, Path]:
-    """``{K: RUN_DIR/agent_itr_K.pth}`` for the numbered snapshots present, sorted by K."""
-    run_dir = Path(run_dir)
-    found = {int(m.group(1)): p for p in run_dir.iterdir() if (m := _ITR_SNAPSHOT.match(p.name))}
-    return dict(sorted(found.items()))
-
-
 def _load(path: Path, device) -> dict:
     try:
         state = load_snapshot(path)  # CPU tensors; modules move them to their device on load
     except SnapshotError as exc:
         raise RunLoadError(str(exc)) from None
+    return _checked(path, state)
+
+
+def _checked(path: Path, state: dict) -> dict:
     missing = [k for k in _REQUIRED_KEYS if k not in state]
     if missing or "networks" not in state["trainer"] or "agent" not in state["trainer"]["networks"]:
         what = ", ".join(missing) if missing else "trainer.networks.agent"
@@ -64,12 +60,14 @@ def resolve_snapshot(run_dir: str | Path, itr: int | None = None, device="cpu") 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunLoadError(f"run directory {str(run_dir)!r} does not exist")
-    if itr is None:
-        path = latest_snapshot(run_dir)
+    if itr is None:  # the same choice as --resume: the highest iteration that loads
+        path, state, skipped = newest_loadable_snapshot(run_dir)
         if path is None:
+            if skipped:
+                raise RunLoadError(skipped[0])
             raise RunLoadError(f"no snapshot (agent.pth / agent_itr_K.pth) in {str(run_dir)!r}; "
                                "has the run finished an iteration?")
-        return path, _load(path, device)
+        return path, _checked(path, state)
     numbered = numbered_snapshots(run_dir)
     if itr in numbered:
         return numbered[itr], _load(numbered[itr], device)
