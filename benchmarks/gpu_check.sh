@@ -38,7 +38,7 @@ step tests 150 bash -c "python3 -m pytest -q -p no:cacheprovider --device cuda t
 
 # 2. the CLIs end to end on the GPU: a tiny dataset, two meta-training iterations with --gpu 0,
 #    then evaluate the GPU snapshot on the CPU
-step cli 150 bash -c "python3 benchmarks/gpu_cli_check.py 2>&1 | tee '$OUT/run.log'; exit \${PIPESTATUS[0]}"
+step cli 150 bash -c "python3 -m benchmarks.gpu_cli_check 2>&1 | tee '$OUT/run.log'; exit \${PIPESTATUS[0]}"
 
 # 3. the hot paths on the GPU (JSON into benchmarks/results/, copied to $OUT)
 step bench_csro_step 100 python3 -m benchmarks.bench_csro_step --device cuda

@@ -8,11 +8,12 @@ snapshots hold CPU tensors. Exits non-zero on any failure.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from tests.helpers import small_point_robot_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,11 +26,7 @@ def sh(*args: str) -> None:
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        cfg = json.loads((REPO / "configs" / "point-robot.json").read_text())
-        cfg["env_params"]["n_tasks"], cfg["n_train_tasks"], cfg["n_eval_tasks"] = 6, 4, 2
-        cfg["algo_params"]["meta_batch"] = 3
-        config = tmp / "point-robot-6.json"
-        config.write_text(json.dumps(cfg))
+        config = small_point_robot_config(tmp)
         data, out = tmp / "data", tmp / "out"
         sh("policy_train.py", "--config", str(config), "--gpu", "0", "--preset", "train_quick", "--data_dir",
            str(data), "--no-progress", "num_train_steps=300", "num_seed_steps=100", "eval_frequency=100",

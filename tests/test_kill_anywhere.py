@@ -22,6 +22,7 @@ import pytest
 
 from rlkit.core.logger import latest_snapshot
 from rlkit.data import verify_dataset
+from tests.helpers import small_point_robot_config
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -29,12 +30,7 @@ KILL_SEEDS = (0, 1, 2)
 
 
 def small_config(tmp: Path) -> Path:
-    cfg = json.loads((REPO / "configs" / "point-robot.json").read_text())
-    cfg["env_params"]["n_tasks"], cfg["n_train_tasks"], cfg["n_eval_tasks"] = 6, 4, 2
-    cfg["algo_params"]["meta_batch"] = 3
-    path = tmp / "point-robot-6.json"
-    path.write_text(json.dumps(cfg))
-    return path
+    return small_point_robot_config(tmp)
 
 
 def generate_cmd(config: Path, data: Path) -> list[str]:

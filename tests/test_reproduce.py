@@ -10,16 +10,13 @@ from rlkit.config import ConfigError
 from rlkit.reproduce.plan import load_plan, plan_path
 from rlkit.reproduce.report import claims
 from rlkit.reproduce.runner import ReproduceError, parse_budget
+from tests.helpers import small_point_robot_config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_plan(tmp: Path, iterations: int = 3, steps: int = 5) -> Path:
-    cfg = json.loads((REPO / "configs" / "point-robot.json").read_text())
-    cfg["env_params"]["n_tasks"], cfg["n_train_tasks"], cfg["n_eval_tasks"] = 6, 4, 2
-    cfg["algo_params"]["meta_batch"] = 3
-    config = tmp / "point-robot-6.json"
-    config.write_text(json.dumps(cfg))
+    config = small_point_robot_config(tmp)
     plan = tmp / "tiny.yaml"
     plan.write_text(f"""
 env: point-robot

@@ -16,6 +16,7 @@ import torch
 
 from rlkit.core.logger import RunDirError, RunLogger, SnapshotError, load_snapshot
 from rlkit.evaluation.run_loader import RunLoadError, load_run
+from tests.helpers import small_point_robot_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,11 +56,8 @@ def test_generator_resume_state_is_not_unpickled(tmp_path):
                         compose_sac_config("train_quick", []), tmp_path / "data", seed=0)
     marker = tmp_path / "pwned"
     plant(job.state_path, marker, {"step": 100, "tasks": [0, 1]})
-    cfg = json.loads((REPO / "configs" / "point-robot.json").read_text())
-    cfg["env_params"]["n_tasks"], cfg["n_train_tasks"], cfg["n_eval_tasks"] = 2, 1, 1
-    cfg["algo_params"]["meta_batch"] = 1
-    (tmp_path / "c.json").write_text(json.dumps(cfg))
-    res = subprocess.run([sys.executable, str(REPO / "policy_train.py"), "--config", str(tmp_path / "c.json"),
+    config = small_point_robot_config(tmp_path, n_tasks=2, n_train=1, meta_batch=1)
+    res = subprocess.run([sys.executable, str(REPO / "policy_train.py"), "--config", str(config),
                           "--preset", "train_quick", "--data_dir", str(tmp_path / "data"), "--no-progress"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert res.returncode == 2 and res.stderr.startswith("error: refusing to load"), res.stderr

@@ -15,7 +15,6 @@ how the host splits a matrix product over cores.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from tests.helpers import small_point_robot_config
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = Path(__file__).resolve().parent
@@ -58,11 +59,7 @@ def _run(cmd: list[str], cwd: Path) -> None:
 
 def golden_tables(workdir: Path, variants=tuple(VARIANTS)) -> dict[str, pd.DataFrame]:
     """Generate the tiny dataset once, meta-train each variant, return their progress tables."""
-    cfg = json.loads((REPO / "configs" / "point-robot.json").read_text())
-    cfg["env_params"]["n_tasks"], cfg["n_train_tasks"], cfg["n_eval_tasks"] = 6, 4, 2
-    cfg["algo_params"]["meta_batch"] = 3
-    config = workdir / "point-robot-6.json"
-    config.write_text(json.dumps(cfg))
+    config = small_point_robot_config(workdir)
     data, out = workdir / "data", workdir / "out"
     _run([str(REPO / "policy_train.py"), "--config", str(config), "--data_dir", str(data), *GENERATOR], cwd=workdir)
     tables = {}

@@ -1,0 +1,18 @@
+"""Test and check helpers shared by tests/ and benchmarks/ (not part of the product package)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def small_point_robot_config(folder: Path, n_tasks: int = 6, n_train: int = 4, meta_batch: int = 3) -> Path:
+    """configs/point-robot.json with few tasks (the rest as published), written into ``folder``."""
+    cfg = json.loads((REPO / "configs" / "point-robot.json").read_text())
+    cfg["env_params"]["n_tasks"], cfg["n_train_tasks"], cfg["n_eval_tasks"] = n_tasks, n_train, n_tasks - n_train
+    cfg["algo_params"]["meta_batch"] = meta_batch
+    path = Path(folder) / f"point-robot-{n_tasks}.json"
+    path.write_text(json.dumps(cfg))
+    return path
