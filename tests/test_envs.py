@@ -431,3 +431,12 @@ def test_gym_ids_are_camel_case():
 
     assert gym_id("point-robot") == "csro/PointRobot-v0"
     assert gym_id("walker-rand-params") == "csro/WalkerRandParams-v0"
+
+
+def test_an_env_param_the_env_does_not_take_is_a_clear_error():
+    from rlkit.envs import EnvParamError
+
+    with pytest.raises(EnvParamError, match=r"env 'cheetah-vel' takes no env_params.zero_contact_forces; its "
+                                            r"env_params are: n_tasks, randomize_tasks, max_episode_steps"):
+        make_env("cheetah-vel", n_tasks=2, zero_contact_forces=False)
+    assert make_env("ant-goal", n_tasks=2, zero_contact_forces=False).zero_contact_forces is False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 from typing import Callable
 
 import gymnasium
@@ -67,10 +68,23 @@ def _check_name(name: str) -> None:
         )
 
 
+class EnvParamError(UserError, TypeError):
+    """An env_params key the env does not take (the optional keys belong to some envs only)."""
+
+
+def _check_params(name: str, env_params: dict) -> None:
+    accepted = [p for p in inspect.signature(ENVS[name]).parameters if p not in ("self", "args", "kwargs")]
+    unknown = sorted(set(env_params) - set(accepted))
+    if unknown:
+        raise EnvParamError(f"env {name!r} takes no env_params.{unknown[0]}; its env_params are: "
+                            f"{', '.join(accepted)} (remove the key from the config)")
+
+
 def make_env(name: str, **env_params):
     """Build the task-distribution env ``name`` with the config's ``env_params``, through gymnasium's
     registry: ``env.spec`` is the registered spec with these arguments."""
     _check_name(name)
+    _check_params(name, env_params)
     # Not gymnasium.make(): it would take max_episode_steps for a TimeLimit wrapper instead of
     # passing it to the env. The registered spec, with these arguments, is attached as env.spec.
     env = _make_for_gymnasium(name, **env_params)
