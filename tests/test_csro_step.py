@@ -81,23 +81,34 @@ def test_each_representation_loss_moves_the_encoder(club, focal):
 def test_club_network_learns_only_from_its_likelihood():
     tr, hp = make_trainer(use_brac=True)
     batch = make_batch(hp)
-    club, enc = copy.deepcopy(tr.club), copy.deepcopy(tr.agent.encoder)
+    club, enc = copy.deepcopy(tr.objective("club").net), copy.deepcopy(tr.agent.encoder)
     opt = torch.optim.Adam(club.parameters(), lr=hp.context_lr)
     z_t = enc.per_transition(batch.context).detach()
     mu, var = club.from_context(batch.context)
     (hp.club_model_loss_weight * L.club_model_loss(mu, var, z_t)).backward()
     opt.step()
     tr.train_step(batch)
-    for p, q in zip(club.parameters(), tr.club.parameters()):
+    for p, q in zip(club.parameters(), tr.objective("club").net.parameters()):
         torch.testing.assert_close(p, q)
 
 
 def test_alpha_and_target_network_updates():
+    """alpha_var moves by alpha_lr * (mean D - target), D recomputed here from the formula of
+    docs/method.md §5.3 with the step's own a_pi (same RNG draw) and the updated dual critic."""
     tr, hp = make_trainer(use_brac=True, alpha_init=10.0, alpha_lr=0.5, soft_target_tau=0.1)
+    batch = make_batch(hp)
     target_before = copy.deepcopy(tr.target_vf.state_dict())
-    stats = tr.train_step(make_batch(hp), with_stats=True)
-    expected = 10.0 + 0.5 * (stats["div_estimate"] - hp.target_divergence)
-    torch.testing.assert_close(tr.alpha_var, expected)
+    encoder, policy = copy.deepcopy(tr.agent.encoder), copy.deepcopy(tr.agent.policy)
+    rng = torch.get_rng_state()
+    tr.train_step(batch)
+    torch.set_rng_state(rng)  # the policy's sample is the step's first random draw
+    with torch.no_grad():
+        z = encoder(batch.context).mean(dim=1, keepdim=True)
+        a_pi = policy(batch.obs, z).action
+        c = tr.dual_critic  # not updated after the divergence is read
+        softplus = lambda x: torch.log(1 + torch.exp(x))  # noqa: E731
+        d = -softplus(c(batch.obs, batch.actions, z)) + torch.log(softplus(c(batch.obs, a_pi, z)) + 1e-8) + 1
+    torch.testing.assert_close(tr.alpha_var, 10.0 + 0.5 * (d.mean() - hp.target_divergence))
     for k, v in tr.target_vf.state_dict().items():
         torch.testing.assert_close(v, 0.9 * target_before[k] + 0.1 * tr.vf.state_dict()[k])
     tr.alpha_var = torch.tensor(5000.0)
@@ -137,17 +148,26 @@ def test_every_switch_runs_a_finite_step(kw):
     assert "encoder" in changed(before, tr)
     if hp.use_information_bottleneck:
         assert stats["KL Divergence"] > 0
-        ctx = make_batch(hp).context
-        z_masked = tr.agent.infer_z(ctx, torch.full((T,), N))
-        torch.testing.assert_close(z_masked, tr.agent.encoder.infer(ctx, sample=False))
 
 
-def test_cached_encodings_give_the_same_z_as_the_padded_context():
-    tr, hp = make_trainer()
+@pytest.mark.parametrize("ib", [False, True])
+def test_padded_contexts_pool_like_each_context_on_its_own(ib):
+    """infer_z with lengths equals, task by task, the posterior mean written out from the raw
+    encoder outputs of that task's first lengths[m] rows (docs/method.md §4)."""
+    tr, hp = make_trainer(use_information_bottleneck=ib)
     ctx = make_batch(hp).context
     lengths = torch.tensor([N, 5, 1, 0])
-    direct = tr.agent.infer_z(ctx, lengths)
-    pooled = tr.agent.z_from_encoded(tr.agent.encode_context(ctx), lengths)
-    torch.testing.assert_close(direct, pooled)
-    torch.testing.assert_close(direct[1], tr.agent.encoder.infer(ctx[1:2, :5], sample=False)[0])
-    assert torch.all(direct[3] == 0)  # an empty context is the prior mean
+    z = tr.agent.infer_z(ctx, lengths)
+    with torch.no_grad():
+        for m, n in enumerate(lengths.tolist()):
+            out = tr.agent.encoder(ctx[m, :n])  # [n, out], raw MLP outputs
+            if n == 0:
+                expected = torch.zeros(hp.latent_size)  # an empty context is the prior mean
+            elif not ib:
+                expected = out.mean(dim=0)
+            else:  # product of Gaussians: precisions add, the mean is precision-weighted
+                mu, var = out[:, : hp.latent_size], torch.nn.functional.softplus(out[:, hp.latent_size:])
+                expected = (mu / var).sum(0) / (1.0 / var).sum(0)
+            torch.testing.assert_close(z[m], expected)
+    cached = tr.agent.z_from_encoded(tr.agent.encode_context(ctx), lengths)  # what evaluation caches
+    torch.testing.assert_close(cached, z)

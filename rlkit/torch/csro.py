@@ -18,15 +18,19 @@ gradients.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, fields
-from typing import Mapping, Optional
+import difflib
+import functools
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Mapping, Optional
 
 import torch
 from torch import nn
 
+from rlkit.config import ConfigError, load_defaults
 from rlkit.torch import losses as L
+from rlkit.torch.objectives import EncodedBatch, RepresentationObjective, build_objectives
 from rlkit.torch.networks import (
-    ClubNetwork,
     ContextEncoder,
     TanhGaussianPolicy,
     make_dual_critic,
@@ -35,60 +39,43 @@ from rlkit.torch.networks import (
 )
 
 
-@dataclass
-class CSROHyperParams:
-    """The algo_params keys the step reads (names as in configs/default.py)."""
+@functools.lru_cache(maxsize=1)
+def _step_defaults() -> tuple[tuple[str, Any], ...]:
+    defaults, _ = load_defaults()
+    merged = {"latent_size": defaults["latent_size"], "net_size": defaults["net_size"], **defaults["algo_params"]}
+    return tuple(merged.items())
 
-    latent_size: int = 20
-    net_size: int = 256
-    discount: float = 0.99
-    reward_scale: float = 5.0
-    soft_target_tau: float = 0.005
-    policy_lr: float = 3e-4
-    qf_lr: float = 3e-4
-    vf_lr: float = 3e-4
-    context_lr: float = 3e-4
-    c_lr: float = 1e-4
-    alpha_lr: float = 1.0
-    c_iter: int = 3
-    policy_mean_reg_weight: float = 1e-3
-    policy_std_reg_weight: float = 1e-3
-    policy_pre_activation_weight: float = 0.0
-    kl_lambda: float = 0.1
-    use_information_bottleneck: bool = False
-    divergence_name: str = "kl"
-    use_brac: bool = True
-    use_value_penalty: bool = False
-    train_alpha: bool = True
-    alpha_init: float = 500.0
-    alpha_max: float = 2000.0
-    target_divergence: float = 0.05
-    max_entropy: bool = True
-    z_loss_weight: float = 10.0
-    use_next_obs_in_context: bool = False
-    allow_backward_z: bool = False
-    use_FOCAL_cl: bool = True
-    use_club: bool = True
-    club_model_loss_weight: float = 10.0
-    club_loss_weight: float = 25.0
-    club_use_sa: bool = False
-    # The reference trains the dual critic even when use_brac is off, although
-    # nothing then reads it; we skip that work unless asked (results are identical).
-    train_dual_critic_without_brac: bool = False
-    true_gradient_penalty: bool = False
+
+class CSROHyperParams(SimpleNamespace):
+    """The settings one training step reads: ``latent_size``, ``net_size`` and every ``algo_params`` key.
+
+    Defaults come from configs/default.py, the one place they are declared, so
+    a key added there (say, a new objective's weight) is readable here as
+    ``hp.<key>`` with nothing else to edit. Keywords override defaults; a name
+    that is not a config key is refused. Switches written 0/1 become bools.
+    """
+
+    def __init__(self, **overrides: Any):
+        values = dict(_step_defaults())
+        unknown = sorted(set(overrides) - set(values))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(values), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown training setting {unknown[0]!r}{hint}; settings are the algo_params keys "
+                              "of configs/default.py plus latent_size and net_size")
+        values.update(overrides)
+        for key, default in _step_defaults():
+            if isinstance(default, bool):
+                values[key] = bool(values[key])
+        super().__init__(**values)
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> "CSROHyperParams":
-        """Pick the step's keys from a resolved config (top level + algo_params)."""
-        algo = dict(cfg.get("algo_params", {}))
-        merged = {"latent_size": cfg.get("latent_size", 20), "net_size": cfg.get("net_size", 256), **algo}
-        names = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in merged.items() if k in names}
-        hp = cls(**kwargs)
-        for f in fields(cls):  # JSON configs use 0/1 for switches
-            if f.type in ("bool", bool):
-                setattr(hp, f.name, bool(getattr(hp, f.name)))
-        return hp
+        """The step's settings from a resolved config (top level + algo_params)."""
+        names = dict(_step_defaults())
+        algo = {k: v for k, v in dict(cfg.get("algo_params", {})).items() if k in names}
+        top = {k: cfg[k] for k in ("latent_size", "net_size") if k in cfg}
+        return cls(**top, **algo)
 
 
 class CSROAgent(nn.Module):
@@ -172,7 +159,6 @@ class CSROTrainer:
         self.vf = make_v_network(obs_dim, latent, net).to(self.device)
         self.target_vf = copy.deepcopy(self.vf).requires_grad_(False)
         self.dual_critic = make_dual_critic(obs_dim, action_dim, latent, net).to(self.device)
-        self.club = ClubNetwork(obs_dim, action_dim, latent, hp.use_next_obs_in_context, hp.club_use_sa).to(self.device)
         adam = torch.optim.Adam
         self.optimizers = {
             "policy": adam(self.agent.policy.parameters(), lr=hp.policy_lr),
@@ -181,8 +167,11 @@ class CSROTrainer:
             "vf": adam(self.vf.parameters(), lr=hp.vf_lr),
             "context": adam(self.agent.encoder.parameters(), lr=hp.context_lr),
             "dual_critic": adam(self.dual_critic.parameters(), lr=hp.c_lr),
-            "club": adam(self.club.parameters(), lr=hp.context_lr),
         }
+        # the representation objectives the config switches on (CLUB, distance metric, KL, ...)
+        self.objectives = build_objectives(obs_dim, action_dim, hp, self.device)
+        for obj in self.objectives:
+            self.optimizers.update(obj.optimizers())
         self.alpha_var = torch.tensor(float(hp.alpha_init), device=self.device)
         self.num_steps = 0
 
@@ -196,8 +185,15 @@ class CSROTrainer:
         return self.hp.use_brac or self.hp.train_dual_critic_without_brac
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"agent": self.agent, "qf1": self.qf1, "qf2": self.qf2, "vf": self.vf, "target_vf": self.target_vf,
-                "dual_critic": self.dual_critic, "club": self.club}
+        mods = {"agent": self.agent, "qf1": self.qf1, "qf2": self.qf2, "vf": self.vf, "target_vf": self.target_vf,
+                "dual_critic": self.dual_critic}
+        for obj in self.objectives:
+            mods.update(obj.modules())
+        return mods
+
+    def objective(self, name: str) -> RepresentationObjective | None:
+        """The enabled objective called ``name`` (e.g. ``"club"``), or None."""
+        return next((o for o in self.objectives if o.name == name), None)
 
     def _step(self, name: str, loss: Optional[torch.Tensor] = None) -> None:
         opt = self.optimizers[name]
@@ -250,27 +246,16 @@ class CSROTrainer:
                 v_next = L.value_penalized_target(v_next, self.alpha, div)
             q_tgt = L.q_target(batch.rewards, batch.terminals, v_next, hp.reward_scale, hp.discount)
 
-        # §5.5 CLUB: fit q(z|x) on detached z_t, then the encoder minimises the MI bound
+        # §5.5-5.6 representation objectives: each fits its own model first (CLUB's q), then
+        # their weighted terms are summed into the encoder's loss
+        encoded = EncodedBatch(batch.context, per_transition, posterior, batch.task_ids, hp.latent_size)
         encoder_loss = torch.zeros((), device=self.device)
-        if hp.use_club:
-            z_t = per_transition[..., : hp.latent_size]
-            mu, var = self.club.from_context(batch.context)
-            club_model_loss = hp.club_model_loss_weight * L.club_model_loss(mu, var, z_t.detach())
-            self._step("club", club_model_loss)
-            with torch.no_grad():
-                mu, var = self.club.from_context(batch.context)
-            club_loss = hp.club_loss_weight * L.club_mi_upper_bound(mu, var, z_t)
-            encoder_loss = encoder_loss + club_loss
-            stats["Club model Loss"], stats["Club Loss"] = club_model_loss.detach(), club_loss.detach()
-        # §5.6 FOCAL distance metric
-        if hp.use_FOCAL_cl:
-            z_loss = hp.z_loss_weight * L.focal_distance_metric_loss(posterior.z, batch.task_ids)
-            encoder_loss = encoder_loss + z_loss
-            stats["Z Loss"] = z_loss.detach()
-        if hp.use_information_bottleneck:
-            kl = hp.kl_lambda * self.agent.encoder.kl_to_prior(posterior)
-            encoder_loss = encoder_loss + kl
-            stats["KL Divergence"] = kl.detach()
+        for obj in self.objectives:
+            stats.update(obj.fit(encoded))
+        for obj in self.objectives:
+            term, obj_stats = obj.loss(encoded)
+            encoder_loss = encoder_loss + term
+            stats.update(obj_stats)
 
         # §5.7 Q (and the encoder, which learns from CLUB/FOCAL, plus Q if allow_backward_z)
         qf_loss = L.q_loss(q1_pred, q2_pred, q_tgt)

@@ -1,0 +1,28 @@
+"""Representation objectives: the parts of a training step that shape the context encoder.
+
+``OBJECTIVES`` is the registry, in the order the step fits them and sums their
+losses. A new objective is one module here, one line below, and its keys in
+configs/default.py (docs/method.md §8 walks through an example).
+"""
+
+from __future__ import annotations
+
+from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective, Stats
+from rlkit.torch.objectives.club import ClubObjective
+from rlkit.torch.objectives.distance_metric import DistanceMetricObjective
+from rlkit.torch.objectives.information_bottleneck import InformationBottleneckObjective
+
+OBJECTIVES: tuple[type[RepresentationObjective], ...] = (
+    ClubObjective,
+    DistanceMetricObjective,
+    InformationBottleneckObjective,
+)
+
+
+def build_objectives(obs_dim: int, action_dim: int, hp, device) -> list[RepresentationObjective]:
+    """The objectives ``hp`` switches on, in registry order."""
+    return [cls(obs_dim, action_dim, hp, device) for cls in OBJECTIVES if cls.enabled(hp)]
+
+
+__all__ = ["OBJECTIVES", "EncodedBatch", "RepresentationObjective", "Stats", "build_objectives",
+           "ClubObjective", "DistanceMetricObjective", "InformationBottleneckObjective"]

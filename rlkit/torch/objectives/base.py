@@ -1,0 +1,85 @@
+"""What a representation objective is (docs/method.md §5.5-5.6, §8).
+
+The actor-critic part of a training step is the same for every method in this
+project; the methods differ in how the context encoder is shaped. Each such
+shaping is a :class:`RepresentationObjective`: it may own networks and an
+optimizer step of its own (CLUB fits its variational q before the encoder
+reads it) and it adds one weighted term to the loss the encoder minimises. The
+trainer calls, in registry order, every enabled objective's :meth:`fit`, then
+sums their :meth:`loss` terms into the encoder's loss of the joint Q + encoder
+step. Computing a term is separate from applying it, so a test can check a
+loss without stepping anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import nn
+
+from rlkit.torch.networks import Posterior
+
+if TYPE_CHECKING:  # only for annotations: the hyperparameters live with the trainer
+    from rlkit.torch.csro import CSROHyperParams
+
+Stats = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """The encoder's view of one meta batch, computed once per step and shared by all objectives.
+
+    ``context`` [T, N, D]; ``per_transition`` [T, N, out] the encoder's outputs
+    per context transition (with gradient); ``posterior`` the pooled task
+    posterior (z [T, L]); ``task_ids`` [T].
+    """
+
+    context: torch.Tensor
+    per_transition: torch.Tensor
+    posterior: Posterior
+    task_ids: torch.Tensor
+    latent_size: int
+
+    @property
+    def z_t(self) -> torch.Tensor:
+        """Per-transition embeddings [T, N, L] (the first L outputs; the means under the IB)."""
+        return self.per_transition[..., : self.latent_size]
+
+
+class RepresentationObjective:
+    """One way of training the context encoder: networks, an optional own step, one loss term.
+
+    Subclasses set ``name`` (the key of their networks and optimizers in
+    snapshots) and implement :meth:`enabled` and :meth:`loss`; those with a
+    model of their own also override :meth:`fit`, :meth:`modules` and
+    :meth:`optimizers`.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, obs_dim: int, action_dim: int, hp: "CSROHyperParams", device: torch.device):
+        self.hp = hp
+        self.device = device
+
+    @classmethod
+    def enabled(cls, hp: "CSROHyperParams") -> bool:
+        """Whether the config switches this objective on."""
+        raise NotImplementedError
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Networks this objective owns (saved in snapshots under these names)."""
+        return {}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Optimizers of :meth:`modules` (saved in snapshots under these names)."""
+        return {}
+
+    def fit(self, batch: EncodedBatch) -> Stats:
+        """The objective's own update, before the encoder step (default: none). Returns statistics."""
+        return {}
+
+    def loss(self, batch: EncodedBatch) -> tuple[torch.Tensor, Stats]:
+        """The weighted term the encoder minimises, with gradient to the encoder, and statistics."""
+        raise NotImplementedError

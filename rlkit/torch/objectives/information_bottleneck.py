@@ -1,0 +1,23 @@
+"""PEARL's information bottleneck (docs/method.md §8): KL of the task posterior to N(0, I).
+
+Used by offline PEARL, whose probabilistic encoder is otherwise trained through
+the Q loss (``allow_backward_z``).
+"""
+
+from __future__ import annotations
+
+from rlkit.torch import losses as L
+from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective
+
+
+class InformationBottleneckObjective(RepresentationObjective):
+    name = "information_bottleneck"
+
+    @classmethod
+    def enabled(cls, hp) -> bool:
+        return bool(hp.use_information_bottleneck)
+
+    def loss(self, batch: EncodedBatch):
+        post = batch.posterior
+        term = self.hp.kl_lambda * L.kl_to_standard_normal(post.mean, post.var)
+        return term, {"KL Divergence": term.detach()}
