@@ -135,19 +135,31 @@ def _list_of(check: Callable[[Any], Any]) -> Callable[[Any], list]:
     return _check
 
 
-def _check_epochs(v: Any) -> int | list[int]:
-    """Behaviour checkpoints: one step (FOCAL style) or [start, stop, step] like range()."""
+def _check_epochs(v: Any) -> int | list[int] | str:
+    """Behaviour checkpoints: one step (FOCAL style), [start, stop, step] like range(), or "auto"."""
+    if v == "auto":
+        return v
     if isinstance(v, (list, tuple)):
         if len(v) != 3:
             raise TypeError("expected a number or a [start, stop, step] list of 3 integers")
         try:
             return [_check_int(x) for x in v]
         except TypeError:
-            raise TypeError("expected a number or a [start, stop, step] list of 3 integers") from None
+            raise TypeError("expected a number, a [start, stop, step] list of 3 integers or \"auto\"") from None
     try:
         return _check_int(v)
     except TypeError:
-        raise TypeError("expected a number or a [start, stop, step] list of 3 integers") from None
+        raise TypeError("expected a number, a [start, stop, step] list of 3 integers or \"auto\"") from None
+
+
+def _check_count_or_auto(v: Any) -> int | str:
+    """An episode count, or "auto" (as many as the dataset holds at every selected checkpoint)."""
+    if v == "auto":
+        return v
+    try:
+        return _check_int(v)
+    except TypeError:
+        raise TypeError("expected an integer or \"auto\"") from None
 
 
 _check_str_opt = _optional(_check_str)
@@ -159,6 +171,7 @@ _SPECIAL_TYPES: dict[str, Callable[[Any], Any]] = {
     "seed_list": _list_of(_check_int),
     "algo_params.train_epoch": _check_epochs,
     "algo_params.eval_epoch": _check_epochs,
+    "algo_params.n_trj": _check_count_or_auto,
 }
 
 
@@ -461,6 +474,8 @@ def _get(cfg: Config, path: str) -> Any:
 def validate(cfg: Config) -> Config:
     """Checks across keys (the per-key types are checked while merging)."""
     for path in _POSITIVE_INTS:
+        if _get(cfg, path) == "auto":  # n_trj: resolved from the dataset when the run starts
+            continue
         _need(_get(cfg, path) >= 1, f"{path} must be at least 1, got {_get(cfg, path)}")
     for path in _NON_NEGATIVE:
         _need(_get(cfg, path) >= 0, f"{path} must not be negative, got {_get(cfg, path)}")
@@ -481,6 +496,8 @@ def validate(cfg: Config) -> Config:
     )
     for key in ("train_epoch", "eval_epoch"):
         spec = algo[key]
+        if spec == "auto":  # resolved from the dataset when the run starts (rlkit.data.selection)
+            continue
         if isinstance(spec, list):
             _need(spec[2] > 0, f"algo_params.{key} step must be positive, got {spec}")
         _need(min(epoch_range(spec), default=-1) >= 0, f"algo_params.{key} selects no checkpoint: {spec}")

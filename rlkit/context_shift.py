@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from rlkit.errors import cli
+from rlkit.core.device import choose_device
 
 SOURCES = ("offline", "online", "np_online", "online_full", "np_online_full")
 DESCRIPTIONS = {
@@ -363,7 +364,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 @cli
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from rlkit.core.device import choose_device
     from rlkit.evaluation.run_loader import RunLoadError, load_run
 
     try:

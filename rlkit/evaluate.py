@@ -31,6 +31,7 @@ import torch
 
 from rlkit.errors import cli
 from rlkit.evaluation.protocols import PROGRESS_KEYS, PROTOCOLS, ProtocolResult
+from rlkit.core.device import choose_device
 
 SPLITS = ("train", "test")
 
@@ -173,7 +174,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 @cli
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from rlkit.core.device import choose_device
     from rlkit.evaluation.run_loader import RunLoadError, load_run
 
     try:

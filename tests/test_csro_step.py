@@ -169,5 +169,11 @@ def test_padded_contexts_pool_like_each_context_on_its_own(ib):
                 mu, var = out[:, : hp.latent_size], torch.nn.functional.softplus(out[:, hp.latent_size:])
                 expected = (mu / var).sum(0) / (1.0 / var).sum(0)
             torch.testing.assert_close(z[m], expected)
+            # the logged "Z variance": the product variance, or the spread of the outputs (0 below two)
+            if ib:
+                spread = 1.0 / (1.0 / var).sum(0) if n else torch.ones(hp.latent_size)
+            else:
+                spread = out.std(dim=0) if n > 1 else torch.zeros(hp.latent_size)
+            torch.testing.assert_close(tr.agent.z_var_from_encoded(tr.agent.encode_context(ctx), lengths)[m], spread)
     cached = tr.agent.z_from_encoded(tr.agent.encode_context(ctx), lengths)  # what evaluation caches
     torch.testing.assert_close(cached, z)

@@ -16,7 +16,7 @@ from rlkit.launchers import meta_train
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_PARAMS = {"n_tasks": 6, "randomize_tasks": 0, "max_episode_steps": 20}
-TIME_COLUMNS = {"Train Time (s)", "Eval Time (s)"}
+TIME_COLUMNS = {"Train Time (s)", "Eval Time (s)", "(Previous) Eval Time (s)", "Epoch Time (s)", "Total Train Time (s)"}
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,46 @@ def test_run_directory_tells_the_whole_story(dataset, tmp_path):
         assert col in progress.columns, col
     assert np.isfinite(progress["Average_NpOnlineReturn_all_test_tasks"]).all()
     assert list(progress["Number of train steps total"]) == [4, 8]
+
+
+def test_progress_holds_every_column_of_the_authors_progress_csv(dataset, tmp_path):
+    """viskit overlays runs by column name: all 89 of the authors' columns are there, with values."""
+    fixture = REPO / "tests" / "fixtures" / "authors_progress_header_point_robot.txt"
+    header = [line for line in fixture.read_text().splitlines() if line and not line.startswith("#")]
+    assert len(header) == 89
+    run_dir = run(dataset, tmp_path, "latent_size=20")
+    progress = pd.read_csv(run_dir / "progress.csv")
+    missing = [c for c in header if c not in progress.columns]
+    assert not missing, missing
+    # what only a run with BRAC computes is NaN here; everything else has values
+    assert progress[[f"div_estimate {s}" for s in ("Mean", "Std", "Max", "Min")]].isna().all().all()
+    rest = [c for c in header if not c.startswith("div_estimate")]
+    assert np.isfinite(progress[rest].to_numpy(dtype=float)).all()
+    last = progress.iloc[-1]
+    assert last["Number of env steps total"] == 0 and last["Epoch Time (s)"] >= last["Train Time (s)"]
+    assert last["Total Train Time (s)"] > progress.iloc[0]["Total Train Time (s)"]
+    assert last["(Previous) Eval Time (s)"] == pytest.approx(progress.iloc[0]["Eval Time (s)"])
+    assert last["task_idx"] in (4, 5) and last["task idx"] in (0, 1, 2, 3)  # a test task / a train task
+    # "Q Predictions Std" is numpy's population std: Max >= Mean >= Min, Std >= 0
+    assert (progress["Q Predictions Max"] >= progress["Q Predictions Mean"]).all()
+    assert (progress["Q Predictions Std"] >= 0).all()
+
+
+def test_auto_selection_takes_checkpoints_and_episodes_from_the_dataset(dataset, tmp_path, capsys):
+    """train_epoch / eval_epoch / n_trj = auto: what the dataset holds (checkpoints 100 and 200, 2 sampled
+    episodes each: both checkpoints, since the first is only skipped when there are more than two)."""
+    run_dir = run(dataset, tmp_path, "algo_params.train_epoch=auto", "algo_params.eval_epoch=auto",
+                  "algo_params.n_trj=auto", iterations=1)
+    algo = json.loads((run_dir / "variant.json").read_text())["algo_params"]
+    assert algo["train_epoch"] == [100, 300, 100] and algo["eval_epoch"] == [100, 300, 100] and algo["n_trj"] == 2
+    # asking for more episodes than exist names what does exist
+    args = [str(REPO / "configs" / "point-robot.json"), "--seed", "1", "--exp_name", "more",
+            *[o.strip("'") for o in overrides(dataset, tmp_path)], "algo_params.n_trj=5"]
+    capsys.readouterr()
+    assert launch_experiment.main(args) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fewer than n_trj=5" in err[0] and "100 (2), 200 (2)" in err[0]
+    assert not (tmp_path / "point-robot" / "more").exists()  # nothing written for a run that cannot start
 
 
 def test_kill_and_resume_reproduce_the_uninterrupted_run(dataset, tmp_path, monkeypatch):

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from rlkit.config import ConfigError, exit_on_config_error, load_config
 from rlkit.errors import cli, fail
+from rlkit.core.device import choose_device
+from rlkit.data.selection import fitting_steps, range_of
 
 POINT_ENVS = {"point-robot", "sparse-point-robot", "point-robot-wind"}
 
@@ -68,7 +70,6 @@ def select_tasks(args, n_tasks: int) -> list[int]:
 def build_job(args):
     from rlkit.behavior.config import compose_sac_config
     from rlkit.behavior.generate import GenerationJob
-    from rlkit.core.device import choose_device
 
     try:
         cfg = load_config(args.config)
@@ -130,10 +131,9 @@ def meta_train_command(config: str, job) -> str:
     sac = job.sac
     steps = checkpoint_schedule(sac.num_train_steps, sac.num_seed_steps, sac.eval_frequency)
     parts = ["python launch_experiment.py", config, "--seed 0", f"algo_params.data_dir={job.data_dir}"]
-    if steps:
-        first = steps[1] if len(steps) > 2 else steps[0]  # as the paper's selections, skip the untrained first one
-        epochs = f"[{first},{steps[-1] + int(sac.eval_frequency)},{int(sac.eval_frequency)}]"
-        parts += [f"'algo_params.train_epoch={epochs}'", f"'algo_params.eval_epoch={epochs}'"]
+    if steps:  # the rule of train_epoch=auto (rlkit.data.selection), written out
+        epochs = ",".join(str(x) for x in range_of(fitting_steps(steps)))
+        parts += [f"'algo_params.train_epoch=[{epochs}]'", f"'algo_params.eval_epoch=[{epochs}]'"]
     parts.append(f"algo_params.n_trj={int(sac.num_eval_sample_episodes)}")
     return " ".join(parts)
 

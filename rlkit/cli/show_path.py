@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from rlkit.errors import cli
+from rlkit.core.device import choose_device
 
 POINT_ENVS = {"point-robot", "sparse-point-robot", "point-robot-wind"}
 STYLE = {"exploration": dict(ls="--", lw=0.8, alpha=0.45), "last": dict(ls="-", lw=2.2, alpha=1.0)}
@@ -280,7 +281,6 @@ def make_figures(run, out_dir, protocols=("online", "offline", "np_online"), tas
 def main(argv=None) -> int:
     args = parse_args(argv)
     from rlkit.config import ConfigError, exit_on_config_error, load_config
-    from rlkit.core.device import choose_device
     from rlkit.core.logger import run_dir_path
     from rlkit.evaluate import parse_protocols
     from rlkit.evaluation.run_loader import RunLoadError, load_run

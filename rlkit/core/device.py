@@ -23,3 +23,17 @@ def choose_device(gpu: int | None) -> torch.device:
     device = torch.device(f"cuda:{gpu}")
     torch.cuda.set_device(device)
     return device
+
+
+def run_device(use_gpu: bool, gpu_id: int, gpu: int | None = None) -> torch.device:
+    """The device of a run: ``--gpu G`` if given, else the config's ``use_gpu`` / ``gpu_id``.
+
+    The authors' configs all say ``use_gpu: 1``; as in their code that means
+    "train on CUDA device ``gpu_id``", and on a machine without CUDA it quietly
+    means the CPU (the run's variant.json records the device actually used).
+    """
+    if gpu is not None:
+        return choose_device(gpu)
+    if use_gpu and torch.cuda.is_available():
+        return choose_device(int(gpu_id))
+    return torch.device("cpu")

@@ -23,6 +23,7 @@ import numpy as np
 
 from rlkit.data._io import atomic_write_bytes
 from rlkit.data.errors import DatasetError
+from rlkit.data.selection import describe_counts, episode_counts
 from rlkit.data.legacy import (
     is_legacy_dataset,
     legacy_columns,
@@ -368,8 +369,10 @@ def _apply_normalizer(data: OfflineData, root: Path, normalize: bool | None) -> 
     return data
 
 
-def _missing_error(root: Path, env_name: str | None, missing_tasks, missing_ckpts, short, n_trj, group) -> None:
+def _missing_error(root: Path, env_name: str | None, missing_tasks, missing_ckpts, short, n_trj, group,
+                   available: str = "") -> None:
     cmd = _generate_cmd(root, env_name)
+    there = f"; {available}" if available else ""
     if missing_tasks:
         raise DatasetError(
             f"{root} has no data for tasks {_preview(missing_tasks)}: generate them with {cmd} "
@@ -378,12 +381,12 @@ def _missing_error(root: Path, env_name: str | None, missing_tasks, missing_ckpt
     if missing_ckpts:
         raise DatasetError(
             f"{root} lacks {len(missing_ckpts)} selected checkpoints (task, step): {_preview(missing_ckpts)}; "
-            f"finish generating them with {cmd} or narrow train_epoch/eval_epoch"
+            f"finish generating them with {cmd} or narrow train_epoch/eval_epoch (or set them to auto){there}"
         )
     if short:
         raise DatasetError(
             f"{root} has fewer than n_trj={n_trj} {group} episodes at {len(short)} checkpoints "
-            f"(task, step, have): {_preview(short)}; lower n_trj or regenerate them with {cmd}"
+            f"(task, step, have): {_preview(short)}; lower n_trj (or set it to auto) or regenerate them with {cmd}{there}"
         )
 
 
@@ -503,7 +506,11 @@ def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify) -> Offl
             build.episodes(task, step, sample, index[sel], length[sel])
             size += int(length[sel].sum())
         build.task_sizes.append(size)
-    _missing_error(root, env_name, missing_tasks, missing_ckpts, short, n_trj, group)
+    if missing_ckpts or short:
+        available = describe_counts(episode_counts(root, [t for t in task_ids if int(t) in have_tasks], sample),
+                                    sample)
+        _missing_error(root, env_name, missing_tasks, missing_ckpts, short, n_trj, group, available)
+    _missing_error(root, env_name, missing_tasks, [], [], n_trj, group)
 
     ep_task, ep_step, ep_sampled, ep_index, ep_offsets = build.tables()
     n = int(ep_offsets[-1])

@@ -108,6 +108,7 @@ class ProtocolResult:
     trace: dict | None = None
     context_lengths: np.ndarray | None = None
     z: np.ndarray | None = None
+    z_var: np.ndarray | None = None  # the final posterior's var per sub-env (agents that expose it)
 
     def final_returns(self) -> np.ndarray:
         """Per task: the last evaluation episode's return, averaged over repeats."""
@@ -381,6 +382,8 @@ def run_protocol(
         protocol=protocol, task_ids=task_ids, task_of=task_of, episode_returns=returns,
         trace=trace.arrays() if trace is not None else None,
         context_lengths=store.lengths.cpu().numpy(), z=z.cpu().numpy(),
+        z_var=(agent.z_var_from_encoded(encoded.data, encoded.lengths).cpu().numpy()
+               if cached and encoded is not None and hasattr(agent, "z_var_from_encoded") else None),
     )
 
 

@@ -25,12 +25,14 @@ import torch
 from tqdm import tqdm
 
 from rlkit.config import Config
-from rlkit.core.device import choose_device
+from rlkit.core.device import run_device
 from rlkit.core.logger import (RunDirError, RunLogger, json_roundtrip, latest_snapshot, load_snapshot,
                                newest_loadable_snapshot, run_dir_path)
 from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data, split_tasks_from_variant
+from rlkit.data.selection import resolve_auto
 from rlkit.envs import make_env
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
+from rlkit.launchers.progress_columns import eval_z_columns, reference_columns, with_missing_as_nan
 from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
 from rlkit.torch.networks import context_from_sample
 
@@ -113,6 +115,9 @@ class MetaTrainer:
         self.settings = EvalSettings.from_algo_params(self.algo)
         self.start_itr = 0
         self._train_ids = np.asarray(data.train_tasks)
+        # the authors' timing columns: the previous iteration's eval time, wall time summed over resumes
+        self.prev_eval_time, self.total_time = 0.0, 0.0
+        self.columns = reference_columns(int(cfg["latent_size"]), self.algo)
 
     # ------------------------------------------------------------------ data
     def _context(self, part: dict) -> torch.Tensor:
@@ -159,6 +164,8 @@ class MetaTrainer:
             state = load_snapshot(path)  # CPU tensors; load_state_dict moves them to the device
         self.trainer.load_state_dict(state["trainer"])
         self.start_itr = int(state["iteration"]) + 1
+        self.prev_eval_time = float(state.get("eval_time", 0.0))
+        self.total_time = float(state.get("total_time", 0.0))
 
     def run(self) -> None:
         n_itr, n_steps = self.algo["num_iterations"], self.algo["num_train_steps_per_itr"]
@@ -186,15 +193,21 @@ class MetaTrainer:
                                    self.data.test_tasks, self.settings, offline_context=self.offline_context(gen),
                                    obs_absmax=self.data.obs_absmax, seed=s, device=self.device)
                 row = progress_row(results)
+                last = results["np_online"] if "np_online" in results else next(iter(results.values()))
+                if last.z is not None and last.z_var is not None:
+                    row.update(eval_z_columns(last.z[-1], last.z_var[-1], int(last.task_of[-1])))
             eval_time = time.perf_counter() - t1
-            for key, value in {k: float(v) for k, v in stats.items()}.items():
-                self.logger.record_tabular(key, value, group="trainer")
-            for key, value in row.items():
-                self.logger.record_tabular(key, value, group="eval")
-            self.logger.record_tabular("Number of train steps total", self.trainer.num_steps, group="time")
-            self.logger.record_tabular("Train Time (s)", train_time, group="time")
-            self.logger.record_tabular("Eval Time (s)", eval_time, group="time")
-            self.logger.record_tabular("Epoch", itr, group="time")
+            self.total_time += time.perf_counter() - t0
+            times = {"Number of train steps total": self.trainer.num_steps,
+                     "Number of env steps total": 0, "Number of rollouts total": 0,  # offline: no collection
+                     "Train Time (s)": train_time, "(Previous) Eval Time (s)": self.prev_eval_time,
+                     "Epoch Time (s)": train_time + self.prev_eval_time, "Total Train Time (s)": self.total_time,
+                     "Eval Time (s)": eval_time, "Epoch": itr}
+            self.prev_eval_time = eval_time
+            full = with_missing_as_nan({**{k: float(v) for k, v in stats.items()}, **row, **times}, self.columns)
+            for key, value in full.items():
+                group = "time" if key in times else "eval" if key in row else "trainer"
+                self.logger.record_tabular(key, value, group=group)
             self.logger.dump_tabular(itr)  # the full table goes to debug.log
             summary = ", ".join(f"{k.split('_')[1].replace('Return', '')} {row[k]:.2f}" for k in row
                                 if k.startswith("Average_"))
@@ -225,6 +238,7 @@ class MetaTrainer:
 
     def snapshot(self, itr: int) -> dict:
         return {"iteration": itr, "trainer": self.trainer.state_dict(), "config": self.cfg,
+                "eval_time": self.prev_eval_time, "total_time": self.total_time,
                 "train_tasks": self.data.train_tasks, "test_tasks": self.data.test_tasks,
                 "obs_dim": self.obs_dim, "act_dim": self.act_dim,
                 # a plain list: the safe loader (weights_only) accepts no numpy arrays
@@ -238,8 +252,8 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
     touched: the resume target, the snapshot, the dataset. A failed start then
     leaves nothing that blocks the corrected command.
     """
-    device = choose_device(gpu)
     util = cfg["util_params"]
+    device = run_device(bool(util["use_gpu"]), int(util["gpu_id"]), gpu)
     run_dir = run_dir_path(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed)
     snapshot_path, state, itr = None, None, None
     if resume:
@@ -253,8 +267,15 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
             what = "no snapshot that loads" if skipped else "no snapshot (agent.pth / agent_itr_K.pth)"
             raise RunDirError(f"{what} in {resume}; nothing to resume")
         itr = int(state["iteration"])
+    # "auto" checkpoints / episode counts: what the dataset holds, resolved before variant.json is written
+    train_tasks, test_tasks = split_tasks_from_variant(cfg, seed)
+    cfg = {**cfg, "algo_params": resolve_auto(cfg["algo_params"], train_tasks, test_tasks)}
     data = load_experiment_data(cfg, seed, device)
-    logger = RunLogger.create(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed, cfg,
+    # variant.json: the resolved config as run, with what viskit and readers need at the top level
+    variant = {**cfg, "seed": seed, "exp_name": util["exp_name"], "device": str(device),
+               "util_params": {**util, "use_gpu": device.type == "cuda",
+                               "gpu_id": device.index if device.type == "cuda" else util["gpu_id"]}}
+    logger = RunLogger.create(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed, variant,
                               resume=bool(resume), truncate_to_epoch=None if itr is None else itr + 1)
     try:
         torch.manual_seed(seed)

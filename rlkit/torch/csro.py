@@ -78,6 +78,13 @@ class CSROHyperParams(SimpleNamespace):
         return cls(**top, **algo)
 
 
+def describe(name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``name Mean/Std/Max/Min`` over all elements of ``x``: the reference's statistics block."""
+    x = x.float().reshape(-1)
+    return {f"{name} Mean": x.mean(), f"{name} Std": x.std(correction=0), f"{name} Max": x.max(),
+            f"{name} Min": x.min()}
+
+
 class CSROAgent(nn.Module):
     """Context encoder + policy: infers z from a context and acts on (s, z)."""
 
@@ -114,6 +121,11 @@ class CSROAgent(nn.Module):
     def z_from_encoded(self, per: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Pool per-transition outputs [M, C, out] over the first ``lengths[m]`` rows into z [M, L]."""
         return self.encoder.pooled_mean(per, lengths)
+
+    @torch.no_grad()
+    def z_var_from_encoded(self, per: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The posterior's ``var`` [M, L] (see :class:`Posterior`) of padded per-transition outputs."""
+        return self.encoder.pooled_spread(per, lengths)
 
     @torch.no_grad()
     def act_pair(self, obs: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,14 +299,22 @@ class CSROTrainer:
 
         if not with_stats:
             return {}
+        z_first = posterior.mean.detach()[0]  # the reference logs the meta batch's first task
         stats.update({
             "QF Loss": qf_loss.detach(), "VF Loss": vf_loss.detach(), "Policy Loss": pol_loss.detach(),
             "Q Predictions Mean": q1_pred.detach().mean(), "Q Targets Mean": q_tgt.mean(),
             "V Predictions Mean": v_pred.detach().mean(), "Log Pis Mean": log_pi.detach().mean(),
             "Policy mu Mean": pol.mean.detach().mean(), "Policy log std Mean": pol.log_std.detach().mean(),
             "alpha": self.alpha.detach(), "Z mean train": posterior.mean.detach().abs().mean(),
-            "Z variance train": posterior.var.detach().mean(),
+            **{f"Z mean train{i}": z_first[i] for i in range(z_first.shape[0])},
+            "Z variance train": posterior.var.detach()[0].mean(), "task idx": batch.task_ids[0],
         })
+        # the reference's Mean/Std/Max/Min blocks (population std, as numpy's)
+        for name, x in (("Q Predictions", q1_pred), ("V Predictions", v_pred), ("Log Pis", log_pi),
+                        ("Policy mu", pol.mean), ("Policy log std", pol.log_std), ("alpha", self.alpha_var),
+                        ("div_estimate", div)):
+            if x is not None:
+                stats.update(describe(name, x.detach()))
         if div is not None:
             stats["div_estimate"] = div.detach().mean()
         return stats

@@ -306,6 +306,18 @@ class ContextEncoder(Mlp):
             return (per * mask).sum(1) / lengths.clamp(min=1).to(per.dtype)[:, None]
         return self._product_of_gaussians(per, mask, empty=(lengths == 0).to(per.dtype)[:, None])[0]
 
+    def pooled_spread(self, per: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """What :class:`Posterior` calls ``var`` [T, L], from padded outputs [T, N, out] of lengths [T]:
+        the product variance under the information bottleneck, else the (n - 1)-normalised standard
+        deviation of the first ``lengths[t]`` outputs (0 for fewer than two), the reference's quirk."""
+        mask = (torch.arange(per.shape[1], device=per.device)[None] < lengths[:, None]).to(per.dtype)[..., None]
+        if self.use_information_bottleneck:
+            return self._product_of_gaussians(per, mask, empty=(lengths == 0).to(per.dtype)[:, None])[1]
+        n = lengths.to(per.dtype)[:, None]
+        mean = (per * mask).sum(1) / n.clamp(min=1)
+        var = (((per - mean[:, None]) * mask) ** 2).sum(1) / (n - 1).clamp(min=1)
+        return torch.where(n > 1, var.sqrt(), torch.zeros_like(var))
+
     def _product_of_gaussians(self, per: torch.Tensor, mask: Optional[torch.Tensor] = None,
                               empty: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, var) of the product of the per-transition Gaussians: precisions add and the

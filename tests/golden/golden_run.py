@@ -47,7 +47,7 @@ META = ["algo_params.meta_batch=3",
         "algo_params.train_epoch=[100,300,100]", "algo_params.eval_epoch=[100,300,100]", "algo_params.n_trj=2",
         "algo_params.num_iterations=3", "algo_params.num_train_steps_per_itr=5",
         "algo_params.embedding_batch_size=32", "algo_params.batch_size=16", "algo_params.num_steps_per_eval=40",
-        "net_size=32", "latent_size=4"]
+        "net_size=32", "latent_size=4", "util_params.use_gpu=0"]  # the CPU numbers, also on a GPU host
 
 
 def _run(cmd: list[str], cwd: Path) -> None:

@@ -1,0 +1,103 @@
+"""Which behaviour checkpoints and how many episodes a dataset holds, and a selection that fits it.
+
+The paper's configs name their checkpoints (``train_epoch = [start, stop,
+step]``) and episodes per checkpoint (``n_trj``) for the paper's generation
+schedule; a dataset made on a shorter schedule needs other values. Writing
+``auto`` for any of them takes them from the dataset itself (docs/method.md §3):
+every checkpoint all selected tasks have except the first (written from a
+nearly untrained policy, as the paper's selections skip it), and the largest
+episode count every one of those checkpoints holds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from rlkit.data.errors import DatasetError
+from rlkit.data.native import GROUPS, episode_table, read_metadata
+
+AUTO = "auto"
+
+
+def episode_counts(root: str | os.PathLike, task_ids: Iterable[int], sample: bool) -> dict[int, dict[int, int]]:
+    """{task: {checkpoint step: episodes of the chosen group (sampled or deterministic)}} of a native dataset."""
+    counts: dict[int, dict[int, int]] = {int(t): {} for t in task_ids}
+    for entry in read_metadata(root)["files"].values():
+        task = int(entry["task"])
+        if task in counts:
+            sampled, index, _ = episode_table(entry)
+            counts[task][int(entry["step"])] = int(np.unique(index[sampled == sample]).size)
+    return counts
+
+
+def describe_counts(counts: dict[int, dict[int, int]], sample: bool, limit: int = 8) -> str:
+    """One line: the checkpoints and episode counts the tasks share (what a selection could use)."""
+    steps = sorted(set.intersection(*(set(c) for c in counts.values()))) if counts else []
+    if not steps:
+        return "no checkpoint is held by every selected task"
+    per = {s: min(c[s] for c in counts.values()) for s in steps}
+    shown = ", ".join(f"{s} ({n})" for s, n in list(per.items())[:limit]) + (", ..." if len(per) > limit else "")
+    return f"every selected task has checkpoints (step ({GROUPS[int(sample)]} episodes)): {shown}"
+
+
+def range_of(steps: Sequence[int]) -> list[int]:
+    """``[start, stop, step]`` with ``range(start, stop, step) == steps`` (evenly spaced steps)."""
+    steps = sorted(int(s) for s in steps)
+    if len(steps) == 1:
+        return [steps[0], steps[0] + 1, 1]
+    gaps = set(np.diff(steps).tolist())
+    if len(gaps) != 1:
+        raise DatasetError(f"checkpoints {steps} are not evenly spaced, so 'auto' cannot name them as "
+                           "[start, stop, step]; set train_epoch / eval_epoch by hand")
+    gap = gaps.pop()
+    return [steps[0], steps[-1] + gap, gap]
+
+
+def fitting_steps(steps: Sequence[int]) -> list[int]:
+    """The checkpoints a selection uses: all but the first when there are more than two."""
+    steps = sorted(int(s) for s in steps)
+    return steps[1:] if len(steps) > 2 else steps
+
+
+def auto_selection(root: str | os.PathLike, tasks: Iterable[int], sample: bool) -> tuple[list[int], int]:
+    """(``[start, stop, step]``, n_trj) that fit what the dataset holds for ``tasks``."""
+    counts = episode_counts(root, tasks, sample)
+    missing = sorted(t for t, c in counts.items() if not c)
+    if missing:
+        raise DatasetError(f"{root} has no data for tasks {missing[:6]}; 'auto' cannot choose checkpoints")
+    shared = set.intersection(*(set(c) for c in counts.values()))
+    if not shared:
+        raise DatasetError(f"{root}: no checkpoint is held by every selected task; 'auto' cannot choose one")
+    steps = fitting_steps(shared)
+    n_trj = min(c[s] for c in counts.values() for s in steps)
+    if n_trj < 1:
+        raise DatasetError(f"{root} has no {GROUPS[int(sample)]} episodes at checkpoints {steps}; "
+                           "set algo_params.sample to the group the dataset holds")
+    return range_of(steps), n_trj
+
+
+def resolve_auto(algo: dict, train_tasks: Sequence[int], test_tasks: Sequence[int]) -> dict:
+    """``algo_params`` with every ``auto`` of train_epoch / eval_epoch / n_trj replaced from the dataset."""
+    keys = ("train_epoch", "eval_epoch", "n_trj")
+    if not any(algo.get(k) == AUTO for k in keys):
+        return algo
+    root = Path(algo["data_dir"])
+    if not (root / "dataset.json").is_file():
+        raise DatasetError(f"'auto' train_epoch / eval_epoch / n_trj read the dataset's dataset.json, which "
+                           f"{root} lacks (a reference-layout dataset?): give explicit values or convert it "
+                           "with python -m rlkit.data convert")
+    sample = bool(algo["sample"])
+    out = dict(algo)
+    train_sel, train_n = auto_selection(root, train_tasks, sample)
+    test_sel, test_n = auto_selection(root, test_tasks, sample)
+    if out["train_epoch"] == AUTO:
+        out["train_epoch"] = train_sel
+    if out["eval_epoch"] == AUTO:
+        out["eval_epoch"] = test_sel
+    if out["n_trj"] == AUTO:
+        out["n_trj"] = min(train_n, test_n)
+    return out

@@ -1,0 +1,61 @@
+"""The authors' progress.csv columns, so their curves and ours overlay by key in viskit.
+
+Our progress.csv keeps its own columns and adds every column the authors'
+logger writes, with the same meaning (docs/method.md §9 lists them). A column
+the authors fill from a quantity this run does not compute (the dual critic's
+divergence when BRAC and the dual critic are off) is written as NaN rather
+than left out, so the header is the same for every method.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+
+STAT_BLOCKS = ("Q Predictions", "V Predictions", "Log Pis", "Policy mu", "Policy log std", "alpha", "div_estimate")
+AVERAGE_RETURNS = ("Average_OnlineReturn_all_test_tasks", "Average_OfflineReturn_all_test_tasks",
+                   "Average_NpOnlineReturn_all_test_tasks")
+COUNTERS = ("Number of train steps total", "Number of env steps total", "Number of rollouts total")
+TIMES = ("Train Time (s)", "(Previous) Eval Time (s)", "Epoch Time (s)", "Total Train Time (s)")
+
+
+def reference_columns(latent_size: int, algo: Mapping) -> list[str]:
+    """The header the authors' code writes for these settings, in its order.
+
+    Their trainer statistics (per-dimension z of the meta batch's first task, the
+    losses of the parts that are on, Mean/Std/Max/Min blocks), then the
+    evaluation's (z of the last evaluated context, the three average returns),
+    then counters, times and the epoch.
+    """
+    cols = [f"Z mean train{i}" for i in range(latent_size)] + ["Z variance train", "task idx"]
+    if algo.get("use_club"):
+        cols += ["Club model Loss", "Club Loss"]
+    if algo.get("use_FOCAL_cl"):
+        cols += ["Z Loss"]
+    cols += ["QF Loss", "VF Loss", "Policy Loss"]
+    if algo.get("use_brac"):
+        cols += ["Dual Critic Loss"]
+    cols += [f"{name} {s}" for name in STAT_BLOCKS for s in ("Mean", "Std", "Max", "Min")]
+    cols += [f"Z mean eval{i}" for i in range(latent_size)] + ["Z variance eval", "task_idx"]
+    cols += list(AVERAGE_RETURNS) + list(COUNTERS) + list(TIMES) + ["Epoch"]
+    return cols
+
+
+def eval_z_columns(z_mean: np.ndarray, z_var: np.ndarray, task: int) -> dict[str, float]:
+    """The authors' evaluation z columns: the posterior of the last context the evaluation inferred
+    (their agent still holds it when statistics are logged: the last test task's last np_online
+    repeat), per dimension, its mean variance, and that task's id."""
+    row = {f"Z mean eval{i}": float(v) for i, v in enumerate(np.asarray(z_mean).reshape(-1))}
+    row["Z variance eval"] = float(np.mean(z_var))
+    row["task_idx"] = float(task)
+    return row
+
+
+def with_missing_as_nan(row: Mapping[str, float], columns: list[str]) -> dict[str, float]:
+    """``row`` plus NaN for every column in ``columns`` it lacks (the header must not depend on the values)."""
+    out = dict(row)
+    for c in columns:
+        out.setdefault(c, math.nan)
+    return out
