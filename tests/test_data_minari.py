@@ -221,11 +221,14 @@ def test_missing_csro_metadata_is_refused(native, store, tmp_path, capsys):
     with pytest.raises(DatasetError, match="csro_files"):
         load_offline_data(copy, [0], 100, 1)
     _one_line_error(capsys, ["info", str(copy)])
-    rel = next(iter(files))
-    files[rel]["episodes"]["sampled"]["index"][0] = 7  # the table no longer matches the stored episodes
+    rel = "task_001/step_00000100.npy"
+    files[rel]["episodes"]["sampled"]["length"][0] += 1  # the table no longer matches the stored episodes
     meta_path.write_text(json.dumps({**meta, "csro_files": files}))
     with pytest.raises(DatasetError, match="do not match"):
         load_offline_data(copy, [1], 100, 1)
+    meta_path.write_text(json.dumps({**meta, "csro_files": files, "total_episodes": meta["total_episodes"] - 1}))
+    with pytest.raises(DatasetError, match="holds .* episodes but"):
+        load_offline_data(copy, [0], 100, 1)
 
 
 def test_conversion_refusals(native, store, tmp_path, capsys):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -222,16 +222,20 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
 
 @dataclass
 class _Task:
-    dataset: Any  # minari.MinariDataset
-    checkpoint_episodes: dict[int, list[int]] = field(default_factory=dict)  # step -> Minari episode ids
+    name: str  # the task's dataset folder in the namespace, e.g. task-000-v0
+    checkpoint_episodes: dict[int, range]  # step -> its Minari episode ids (export order: by step, file order)
+    dataset: Any = None  # minari.MinariDataset, opened on first read
 
 
 class MinariSource:
     """A Minari namespace written by :func:`export_minari`, read as a native dataset.
 
     ``metadata`` is the native ``dataset.json`` contents (header and file
-    entries); :meth:`records` rebuilds one (task, checkpoint) file's records,
-    checked against its entry (and its SHA-256 with ``verify``).
+    entries, from the JSON metadata alone); :meth:`records` rebuilds one (task,
+    checkpoint) file's records from its Minari episodes, checked against its
+    entry (and its SHA-256 with ``verify``). Episodes are found by position
+    (the export writes them in file order), so reading needs no per-episode
+    HDF5 attributes, which cost about as much as the data.
     """
 
     layout = "minari"
@@ -250,17 +254,36 @@ class MinariSource:
         self._tasks: dict[int, _Task] = {}
         files: dict[str, dict] = {}
         for task_text, name in sorted(names.items(), key=lambda kv: int(kv[0])):
-            task = int(task_text)
-            ds, ds_meta = self._open(task, str(name))
+            task, name = int(task_text), str(name)
+            ds_meta = self._task_metadata(task, name)
             if ds_meta.get(KEY) != header or ds_meta.get("csro_task") != task:
                 raise DatasetError(f"{self.label}: dataset {name} belongs to another CSRO dataset or task "
                                    "(its csro metadata differs from the namespace's); convert again")
             entries = ds_meta.get("csro_files")
-            if not isinstance(entries, dict):
+            if not isinstance(entries, dict) or not entries:
                 raise DatasetError(f"{self.label}: dataset {name} has no csro_files metadata; convert again")
-            self._tasks[task] = _Task(ds, self._index_episodes(ds, name, entries))
+            ids, first = {}, 0
+            for entry in sorted(entries.values(), key=lambda e: int(e["step"])):
+                n = len(entry["episodes"]["deterministic"]["index"]) + len(entry["episodes"]["sampled"]["index"])
+                ids[int(entry["step"])] = range(first, first + n)
+                first += n
+            if first != ds_meta.get("total_episodes"):
+                raise DatasetError(f"{self.label}: {name} holds {ds_meta.get('total_episodes')} episodes but its "
+                                   f"csro_files metadata lists {first} (edited or filtered with other tools?); "
+                                   "convert again")
+            self._tasks[task] = _Task(name, ids)
             files.update(entries)
         self.metadata = {**header, "files": files}
+
+    def _task_metadata(self, task: int, name: str) -> dict:
+        path = self.root / name / "data" / "metadata.json"
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DatasetError(f"{self.label}: the Minari dataset of task {task} ({name}) is missing; "
+                               "download it or convert again") from None
+        except ValueError as e:
+            raise DatasetError(f"{path} is not valid JSON ({e}); download it or convert again") from None
 
     def _namespace_metadata(self) -> dict:
         path = self.root / NAMESPACE_FILE
@@ -291,53 +314,23 @@ class MinariSource:
             )
         return meta
 
-    def _open(self, task: int, name: str):
-        from minari import MinariDataset
-
-        path = self.root / name / "data"
-        if not (path / "metadata.json").is_file():
-            raise DatasetError(f"{self.label}: the Minari dataset of task {task} ({name}) is missing; "
-                               "download it or convert again")
-        ds = MinariDataset(path)
-        return ds, ds.storage.metadata
-
-    def _index_episodes(self, ds, name: str, entries: Mapping[str, dict]) -> dict[int, list[int]]:
-        """step -> Minari episode ids, checked against the native entries' episode tables."""
-        ids = np.arange(ds.storage.total_episodes)
-        metas = list(ds.storage.get_episode_metadata(ids))
-        try:
-            steps = np.array([int(m["behaviour_checkpoint"]) for m in metas], np.int64)
-            sampled = np.array([ACTION_MODES.index(str(m["action_mode"])) for m in metas], bool)
-            index = np.array([int(m["episode_index"]) for m in metas], np.int64)
-            length = np.array([int(m["total_steps"]) for m in metas], np.int64)
-        except (KeyError, ValueError):
-            raise DatasetError(f"{self.label}: episodes of {name} lack the csro episode metadata "
-                               "(behaviour_checkpoint, action_mode, episode_index); convert again") from None
-        out: dict[int, list[int]] = {}
-        for rel, entry in entries.items():
-            step = int(entry["step"])
-            sel = np.flatnonzero(steps == step)
-            want_s, want_k, want_n = episode_table(entry)
-            if not (np.array_equal(sampled[sel], want_s) and np.array_equal(index[sel], want_k)
-                    and np.array_equal(length[sel], want_n)):
-                raise DatasetError(f"{self.label}: the episodes of {name} at checkpoint {step} do not match its "
-                                   "csro_files metadata (edited or filtered with other tools?); convert again")
-            out[step] = [int(i) for i in ids[sel]]
-        if sum(len(v) for v in out.values()) != len(ids):
-            raise DatasetError(f"{self.label}: {name} holds episodes of checkpoints not in its csro_files metadata; "
-                               "convert again")
-        return out
-
     def records(self, rel: str, entry: Mapping[str, Any], dtype: np.dtype | None = None,
                 verify: bool = False) -> np.ndarray:
         """The native records of one (task, checkpoint), rebuilt from its Minari episodes."""
+        from minari import MinariDataset
+
         task, step = int(entry["task"]), int(entry["step"])
         t = self._tasks[task]
-        sampled, index, _ = episode_table(entry)
+        if t.dataset is None:
+            t.dataset = MinariDataset(self.root / t.name / "data")
+        sampled, index, length = episode_table(entry)
         dt = dtype if dtype is not None else record_dtype(self.metadata["obs_dim"], self.metadata["act_dim"])
         where = f"{self.label} task {task} checkpoint {step}"
         eps = [self._episode(ep, bool(s), int(k), where)
                for ep, s, k in zip(t.dataset.storage.get_episodes(t.checkpoint_episodes[step]), sampled, index)]
+        if [len(e) for e in eps] != length.tolist():
+            raise DatasetError(f"{where}: the episodes of {t.name} do not match its csro_files metadata "
+                               "(edited or filtered with other tools?); convert again")
         rec = episodes_to_records(eps, dt)
         if verify and sha256_hex(npy_bytes(rec)) != entry["sha256"]:
             raise DatasetError(f"{where}: the data fails its SHA-256 check (changed since conversion); "
