@@ -247,3 +247,9 @@ def test_conversion_refusals(native, store, tmp_path, capsys):
     assert "--to minari" in _one_line_error(capsys, ["convert", str(native), "minari:x/y", "--to", "legacy"])
     # the normalizer is computed on the native dataset, not on its Minari copy
     assert "native dataset" in _one_line_error(capsys, ["normalizer", f"minari:{NS}"])
+
+
+def test_without_minari_installed_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "minari", None)  # import minari -> ImportError
+    with pytest.raises(DatasetError, match=r"pip install 'csro\[minari\]'"):
+        load_offline_data("minari:csro/point-robot", [0], 100, 1)

@@ -116,8 +116,9 @@ def _env_spec(env_name: str, env_params: Mapping[str, Any], task: int):
 
     if env_name not in ENVS:
         raise DatasetError(
-            f"the dataset's env {env_name!r} is not a registered env, so its Minari copy could not rebuild it; "
-            "convert it with --env-name set to one of: " + ", ".join(sorted(ENVS))
+            f"the dataset's env {env_name!r} is not a registered env, so its Minari copy could not rebuild it "
+            "(a dataset converted from the reference layout: convert that again --to native with --env-name NAME "
+            "--config configs/ENV.json); registered envs: " + ", ".join(sorted(ENVS))
         )
     base = gymnasium.spec(gym_id(env_name))
     return dataclasses.replace(base, kwargs={**base.kwargs, **dict(env_params), "task": int(task)})
