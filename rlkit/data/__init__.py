@@ -19,7 +19,8 @@ Writing (the data generator)::
         writer.write_checkpoint(task, step, episodes)   # list of Episode / dicts
 
 Command line: ``python -m rlkit.data {info,convert,normalizer,verify} ...``.
-The format is described in ``docs/dataset_format.md``.
+The format is described in ``docs/dataset_format.md``; Minari interchange
+(``convert --to minari``, ``data_dir=minari:NAMESPACE``) in ``docs/minari.md``.
 """
 
 from rlkit.data.buffer import MultiTaskBuffer, sparsify_rewards

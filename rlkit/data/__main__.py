@@ -2,9 +2,13 @@
 
     python -m rlkit.data info DIR [--json]
     python -m rlkit.data verify DIR
-    python -m rlkit.data convert SRC DST --to legacy|native [--config configs/ENV.json]
+    python -m rlkit.data convert SRC DST --to legacy|native|minari [--config configs/ENV.json]
                                  [--env-name NAME] [--max-episode-steps T] [--tasks 0 1 ...] [--overwrite]
     python -m rlkit.data normalizer DIR [--force]
+
+DIR / SRC may also be a Minari namespace, ``minari:NAMESPACE`` (under
+MINARI_DATASETS_PATH) or its folder; ``--to minari`` writes DST =
+``minari:NAMESPACE`` from a native dataset (docs/minari.md).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 
 from rlkit.data.convert import convert_dataset
 from rlkit.data.errors import DatasetError
+from rlkit.data.minari_format import is_minari_ref
 from rlkit.data.normalizer import compute_abs_max, load_normalizer, save_normalizer
 from rlkit.data.tools import dataset_info, verify_dataset
 from rlkit.errors import cli
@@ -40,14 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m rlkit.data", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     pi = sub.add_parser("info", help="summarise a dataset (native or reference layout)")
-    pi.add_argument("dir", help="dataset folder")
+    pi.add_argument("dir", help="dataset folder or minari:NAMESPACE")
     pi.add_argument("--json", action="store_true", help="print JSON")
     pv = sub.add_parser("verify", help="read every file, check sizes and checksums")
-    pv.add_argument("dir", help="dataset folder")
-    pc = sub.add_parser("convert", help="convert between the native format and the reference layout")
-    pc.add_argument("src", help="dataset folder to read (layout detected)")
-    pc.add_argument("dst", help="new dataset folder (must be empty unless --overwrite)")
-    pc.add_argument("--to", required=True, choices=["native", "legacy"], help="layout to write")
+    pv.add_argument("dir", help="dataset folder or minari:NAMESPACE")
+    pc = sub.add_parser("convert", help="convert between the native format, the reference layout and Minari")
+    pc.add_argument("src", help="dataset folder or minari:NAMESPACE to read (layout detected)")
+    pc.add_argument("dst", help="new dataset folder (must be empty unless --overwrite), or minari:NAMESPACE "
+                                "with --to minari")
+    pc.add_argument("--to", required=True, choices=["native", "legacy", "minari"], help="layout to write")
     pc.add_argument("--config", help="reference-style config JSON: env_name and env_params for the metadata")
     pc.add_argument("--env-name", help="env name for the native metadata (default: the config's, else SRC's name)")
     pc.add_argument("--max-episode-steps", type=int,
@@ -86,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(f"converted {args.src} -> {args.dst} ({args.to}): {stats}")
         elif args.cmd == "normalizer":
+            if is_minari_ref(args.dir):
+                raise DatasetError(f"{args.dir} is a Minari dataset: compute the normalizer on the native dataset "
+                                   "and convert it again (the conversion keeps it)")
             abs_max = compute_abs_max(args.dir)
             path = save_normalizer(args.dir, abs_max, overwrite=args.force)
             load_normalizer(args.dir, len(abs_max))

@@ -20,6 +20,7 @@ from rlkit.data.legacy import (
     write_legacy_checkpoint,
 )
 from rlkit.data.loader import detect_layout
+from rlkit.data.minari_format import export_minari, import_minari, is_minari_ref
 from rlkit.data.native import (
     NORMALIZER_FILE,
     DatasetWriter,
@@ -42,7 +43,12 @@ def convert_dataset(
     overwrite: bool = False,
     fsync: bool = True,
 ) -> dict:
-    """Copy every episode of ``src`` into ``dst`` in layout ``to`` ("native" or "legacy").
+    """Copy every episode of ``src`` into ``dst`` in layout ``to`` ("native", "legacy" or "minari").
+
+    Minari (``docs/minari.md``): native → minari writes the Minari namespace
+    ``dst`` (``minari:NS``) under ``MINARI_DATASETS_PATH``; a Minari source
+    (``minari:NS`` or a namespace folder) is written back as native (the
+    original files, bit for bit) or legacy.
 
     Legacy → native: the reference layout stores no terminals, so each
     episode's end is classified by its length: shorter than
@@ -52,12 +58,24 @@ def convert_dataset(
     folder's name. Native → legacy drops terminal/timeout flags (no place for them).
     ``normalizer.npz`` is copied as is. Returns counts of what was written.
     """
-    src, dst = Path(src), Path(dst)
-    if to not in ("native", "legacy"):
-        raise DatasetError(f"--to must be 'native' or 'legacy', got {to!r}")
+    if to not in ("native", "legacy", "minari"):
+        raise DatasetError(f"--to must be 'native', 'legacy' or 'minari', got {to!r}")
     layout = detect_layout(src, env_name)
     if layout == to:
         raise DatasetError(f"{src} is already in the {to} layout")
+    if to == "minari":
+        if layout != "native":
+            raise DatasetError(f"{src} is a {layout} dataset: convert it to native first (--to native), "
+                               "then to minari")
+        return export_minari(src, str(dst), tasks=tasks)
+    if is_minari_ref(dst):
+        raise DatasetError(f"{dst} is a Minari name: pass --to minari to write a Minari dataset")
+    if layout == "minari":
+        dst = Path(dst)
+        if dst.exists() and any(dst.iterdir()) and not overwrite:
+            raise DatasetError(f"{dst} is not empty; choose an empty folder or pass --overwrite")
+        return import_minari(src, dst, to=to, tasks=tasks, fsync=fsync)
+    src, dst = Path(src), Path(dst)
     if dst.exists() and any(dst.iterdir()) and not overwrite:
         raise DatasetError(f"{dst} is not empty; choose an empty folder or pass --overwrite")
     dst.mkdir(parents=True, exist_ok=True)

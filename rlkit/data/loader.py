@@ -33,6 +33,7 @@ from rlkit.data.legacy import (
     parse_legacy_filename,
     read_legacy_bytes,
 )
+from rlkit.data.minari_format import MinariSource, is_minari_ref
 from rlkit.data.native import (
     GROUPS,
     METADATA_FILE,
@@ -76,7 +77,7 @@ class OfflineData:
     episode_step: np.ndarray  # [E] int64 (behaviour checkpoint)
     episode_sampled: np.ndarray  # [E] bool
     episode_index: np.ndarray  # [E] int64 (k)
-    layout: str = "native"  # "native" or "legacy"
+    layout: str = "native"  # "native", "legacy" or "minari"
     terminals_known: bool = True
     obs_abs_max: np.ndarray | None = None  # set when obs / next_obs were divided by it
     data_dir: str = ""
@@ -208,7 +209,10 @@ def _as_int(x: Any, what: str) -> int:
 
 
 def detect_layout(data_dir: str | os.PathLike, env_name: str | None = None) -> str:
-    """"native" (``dataset.json`` present) or "legacy" (``goal_idx*`` folders); else a clear error."""
+    """"native" (``dataset.json`` present), "legacy" (``goal_idx*`` folders) or "minari"
+    (``minari:NAMESPACE`` or a Minari namespace folder); else a clear error."""
+    if is_minari_ref(data_dir):
+        return "minari"
     root = Path(data_dir)
     if not root.is_dir():
         raise DatasetError(
@@ -274,7 +278,9 @@ def load_offline_data(
     """Load the reference's selection of a dataset, native or reference layout (auto-detected).
 
     Args:
-        data_dir: the dataset folder (``algo_params.data_dir``).
+        data_dir: the dataset folder (``algo_params.data_dir``), or a Minari
+            namespace: ``minari:NAMESPACE`` (under ``MINARI_DATASETS_PATH``) or
+            its folder, read as the native dataset it was converted from.
         tasks: global task ids, e.g. the train tasks from :func:`rlkit.data.split_tasks`.
         epochs: ``train_epoch`` / ``eval_epoch``: ``[e0, e1, e2]`` → checkpoints ``range(e0, e1, e2)``.
         n_trj: episodes ``k < n_trj`` per checkpoint.
@@ -292,20 +298,21 @@ def load_offline_data(
             is CPU-bound and holds the GIL). None: half the available CPUs, at
             most 4, for selections of 4,000 files or more, else 1.
     """
-    root = Path(data_dir)
-    layout = detect_layout(root, env_name)
+    layout = detect_layout(data_dir, env_name)
+    source = MinariSource(data_dir) if layout == "minari" else None
+    root = Path(data_dir) if source is None else source.root
     task_ids = _norm_tasks(tasks)
     steps = checkpoint_steps(epochs)
     n_trj = int(n_trj)
     if n_trj < 1:
         raise DatasetError(f"n_trj must be >= 1, got {n_trj}")
-    if layout == "native":
-        data = _load_native(root, task_ids, steps, n_trj, bool(sample), env_name, verify)
-    else:
+    if layout == "legacy":
         data = _load_legacy(root, task_ids, steps, n_trj, bool(sample), env_name, workers)
+    else:
+        data = _load_native(root, task_ids, steps, n_trj, bool(sample), env_name, verify, source)
     _check_dims(data, root, obs_dim, act_dim)
     check_finite(data, root)
-    data = _apply_normalizer(data, root, normalize)
+    data = _apply_normalizer(data, root, normalize, source)
     if max_transitions_per_task is not None:
         sizes = np.diff(data.task_offsets)
         if np.any(sizes > max_transitions_per_task):
@@ -349,17 +356,25 @@ def _check_dims(data: OfflineData, root: Path, obs_dim: int | None, act_dim: int
             )
 
 
-def _apply_normalizer(data: OfflineData, root: Path, normalize: bool | None) -> OfflineData:
+def _apply_normalizer(data: OfflineData, root: Path, normalize: bool | None,
+                      source: MinariSource | None = None) -> OfflineData:
     from rlkit.data.normalizer import load_normalizer, normalizer_path
 
     if normalize is False:
         return data
-    abs_max = load_normalizer(root, data.obs_dim)
+    if source is not None:  # the normalizer of the native dataset it was converted from
+        abs_max = source.abs_max
+        if abs_max is not None and abs_max.shape != (data.obs_dim,):
+            raise DatasetError(f"{source.label}: csro_obs_abs_max has {abs_max.size} values for "
+                               f"{data.obs_dim} observation dims; convert the dataset again")
+    else:
+        abs_max = load_normalizer(root, data.obs_dim)
     if abs_max is None:
         if normalize:
             raise DatasetError(
                 f"normalize=True but {normalizer_path(root)} does not exist: "
                 f"create it with `python -m rlkit.data normalizer {root}`"
+                + (" and convert that dataset to Minari again" if source is not None else "")
             )
         return data
     scale = abs_max.astype(np.float32)
@@ -370,8 +385,8 @@ def _apply_normalizer(data: OfflineData, root: Path, normalize: bool | None) -> 
 
 
 def _missing_error(root: Path, env_name: str | None, missing_tasks, missing_ckpts, short, n_trj, group,
-                   available: str = "") -> None:
-    cmd = _generate_cmd(root, env_name)
+                   cmd: str | None = None, available: str = "") -> None:
+    cmd = cmd or _generate_cmd(root, env_name)
     there = f"; {available}" if available else ""
     if missing_tasks:
         raise DatasetError(
@@ -470,8 +485,9 @@ class VerifiedStamp:
             pass  # read-only dataset: verify again next time
 
 
-def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify) -> OfflineData:
-    meta = read_metadata(root)
+def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify, source=None) -> OfflineData:
+    """A native dataset's selection; with ``source`` (a :class:`MinariSource`), the same from its Minari copy."""
+    meta = read_metadata(root) if source is None else source.metadata
     if env_name is not None and meta.get("env_name") not in (None, env_name):
         raise DatasetError(
             f"{root} holds a {meta.get('env_name')!r} dataset, not {env_name!r}: point data_dir at the right folder "
@@ -506,11 +522,13 @@ def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify) -> Offl
             build.episodes(task, step, sample, index[sel], length[sel])
             size += int(length[sel].sum())
         build.task_sizes.append(size)
-    if missing_ckpts or short:
+    cmd = None if source is None else ("a native dataset that has them, converted with "
+                                       "`python -m rlkit.data convert DIR minari:NS --to minari`")
+    available = ""
+    if (missing_ckpts or short) and source is None:
         available = describe_counts(episode_counts(root, [t for t in task_ids if int(t) in have_tasks], sample),
                                     sample)
-        _missing_error(root, env_name, missing_tasks, missing_ckpts, short, n_trj, group, available)
-    _missing_error(root, env_name, missing_tasks, [], [], n_trj, group)
+    _missing_error(root, env_name, missing_tasks, missing_ckpts, short, n_trj, group, cmd, available)
 
     ep_task, ep_step, ep_sampled, ep_index, ep_offsets = build.tables()
     n = int(ep_offsets[-1])
@@ -522,12 +540,15 @@ def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify) -> Offl
         "terminal": np.empty(n, bool), "timeout": np.empty(n, bool),
     }
     pos = 0
-    stamp = VerifiedStamp(root) if verify else None
+    stamp = VerifiedStamp(root) if verify and source is None else None
     for rel, entry, starts, lengths in plan:
-        need_hash = stamp is not None and not stamp.covers(rel, entry)
-        rec = read_checkpoint_file(root, entry, rel, expected_dtype=dtype, verify=need_hash)
-        if need_hash:
-            stamp.add(rel, entry)
+        if source is not None:
+            rec = source.records(rel, entry, dtype, verify=verify)
+        else:
+            need_hash = stamp is not None and not stamp.covers(rel, entry)
+            rec = read_checkpoint_file(root, entry, rel, expected_dtype=dtype, verify=need_hash)
+            if need_hash:
+                stamp.add(rel, entry)
         # Copy runs of adjacent episodes at once (normally the whole group is one run).
         run_breaks = np.flatnonzero(starts[1:] != starts[:-1] + lengths[:-1]) + 1
         for a_i, b_i in zip(np.concatenate([[0], run_breaks]), np.concatenate([run_breaks, [len(starts)]])):
@@ -551,7 +572,8 @@ def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify) -> Offl
         terminals=terminals, timeouts=out["timeout"], episode_ends=_episode_ends(ep_offsets, n),
         task_offsets=np.concatenate([[0], np.cumsum(build.task_sizes)]).astype(np.int64),
         episode_offsets=ep_offsets, episode_task=ep_task, episode_step=ep_step, episode_sampled=ep_sampled,
-        episode_index=ep_index, layout="native", terminals_known=True, data_dir=str(root),
+        episode_index=ep_index, layout="native" if source is None else source.layout, terminals_known=True,
+        data_dir=str(root) if source is None else source.label,
         metadata={k: v for k, v in meta.items() if k != "files"},
     )
 
@@ -645,7 +667,13 @@ def _load_legacy(root, task_ids, steps, n_trj, sample, env_name, workers=None) -
 def iter_all_transitions(data_dir: str | os.PathLike) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(obs, next_obs) of every file of a dataset (all tasks, checkpoints, episodes), file by file."""
     root = Path(data_dir)
-    if detect_layout(root) == "native":
+    layout = detect_layout(data_dir)
+    if layout == "minari":
+        source = MinariSource(data_dir)
+        for rel, entry in sorted(source.metadata["files"].items()):
+            rec = source.records(rel, entry)
+            yield rec["obs"], rec["next_obs"]
+    elif layout == "native":
         meta = read_metadata(root)
         for rel, entry in sorted(meta["files"].items()):
             rec = read_checkpoint_file(root, entry, rel)

@@ -424,22 +424,41 @@ class DatasetWriter:
         return path
 
     def _records(self, eps: Sequence[Episode]) -> np.ndarray:
-        n = sum(len(e) for e in eps)
-        rec = np.zeros(n, dtype=self._dtype)
-        pos = 0
-        for e in eps:
-            t = len(e)
-            sl = slice(pos, pos + t)
-            rec["obs"][sl] = e.observations
-            rec["action"][sl] = e.actions
-            rec["reward"][sl] = e.rewards
-            rec["next_obs"][sl] = e.next_observations
-            rec["sampled"][sl] = e.sampled
-            rec["episode"][sl] = e.index
-            rec["terminal"][pos + t - 1] = e.terminated
-            rec["timeout"][pos + t - 1] = e.truncated
-            pos += t
-        return rec
+        return episodes_to_records(eps, self._dtype)
+
+    # Header fields a converter may carry over from another copy of the same dataset; the
+    # fields that define what the data is (env, dims, tasks, files) are set by the constructor.
+    CARRIED_FIELDS = ("created", "generator_config_history")
+
+    def carry_over(self, fields: Mapping[str, Any]) -> None:
+        """Set :attr:`CARRIED_FIELDS` of ``dataset.json`` from ``fields`` (e.g. a converted copy's header)."""
+        keep = {k: canonical(fields[k]) for k in self.CARRIED_FIELDS if k in fields}
+        if not keep:
+            return
+        with file_lock(self.root / LOCK_FILE):
+            meta = self._store.load()
+            meta.update(keep)
+            self._store.save(meta)
+
+
+def episodes_to_records(eps: Sequence[Episode], dtype: np.dtype) -> np.ndarray:
+    """Episodes back to back as native records; terminal/timeout flags only on each last row."""
+    n = sum(len(e) for e in eps)
+    rec = np.zeros(n, dtype=dtype)
+    pos = 0
+    for e in eps:
+        t = len(e)
+        sl = slice(pos, pos + t)
+        rec["obs"][sl] = e.observations
+        rec["action"][sl] = e.actions
+        rec["reward"][sl] = e.rewards
+        rec["next_obs"][sl] = e.next_observations
+        rec["sampled"][sl] = e.sampled
+        rec["episode"][sl] = e.index
+        rec["terminal"][pos + t - 1] = e.terminated
+        rec["timeout"][pos + t - 1] = e.truncated
+        pos += t
+    return rec
 
 
 # ---- reading ------------------------------------------------------------------------

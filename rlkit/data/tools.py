@@ -18,6 +18,7 @@ from rlkit.data.legacy import (
     scan_legacy,
 )
 from rlkit.data.loader import detect_layout
+from rlkit.data.minari_format import MinariSource
 from rlkit.data.native import (
     GROUPS,
     NORMALIZER_FILE,
@@ -29,11 +30,13 @@ from rlkit.data.native import (
 
 def dataset_info(data_dir: str | os.PathLike) -> dict:
     """A summary of a dataset from its metadata / file names (no data files are read)."""
-    root = Path(data_dir)
-    layout = detect_layout(root)
-    info: dict = {"path": str(root), "layout": layout, "normalizer": (root / NORMALIZER_FILE).exists()}
-    if layout == "native":
-        meta = read_metadata(root)
+    layout = detect_layout(data_dir)
+    source = MinariSource(data_dir) if layout == "minari" else None
+    root = Path(data_dir) if source is None else source.root
+    info: dict = {"path": str(root) if source is None else source.label, "layout": layout,
+                  "normalizer": (root / NORMALIZER_FILE).exists() if source is None else source.abs_max is not None}
+    if layout in ("native", "minari"):
+        meta = read_metadata(root) if source is None else source.metadata
         files = meta["files"]
         per_task: dict[int, list[int]] = {}
         counts = {g: [] for g in GROUPS}
@@ -48,7 +51,7 @@ def dataset_info(data_dir: str | os.PathLike) -> dict:
             rows += int(entry["rows"])
         recorded = set(files)
         unrecorded, temps = [], 0
-        for folder in sorted(root.glob("task_*")):
+        for folder in sorted(root.glob("task_*")) if source is None else []:
             for p in folder.iterdir():
                 if is_temp_name(p.name):
                     temps += 1
@@ -101,14 +104,17 @@ def _stats(xs) -> dict | None:
 
 def verify_dataset(data_dir: str | os.PathLike) -> list[str]:
     """Problems found by reading every file (checksums for native); empty when all is well."""
-    root = Path(data_dir)
     problems = []
-    if detect_layout(root) == "native":
-        meta = read_metadata(root)
+    layout = detect_layout(data_dir)
+    if layout in ("native", "minari"):
+        source = MinariSource(data_dir) if layout == "minari" else None
+        root = Path(data_dir) if source is None else source.root
+        meta = read_metadata(root) if source is None else source.metadata
         dt = record_dtype(meta["obs_dim"], meta["act_dim"])
         for rel, entry in sorted(meta["files"].items()):
             try:
-                rec = read_checkpoint_file(root, entry, rel, expected_dtype=dt, verify=True)
+                rec = (read_checkpoint_file(root, entry, rel, expected_dtype=dt, verify=True) if source is None
+                       else source.records(rel, entry, dt, verify=True))
             except DatasetError as e:
                 problems.append(str(e))
                 continue
@@ -120,6 +126,7 @@ def verify_dataset(data_dir: str | os.PathLike) -> list[str]:
                     problems.append(f"{root / rel}: non-finite {field} in {int(bad.sum())} row(s), first at row "
                                     f"{int(np.argmax(bad))}: regenerate that checkpoint")
     else:
+        root = Path(data_dir)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             for task, folder in legacy_task_dirs(root).items():

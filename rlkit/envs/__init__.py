@@ -47,7 +47,9 @@ def register_env(name: str):
         if name in ENVS:
             raise ValueError(f"env {name!r} is registered twice")
         ENVS[name] = cls
-        gymnasium.register(id=gym_id(name), entry_point=_make_for_gymnasium, kwargs={"name": name},
+        # A string entry point (not the function): a spec saved as JSON (a Minari dataset's env_spec)
+        # can be made in a process that never imported rlkit; making it imports this module.
+        gymnasium.register(id=gym_id(name), entry_point=f"{__name__}:_make_for_gymnasium", kwargs={"name": name},
                            max_episode_steps=None, order_enforce=False, disable_env_checker=True)
         return cls
 

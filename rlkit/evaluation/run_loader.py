@@ -149,10 +149,11 @@ class LoadedRun:
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if split not in self._cache:
             from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data
+            from rlkit.data.minari_format import is_minari_ref
 
             algo = self.algo
             data_dir = self.data_dir or Path(algo["data_dir"])
-            if not Path(data_dir).exists():
+            if not is_minari_ref(data_dir) and not Path(data_dir).exists():
                 raise RunLoadError(f"offline data not found at {str(data_dir)!r} (algo_params.data_dir of the run); "
                                    "pass --data_dir, or leave the offline protocol out")
             tasks = self.train_tasks if split == "train" else self.test_tasks

@@ -1,0 +1,393 @@
+"""Minari interchange: a native dataset as one Minari dataset per task, grouped in a namespace.
+
+Layout (``docs/minari.md``), for namespace ``NS`` under ``MINARI_DATASETS_PATH``::
+
+    NS/namespace_metadata.json     {"csro_dataset": the dataset.json header, "csro_task_datasets": ...,
+                                    "csro_obs_abs_max": normalizer or null, "description": ...}
+    NS/task-000-v0/data/...        Minari dataset "NS/task-000-v0": every episode of task 0
+    NS/task-001-v0/data/...
+
+Each task's dataset has the env spec ``csro/<Env>-v0`` with the config's
+env_params and ``task=i``, so ``dataset.recover_environment()`` builds that task's
+env; its metadata repeats the header and adds ``csro_task``, ``csro_task_params``
+and ``csro_files`` (the native ``dataset.json`` entries of its checkpoints, with
+their SHA-256). Episodes are in native file order (checkpoint, then
+deterministic before sampled, then index k); each carries the episode metadata
+``behaviour_checkpoint``, ``action_mode`` ("deterministic" / "sampled") and
+``episode_index``. Observations are Minari's T+1 array (``obs`` then the last
+``next_obs``); an episode whose ``next_obs`` is not the following ``obs`` keeps
+it in ``infos["next_observations"]``. Terminations and truncations are Minari's
+per-step flags, set only on the last step, as in the native records.
+
+The namespace metadata is written last, so a conversion that did not finish is
+refused on reading. ``minari`` is an optional dependency, imported here only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from rlkit.data._io import npy_bytes, sha256_hex
+from rlkit.data.episodes import Episode
+from rlkit.data.errors import DatasetError
+from rlkit.data.native import (
+    checkpoint_relpath,
+    episode_table,
+    episodes_from_records,
+    episodes_to_records,
+    read_checkpoint_episodes,
+    read_metadata,
+    record_dtype,
+    recorded_checkpoints,
+)
+
+PREFIX = "minari:"
+NAMESPACE_FILE = "namespace_metadata.json"  # minari.namespace.NAMESPACE_METADATA_FILENAME
+KEY = "csro_dataset"
+ACTION_MODES = ("deterministic", "sampled")
+NEXT_OBS_INFO = "next_observations"
+
+
+class MinariUnavailable(DatasetError):
+    """The optional ``minari`` package is not installed."""
+
+
+def _minari():
+    try:
+        import minari
+    except ImportError:
+        raise MinariUnavailable(
+            "Minari datasets need the optional package minari: pip install 'csro[minari]' "
+            "(or pip install 'minari[hdf5]>=0.5,<0.6')"
+        ) from None
+    return minari
+
+
+def is_minari_ref(data_dir: str | os.PathLike) -> bool:
+    """``minari:NAMESPACE``, or a folder holding a Minari namespace (``namespace_metadata.json``)."""
+    return str(data_dir).startswith(PREFIX) or (Path(data_dir) / NAMESPACE_FILE).is_file()
+
+
+def task_dataset_name(task: int) -> str:
+    return f"task-{int(task):03d}-v0"
+
+
+def _namespace_of(ref: str) -> str:
+    ns = ref[len(PREFIX):] if ref.startswith(PREFIX) else ref
+    ns = ns.strip("/")
+    if not ns:
+        raise DatasetError(f"{ref!r} names no Minari namespace: write minari:NAMESPACE, e.g. minari:csro/point-robot")
+    return ns
+
+
+def _datasets_root() -> Path:
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    return Path(get_dataset_path(""))
+
+
+def resolve(data_dir: str | os.PathLike) -> tuple[Path, str]:
+    """(namespace folder, name for messages) of ``minari:NS`` or of a namespace folder."""
+    text = str(data_dir)
+    if not text.startswith(PREFIX):
+        return Path(data_dir), text
+    _minari()
+    ns = _namespace_of(text)
+    return _datasets_root() / ns, f"{text} ({_datasets_root() / ns})"
+
+
+# ---- writing ------------------------------------------------------------------------
+
+
+def _env_spec(env_name: str, env_params: Mapping[str, Any], task: int):
+    """The gymnasium spec of one task's env: the registered id, env_params and ``task``."""
+    import dataclasses
+
+    import gymnasium
+
+    from rlkit.envs import ENVS, gym_id
+
+    if env_name not in ENVS:
+        raise DatasetError(
+            f"the dataset's env {env_name!r} is not a registered env, so its Minari copy could not rebuild it "
+            "(a dataset converted from the reference layout: convert that again --to native with --env-name NAME "
+            "--config configs/ENV.json); registered envs: " + ", ".join(sorted(ENVS))
+        )
+    base = gymnasium.spec(gym_id(env_name))
+    return dataclasses.replace(base, kwargs={**base.kwargs, **dict(env_params), "task": int(task)})
+
+
+def _buffer(e: Episode):
+    from minari.data_collector import EpisodeBuffer
+
+    obs = np.concatenate([e.observations, e.next_observations[-1:]])
+    infos = None
+    if not np.array_equal(e.next_observations[:-1], e.observations[1:]):
+        infos = {NEXT_OBS_INFO: e.next_observations}
+    term = np.zeros(len(e), bool)
+    trunc = np.zeros(len(e), bool)
+    term[-1], trunc[-1] = e.terminated, e.truncated
+    return EpisodeBuffer(observations=obs, actions=e.actions, rewards=e.rewards, terminations=term,
+                         truncations=trunc, infos=infos)
+
+
+def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | None = None,
+                  author: str | None = None) -> dict:
+    """Write the native dataset ``src`` as Minari namespace ``dst`` (``minari:NS`` or ``NS``)."""
+    from rlkit.data.normalizer import load_normalizer
+    from rlkit.envs import make_env
+
+    minari = _minari()
+    from minari.namespace import update_namespace_metadata
+
+    src = Path(src)
+    meta = read_metadata(src)
+    ns = _namespace_of(str(dst))
+    folder = _datasets_root() / ns
+    if folder.exists() and any(folder.iterdir()):
+        raise DatasetError(
+            f"Minari namespace {ns} already exists at {folder}: choose another name or delete it "
+            f"(`minari delete` for its datasets, then the folder)"
+        )
+    header = {k: v for k, v in meta.items() if k != "files"}
+    env_name, env_params = str(meta["env_name"]), dict(meta.get("env_params") or {})
+    obs_dim, act_dim = int(meta["obs_dim"]), int(meta["act_dim"])
+    ckpts = recorded_checkpoints(meta)
+    if tasks is not None:
+        missing = sorted({int(t) for t in tasks} - set(ckpts))
+        if missing:
+            raise DatasetError(f"{src} has no data for tasks {missing}")
+        ckpts = {t: s for t, s in ckpts.items() if t in {int(x) for x in tasks}}
+    if not ckpts:
+        raise DatasetError(f"{src} holds no recorded checkpoints to convert")
+    _env_spec(env_name, env_params, 0)  # an unregistered env is refused before anything is written
+    env = make_env(env_name, **env_params)
+    if env.observation_space.shape != (obs_dim,) or env.action_space.shape != (act_dim,):
+        raise DatasetError(
+            f"{src} has obs/act dims {obs_dim}/{act_dim} but env {env_name!r} with its env_params has "
+            f"{env.observation_space.shape}/{env.action_space.shape}: the metadata names the wrong env"
+        )
+    abs_max = load_normalizer(src, obs_dim)
+    abs_max_json = None if abs_max is None else [float(x) for x in abs_max]
+    recorded_tasks = meta.get("tasks") or []
+    names, n_eps, n_steps = {}, 0, 0
+    for task, steps in ckpts.items():
+        dataset_id = f"{ns}/{task_dataset_name(task)}"
+        dataset, ep_meta, files = None, [], {}
+        for step in steps:
+            eps = read_checkpoint_episodes(src, task, step)
+            rel = checkpoint_relpath(task, step)
+            files[rel] = meta["files"][rel]
+            buffers = [_buffer(e) for e in eps]
+            if dataset is None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # author / permalink / eval_env unset
+                    dataset = minari.create_dataset_from_buffers(
+                        dataset_id, buffers, env=_env_spec(env_name, env_params, task),
+                        observation_space=env.observation_space, action_space=env.action_space,
+                        algorithm_name="SAC behaviour policy checkpoints (CSRO data generator)",
+                        author=author, data_format="hdf5",
+                        description=f"CSRO offline data of {env_name}, task {task}: every episode of every "
+                                    "behaviour checkpoint (see episode metadata behaviour_checkpoint, action_mode)",
+                    )
+            else:
+                dataset.update_dataset_from_buffer(buffers)
+            ep_meta += [{"behaviour_checkpoint": int(step), "action_mode": ACTION_MODES[int(e.sampled)],
+                         "episode_index": int(e.index)} for e in eps]
+            n_steps += sum(len(e) for e in eps)
+        dataset.storage.update_episode_metadata(ep_meta, range(len(ep_meta)))
+        dataset.storage.update_metadata({
+            KEY: header, "csro_task": int(task),
+            "csro_task_params": recorded_tasks[task] if task < len(recorded_tasks) else None,
+            "csro_files": files, "csro_obs_abs_max": abs_max_json,
+        })
+        names[str(task)] = task_dataset_name(task)
+        n_eps += len(ep_meta)
+    update_namespace_metadata(
+        ns, f"CSRO offline multi-task dataset of {env_name}: one Minari dataset per task (read with "
+            f"`python -m rlkit.data convert minari:{ns} DIR --to native`, or train on algo_params.data_dir=minari:{ns})",
+        **{KEY: header, "csro_task_datasets": names, "csro_obs_abs_max": abs_max_json},
+    )
+    return {"namespace": ns, "path": str(folder), "datasets": len(names), "episodes": n_eps, "transitions": n_steps}
+
+
+# ---- reading ------------------------------------------------------------------------
+
+
+@dataclass
+class _Task:
+    name: str  # the task's dataset folder in the namespace, e.g. task-000-v0
+    checkpoint_episodes: dict[int, range]  # step -> its Minari episode ids (export order: by step, file order)
+    dataset: Any = None  # minari.MinariDataset, opened on first read
+
+
+class MinariSource:
+    """A Minari namespace written by :func:`export_minari`, read as a native dataset.
+
+    ``metadata`` is the native ``dataset.json`` contents (header and file
+    entries, from the JSON metadata alone); :meth:`records` rebuilds one (task,
+    checkpoint) file's records from its Minari episodes, checked against its
+    entry (and its SHA-256 with ``verify``). Episodes are found by position
+    (the export writes them in file order), so reading needs no per-episode
+    HDF5 attributes, which cost about as much as the data.
+    """
+
+    layout = "minari"
+
+    def __init__(self, data_dir: str | os.PathLike):
+        _minari()
+        self.root, self.label = resolve(data_dir)
+        ns_meta = self._namespace_metadata()
+        self.abs_max = None if ns_meta.get("csro_obs_abs_max") is None else \
+            np.asarray(ns_meta["csro_obs_abs_max"], np.float64)
+        names = ns_meta.get("csro_task_datasets")
+        if not isinstance(names, dict) or not names:
+            raise DatasetError(f"{self.label}: namespace metadata lists no task datasets (csro_task_datasets); "
+                               "convert the native dataset again")
+        header = ns_meta[KEY]
+        self._tasks: dict[int, _Task] = {}
+        files: dict[str, dict] = {}
+        for task_text, name in sorted(names.items(), key=lambda kv: int(kv[0])):
+            task, name = int(task_text), str(name)
+            ds_meta = self._task_metadata(task, name)
+            if ds_meta.get(KEY) != header or ds_meta.get("csro_task") != task:
+                raise DatasetError(f"{self.label}: dataset {name} belongs to another CSRO dataset or task "
+                                   "(its csro metadata differs from the namespace's); convert again")
+            entries = ds_meta.get("csro_files")
+            if not isinstance(entries, dict) or not entries:
+                raise DatasetError(f"{self.label}: dataset {name} has no csro_files metadata; convert again")
+            ids, first = {}, 0
+            for entry in sorted(entries.values(), key=lambda e: int(e["step"])):
+                n = len(entry["episodes"]["deterministic"]["index"]) + len(entry["episodes"]["sampled"]["index"])
+                ids[int(entry["step"])] = range(first, first + n)
+                first += n
+            if first != ds_meta.get("total_episodes"):
+                raise DatasetError(f"{self.label}: {name} holds {ds_meta.get('total_episodes')} episodes but its "
+                                   f"csro_files metadata lists {first} (edited or filtered with other tools?); "
+                                   "convert again")
+            self._tasks[task] = _Task(name, ids)
+            files.update(entries)
+        self.metadata = {**header, "files": files}
+
+    def _task_metadata(self, task: int, name: str) -> dict:
+        path = self.root / name / "data" / "metadata.json"
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DatasetError(f"{self.label}: the Minari dataset of task {task} ({name}) is missing; "
+                               "download it or convert again") from None
+        except ValueError as e:
+            raise DatasetError(f"{path} is not valid JSON ({e}); download it or convert again") from None
+
+    def _namespace_metadata(self) -> dict:
+        path = self.root / NAMESPACE_FILE
+        if (self.root / "data" / "metadata.json").is_file():
+            hint = ""
+            try:
+                if KEY in json.loads((self.root / "data" / "metadata.json").read_text()):
+                    hint = f": it is one task of a CSRO dataset; name its namespace, minari:{self.root.parent.name}"
+            except (OSError, ValueError):
+                pass
+            raise DatasetError(f"{self.label} is a single Minari dataset, not a CSRO multi-task namespace{hint}"
+                               if hint else f"{self.label} is a Minari dataset that was not written by "
+                               "`python -m rlkit.data convert ... --to minari` (no csro metadata)")
+        try:
+            meta = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DatasetError(
+                f"no Minari namespace at {self.label}: check the name and MINARI_DATASETS_PATH "
+                f"(now {os.environ.get('MINARI_DATASETS_PATH', 'unset: ~/.minari/datasets')}), or download it"
+            ) from None
+        except ValueError as e:
+            raise DatasetError(f"{path} is not valid JSON ({e}); restore or convert the dataset again") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get(KEY), dict):
+            raise DatasetError(
+                f"{self.label} is not a CSRO multi-task Minari dataset (no {KEY} in its namespace metadata: "
+                "written by another tool, or a conversion that did not finish); convert a native dataset "
+                "with `python -m rlkit.data convert DIR minari:NS --to minari`"
+            )
+        return meta
+
+    def records(self, rel: str, entry: Mapping[str, Any], dtype: np.dtype | None = None,
+                verify: bool = False) -> np.ndarray:
+        """The native records of one (task, checkpoint), rebuilt from its Minari episodes."""
+        from minari import MinariDataset
+
+        task, step = int(entry["task"]), int(entry["step"])
+        t = self._tasks[task]
+        if t.dataset is None:
+            t.dataset = MinariDataset(self.root / t.name / "data")
+        sampled, index, length = episode_table(entry)
+        dt = dtype if dtype is not None else record_dtype(self.metadata["obs_dim"], self.metadata["act_dim"])
+        where = f"{self.label} task {task} checkpoint {step}"
+        eps = [self._episode(ep, bool(s), int(k), where)
+               for ep, s, k in zip(t.dataset.storage.get_episodes(t.checkpoint_episodes[step]), sampled, index)]
+        if [len(e) for e in eps] != length.tolist():
+            raise DatasetError(f"{where}: the episodes of {t.name} do not match its csro_files metadata "
+                               "(edited or filtered with other tools?); convert again")
+        rec = episodes_to_records(eps, dt)
+        if verify and sha256_hex(npy_bytes(rec)) != entry["sha256"]:
+            raise DatasetError(f"{where}: the data fails its SHA-256 check (changed since conversion); "
+                               "convert the native dataset again")
+        return rec
+
+    @staticmethod
+    def _episode(ep: Mapping[str, Any], sampled: bool, k: int, where: str) -> Episode:
+        obs = np.asarray(ep["observations"])
+        term, trunc = np.asarray(ep["terminations"], bool), np.asarray(ep["truncations"], bool)
+        t = len(term)
+        if obs.ndim != 2 or len(obs) != t + 1 or np.any(term[:-1]) or np.any(trunc[:-1]):
+            raise DatasetError(f"{where} episode {k}: not a CSRO episode (observations {obs.shape}, "
+                               f"{t} steps, or a termination before the last step); convert again")
+        infos = ep.get("infos") or {}
+        nxt = infos[NEXT_OBS_INFO] if NEXT_OBS_INFO in infos else obs[1:]
+        return Episode(obs[:-1], ep["actions"], ep["rewards"], nxt, sampled=sampled, index=k,
+                       terminated=bool(term[-1]), truncated=bool(trunc[-1]))
+
+    def checkpoint_episodes(self, task: int, step: int) -> list[Episode]:
+        rel = checkpoint_relpath(task, step)
+        entry = self.metadata["files"][rel]
+        return episodes_from_records(self.records(rel, entry, verify=True), entry, where=f"{self.label} {rel}")
+
+    def checkpoints(self) -> Iterator[tuple[int, int]]:
+        for task, steps in recorded_checkpoints(self.metadata).items():
+            for step in steps:
+                yield task, step
+
+
+def import_minari(src: str | os.PathLike, dst: str | os.PathLike, *, to: str = "native",
+                  tasks: Sequence[int] | None = None, fsync: bool = True) -> dict:
+    """Write Minari namespace ``src`` as a native (or legacy) dataset at ``dst``: the original, bit for bit."""
+    from rlkit.data.legacy import write_legacy_checkpoint
+    from rlkit.data.native import DatasetWriter
+    from rlkit.data.normalizer import save_normalizer
+
+    source = MinariSource(src)
+    meta = source.metadata
+    wanted = None if tasks is None else {int(t) for t in tasks}
+    writer = None
+    if to == "native":
+        writer = DatasetWriter(dst, meta["env_name"], meta.get("env_params"), meta.get("tasks"), meta["obs_dim"],
+                               meta["act_dim"], meta.get("generator_config"), fsync=fsync)
+        writer.carry_over(meta)
+    n_files = n_trans = 0
+    for task, step in source.checkpoints():
+        if wanted is not None and task not in wanted:
+            continue
+        eps = source.checkpoint_episodes(task, step)
+        if writer is not None:
+            writer.write_checkpoint(task, step, eps)
+        else:
+            write_legacy_checkpoint(dst, task, step, eps, fsync=fsync)
+        n_files += 1
+        n_trans += sum(len(e) for e in eps)
+    if source.abs_max is not None:
+        save_normalizer(dst, source.abs_max, overwrite=True)
+    return {"files": n_files, "transitions": n_trans}

@@ -1,0 +1,255 @@
+"""Minari interchange (docs/minari.md): native -> Minari -> native, Minari's own view of the data,
+recover_environment, training reading ``minari:NAMESPACE``, and bad Minari input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("minari")
+
+from rlkit.config import load_config  # noqa: E402
+from rlkit.data import DatasetError, DatasetWriter, MultiTaskBuffer, load_offline_data  # noqa: E402
+from rlkit.data.__main__ import main  # noqa: E402
+from rlkit.data.native import read_checkpoint_episodes, read_metadata  # noqa: E402
+from rlkit.data.normalizer import load_normalizer, save_normalizer  # noqa: E402
+from rlkit.data.synthetic import synthetic_episodes, write_synthetic_dataset  # noqa: E402
+from rlkit.envs import make_env  # noqa: E402
+from tests.helpers import REPO, small_point_robot_config  # noqa: E402
+
+N_TASKS, STEPS, LENGTH = 4, (100, 200), 20
+NS = "csro-test/point-robot"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """MINARI_DATASETS_PATH (and HOME) in a tmp folder for the whole module: nothing goes to ~/.minari."""
+    root = tmp_path_factory.mktemp("minari_store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINARI_DATASETS_PATH", str(root / "datasets"))
+        mp.setenv("HOME", str(root / "home"))
+        yield root / "datasets"
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory, store):
+    """A point-robot dataset with the env's real tasks: true terminals, time-limit ends, an episode that
+    ends with neither, an episode whose next_obs is not the following obs, a normalizer and an older
+    generator config."""
+    root = tmp_path_factory.mktemp("minari_native") / "point-robot"
+    cfg = load_config(small_point_robot_config(root.parent, n_tasks=N_TASKS, n_train=3))
+    env_params = dict(cfg["env_params"])
+    env = make_env("point-robot", **env_params)
+    tasks = [env.task_params(i) for i in range(N_TASKS)]
+    rng = np.random.default_rng(3)
+    for gen in ({"seed": 1, "sac": {"num_train_steps": 300}, "note": "first"}, {"seed": 1, "note": "second"}):
+        writer = DatasetWriter(root, "point-robot", env_params, tasks, 2, 2, gen, fsync=False)
+    for task in range(N_TASKS):
+        for step in STEPS:
+            eps = synthetic_episodes(rng, task, step, 1, 3, LENGTH, 2, 2, early_end_prob=0.4)
+            if (task, step) == (1, 200):
+                eps[0] = dataclasses.replace(eps[0], terminated=False, truncated=False)
+                nxt = eps[2].next_observations.copy()
+                nxt[len(nxt) // 2] += 0.5
+                eps[2] = dataclasses.replace(eps[2], next_observations=nxt)
+            writer.write_checkpoint(task, step, eps)
+    save_normalizer(root, np.array([2.5, 0.75]))
+    assert read_metadata(root).get("generator_config_history")  # carried over too
+    assert main(["convert", str(root), f"minari:{NS}", "--to", "minari"]) == 0
+    return root
+
+
+def test_round_trip_is_exact(native, tmp_path):
+    """native -> Minari -> native gives the same data files byte for byte (every array, episode order and
+    boundaries, terminal vs timeout flags), the same dataset.json (tasks, generator configs, checkpoints)
+    and the same normalizer."""
+    back = tmp_path / "back"
+    assert main(["convert", f"minari:{NS}", str(back), "--to", "native"]) == 0
+    a, b = read_metadata(native), read_metadata(back)
+    a.pop("updated"), b.pop("updated")
+    assert a == b
+    assert sorted(a["files"]) == [f"task_{t:03d}/step_{s:08d}.npy" for t in range(N_TASKS) for s in STEPS]
+    for rel in a["files"]:
+        assert (native / rel).read_bytes() == (back / rel).read_bytes(), rel
+    ends = [(e.terminated, e.truncated) for e in read_checkpoint_episodes(back, 1, 200)]
+    assert (False, False) in ends and (True, False) in ends and (False, True) in ends
+    np.testing.assert_array_equal(load_normalizer(back), [2.5, 0.75])
+    assert main(["verify", f"minari:{NS}"]) == 0
+
+
+def test_minari_sees_episodes_flags_and_metadata(native, store):
+    """Through minari's own API: each task is one dataset whose episodes, terminations and truncations
+    are the native ones, in file order, with checkpoint / action mode / index as episode metadata."""
+    import minari
+
+    names = sorted(d.name for d in (store / NS).iterdir() if d.is_dir())
+    assert names == [f"task-{t:03d}-v0" for t in range(N_TASKS)]
+    recorded = read_metadata(native)
+    for task in (0, 1):
+        ds = minari.load_dataset(f"{NS}/task-{task:03d}-v0")
+        meta = ds.storage.metadata
+        assert meta["csro_task"] == task and meta["csro_task_params"] == recorded["tasks"][task]
+        assert meta["csro_dataset"]["generator_config"] == recorded["generator_config"]
+        want = [(s, e) for s in STEPS for e in read_checkpoint_episodes(native, task, s)]
+        assert ds.total_episodes == len(want)
+        ep_meta = list(ds.storage.get_episode_metadata(range(len(want))))
+        for ep, m, (step, e) in zip(ds.iterate_episodes(), ep_meta, want):
+            assert (m["behaviour_checkpoint"], m["action_mode"], m["episode_index"]) == \
+                (step, "sampled" if e.sampled else "deterministic", e.index)
+            np.testing.assert_array_equal(ep.observations[:-1], e.observations)
+            np.testing.assert_array_equal(ep.actions, e.actions)
+            np.testing.assert_array_equal(ep.rewards, e.rewards)
+            term, trunc = np.zeros(len(e), bool), np.zeros(len(e), bool)
+            term[-1], trunc[-1] = e.terminated, e.truncated
+            np.testing.assert_array_equal(ep.terminations, term)
+            np.testing.assert_array_equal(ep.truncations, trunc)
+
+
+def test_recover_environment_in_a_fresh_process(native, store):
+    """recover_environment() in a process that never imported rlkit builds the task's env (making the
+    spec imports rlkit.envs, which registers csro/PointRobot-v0)."""
+    task = 2
+    code = (
+        "import json, sys, minari\n"
+        f"ds = minari.load_dataset('{NS}/task-{task:03d}-v0')\n"
+        "assert 'rlkit.envs' not in sys.modules\n"
+        "env = ds.recover_environment()\n"
+        "obs, _ = env.reset(seed=0)\n"
+        "nxt, r, term, trunc, _ = env.step(env.action_space.sample())\n"
+        "print(json.dumps({'id': env.spec.id, 'task': env.spec.kwargs['task'], 'idx': env.unwrapped.task_idx,\n"
+        "                  'goal': [float(x) for x in env.unwrapped.task_params()['goal']], 'r': float(r)}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    goal = read_metadata(native)["tasks"][task]["goal"]
+    assert got["id"] == "csro/PointRobot-v0" and got["task"] == task and got["idx"] == task
+    np.testing.assert_allclose(got["goal"], goal)
+    assert np.isfinite(got["r"])
+
+
+OFFLINE_FIELDS = ("task_ids", "obs", "actions", "rewards", "next_obs", "terminals", "timeouts", "episode_ends",
+                  "task_offsets", "episode_offsets", "episode_task", "episode_step", "episode_sampled",
+                  "episode_index", "obs_abs_max")
+
+
+@pytest.mark.parametrize("sample", [True, False])
+def test_loader_gives_the_native_tensors(native, store, sample):
+    """load_offline_data('minari:NS') == load_offline_data(native folder), array for array, normalizer
+    applied; also through the namespace's folder path and into the device buffer."""
+    kw = dict(tasks=[3, 0, 1], epochs=[100, 300, 100], n_trj=2 if sample else 1, sample=sample,
+              obs_dim=2, act_dim=2, env_name="point-robot", verify=True)
+    want = load_offline_data(native, **kw)
+    assert want.obs_abs_max is not None and want.terminals.any() and want.timeouts.any()
+    for ref in (f"minari:{NS}", store / NS):
+        got = load_offline_data(ref, **kw)
+        assert got.layout == "minari" and got.metadata == want.metadata
+        for name in OFFLINE_FIELDS:
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+        rows = torch.arange(len(want))
+        a, b = MultiTaskBuffer(want).gather(rows, True), MultiTaskBuffer(got).gather(rows, True)
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+
+
+def test_meta_training_reads_algo_params_data_dir_minari(native, tmp_path):
+    """The launcher's data step with algo_params.data_dir=minari:NS gives the same buffers as the native dir."""
+    from rlkit.launchers.meta_train import load_experiment_data
+
+    config = small_point_robot_config(tmp_path, n_tasks=N_TASKS, n_train=3)
+    common = ["algo_params.train_epoch=[100,300,100]", "algo_params.eval_epoch=[100,300,100]",
+              "algo_params.n_trj=3"]
+    data = [load_experiment_data(load_config(config, [*common, f"algo_params.data_dir={d}"]), 0, torch.device("cpu"))
+            for d in (native, f"minari:{NS}")]
+    assert data[0].train_tasks == data[1].train_tasks and data[0].test_tasks == data[1].test_tasks
+    np.testing.assert_array_equal(data[0].obs_absmax, data[1].obs_absmax)
+    for part in ("train", "test"):
+        a, b = getattr(data[0], part), getattr(data[1], part)
+        rows = torch.arange(len(a))
+        assert len(a) == len(b)
+        for key, value in a.gather(rows, True).items():
+            assert torch.equal(value, b.gather(rows, True)[key]), (part, key)
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_foreign_minari_dataset_is_refused(store, tmp_path, capsys):
+    import gymnasium
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    box = gymnasium.spaces.Box(-1, 1, (2,), np.float32)
+    buf = EpisodeBuffer(observations=np.zeros((4, 2), np.float32), actions=np.zeros((3, 2), np.float32),
+                        rewards=np.zeros(3), terminations=np.array([0, 0, 1], bool), truncations=np.zeros(3, bool))
+    with pytest.warns(UserWarning):
+        minari.create_dataset_from_buffers("foreign/plain-v0", [buf], observation_space=box, action_space=box)
+    for ref in ("minari:foreign", "minari:foreign/plain-v0"):
+        with pytest.raises(DatasetError, match="not a CSRO|not written by"):
+            load_offline_data(ref, [0], 100, 1)
+        err = _one_line_error(capsys, ["convert", ref, str(tmp_path / "x"), "--to", "native"])
+        assert "CSRO" in err or "rlkit.data convert" in err
+    err = _one_line_error(capsys, ["convert", "minari:no-such-namespace", str(tmp_path / "y"), "--to", "native"])
+    assert "no Minari namespace" in err and "MINARI_DATASETS_PATH" in err
+
+
+def test_missing_csro_metadata_is_refused(native, store, tmp_path, capsys):
+    """A copy of the namespace (read by folder path) whose task dataset lost its csro metadata, or whose
+    episodes no longer match it."""
+    copy = tmp_path / "copy"
+    shutil.copytree(store / NS, copy)
+    meta_path = copy / "task-001-v0" / "data" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    files = meta.pop("csro_files")
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match="csro_files"):
+        load_offline_data(copy, [0], 100, 1)
+    _one_line_error(capsys, ["info", str(copy)])
+    rel = "task_001/step_00000100.npy"
+    files[rel]["episodes"]["sampled"]["length"][0] += 1  # the table no longer matches the stored episodes
+    meta_path.write_text(json.dumps({**meta, "csro_files": files}))
+    with pytest.raises(DatasetError, match="do not match"):
+        load_offline_data(copy, [1], 100, 1)
+    meta_path.write_text(json.dumps({**meta, "csro_files": files, "total_episodes": meta["total_episodes"] - 1}))
+    with pytest.raises(DatasetError, match="holds .* episodes but"):
+        load_offline_data(copy, [0], 100, 1)
+
+
+def test_conversion_refusals(native, store, tmp_path, capsys):
+    # the namespace exists already
+    err = _one_line_error(capsys, ["convert", str(native), f"minari:{NS}", "--to", "minari"])
+    assert "already exists" in err
+    # a legacy source goes through native first
+    legacy = tmp_path / "legacy"
+    assert main(["convert", str(native), str(legacy), "--to", "legacy"]) == 0
+    assert "native first" in _one_line_error(capsys, ["convert", str(legacy), "minari:x/legacy", "--to", "minari"])
+    # an env gymnasium cannot rebuild: refused before anything is written
+    synth = write_synthetic_dataset(tmp_path / "synth", 1, [100], env_name="synthetic")
+    assert "not a registered env" in _one_line_error(capsys, ["convert", str(synth), "minari:x/s", "--to", "minari"])
+    assert not (store / "x" / "s").exists()
+    # a Minari name as the destination of a non-Minari conversion
+    assert "--to minari" in _one_line_error(capsys, ["convert", str(native), "minari:x/y", "--to", "legacy"])
+    # the normalizer is computed on the native dataset, not on its Minari copy
+    assert "native dataset" in _one_line_error(capsys, ["normalizer", f"minari:{NS}"])
+
+
+def test_without_minari_installed_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "minari", None)  # import minari -> ImportError
+    with pytest.raises(DatasetError, match=r"pip install 'csro\[minari\]'"):
+        load_offline_data("minari:csro/point-robot", [0], 100, 1)
