@@ -275,7 +275,8 @@ def plot_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None,
     spread = ""
     if band != "none" and any(len(m) > 1 for m in groups.values()):
         spread = "; band: " + ("min-max over seeds" if band == "minmax" else "mean ± std over seeds")
-    fig.suptitle(f"mean over seeds{spread}", fontsize=9)
+    if any(len(m) > 1 for m in groups.values()):
+        fig.suptitle(f"mean over seeds{spread}", fontsize=9)
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(labels)),
                fontsize=7, frameon=False)
     fig.tight_layout()
