@@ -27,6 +27,9 @@ encoder does not separate tasks at all.
 Writes ``context_shift_itrK.json``, ``.npz`` (every embedding with its task
 and source) and ``.png`` (a 2-D projection coloured by task, marked by
 source, plus the two numbers per source) into ``--out`` (default RUN_DIR).
+PCA axes are labelled with the share of the variance they explain; when the
+second explains under 1 % (embeddings on a line), the figure is a 1-D strip
+plot (PC1 across, one row per source) instead of a scatter of noise.
 """
 
 from __future__ import annotations
@@ -238,8 +241,24 @@ MARKERS = {"offline_fit": ("o", 10, True), "offline": ("o", 18, False), "online_
 LABELS = {"offline_fit": "offline (fit)", "offline": "offline (held out)"}
 
 
-def project(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, str, tuple[str, str]]:
-    """2-D coordinates, the method used and axis labels; t-SNE needs scikit-learn, else PCA (with a note)."""
+MIN_AXIS_VARIANCE = 0.01  # a PCA axis explaining less than this fraction of the variance is not drawn as an axis
+
+
+def axis_label(k: int, fraction: float) -> str:
+    """``PC2 (17.3% of variance)``; an axis with no variance says so."""
+    if fraction <= 0.0:
+        return f"PC{k + 1} (0% of variance: the embeddings coincide)"
+    return f"PC{k + 1} ({100 * fraction:.1f}% of variance)"
+
+
+def project(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, str, tuple[str, str], bool]:
+    """2-D coordinates, the method used, axis labels, and whether the second axis is flat.
+
+    t-SNE needs scikit-learn, else PCA (with a note). With PCA, a second
+    component that explains less than :data:`MIN_AXIS_VARIANCE` of the variance
+    is numerical noise (embeddings on a line): ``flat`` is True and the figure
+    draws a 1-D strip instead of scattering that noise as if it were an axis.
+    """
     if method == "tsne":
         try:
             from sklearn.manifold import TSNE
@@ -248,54 +267,76 @@ def project(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarr
         else:
             perplexity = float(min(30, max(2, (len(z) - 1) // 3)))
             xy = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(z)
-            return xy, "tsne", ("t-SNE 1", "t-SNE 2")
+            return xy, "tsne", ("t-SNE 1 (no units)", "t-SNE 2 (no units)"), False
     xy, var = pca_2d(z, return_variance=True)
-    return xy, "pca", tuple(f"PC{k + 1} ({100 * v:.0f}% of variance)" for k, v in enumerate(var))
+    flat = bool(var[1] < MIN_AXIS_VARIANCE)
+    if flat:
+        xy = xy.copy()
+        xy[:, 1] = 0.0
+    return xy, "pca", (axis_label(0, var[0]), axis_label(1, var[1])), flat
 
 
 def plot_embeddings(emb: dict, report: dict, path: Path, title: str, method: str = "pca") -> str:
-    """Scatter of the projected embeddings (colour: task, marker: source) and a bar chart per source."""
+    """Scatter of the projected embeddings (colour: task, marker: source) and a bar chart per source.
+
+    When the second principal axis is flat (:func:`project`), the left panel
+    is a strip plot instead: PC1 across, one row per context source.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    xy, used, axis_labels = project(emb["z"], method)
+    xy, used, axis_labels, flat = project(emb["z"], method)
     tasks = np.unique(emb["task"])
     cmap = plt.get_cmap("tab10" if len(tasks) <= 10 else "tab20")
     color = {t: cmap(i % cmap.N) for i, t in enumerate(tasks)}
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 5.6), gridspec_kw={"width_ratios": [3, 2]})
+    present = [name for name in MARKERS if (emb["source"] == name).any()]
+    rows = {name: i for i, name in enumerate(present)}
+    jitter = np.random.default_rng(0).uniform(-0.18, 0.18, size=len(xy))  # fixed: the same figure every time
     handles = []
-    for name, (marker, size, filled) in MARKERS.items():
+    for name in present:
+        marker, size, filled = MARKERS[name]
         mask = emb["source"] == name
-        if not mask.any():
-            continue
         cols = [color[t] for t in emb["task"][mask]]
         kwargs = dict(c=cols) if filled else dict(facecolors="none", edgecolors=cols)
-        ax.scatter(xy[mask, 0], xy[mask, 1], marker=marker, s=size, alpha=0.75, linewidths=1.0, **kwargs)
+        y = rows[name] + jitter[mask] if flat else xy[mask, 1]
+        ax.scatter(xy[mask, 0], y, marker=marker, s=size, alpha=0.75, linewidths=1.0, **kwargs)
         handles.append(Line2D([], [], marker=marker, ls="", color="grey", markerfacecolor="grey" if filled else "none",
                               label=LABELS.get(name, name)))
     fit = emb["source"] == "offline_fit"
     for t in tasks:
         c = xy[fit & (emb["task"] == t)].mean(0)
-        ax.scatter([c[0]], [c[1]], marker="*", s=260, color=color[t], edgecolor="black", zorder=5)
+        ax.scatter([c[0]], [len(present) if flat else c[1]], marker="*", s=260, color=color[t], edgecolor="black",
+                   zorder=5)
     handles.append(Line2D([], [], marker="*", ls="", color="grey", markeredgecolor="black", markersize=14,
                           label="offline centroid"))
-    ax.legend(handles=handles, fontsize=7, loc="best")
-    ax.set_title(f"task embeddings z ({used.upper()}), colour = task")
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4, frameon=False)
     ax.set_xlabel(axis_labels[0])
-    ax.set_ylabel(axis_labels[1])
+    if flat:
+        ax.set_title(f"task embeddings z ({used.upper()}, 1-D: PC2 is flat), colour = task", fontsize=10)
+        ax.set_yticks(range(len(present) + 1), [LABELS.get(n, n) for n in present] + ["offline centroid"],
+                      fontsize=8)
+        ax.set_ylim(len(present) + 0.5, -0.5)
+        ax.set_ylabel(f"context source (not an axis: {axis_labels[1]} dropped)", fontsize=8)
+    else:
+        ax.set_title(f"task embeddings z ({used.upper()}), colour = task", fontsize=10)
+        ax.set_ylabel(axis_labels[1])
     names = list(report["sources"])
     acc = [report["sources"][n]["accuracy"] for n in names]
     ratio = [report["sources"][n]["shift_ratio"] for n in names]
     x = np.arange(len(names))
-    bx.bar(x - 0.2, acc, 0.4, label="nearest-centroid accuracy")
-    bx.bar(x + 0.2, [r if math.isfinite(r) else 0.0 for r in ratio], 0.4, label="shift ratio")
+    bx.bar(x - 0.2, acc, 0.4, label="nearest-centroid accuracy (fraction correct)")
+    bx.bar(x + 0.2, [r if math.isfinite(r) else 0.0 for r in ratio], 0.4,
+           label="shift ratio (distance to own centroid / between centroids)")
     bx.axhline(report["chance_accuracy"], color="black", ls=":", lw=1, label="chance accuracy")
     bx.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
-    bx.legend(fontsize=7)
-    bx.set_title("per context source")
+    bx.set_xlabel("context source")
+    bx.set_ylabel("accuracy / shift ratio (no units)")
+    bx.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
+    bx.set_title("per context source", fontsize=10)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -100,8 +100,13 @@ def run_demo(out: Path, iterations: int, steps_per_itr: int, seed: int) -> Path:
     plot = plot_runs([run_dir], keys, run_dir / "learning_curves.png")
     import pandas as pd
 
+    from rlkit.evaluation.reference import run_reference_returns
+
     last = pd.read_csv(run_dir / "progress.csv").iloc[-1]
-    print("\nfinal test returns (10 held-out tasks; a random policy gets about -20.5):")
+    ref = run_reference_returns(run_dir)
+    best = "n/a" if ref.behaviour_best is None else f"{ref.behaviour_best:.2f}"
+    print(f"\nfinal test returns ({len(ref.tasks)} held-out tasks; uniform-random policy {ref.random:.2f}, "
+          f"best behaviour checkpoint {best}: the plot's dotted and dashed lines):")
     for k in keys:
         print(f"  {k:<40} {last[k]:8.2f}")
     print(f"\ndata generation {t1 - t0:.0f} s, meta-training + evaluation {t2 - t1:.0f} s")

@@ -1,7 +1,8 @@
-"""Learning curves from runs' progress.csv: mean and spread over seeds, one panel per key.
+"""Learning curves from runs' progress.csv: mean and spread over seeds, reference lines, IQM aggregates.
 
     python -m rlkit.plot RUN_DIR [RUN_DIR ...] [--keys Average_NpOnlineReturn_all_test_tasks,...]
         [--x Epoch | --x "Number of train steps total"] [--band minmax|std|none] [--out FILE]
+        [--normalized] [--no-reference] [--final-window 3]
 
 Run directories that share a parent (output/ENV/EXP_NAME/seed*) are seeds of
 one experiment: they are drawn as one line (the mean over seeds at each x)
@@ -9,27 +10,59 @@ with a band (min-max by default, or mean ± std). A directory without
 progress.csv but with seed*/progress.csv inside counts as all its seeds.
 progress.csv files are only read, so viskit keeps working on them.
 Default keys: the three evaluation protocols' averages present in the files.
+
+Return panels carry two reference lines for the run's test tasks
+(rlkit.evaluation.reference): a uniform-random policy and the best behaviour
+checkpoint of the dataset the run trained on (variant.json's
+algo_params.data_dir). Without that dataset the lines are left out, with a
+one-line note. ``--normalized`` plots the D4RL-style score instead (0 =
+random, 100 = best behaviour checkpoint).
+
+When an experiment has two or more seeds, each seed's final score (the mean
+of its last ``--final-window`` evaluations) is aggregated per experiment and
+key: the interquartile mean with a 95 % stratified bootstrap interval
+(rlkit.evaluation.aggregate, rliable). The table is printed and written to
+FILE_aggregates.csv, the interval plot to FILE_aggregates.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import sys
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from rlkit.errors import UserError, cli
+from rlkit.evaluation.aggregate import DEFAULT_REPS, AggregateUnavailable, iqm_with_ci
 from rlkit.evaluation.protocols import PROGRESS_KEYS
+from rlkit.evaluation.reference import (
+    ReferenceReturns,
+    ReferenceUnavailable,
+    normalized_score,
+    run_reference_returns,
+)
+from rlkit.fileio import atomic_write_bytes, atomic_write_text
 
 DEFAULT_KEYS = tuple(PROGRESS_KEYS[p] for p in ("online", "offline", "np_online"))
 X_KEYS = ("Epoch", "Number of train steps total")
+X_LABELS = {"Epoch": "meta-training iteration", "Number of train steps total": "meta-training steps"}
+KEY_TITLES = {PROGRESS_KEYS["online"]: "online context", PROGRESS_KEYS["offline"]: "offline context",
+              PROGRESS_KEYS["np_online"]: "non-prior context"}
 BANDS = ("minmax", "std", "none")
+NORMALIZED_LABEL = "normalized score (0 = random, 100 = best behaviour checkpoint)"
 
 
 class PlotError(UserError, ValueError):
     """Runs or keys that cannot be plotted; one-line message."""
+
+
+def is_return_key(key: str) -> bool:
+    """Columns that hold test returns (the protocols' averages, per-episode curves): they get reference lines."""
+    return key in PROGRESS_KEYS.values() or "return" in key.lower()
 
 
 def expand_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
@@ -92,19 +125,25 @@ def aggregate(frames, x: str, key: str, band: str = "minmax"):
     return stats
 
 
-def plot_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None, out: str | Path | None = None,
-              x: str = "Epoch", band: str = "minmax") -> Path:
-    """Draw ``keys`` against ``x`` for the runs (seeds grouped by experiment) and save a PNG; returns its path.
+@dataclass
+class LoadedRuns:
+    """Runs read once for the curves and the aggregates: frames, keys, seed groups, reference returns."""
 
-    ``out`` defaults to ``learning_curves.png`` in the runs' common parent folder.
-    """
-    import matplotlib
+    runs: list[Path]
+    frames: dict
+    keys: list[str]
+    x: str
+    groups: "OrderedDict[str, list[Path]]"
+    refs: dict = field(default_factory=dict)  # run -> ReferenceReturns | None
+    notes: list[str] = field(default_factory=list)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def reference_of(self, run: Path) -> ReferenceReturns | None:
+        return self.refs.get(run)
 
-    if band not in BANDS:
-        raise PlotError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
+
+def load_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None, x: str = "Epoch",
+              references: bool = True) -> LoadedRuns:
+    """Read progress.csv of every run, check the keys, and (for return keys) each run's reference returns."""
     runs = expand_run_dirs(run_dirs)
     frames = {run: read_progress(run) for run in runs}
     for run, frame in frames.items():
@@ -116,32 +155,235 @@ def plot_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None,
     for key in keys:
         for run, frame in frames.items():
             _check_key(key, frame.columns, str(run / "progress.csv"))
-    groups = group_runs(runs)
+    loaded = LoadedRuns(runs, frames, list(keys), x, group_runs(runs))
+    if references and any(is_return_key(k) for k in keys):
+        for run in runs:
+            try:
+                loaded.refs[run] = run_reference_returns(run)
+            except ReferenceUnavailable as exc:
+                loaded.refs[run] = None
+                loaded.notes.append(f"no reference lines for {run}: {exc}")
+    return loaded
+
+
+def _normalize(loaded: LoadedRuns, run: Path, key: str, values):
+    ref = loaded.reference_of(run)
+    if ref is None or ref.behaviour_best is None:
+        why = next((n.split(": ", 1)[1] for n in loaded.notes if n.startswith(f"no reference lines for {run}:")),
+                   "the generator log has no deterministic returns for its test tasks")
+        raise PlotError(f"--normalized needs the reference returns of {run}: {why}")
+    return normalized_score(values, ref.random, ref.behaviour_best)
+
+
+def _frames_for(loaded: LoadedRuns, members: list[Path], key: str, normalized: bool) -> list:
+    frames = [loaded.frames[r] for r in members]
+    if normalized and is_return_key(key):
+        frames = [f.assign(**{key: _normalize(loaded, r, key, f[key].to_numpy())}) for r, f in zip(members, frames)]
+    return frames
+
+
+def _distinct_refs(loaded: LoadedRuns, members: Sequence[Path]) -> list[ReferenceReturns]:
+    out = []
+    for r in members:
+        ref = loaded.reference_of(r)
+        if ref is not None and ref not in out:
+            out.append(ref)
+    return out
+
+
+def _draw_references(ax, refs: list[ReferenceReturns], normalized: bool, color=None, suffix: str = "",
+                     vertical: bool = False) -> None:
+    """Dotted: uniform-random policy; dashed: best behaviour checkpoint (values in the legend)."""
+    line = ax.axvline if vertical else ax.axhline
+    for ref in refs:
+        rand = 0.0 if normalized else ref.random
+        line(rand, color=color or "dimgrey", ls=":", lw=1.3,
+             label=f"uniform-random policy ({ref.random:.1f}){suffix}")
+        if ref.behaviour_best is not None:
+            best = 100.0 if normalized else ref.behaviour_best
+            line(best, color=color or "black", ls="--", lw=1.1,
+                 label=f"best behaviour checkpoint, step {ref.behaviour_best_step} ({ref.behaviour_best:.1f}){suffix}")
+
+
+def _y_label(loaded: LoadedRuns, key: str, normalized: bool) -> str:
+    if not is_return_key(key):
+        return key
+    if normalized:
+        return NORMALIZED_LABEL
+    lengths = {ref.episode_length for ref in loaded.refs.values() if ref is not None}
+    per = f", {lengths.pop()}-step episodes" if len(lengths) == 1 else ""
+    ntasks = {len(ref.tasks) for ref in loaded.refs.values() if ref is not None}
+    tasks = f" ({ntasks.pop()} test tasks{per})" if len(ntasks) == 1 else ""
+    return "average test return" + tasks
+
+
+def _title(key: str) -> str:
+    return f"{KEY_TITLES[key]}\n{key}" if key in KEY_TITLES else key
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Render to memory and write atomically: a reader never sees half a PNG."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format=path.suffix.lstrip(".") or "png", bbox_inches="tight")
+    plt.close(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue(), fsync=False)
+    return path
+
+
+def plot_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None, out: str | Path | None = None,
+              x: str = "Epoch", band: str = "minmax", references: bool = True, normalized: bool = False,
+              loaded: LoadedRuns | None = None) -> Path:
+    """Draw ``keys`` against ``x`` for the runs (seeds grouped by experiment) and save a PNG; returns its path.
+
+    ``out`` defaults to ``learning_curves.png`` in the runs' common parent
+    folder. Return keys get the reference lines of :mod:`rlkit.evaluation.reference`
+    where the runs' dataset is here (a note on stderr where it is not).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if band not in BANDS:
+        raise PlotError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
+    if loaded is None:
+        loaded = load_runs(run_dirs, keys, x, references=references or normalized)
+        for note in loaded.notes:
+            print(f"note: {note}", file=sys.stderr)
+    keys, x, groups = loaded.keys, loaded.x, loaded.groups
     fig, axes = plt.subplots(1, len(keys), figsize=(5.0 * len(keys), 3.8), squeeze=False)
+    all_refs = _distinct_refs(loaded, loaded.runs)
     for ax, key in zip(axes[0], keys):
         for label, members in groups.items():
-            stats = aggregate([frames[r] for r in members], x, key, band)
+            stats = aggregate(_frames_for(loaded, members, key, normalized), x, key, band)
             n = len(members)
             line, = ax.plot(stats.index, stats["mean"], label=f"{label} ({n} seed{'s' if n > 1 else ''})")
             if band != "none" and n > 1:
                 ax.fill_between(stats.index, stats["low"], stats["high"], color=line.get_color(), alpha=0.2)
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel(x)
+            if is_return_key(key) and len(all_refs) > 1 and not normalized:
+                _draw_references(ax, _distinct_refs(loaded, members), False, line.get_color(), f", {label}")
+        if is_return_key(key) and (len(all_refs) == 1 or (normalized and all_refs)):
+            _draw_references(ax, all_refs[:1] if not normalized else [all_refs[0]], normalized)
+        ax.set_title(_title(key), fontsize=9)
+        ax.set_xlabel(X_LABELS.get(x, x))
+        ax.set_ylabel(_y_label(loaded, key, normalized), fontsize=8)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="best")
+    handles, labels = _unique_legend(axes[0])
+    spread = ""
     if band != "none" and any(len(m) > 1 for m in groups.values()):
-        fig.text(0.01, 0.01, "band: " + ("min-max over seeds" if band == "minmax" else "mean ± std over seeds"),
-                 fontsize=7)
+        spread = "; band: " + ("min-max over seeds" if band == "minmax" else "mean ± std over seeds")
+    if any(len(m) > 1 for m in groups.values()):
+        fig.suptitle(f"mean over seeds{spread}", fontsize=9)
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(labels)),
+               fontsize=7, frameon=False)
     fig.tight_layout()
-    if out is None:
-        parents = [r.resolve().parent for r in runs]
-        common = Path(*Path(parents[0]).parts[: _common_len([p.parts for p in parents])])
-        out = common / "learning_curves.png"
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, Path(out) if out is not None else _default_out(loaded.runs))
+
+
+def _unique_legend(axes):
+    """Legend entries of all panels, each label once (the reference lines repeat in every panel)."""
+    seen = OrderedDict()
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    return list(seen.values()), list(seen.keys())
+
+
+def _default_out(runs: list[Path]) -> Path:
+    parents = [r.resolve().parent for r in runs]
+    return Path(*Path(parents[0]).parts[: _common_len([p.parts for p in parents])]) / "learning_curves.png"
+
+
+def final_scores(loaded: LoadedRuns, members: list[Path], key: str, final_window: int, normalized: bool):
+    """Each run's final score: the mean of its last ``final_window`` evaluations of ``key`` (by x)."""
+    import numpy as np
+
+    out = []
+    for run, frame in zip(members, _frames_for(loaded, members, key, normalized)):
+        series = frame[[loaded.x, key]].dropna().drop_duplicates(loaded.x, keep="last").sort_values(loaded.x)[key]
+        if series.empty:
+            raise PlotError(f"{run / 'progress.csv'} has no value of {key!r}")
+        out.append(float(series.tail(final_window).mean()))
+    return np.array(out)
+
+
+def aggregate_table(loaded: LoadedRuns, final_window: int = 3, normalized: bool = False, reps: int = DEFAULT_REPS,
+                    seed: int = 0):
+    """Per experiment with 2+ seeds and per key: IQM, its 95 % stratified bootstrap CI, mean, seeds."""
+    import pandas as pd
+
+    if final_window < 1:
+        raise PlotError(f"--final-window must be >= 1, got {final_window}")
+    rows = []
+    for label, members in loaded.groups.items():
+        if len(members) < 2:
+            continue
+        for key in loaded.keys:
+            scores = final_scores(loaded, members, key, final_window, normalized)
+            agg = iqm_with_ci(scores, reps=reps, seed=seed)
+            rows.append({"experiment": label, "key": key, "seeds": len(members), "iqm": agg.iqm,
+                         "ci_low": agg.low, "ci_high": agg.high, "mean": agg.mean,
+                         "scores": " ".join(f"{v:.4g}" for v in scores)})
+    return pd.DataFrame(rows, columns=["experiment", "key", "seeds", "iqm", "ci_low", "ci_high", "mean", "scores"])
+
+
+def plot_aggregates(table, loaded: LoadedRuns, path: Path, normalized: bool = False, final_window: int = 3) -> Path:
+    """One panel per key: per experiment the IQM (dot), its 95 % CI (bar) and each seed's final score (ticks)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(dict.fromkeys(table["key"]))
+    labels = list(dict.fromkeys(table["experiment"]))
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 1.2 + 0.45 * len(labels)), squeeze=False,
+                             sharey=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    all_refs = _distinct_refs(loaded, loaded.runs)
+    for ax, key in zip(axes[0], keys):
+        for i, label in enumerate(labels):
+            row = table[(table["key"] == key) & (table["experiment"] == label)]
+            if row.empty:
+                continue
+            r = row.iloc[0]
+            c = colors[i % len(colors)]
+            ax.plot([r["ci_low"], r["ci_high"]], [i, i], color=c, lw=6, alpha=0.35, solid_capstyle="butt")
+            ax.plot([r["iqm"]], [i], "o", color=c, ms=6)
+            ax.plot([float(v) for v in r["scores"].split()], [i] * int(r["seeds"]), "|", color="black", ms=9)
+        if is_return_key(key) and all_refs and (normalized or len(all_refs) == 1):
+            _draw_references(ax, all_refs[:1], normalized, vertical=True)
+        ax.set_yticks(range(len(labels)), [f"{lab} ({int(table[table['experiment'] == lab]['seeds'].iloc[0])} seeds)"
+                                           for lab in labels], fontsize=8)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.set_title(_title(key), fontsize=9)
+        ax.set_xlabel(("final normalized score" if normalized else "final test return") if is_return_key(key)
+                      else f"final {key}", fontsize=8)
+        ax.grid(alpha=0.3, axis="x")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", ls="", color="grey", label="IQM over seeds"),
+               Line2D([], [], lw=6, alpha=0.35, color="grey", label="95% stratified bootstrap CI"),
+               Line2D([], [], marker="|", ls="", color="black", ms=9, label="one seed's final score")]
+    small = " (with fewer than 4 seeds the IQM trims nothing: it is the mean)" if table["seeds"].min() < 4 else ""
+    fig.suptitle(f"final score of each seed = mean of its last {final_window} evaluations; "
+                 f"{_y_label(loaded, keys[0], normalized) if is_return_key(keys[0]) else ''}\n"
+                 f"interquartile mean over seeds with 95% stratified bootstrap CI{small}", fontsize=8)
+    extra_h, extra_l = _unique_legend(axes[0])
+    fig.legend(handles + extra_h, [h.get_label() for h in handles] + extra_l, loc="upper center",
+               bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def format_table(table) -> str:
+    lines = [f"{'experiment':<28} {'key':<40} {'seeds':>5} {'IQM':>9} {'95% CI':>21} {'mean':>9}"]
+    for _, r in table.iterrows():
+        ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+        lines.append(f"{r['experiment']:<28} {r['key']:<40} {r['seeds']:>5} {r['iqm']:>9.2f} {ci:>21} {r['mean']:>9.2f}")
+    return "\n".join(lines)
 
 
 def _common_len(parts: list[tuple[str, ...]]) -> int:
@@ -161,6 +403,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--x", default="Epoch", help=f"x-axis column, e.g. {' or '.join(repr(k) for k in X_KEYS)}")
     p.add_argument("--band", choices=BANDS, default="minmax", help="spread over seeds")
     p.add_argument("--out", default=None, help="PNG path (default: learning_curves.png beside the runs)")
+    p.add_argument("--normalized", action="store_true",
+                   help="plot returns as normalized scores (0 = random policy, 100 = best behaviour checkpoint)")
+    p.add_argument("--no-reference", dest="reference", action="store_false",
+                   help="skip the random / behaviour reference lines (and their short random rollout)")
+    p.add_argument("--final-window", type=int, default=3,
+                   help="evaluations averaged into each seed's final score for the aggregates (default 3)")
+    p.add_argument("--reps", type=int, default=DEFAULT_REPS, help="bootstrap resamples for the CIs")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (the same seed gives the same CIs)")
     return p.parse_args(argv)
 
 
@@ -169,11 +419,29 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else None
     try:
-        out = plot_runs(args.run_dirs, keys, args.out, x=args.x, band=args.band)
+        if args.reps < 1:
+            raise PlotError(f"--reps must be >= 1, got {args.reps}")
+        loaded = load_runs(args.run_dirs, keys, args.x, references=args.reference or args.normalized)
+        for note in loaded.notes:
+            print(f"note: {note}", file=sys.stderr)
+        out = plot_runs(args.run_dirs, out=args.out, band=args.band, normalized=args.normalized, loaded=loaded)
+        print(out)
+        if any(len(m) > 1 for m in loaded.groups.values()):
+            try:
+                table = aggregate_table(loaded, args.final_window, args.normalized, args.reps, args.seed)
+            except AggregateUnavailable as exc:
+                print(f"note: {exc}", file=sys.stderr)
+                return 0
+            print(format_table(table))
+            stem = out.with_suffix("")
+            csv = stem.parent / f"{stem.name}_aggregates.csv"
+            atomic_write_text(csv, table.to_csv(index=False), fsync=False)
+            print(csv)
+            print(plot_aggregates(table, loaded, stem.parent / f"{stem.name}_aggregates.png", args.normalized,
+                                  args.final_window))
     except PlotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(out)
     return 0
 
 

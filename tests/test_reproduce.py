@@ -8,7 +8,7 @@ import pytest
 
 from rlkit.config import ConfigError
 from rlkit.reproduce.plan import load_plan, plan_path
-from rlkit.reproduce.report import claims
+from rlkit.reproduce.report import claims, plan_reference
 from rlkit.reproduce.runner import ReproduceError, parse_budget
 from tests.helpers import small_point_robot_config
 
@@ -79,8 +79,11 @@ def test_budget_stops_cleanly_resumes_and_recorded_runs_are_never_retrained(tmp_
         assert record["final"]["np_online"] == pytest.approx(expected)
         assert set(record["context_shift"]["sources"]) >= {"offline", "online", "np_online"}
         assert record["config"]["algo_type"] == method
+        reference = record["reference"]  # the dataset is there when the record is written
+        assert len(reference["tasks"]) == 2 and reference["random"] < 0 and reference["behaviour_best"] is not None
     table = (tmp_path / "report" / "point-robot-tiny.md").read_text()
     assert "| CSRO | 0 |" in table and "| FOCAL | 0 |" in table and "(-4.4)" in table
+    assert f"a uniform-random policy scores {reference['random']:.1f}" in table
     assert (tmp_path / "report" / "point-robot-tiny.png").stat().st_size > 10_000
     # 4. every record exists: nothing starts
     assert cli.main(args(plan, tmp_path)) == 0
@@ -141,3 +144,18 @@ def test_claims_follow_the_numbers():
     verdicts = [held for _, held, _ in claims(flat)]
     assert verdicts.count(False) >= 4
     assert all(held is None for _, held, _ in claims({}))
+
+
+def test_plan_reference_from_records_and_without_dataset(tmp_path):
+    stored = {"random": -20.0, "behaviour_best": -4.0, "behaviour_best_step": 4800, "behaviour_data": -7.0,
+              "tasks": [2, 6], "episode_length": 20, "random_episodes": 10, "data_dir": "gone"}
+    config = {"algo_params": {"data_dir": str(tmp_path / "gone")}}
+    with_ref = [{"seed": s, "config": config, "reference": {**stored, "random": -20.0 - s}} for s in (0, 1)]
+    values, note = plan_reference(with_ref)
+    assert values["random"] == -20.5 and values["behaviour_best"] == -4.0 and values["behaviour_best_step"] == 4800
+    assert note == ""
+    old = {"seed": 2, "config": config}  # written before references were kept; its dataset is not here
+    values, note = plan_reference(with_ref + [old])
+    assert values["random"] == -20.5 and note == "reference returns from 2 of 3 runs"
+    values, note = plan_reference([old])
+    assert values is None and "no reference lines" in note

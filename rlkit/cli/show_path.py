@@ -169,11 +169,11 @@ def plot_point_paths(run, results: dict, tasks, path: Path) -> Path:
         scored = np.mean([result.final_returns()[result.task_ids.index(t)] for t in tasks])
         ax.set_title(f"{protocol}  (last return {scored:.2f})")
         ax.set_aspect("equal")
-        ax.set_xlabel("x")
-        ax.set_ylabel("y")
+        ax.set_xlabel("x position")
+        ax.set_ylabel("y position")
     extra = [Line2D([], [], marker="*", ls="", color="grey", markersize=12, label="goal"),
              Line2D([], [], marker="o", ls="", color="black", label="start")]
-    axes[0][-1].legend(handles=_legend_handles(extra), loc="best", fontsize=7)
+    _legend_below(fig, _legend_handles(extra))
     fig.suptitle(f"{run.env_name}: tasks {', '.join(map(str, tasks))} (iteration {run.iteration})")
     return _save(fig, path)
 
@@ -211,11 +211,11 @@ def plot_task_quantity(run, results: dict, tasks, path: Path, quantity: str) -> 
         ax.set_title(protocol)
         ax.set_xlabel("env step (episodes back to back)")
     if quantity == "velocity":
-        axes[0][0].set_ylabel("x-velocity (dotted: target)")
+        axes[0][0].set_ylabel("x-velocity (m/s; dotted: target)")
     else:
-        axes[0][0].set_ylabel("distance to goal")
+        axes[0][0].set_ylabel("distance to goal (position units)")
         axes[0][0].axhline(0.0, color="black", lw=0.5)
-    axes[0][-1].legend(handles=_legend_handles(), loc="best", fontsize=7)
+    _legend_below(fig, _legend_handles())
     fig.suptitle(f"{run.env_name}: tasks {', '.join(map(str, tasks))} (iteration {run.iteration})")
     return _save(fig, path)
 
@@ -238,18 +238,24 @@ def plot_episode_returns(run, results: dict, tasks, path: Path) -> Path:
             ax.scatter(x[~explore], y[~explore], color=colors[task], s=14)
             ax.scatter(x[explore], y[explore], facecolor="none", edgecolor=colors[task], s=14)
         ax.set_title(protocol)
-        ax.set_xlabel("episode")
-    axes[0][0].set_ylabel("return (hollow: exploration)")
-    axes[0][-1].legend(loc="best", fontsize=7)
+        ax.set_xlabel("episode (in order)")
+    axes[0][0].set_ylabel("episode return (hollow: exploration)")
+    _legend_below(fig, axes[0][-1].get_legend_handles_labels()[0])
     fig.suptitle(f"{run.env_name}: episode returns (iteration {run.iteration})")
     return _save(fig, path)
+
+
+def _legend_below(fig, handles) -> None:
+    """The legend under the panels, where it covers no path or curve."""
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 6),
+               fontsize=7, frameon=False)
 
 
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -2,8 +2,9 @@
 
 A record holds what the results page needs and nothing that needs the run
 directory: the final returns of the three protocols, their per-iteration
-curves, the context-shift diagnostics, the resolved config, the wall time and
-the software versions. The table and figures are rebuilt from records alone.
+curves, the context-shift diagnostics, the reference returns of its test
+tasks (uniform-random policy, behaviour policies; rlkit.evaluation.reference),
+the resolved config, the wall time and the software versions. The table and figures are rebuilt from records alone.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pandas as pd
 from rlkit.config import save_config
 from rlkit.core.logger import git_report
 from rlkit.evaluation.protocols import PROGRESS_KEYS
+from rlkit.evaluation.reference import ReferenceUnavailable, reference_returns
 from rlkit.reproduce.plan import PROTOCOLS, Plan
 
 RECORD_VERSION = 1
@@ -59,12 +61,16 @@ def build_record(plan: Plan, method: str, seed: int, run_dir: Path, context_shif
                  "sources": {k: {"accuracy": v["accuracy"], "shift_ratio": v["shift_ratio"]}
                              for k, v in report["sources"].items()}}
     variant = json.loads((run_dir / "variant.json").read_text(encoding="utf-8"))
+    try:
+        reference = reference_returns(variant, seed).as_dict()
+    except ReferenceUnavailable:
+        reference = None
     revision = next((ln.split(": ", 1)[1] for ln in git_report().splitlines() if ln.startswith("revision: ")), None)
     return {
         "record_version": RECORD_VERSION, "plan": plan.name, "env": plan.env, "scale": plan.scale,
         "method": method, "seed": int(seed), "final_window": plan.final_window,
         "num_iterations": int(len(progress)), "train_steps": int(progress["Number of train steps total"].iloc[-1]),
-        "final": final, "last": last, "curves": curves, "context_shift": shift,
+        "final": final, "last": last, "curves": curves, "context_shift": shift, "reference": reference,
         "wall_time_s": {"train": float(progress["Train Time (s)"].sum()), "eval": float(progress["Eval Time (s)"].sum()),
                         "context_shift": float(context_shift_seconds)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_revision": revision, "versions": _versions(),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from rlkit.evaluation.reference import ReferenceReturns, ReferenceUnavailable, reference_returns
 from rlkit.reproduce.plan import PROTOCOLS, Plan
 
 PROTOCOL_TITLES = {"offline": "offline context", "online": "online context", "np_online": "non-prior context"}
@@ -17,6 +19,39 @@ def _mean_std(values: list[float | None]) -> tuple[float, float, int]:
     if len(v) == 0:
         return math.nan, math.nan, 0
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+def record_reference(record: dict) -> ReferenceReturns | None:
+    """The record's reference returns; records written before they were kept get them from the dataset, if here."""
+    if record.get("reference"):
+        return ReferenceReturns.from_dict(record["reference"])
+    try:
+        return reference_returns(record["config"], record["seed"])
+    except ReferenceUnavailable:
+        return None
+
+
+def plan_reference(records: list[dict]) -> tuple[dict | None, str]:
+    """Reference values for the page: random / best behaviour / data mean, averaged over the records that have them.
+
+    Returns (values or None, a one-line note). Every run of a plan uses one
+    dataset and, with the published splits, the same test tasks, so the
+    values normally agree and the mean is just that value.
+    """
+    refs = [r for r in map(record_reference, records) if r is not None]
+    if not refs:
+        return None, "no reference lines: the runs' dataset is not here and the records predate stored references"
+    best = [r for r in refs if r.behaviour_best is not None]
+    steps = sorted({r.behaviour_best_step for r in best})
+    values = {"random": float(np.mean([r.random for r in refs])),
+              "behaviour_best": float(np.mean([r.behaviour_best for r in best])) if best else None,
+              "behaviour_best_step": steps[0] if len(steps) == 1 else None,
+              "behaviour_data": (float(np.mean([r.behaviour_data for r in best if r.behaviour_data is not None]))
+                                 if any(r.behaviour_data is not None for r in best) else None),
+              "n_runs": len(refs), "episode_length": refs[0].episode_length, "n_tasks": len(refs[0].tasks),
+              "random_episodes": refs[0].random_episodes}
+    missing = len(records) - len(refs)
+    return values, (f"reference returns from {len(refs)} of {len(records)} runs" if missing else "")
 
 
 def summarise(plan: Plan, records: list[dict]) -> dict:
@@ -100,6 +135,10 @@ def claims(summary: dict) -> list[tuple[str, bool | None, str]]:
     return out
 
 
+def _step(ref: dict) -> str:
+    return f" (generator step {ref['behaviour_best_step']})" if ref.get("behaviour_best_step") is not None else ""
+
+
 def markdown(plan: Plan, records: list[dict], figure: str | None, command: str) -> str:
     summary = summarise(plan, records)
     lines = [f"# {plan.env}, `{plan.scale}` scale", "", plan.description.strip(), "",
@@ -114,6 +153,15 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str) 
         cells = [_fmt(row[p]) + _paper(plan, m, p) for p in PROTOCOLS]
         lines.append(f"| {m} | {', '.join(map(str, row['seeds']))} | " + " | ".join(cells)
                      + f" | {row['steps']:,} | {row['wall_min']:.0f} min |")
+    ref, _ = plan_reference(records) if records else (None, "")
+    if ref is not None:
+        best = ("" if ref["behaviour_best"] is None else
+                f"; the best behaviour checkpoint{_step(ref)} {ref['behaviour_best']:.1f}")
+        data = ("" if ref["behaviour_data"] is None else
+                f"; the behaviour checkpoints the test data comes from, on average, {ref['behaviour_data']:.1f}")
+        lines += ["", f"For scale, on the same {ref['n_tasks']} test tasks ({ref['episode_length']}-step episodes): "
+                  f"a uniform-random policy scores {ref['random']:.1f} (mean of {ref['random_episodes']} episodes "
+                  f"per task){best}{data} (`rlkit.evaluation.reference`; the dashed and dotted lines of the figure)."]
     missing = [f"{m} seed {s}" for m in plan.methods for s in plan.seeds
                if not any(r["method"] == m and r["seed"] == s for r in records)]
     if missing:
@@ -143,7 +191,7 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str) 
 
 
 def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
-    """One panel per protocol; per method the mean over seeds with a min-max band."""
+    """One panel per protocol; per method the mean over seeds with a min-max band; random / behaviour lines."""
     if not records:
         return None
     import matplotlib
@@ -151,7 +199,10 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
+    ref, note = plan_reference(records)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
     for ax, p in zip(axes, PROTOCOLS):
         for m in plan.methods:
             recs = [r for r in records if r["method"] == m]
@@ -163,14 +214,22 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
             line, = ax.plot(x, np.nanmean(y, 0), label=f"{m} ({len(recs)} seeds)")
             if len(recs) > 1:
                 ax.fill_between(x, np.nanmin(y, 0), np.nanmax(y, 0), color=line.get_color(), alpha=0.2)
+        if ref is not None:
+            ax.axhline(ref["random"], color="dimgrey", ls=":", lw=1.3,
+                       label=f"uniform-random policy ({ref['random']:.1f})")
+            if ref["behaviour_best"] is not None:
+                ax.axhline(ref["behaviour_best"], color="black", ls="--", lw=1.1,
+                           label=f"best behaviour checkpoint{_step(ref)} ({ref['behaviour_best']:.1f})")
         ax.set_title(PROTOCOL_TITLES[p])
         ax.set_xlabel("meta-training steps")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test return (10 held-out tasks)")
+    tasks = f"{ref['n_tasks']} held-out tasks, {ref['episode_length']}-step episodes" if ref else "held-out tasks"
+    axes[0].set_ylabel(f"average test return\n({tasks})")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"{plan.env}, {plan.scale} scale: mean over seeds, band = min-max")
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), frameon=False, fontsize=9,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"{plan.env}, {plan.scale} scale: mean over seeds, band = min-max over seeds")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -1,0 +1,186 @@
+"""Reference returns for a run's test tasks: a uniform-random policy and the behaviour policies.
+
+Learning curves mean little without them: on point-robot a return of -15 is
+good or bad only next to what random actions (the floor) and the behaviour
+policies that wrote the offline data (what the data can teach) score on the
+same tasks. Both are for the run's test tasks and its episode length
+(``max_path_length``), the quantity the three protocols report (the return of
+one evaluation episode, averaged over tasks).
+
+* random: mean return of actions uniform in the action box, a small seeded
+  batched rollout on the project's vector env (a fraction of a second for
+  point-robot; recomputed each time, not cached).
+* behaviour: from the generator's per-checkpoint log
+  ``DATA_DIR/_generator/returns.csv`` (one deterministic episode per task and
+  checkpoint): ``best`` is the checkpoint whose mean deterministic return over
+  the test tasks is highest; ``data`` is the mean over the checkpoints the
+  run's test data uses (``eval_epoch``).
+
+:func:`normalized_score` maps returns D4RL-style: 0 = random, 100 = best
+behaviour checkpoint.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from gymnasium.vector import AutoresetMode
+
+from rlkit.data import DatasetError, checkpoint_steps, split_tasks_from_variant
+from rlkit.envs.vector import make_vector_env
+from rlkit.errors import UserError
+
+RETURNS_LOG = Path("_generator") / "returns.csv"
+
+
+class ReferenceUnavailable(UserError):
+    """The run's dataset (or its generator log) is not here; plots go on without reference lines."""
+
+
+@dataclass(frozen=True)
+class ReferenceReturns:
+    """Reference returns on ``tasks`` (a run's test tasks); behaviour values are None without a log."""
+
+    random: float
+    behaviour_best: float | None
+    behaviour_best_step: int | None
+    behaviour_data: float | None
+    tasks: tuple[int, ...]
+    episode_length: int
+    random_episodes: int
+    data_dir: str
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["tasks"] = list(self.tasks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReferenceReturns":
+        return cls(**{**d, "tasks": tuple(int(t) for t in d["tasks"])})
+
+
+def normalized_score(returns, random_return: float, behaviour_return: float):
+    """D4RL-style score: ``100 * (R - random) / (behaviour - random)``; 0 = random, 100 = behaviour.
+
+    Works elementwise on arrays; a float in, a float out.
+    """
+    span = float(behaviour_return) - float(random_return)
+    if not np.isfinite(span) or span == 0.0:
+        raise ValueError(f"normalized score needs behaviour return != random return, got {behaviour_return} "
+                         f"and {random_return}")
+    out = 100.0 * (np.asarray(returns, dtype=np.float64) - float(random_return)) / span
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def random_policy_return(env_name: str, env_params: dict, task_ids: Sequence[int], max_path_length: int,
+                         episodes: int = 10, seed: int = 0, sparse_rewards: bool = False) -> float:
+    """Mean return of uniform-random actions: per task over ``episodes`` episodes, then over tasks.
+
+    All (task, episode) pairs run as one lockstep vector env; an episode ends
+    at ``max_path_length`` steps or when the env terminates, as in evaluation.
+    """
+    return float(_random_policy_return(env_name, json.dumps(env_params, sort_keys=True),
+                                       tuple(int(t) for t in task_ids), int(max_path_length), int(episodes),
+                                       int(seed), bool(sparse_rewards)))
+
+
+@functools.lru_cache(maxsize=32)
+def _random_policy_return(env_name, env_params_json, task_ids, max_path_length, episodes, seed, sparse) -> float:
+    if not task_ids or episodes < 1 or max_path_length < 1:
+        raise ValueError("random_policy_return needs tasks, episodes >= 1 and max_path_length >= 1")
+    task_of = np.repeat(np.asarray(task_ids), episodes)
+    venv = make_vector_env(env_name, json.loads(env_params_json), task_of, autoreset_mode=AutoresetMode.DISABLED)
+    try:
+        rng = np.random.default_rng(seed)
+        space = venv.single_action_space
+        low, high = np.broadcast_to(space.low, space.shape), np.broadcast_to(space.high, space.shape)
+        venv.reset(seed=seed)
+        total = np.zeros(len(task_of))
+        active = np.ones(len(task_of), dtype=bool)
+        for _ in range(max_path_length):
+            actions = rng.uniform(low, high, size=(len(task_of), *space.shape)).astype(space.dtype)
+            _, rewards, term, trunc, infos = venv.step(actions)
+            if sparse and "sparse_reward" in infos:
+                rewards = infos["sparse_reward"]
+            total += np.where(active, np.asarray(rewards, dtype=np.float64), 0.0)
+            active &= ~(np.asarray(term) | np.asarray(trunc))
+            if not active.any():
+                break
+            if (~active).any():  # DISABLED autoreset refuses to step an ended env: restart it, ignore its rewards
+                venv.reset(options={"reset_mask": ~active})
+    finally:
+        venv.close()
+    return float(np.mean([total[task_of == t].mean() for t in task_ids]))
+
+
+def behaviour_policy_returns(data_dir: str | Path, task_ids: Sequence[int],
+                             steps: Sequence[int] | None = None) -> tuple[float | None, int | None, float | None]:
+    """(best checkpoint's mean deterministic return over ``task_ids``, its step, mean over ``steps``).
+
+    Only checkpoints that logged every task count. Missing log -> :class:`ReferenceUnavailable`.
+    """
+    path = Path(data_dir) / RETURNS_LOG
+    if not path.is_file():
+        raise ReferenceUnavailable(f"no behaviour-policy log {path}")
+    log = pd.read_csv(path)
+    missing = {"step", "task", "deterministic_return"} - set(log.columns)
+    if missing:
+        raise ReferenceUnavailable(f"{path} lacks the columns {sorted(missing)}")
+    log = log[log["task"].isin([int(t) for t in task_ids])].dropna(subset=["deterministic_return"])
+    log = log.drop_duplicates(["step", "task"], keep="last")
+    per_step = log.groupby("step")["deterministic_return"].agg(["mean", "count"])
+    per_step = per_step[per_step["count"] == len(set(int(t) for t in task_ids))]["mean"]
+    if per_step.empty:
+        return None, None, None
+    best_step = int(per_step.idxmax())
+    used = per_step[per_step.index.isin(list(steps))] if steps is not None else per_step
+    return float(per_step.max()), best_step, (float(used.mean()) if len(used) else None)
+
+
+def run_seed(run_dir: str | Path) -> int | None:
+    """The seed of ``.../seedN`` run directories (what the task split of randomised splits depends on)."""
+    m = re.fullmatch(r"seed(\d+)", Path(run_dir).name)
+    return int(m.group(1)) if m else None
+
+
+def reference_returns(variant: dict, seed: int | None = 0, data_dir: str | Path | None = None,
+                      episodes: int = 10) -> ReferenceReturns:
+    """Reference returns for the run a resolved config (``variant.json``) describes.
+
+    ``data_dir`` overrides ``algo_params.data_dir`` (a moved dataset). Raises
+    :class:`ReferenceUnavailable` when the dataset folder is not here.
+    """
+    algo = variant["algo_params"]
+    data_dir = Path(data_dir if data_dir is not None else algo["data_dir"])
+    if not data_dir.is_dir():
+        raise ReferenceUnavailable(f"dataset {data_dir} is not here")
+    if seed is None and variant.get("interpolation") and variant.get("randomize_tasks"):
+        raise ReferenceUnavailable("the run's seed (from its seedN folder) is needed for its randomised task split")
+    _, test = split_tasks_from_variant(variant, 0 if seed is None else seed)
+    tasks = tuple(int(t) for t in test)
+    mpl = int(algo["max_path_length"])
+    random = random_policy_return(variant["env_name"], variant["env_params"], tasks, mpl, episodes=episodes,
+                                  sparse_rewards=bool(algo.get("sparse_rewards", False)))
+    try:
+        eval_steps = checkpoint_steps(algo["eval_epoch"])
+    except (KeyError, ValueError, DatasetError):
+        eval_steps = None
+    best, best_step, data = behaviour_policy_returns(data_dir, tasks, eval_steps)
+    return ReferenceReturns(random=random, behaviour_best=best, behaviour_best_step=best_step, behaviour_data=data,
+                            tasks=tasks, episode_length=mpl, random_episodes=episodes, data_dir=str(data_dir))
+
+
+def run_reference_returns(run_dir: str | Path, episodes: int = 10) -> ReferenceReturns:
+    """:func:`reference_returns` of a run directory (its variant.json and seedN name)."""
+    path = Path(run_dir) / "variant.json"
+    if not path.is_file():
+        raise ReferenceUnavailable(f"{path} is missing")
+    return reference_returns(json.loads(path.read_text(encoding="utf-8")), run_seed(run_dir), episodes=episodes)

@@ -1,0 +1,172 @@
+"""Reference returns (random / behaviour policy), normalized scores, IQM aggregates and the plot CLI that uses them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rlkit import plot as rplot
+from rlkit.envs import make_wrapped_env
+from rlkit.evaluation import reference as ref
+from rlkit.evaluation.aggregate import iqm_with_ci
+from rlkit.evaluation.protocols import PROGRESS_KEYS
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ENV_PARAMS = {"n_tasks": 8, "randomize_tasks": False, "max_episode_steps": 20}
+
+
+# ------------------------------------------------------------------------------ normalized score
+def test_normalized_score_maps_random_to_0_and_behaviour_to_100():
+    assert ref.normalized_score(-20.0, -20.0, -5.0) == 0.0
+    assert ref.normalized_score(-5.0, -20.0, -5.0) == 100.0
+    np.testing.assert_allclose(ref.normalized_score([-12.5, -35.0], -20.0, -5.0), [50.0, -100.0])
+    assert isinstance(ref.normalized_score(-12.5, -20.0, -5.0), float)
+    with pytest.raises(ValueError, match="behaviour return != random return"):
+        ref.normalized_score(1.0, -5.0, -5.0)
+
+
+# ------------------------------------------------------------------------------ random policy
+def _slow_random_return(task_ids, mpl, episodes, seed):
+    """One env per (task, episode), stepped one by one with the same action draws as the batched rollout."""
+    task_of = np.repeat(task_ids, episodes)
+    rng = np.random.default_rng(seed)
+    draws = [rng.uniform(-1.0, 1.0, size=(len(task_of), 2)).astype(np.float32) for _ in range(mpl)]
+    totals = []
+    for i, task in enumerate(task_of):
+        env = make_wrapped_env("point-robot", **ENV_PARAMS)  # actions in [-1, 1], as the vector env takes
+        env.reset_task(int(task))
+        env.reset()
+        totals.append(sum(env.step(draws[t][i])[1] for t in range(mpl)))
+    totals = np.array(totals)
+    return np.mean([totals[task_of == t].mean() for t in task_ids])
+
+
+def test_random_policy_return_matches_a_one_env_at_a_time_rollout():
+    got = ref.random_policy_return("point-robot", ENV_PARAMS, [2, 6], 20, episodes=3, seed=4)
+    assert got == pytest.approx(_slow_random_return([2, 6], 20, 3, 4), rel=1e-6)
+    assert got == ref.random_policy_return("point-robot", ENV_PARAMS, [2, 6], 20, episodes=3, seed=4)
+    assert got != ref.random_policy_return("point-robot", ENV_PARAMS, [2, 6], 20, episodes=3, seed=5)
+
+
+# ------------------------------------------------------------------------------ behaviour policy
+def _dataset(root: Path) -> Path:
+    """A dataset folder with only the generator's returns log: tasks 2, 6 test; step 300 lacks task 6."""
+    data = root / "data"
+    (data / "_generator").mkdir(parents=True)
+    rows = []
+    for step, base in ((100, -18.0), (200, -6.0), (300, 0.0)):
+        for task in range(8):
+            if step == 300 and task == 6:
+                continue
+            rows.append({"step": step, "task": task, "deterministic_return": base + task, "sampled_return": base})
+    pd.DataFrame(rows).to_csv(data / "_generator" / "returns.csv", index=False)
+    return data
+
+
+def _variant(data_dir: Path) -> dict:
+    return {"env_name": "point-robot", "env_params": ENV_PARAMS, "n_train_tasks": 6, "n_eval_tasks": 2,
+            "interpolation": True, "randomize_tasks": False,
+            "algo_params": {"data_dir": str(data_dir), "max_path_length": 20, "eval_epoch": [100, 200, 100],
+                            "sparse_rewards": False}}
+
+
+def test_behaviour_returns_best_complete_checkpoint_and_data_mean(tmp_path):
+    data = _dataset(tmp_path)
+    best, step, used = ref.behaviour_policy_returns(data, [2, 6], steps=[100])
+    # step 300 is incomplete for the test tasks; step 200: mean(-6+2, -6+6) = -2
+    assert (best, step) == (-2.0, 200)
+    assert used == pytest.approx(np.mean([-18.0 + 2, -18.0 + 6]))
+    with pytest.raises(ref.ReferenceUnavailable, match="no behaviour-policy log"):
+        ref.behaviour_policy_returns(tmp_path / "nowhere", [2, 6])
+
+
+def test_reference_returns_of_a_variant(tmp_path):
+    data = _dataset(tmp_path)
+    r = ref.reference_returns(_variant(data))
+    assert r.tasks == (2, 6)  # the interpolation split of 6/2
+    assert (r.behaviour_best, r.behaviour_best_step, r.behaviour_data) == (-2.0, 200, -14.0)
+    assert r.random == pytest.approx(_slow_random_return([2, 6], 20, 10, 0), rel=1e-6)
+    assert ref.ReferenceReturns.from_dict(json.loads(json.dumps(r.as_dict()))) == r
+    with pytest.raises(ref.ReferenceUnavailable, match="is not here"):
+        ref.reference_returns(_variant(tmp_path / "moved"))
+
+
+# ------------------------------------------------------------------------------ IQM aggregates
+def _slow_iqm(values):
+    v = np.sort(np.asarray(values, dtype=float).ravel())
+    cut = len(v) // 4  # scipy's trim_mean(0.25): floor(n / 4) from each end
+    return v[cut:len(v) - cut].mean()
+
+
+@pytest.mark.parametrize("values", [[3.0, -1.0, 7.5], [1.0, 2.0, 3.0, 100.0], list(np.arange(10.0) ** 2)])
+def test_iqm_is_the_mean_of_the_middle_half_and_the_ci_holds_it(values):
+    agg = iqm_with_ci(values, reps=500, seed=3)
+    assert agg.iqm == pytest.approx(_slow_iqm(values))
+    assert agg.mean == pytest.approx(np.mean(values)) and agg.n_runs == len(values)
+    assert min(values) <= agg.low <= agg.iqm <= agg.high <= max(values)
+    assert agg == iqm_with_ci(values, reps=500, seed=3)  # deterministic with a fixed seed
+
+
+def test_iqm_ci_stratified_over_tasks_and_seed_dependent():
+    rng = np.random.default_rng(0)
+    scores = np.stack([rng.normal(0, 1, 8), rng.normal(50, 1, 8)], axis=1)  # [runs, tasks]
+    agg = iqm_with_ci(scores, reps=400, seed=0)
+    assert agg.iqm == pytest.approx(_slow_iqm(scores))
+    # stratified: every resample keeps 8 runs of each task, so the IQM stays between the task means' average
+    assert 20 < agg.low <= agg.iqm <= agg.high < 30
+    assert iqm_with_ci(scores, reps=400, seed=1) != agg
+    with pytest.raises(ValueError, match="finite"):
+        iqm_with_ci([1.0, np.nan])
+
+
+# ------------------------------------------------------------------------------ the plot CLI
+def _runs_with_dataset(root: Path, data: Path) -> list[Path]:
+    runs = []
+    for seed, shift in ((0, 0.0), (1, 2.0), (2, -1.0)):
+        run = root / "point-robot" / "exp" / f"seed{seed}"
+        run.mkdir(parents=True)
+        epochs = np.arange(5)
+        pd.DataFrame({"Epoch": epochs, "Number of train steps total": 100 * (epochs + 1),
+                      **{key: -20.0 + epochs + shift for key in PROGRESS_KEYS.values()}}).to_csv(
+            run / "progress.csv", index=False)
+        (run / "variant.json").write_text(json.dumps(_variant(data)))
+        runs.append(run)
+    return runs
+
+
+def test_plot_cli_reference_lines_normalized_and_aggregates(tmp_path, capsys):
+    data = _dataset(tmp_path)
+    runs = _runs_with_dataset(tmp_path, data)
+    out = tmp_path / "figs" / "curves.png"
+    assert rplot.main([str(tmp_path / "point-robot" / "exp"), "--out", str(out), "--reps", "200"]) == 0
+    captured = capsys.readouterr()
+    assert "note:" not in captured.err
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    assert (tmp_path / "figs" / "curves_aggregates.png").read_bytes()[:8] == PNG_MAGIC
+    table = pd.read_csv(tmp_path / "figs" / "curves_aggregates.csv")
+    online = table[table["key"] == PROGRESS_KEYS["online"]].iloc[0]
+    finals = [np.mean(-20.0 + np.arange(2, 5) + s) for s in (0.0, 2.0, -1.0)]  # last 3 evaluations per seed
+    assert online["iqm"] == pytest.approx(_slow_iqm(finals)) and online["seeds"] == 3
+    assert online["ci_low"] <= online["iqm"] <= online["ci_high"]
+    assert "point-robot/exp" in captured.out
+
+    # normalized: the random return maps to 0 and the best behaviour checkpoint (-2.0) to 100
+    loaded = rplot.load_runs(runs)
+    r = loaded.reference_of(runs[0])
+    scores = rplot.final_scores(loaded, runs, PROGRESS_KEYS["online"], 3, normalized=True)
+    np.testing.assert_allclose(scores, 100 * (np.array(finals) - r.random) / (-2.0 - r.random))
+    assert rplot.main([str(runs[0]), "--out", str(tmp_path / "n.png"), "--normalized"]) == 0
+
+
+def test_plot_without_dataset_notes_and_still_plots(tmp_path, capsys):
+    runs = _runs_with_dataset(tmp_path, tmp_path / "gone")
+    assert rplot.main([str(runs[0]), "--out", str(tmp_path / "c.png")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: no reference lines") == 1 and "is not here" in err
+    assert (tmp_path / "c.png").is_file() and not (tmp_path / "c_aggregates.csv").exists()  # one seed: no aggregate
+    assert rplot.main([str(runs[0]), "--out", str(tmp_path / "n.png"), "--normalized"]) == 2
+    assert "--normalized needs the reference returns" in capsys.readouterr().err
