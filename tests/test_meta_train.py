@@ -12,6 +12,8 @@ import pytest
 import launch_experiment
 from rlkit.behavior.config import compose_sac_config
 from rlkit.behavior.generate import BehaviourPolicyGenerator, GenerationJob
+from rlkit.data import split_tasks
+from rlkit.evaluation.reference import random_policy_return
 from rlkit.launchers import meta_train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,10 +81,17 @@ def test_progress_holds_every_column_of_the_authors_progress_csv(dataset, tmp_pa
     assert last["Number of env steps total"] == 0 and last["Epoch Time (s)"] >= last["Train Time (s)"]
     assert last["Total Train Time (s)"] > progress.iloc[0]["Total Train Time (s)"]
     assert last["(Previous) Eval Time (s)"] == pytest.approx(progress.iloc[0]["Eval Time (s)"])
-    assert last["task_idx"] in (4, 5) and last["task idx"] in (0, 1, 2, 3)  # a test task / a train task
+    train, test = split_tasks(6, 4, 2, interpolation=True)  # configs/point-robot.json interleaves: test = [1, 4]
+    assert last["task_idx"] == test[-1] and last["task idx"] in train  # last test task / a train task
     # "Q Predictions Std" is numpy's population std: Max >= Mean >= Min, Std >= 0
     assert (progress["Q Predictions Max"] >= progress["Q Predictions Mean"]).all()
     assert (progress["Q Predictions Std"] >= 0).all()
+    # ours beside theirs: normalized scores, 0 = random policy, 100 = best behaviour checkpoint on the test tasks
+    log = pd.read_csv(dataset / "_generator" / "returns.csv")
+    best = log[log["task"].isin(test)].groupby("step")["deterministic_return"].mean().max()
+    random = random_policy_return("point-robot", {**ENV_PARAMS, "randomize_tasks": False}, list(test), 20)
+    expected = 100 * (progress["Average_OfflineReturn_all_test_tasks"] - random) / (best - random)
+    np.testing.assert_allclose(progress["Average_OfflineNormalizedScore_all_test_tasks"], expected, rtol=1e-6)
 
 
 def test_auto_selection_takes_checkpoints_and_episodes_from_the_dataset(dataset, tmp_path, capsys):

@@ -32,7 +32,9 @@ from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data, split_t
 from rlkit.data.selection import resolve_auto
 from rlkit.envs import make_env
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
-from rlkit.launchers.progress_columns import eval_z_columns, reference_columns, with_missing_as_nan
+from rlkit.evaluation.reference import ReferenceUnavailable, reference_returns
+from rlkit.launchers.progress_columns import (NORMALIZED, eval_z_columns, normalized_columns, reference_columns,
+                                              with_missing_as_nan)
 from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
 from rlkit.torch.networks import context_from_sample
 
@@ -117,7 +119,21 @@ class MetaTrainer:
         self._train_ids = np.asarray(data.train_tasks)
         # the authors' timing columns: the previous iteration's eval time, wall time summed over resumes
         self.prev_eval_time, self.total_time = 0.0, 0.0
-        self.columns = reference_columns(int(cfg["latent_size"]), self.algo)
+        self.columns = reference_columns(int(cfg["latent_size"]), self.algo) + list(NORMALIZED.values())
+        self.random_return, self.behaviour_return = self._reference_returns()
+
+    def _reference_returns(self) -> tuple[float | None, float | None]:
+        """Random-policy and best-behaviour returns on the test tasks, for the normalized-score columns."""
+        if not self.algo["allow_eval"]:
+            return None, None
+        try:
+            ref = reference_returns(self.cfg, self.seed)
+        except ReferenceUnavailable as exc:
+            self.logger.info(f"normalized scores: NaN ({exc})")
+            return None, None
+        self.logger.info(f"normalized scores: 0 = random policy {ref.random:.2f}, 100 = best behaviour checkpoint "
+                         f"{ref.behaviour_best} (step {ref.behaviour_best_step}) on the test tasks")
+        return ref.random, ref.behaviour_best
 
     # ------------------------------------------------------------------ data
     def _context(self, part: dict) -> torch.Tensor:
@@ -193,6 +209,7 @@ class MetaTrainer:
                                    self.data.test_tasks, self.settings, offline_context=self.offline_context(gen),
                                    obs_absmax=self.data.obs_absmax, seed=s, device=self.device)
                 row = progress_row(results)
+                row.update(normalized_columns(row, self.random_return, self.behaviour_return))
                 last = results["np_online"] if "np_online" in results else next(iter(results.values()))
                 if last.z is not None and last.z_var is not None:
                     row.update(eval_z_columns(last.z[-1], last.z_var[-1], int(last.task_of[-1])))

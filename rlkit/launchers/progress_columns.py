@@ -59,3 +59,22 @@ def with_missing_as_nan(row: Mapping[str, float], columns: list[str]) -> dict[st
     for c in columns:
         out.setdefault(c, math.nan)
     return out
+
+
+# ours: D4RL-style normalized scores of the three average returns (0 = random policy, 100 = the best
+# behaviour checkpoint on the test tasks; rlkit.evaluation.reference)
+NORMALIZED = {key: key.replace("Return_all", "NormalizedScore_all") for key in AVERAGE_RETURNS}
+
+
+def normalized_columns(row: Mapping[str, float], random_return: float | None,
+                       behaviour_return: float | None) -> dict[str, float]:
+    """The normalized score of every average return in ``row`` (NaN without both references)."""
+    out = {}
+    for key, name in NORMALIZED.items():
+        if key not in row:
+            continue
+        if random_return is None or behaviour_return is None or behaviour_return == random_return:
+            out[name] = math.nan
+        else:
+            out[name] = 100.0 * (row[key] - random_return) / (behaviour_return - random_return)
+    return out
