@@ -501,6 +501,12 @@ def validate(cfg: Config) -> Config:
         if isinstance(spec, list):
             _need(spec[2] > 0, f"algo_params.{key} step must be positive, got {spec}")
         _need(min(epoch_range(spec), default=-1) >= 0, f"algo_params.{key} selects no checkpoint: {spec}")
+    _need(not algo["recurrent"], "algo_params.recurrent: the recurrent context encoder is not implemented (the "
+          "paper's results use the permutation-invariant MLP encoder); set it to false")
+    for key in ("save_replay_buffer", "save_algorithm", "save_environment"):
+        _need(not algo[key], f"algo_params.{key}: snapshots hold networks, optimizers and counters only "
+                             "(replay buffers, algorithm objects and envs are rebuilt from the config); set it to false")
+    _need(not cfg["util_params"]["docker"], "util_params.docker is not supported; set it to false")
     _need(algo["discount"] >= 0 and algo["discount"] <= 1, f"algo_params.discount must be in [0, 1], got {algo['discount']}")
     for path, value in _numbers(cfg):
         _need(math.isfinite(value), f"{path} must be a finite number, got {value}")

@@ -376,3 +376,21 @@ def test_command_line_overrides_win_over_the_preset():
 def test_unknown_algo_type_names_the_closest_preset():
     with pytest.raises(ConfigError, match=r"unknown algo_type 'FOCL' \(did you mean 'FOCAL'\?\)"):
         load_config(REPO / "configs" / "point-robot.json", ["algo_type=FOCL"])
+
+
+@pytest.mark.parametrize("override,message", [
+    ("algo_params.recurrent=true", "recurrent context encoder is not implemented"),
+    ("algo_params.save_replay_buffer=true", "snapshots hold networks"),
+    ("util_params.docker=true", "docker is not supported"),
+])
+def test_keys_that_cannot_do_what_they_say_are_refused(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(CONFIGS / "point-robot.json", [override])
+
+
+def test_auto_selection_is_accepted_where_a_dataset_can_answer():
+    cfg = load_config(CONFIGS / "point-robot.json",
+                      ["algo_params.train_epoch=auto", "algo_params.eval_epoch=auto", "algo_params.n_trj=auto"])
+    assert cfg["algo_params"]["train_epoch"] == "auto" and cfg["algo_params"]["n_trj"] == "auto"
+    with pytest.raises(ConfigError, match="auto"):
+        load_config(CONFIGS / "point-robot.json", ["algo_params.n_trj=many"])

@@ -189,3 +189,48 @@ def test_resume_picks_the_highest_iteration_not_the_newest_file(dataset, tmp_pat
     run(dataset, tmp_path, "--resume", str(run_dir), iterations=3)
     assert "agent.pth at iteration 2" in capsys.readouterr().err
     assert list(pd.read_csv(run_dir / "progress.csv")["Epoch"]) == [0, 1, 2]
+
+
+def test_context_chunks_make_one_update_each(dataset, tmp_path, monkeypatch):
+    """embedding_mini_batch_size 16 of embedding_batch_size 32: every step is two updates on 16-transition
+    contexts (the authors' loop); the progress counter counts steps, as theirs."""
+    shapes = []
+    real = meta_train.CSROTrainer.train_step
+
+    def spy(self, batch, with_stats=False):
+        shapes.append(tuple(batch.context.shape))
+        return real(self, batch, with_stats)
+
+    monkeypatch.setattr(meta_train.CSROTrainer, "train_step", spy)
+    run_dir = run(dataset, tmp_path, "algo_params.embedding_mini_batch_size=16", iterations=1)
+    assert len(shapes) == 2 * 4 and {s[1] for s in shapes} == {16}
+    assert list(pd.read_csv(run_dir / "progress.csv")["Number of train steps total"]) == [4]
+
+
+def test_path_to_weights_initialises_every_network(dataset, tmp_path):
+    import torch
+
+    from rlkit.core.logger import load_snapshot
+
+    source = run(dataset, tmp_path / "a", iterations=1)  # writes agent_itr_0.pth
+    warm = run(dataset, tmp_path / "b", f"path_to_weights={source.parent}", "epoch_to_weights=0",
+               "algo_params.num_train_steps_per_itr=0", iterations=1)
+    a = load_snapshot(source / "agent_itr_0.pth")["trainer"]["networks"]
+    b = load_snapshot(warm / "agent_itr_0.pth")["trainer"]["networks"]
+    assert set(a) == set(b)
+    for name in a:
+        for key in a[name]:
+            torch.testing.assert_close(a[name][key], b[name][key])
+    assert "initialised from" in (warm / "debug.log").read_text()
+    args = [str(REPO / "configs" / "point-robot.json"), "--seed", "1", "--exp_name", "c",
+            *[o.strip("'") for o in overrides(dataset, tmp_path / "c")], f"path_to_weights={source.parent}",
+            "epoch_to_weights=7"]
+    assert launch_experiment.main(args) != 0  # no agent_itr_7.pth: a one-line error, nothing written
+    assert not (tmp_path / "c" / "point-robot").exists()
+
+
+def test_debug_runs_go_to_the_debug_folder_and_log_every_task(dataset, tmp_path):
+    run_dir = run(dataset, tmp_path, "util_params.debug=true", iterations=1)
+    debug_dir = run_dir.parent.parent / "debug" / "seed1"
+    assert not run_dir.exists() and debug_dir.is_dir()
+    assert "final return per test task" in (debug_dir / "debug.log").read_text()

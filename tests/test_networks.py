@@ -257,3 +257,31 @@ def test_networks_follow_input_dtype():
     assert enc.infer(torch.randn(2, 3, S + A + 1, dtype=torch.float64)).dtype == torch.float64
     pol = TanhGaussianPolicy(S, L, A, hidden_sizes=[8]).double()
     assert pol(torch.randn(2, S + L, dtype=torch.float64)).log_prob.dtype == torch.float64
+
+
+def test_layer_norm_normalises_every_hidden_layer_but_the_last():
+    """layer_norm: LayerNorm before the ReLU of hidden layers 0 .. n-2, as the authors' Mlp applies it."""
+    import torch.nn.functional as F
+
+    from rlkit.torch.networks import ContextEncoder
+
+    torch.manual_seed(0)
+    enc = ContextEncoder(3, 2, 4, layer_norm=True)
+    names = {n.split(".")[0] for n, _ in enc.named_parameters() if n.startswith("layer_norm")}
+    assert names == {"layer_norm0", "layer_norm1"}
+    with torch.no_grad():
+        enc.layer_norm0.weight.uniform_(0.5, 1.5)  # non-trivial affine parameters
+        enc.layer_norm1.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(5, 7, 3 + 2 + 1)
+    h = x
+    for i in range(3):
+        h = h @ getattr(enc, f"fc{i}").weight.T + getattr(enc, f"fc{i}").bias
+        if i < 2:
+            ln = getattr(enc, f"layer_norm{i}")
+            mu, var = h.mean(-1, keepdim=True), h.var(-1, unbiased=False, keepdim=True)
+            h = (h - mu) / torch.sqrt(var + ln.eps) * ln.weight + ln.bias
+        h = F.relu(h)
+    expected = torch.tanh(h @ enc.last_fc.weight.T + enc.last_fc.bias)
+    torch.testing.assert_close(enc(x), expected)
+    plain = ContextEncoder(3, 2, 4)
+    assert not any(n.startswith("layer_norm") for n, _ in plain.named_parameters())

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from rlkit.config import Config
 from rlkit.core.device import run_device
 from rlkit.core.logger import (RunDirError, RunLogger, json_roundtrip, latest_snapshot, load_snapshot,
+                               numbered_snapshots,
                                newest_loadable_snapshot, run_dir_path)
 from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data, split_tasks_from_variant
 from rlkit.data.selection import resolve_auto
@@ -121,6 +122,11 @@ class MetaTrainer:
         self.prev_eval_time, self.total_time = 0.0, 0.0
         self.columns = reference_columns(int(cfg["latent_size"]), self.algo) + list(NORMALIZED.values())
         self.random_return, self.behaviour_return = self._reference_returns()
+        # embedding_mini_batch_size < embedding_batch_size: each step is batch // mini updates, one per context
+        # chunk of mini transitions, each with its own RL batch (the authors' loop); a mini size at or above
+        # the batch size is one chunk of embedding_batch_size
+        self.context_size = min(self.algo["embedding_mini_batch_size"], self.algo["embedding_batch_size"])
+        self.context_chunks = self.algo["embedding_batch_size"] // self.context_size
 
     def _reference_returns(self) -> tuple[float | None, float | None]:
         """Random-policy and best-behaviour returns on the test tasks, for the normalized-score columns."""
@@ -149,11 +155,11 @@ class MetaTrainer:
         """
         choices = [rng.choice(self._train_ids, self.algo["meta_batch"], replace=self.algo["mb_replace"])
                    for _ in range(n_steps)]
-        return torch.as_tensor(np.asarray(choices, dtype=np.int64).reshape(n_steps, -1), device=self.device)
+        return torch.as_tensor(np.asarray(choices, dtype=np.int64).reshape(n_steps, self.algo["meta_batch"]), device=self.device)
 
     def sample_meta_batch(self, task_ids: torch.Tensor, generator: torch.Generator) -> MetaBatch:
         """The step's context, RL batch and extra dual-critic batches for ``task_ids`` [meta_batch]."""
-        n, b, c = self.algo["embedding_batch_size"], self.algo["batch_size"], self.hp.c_iter
+        n, b, c = self.context_size, self.algo["batch_size"], self.hp.c_iter
         extra = (c - 1) if self.trainer.trains_dual_critic else 0
         sample = self.data.train.sample(task_ids, n + b * (1 + extra), generator=generator)
         split = lambda key, lo, hi: sample[key][:, lo:hi]  # noqa: E731
@@ -183,6 +189,29 @@ class MetaTrainer:
         self.prev_eval_time = float(state.get("eval_time", 0.0))
         self.total_time = float(state.get("total_time", 0.0))
 
+    def warm_start(self, state: dict, path: Path) -> list[str]:
+        """Initialise the networks from another run's snapshot (optimizers, alpha and counters start fresh).
+
+        Networks the source lacks (CLUB, when it was trained without) keep their
+        initialisation; a shape mismatch is a one-line error.
+        """
+        if (int(state.get("obs_dim", self.obs_dim)), int(state.get("act_dim", self.act_dim))) != (self.obs_dim,
+                                                                                                 self.act_dim):
+            raise RunDirError(f"path_to_weights: {path} is for observations/actions of size "
+                              f"{state.get('obs_dim')}/{state.get('act_dim')}, not {self.obs_dim}/{self.act_dim}")
+        nets = state["trainer"]["networks"]
+        loaded = []
+        for name, module in self.trainer.modules().items():
+            if name in nets:
+                try:
+                    module.load_state_dict(nets[name])
+                except RuntimeError as exc:
+                    raise RunDirError(f"path_to_weights: {name} in {path} does not fit this config "
+                                      f"({str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else exc}); "
+                                      "use the same latent_size, net_size and encoder settings") from None
+                loaded.append(name)
+        return loaded
+
     def run(self) -> None:
         n_itr, n_steps = self.algo["num_iterations"], self.algo["num_train_steps_per_itr"]
         bar = tqdm(range(self.start_itr, n_itr), desc="meta-train", unit="itr", initial=self.start_itr,
@@ -195,9 +224,11 @@ class MetaTrainer:
             t0 = time.perf_counter()
             stats = {}
             task_table = self.draw_tasks(rng, n_steps)
+            chunks = self.context_chunks
             for step in range(n_steps):
-                stats = self.trainer.train_step(self.sample_meta_batch(task_table[step], gen),
-                                                with_stats=step == n_steps - 1)
+                for chunk in range(chunks):  # the authors' embedding_mini_batch_size: one update per context chunk
+                    stats = self.trainer.train_step(self.sample_meta_batch(task_table[step], gen),
+                                                    with_stats=step == n_steps - 1 and chunk == chunks - 1)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self.check_finite(stats, itr)
@@ -210,12 +241,16 @@ class MetaTrainer:
                                    obs_absmax=self.data.obs_absmax, seed=s, device=self.device)
                 row = progress_row(results)
                 row.update(normalized_columns(row, self.random_return, self.behaviour_return))
+                if self.cfg["util_params"]["debug"]:  # the authors' debug mode prints every task's returns
+                    for name, res in results.items():
+                        per_task = ", ".join(f"{t}: {r:.2f}" for t, r in zip(res.task_ids, res.final_returns()))
+                        self.logger.info(f"iteration {itr} {name} final return per test task: {per_task}")
                 last = results["np_online"] if "np_online" in results else next(iter(results.values()))
                 if last.z is not None and last.z_var is not None:
                     row.update(eval_z_columns(last.z[-1], last.z_var[-1], int(last.task_of[-1])))
             eval_time = time.perf_counter() - t1
             self.total_time += time.perf_counter() - t0
-            times = {"Number of train steps total": self.trainer.num_steps,
+            times = {"Number of train steps total": self.trainer.num_steps // self.context_chunks,
                      "Number of env steps total": 0, "Number of rollouts total": 0,  # offline: no collection
                      "Train Time (s)": train_time, "(Previous) Eval Time (s)": self.prev_eval_time,
                      "Epoch Time (s)": train_time + self.prev_eval_time, "Total Train Time (s)": self.total_time,
@@ -262,6 +297,26 @@ class MetaTrainer:
                 "obs_absmax": None if self.data.obs_absmax is None else [float(x) for x in self.data.obs_absmax]}
 
 
+def warm_start_state(cfg: Config, seed: int) -> tuple[Path, dict] | None:
+    """The snapshot ``path_to_weights/seedN/agent_itr_K.pth`` (K = ``epoch_to_weights``, else the newest) that
+    initialises a new run's networks, as the authors' launcher loads it; None without ``path_to_weights``."""
+    if cfg.get("path_to_weights") is None:
+        return None
+    folder = Path(cfg["path_to_weights"]) / f"seed{seed}"
+    if not folder.is_dir():
+        raise RunDirError(f"path_to_weights: {folder} does not exist; point path_to_weights at a run's EXP_NAME "
+                          "folder (the one holding seedN/)")
+    snaps = numbered_snapshots(folder)
+    k = cfg.get("epoch_to_weights")
+    if k is None and snaps:
+        k = max(snaps)
+    if k is None or int(k) not in snaps:
+        have = ", ".join(str(i) for i in snaps) or "none"
+        raise RunDirError(f"path_to_weights: no agent_itr_{k}.pth in {folder} (snapshots there: {have}); "
+                          "set epoch_to_weights to one of them")
+    return snaps[int(k)], load_snapshot(snaps[int(k)])
+
+
 def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str | None = None) -> Path:
     """Meta-train (or resume) one seed; returns the run directory.
 
@@ -271,7 +326,8 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
     """
     util = cfg["util_params"]
     device = run_device(bool(util["use_gpu"]), int(util["gpu_id"]), gpu)
-    run_dir = run_dir_path(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed)
+    exp_name = "debug" if util["debug"] else util["exp_name"]  # the authors' debug runs all go to .../debug/
+    run_dir = run_dir_path(util["base_log_dir"], cfg["env_name"], exp_name, seed)
     snapshot_path, state, itr = None, None, None
     if resume:
         if Path(resume).resolve() != run_dir.resolve():
@@ -288,11 +344,12 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
     train_tasks, test_tasks = split_tasks_from_variant(cfg, seed)
     cfg = {**cfg, "algo_params": resolve_auto(cfg["algo_params"], train_tasks, test_tasks)}
     data = load_experiment_data(cfg, seed, device)
+    warm = None if resume else warm_start_state(cfg, seed)  # path_to_weights: checked before anything is written
     # variant.json: the resolved config as run, with what viskit and readers need at the top level
-    variant = {**cfg, "seed": seed, "exp_name": util["exp_name"], "device": str(device),
+    variant = {**cfg, "seed": seed, "exp_name": exp_name, "device": str(device),
                "util_params": {**util, "use_gpu": device.type == "cuda",
                                "gpu_id": device.index if device.type == "cuda" else util["gpu_id"]}}
-    logger = RunLogger.create(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed, variant,
+    logger = RunLogger.create(util["base_log_dir"], cfg["env_name"], exp_name, seed, variant,
                               resume=bool(resume), truncate_to_epoch=None if itr is None else itr + 1)
     try:
         torch.manual_seed(seed)
@@ -304,6 +361,10 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
         if snapshot_path is not None:
             job.resume_from(snapshot_path, state)
             logger.info(f"resumed from {snapshot_path} at iteration {job.start_itr}")
+        elif warm is not None:
+            path, warm_state = warm
+            loaded = job.warm_start(warm_state, path)
+            logger.info(f"networks {', '.join(loaded)} initialised from {path} (path_to_weights)")
         job.run()
     finally:
         logger.close()

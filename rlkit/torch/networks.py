@@ -84,6 +84,7 @@ class Mlp(nn.Module):
         init_w: float = 3e-3,
         b_init_value: float = 0.1,
         hidden_init: Callable[[torch.Tensor], torch.Tensor] = reference_fanin_init,
+        layer_norm: bool = False,
     ):
         super().__init__()
         self.input_size = int(input_size)
@@ -91,6 +92,7 @@ class Mlp(nn.Module):
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
         self.hidden_activation = hidden_activation
         self.output_activation = output_activation
+        self.layer_norm = bool(layer_norm)
         in_size = self.input_size
         for i, size in enumerate(self.hidden_sizes):
             fc = nn.Linear(in_size, size)
@@ -99,6 +101,10 @@ class Mlp(nn.Module):
                 fc.bias.fill_(b_init_value)
             # fc0, fc1, ... as attributes (not a ModuleList) to match reference state_dict keys.
             self.add_module(f"fc{i}", fc)
+            # layer_norm: LayerNorm before the activation of every hidden layer but the last, as the
+            # reference's Mlp applies it (docs/method.md §4)
+            if layer_norm and i < len(self.hidden_sizes) - 1:
+                self.add_module(f"layer_norm{i}", nn.LayerNorm(size))
             in_size = size
         self.last_fc = nn.Linear(in_size, self.output_size)
         with torch.no_grad():
@@ -114,8 +120,15 @@ class Mlp(nn.Module):
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{type(self).__name__} expects last dim {self.input_size}, got shape {tuple(x.shape)}")
         h = x
-        for fc in self.fcs:
-            h = self.hidden_activation(fc(h))
+        if not self.layer_norm:
+            for fc in self.fcs:
+                h = self.hidden_activation(fc(h))
+            return h
+        for i, fc in enumerate(self.fcs):
+            h = fc(h)
+            if i < len(self.hidden_sizes) - 1:
+                h = getattr(self, f"layer_norm{i}")(h)
+            h = self.hidden_activation(h)
         return h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -261,6 +274,7 @@ class ContextEncoder(Mlp):
         use_next_obs_in_context: bool = False,
         use_information_bottleneck: bool = False,
         hidden_sizes: Sequence[int] = (200, 200, 200),
+        layer_norm: bool = False,
     ):
         self.latent_dim = int(latent_dim)
         self.use_next_obs_in_context = bool(use_next_obs_in_context)
@@ -271,6 +285,7 @@ class ContextEncoder(Mlp):
             hidden_sizes,
             out,
             output_activation=torch.tanh,
+            layer_norm=layer_norm,
         )
 
     def per_transition(self, context: torch.Tensor) -> torch.Tensor:
