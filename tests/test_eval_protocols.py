@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rlkit.envs import make_env
-from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row, run_protocol
+from rlkit.evaluation.protocols import EvalSettings, NonPrior, Protocol, evaluate, progress_row, run_protocol
 from rlkit.torch.csro import CSROAgent, CSROHyperParams
 from tests.sequential_protocols import LockstepDraws, OfflineSource, run_sequential
 
@@ -170,6 +170,24 @@ def test_early_termination_envs_run_their_own_episodes():
                        settings, seed=0)
     for returns, length in zip(res.episode_returns, res.context_lengths):
         assert len(returns) >= 2 and length >= 50 * len(returns)
+
+
+def test_a_new_protocol_is_one_small_class():
+    class RandomExploration(NonPrior):
+        name = "random_exploration"
+
+        def exploration_actions(self, rng, sampled, steps, settings):
+            return rng.uniform(-1.0, 1.0, size=sampled.shape)
+
+    agent = ScriptedAgent()
+    res = run_protocol(RandomExploration(), agent, "point-robot", PARAMS, [3], SETTINGS, record_trace=True)
+    assert res.protocol == "random_exploration"
+    np.testing.assert_array_equal(res.context_lengths, 100)
+    actions, exploring = res.trace["actions"][:, 0], res.trace["exploring"][:, 0]
+    assert not (actions[exploring] == STOCH).all(axis=1).any()  # never the policy's sampled action
+    np.testing.assert_array_equal(actions[~exploring], np.tile(DET, (100, 1)))
+    with pytest.raises(TypeError, match="unknown context sources"):
+        type("Bad", (Protocol,), {"name": "bad", "context": frozenset({"everything"}), "reinfer": "after_evaluation"})
 
 
 def test_unknown_protocol_and_missing_offline_data():

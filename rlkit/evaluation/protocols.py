@@ -40,7 +40,7 @@ AFTER_EVALUATION = "after_evaluation"  # after an evaluation episode, once evalu
 
 
 class Protocol:
-    """One context-collection protocol, declared by four class attributes.
+    """One context-collection protocol, declared by class attributes; a new protocol is one subclass.
 
     ``context``: the sources (above) whose transitions join the context;
     ``reinfer``: when z is re-inferred; ``explores``: whether each evaluation
