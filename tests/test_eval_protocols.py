@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row, run_protocol
+from rlkit.envs import make_env
+from rlkit.evaluation.protocols import EvalSettings, NonPrior, Protocol, evaluate, progress_row, run_protocol
+from rlkit.torch.csro import CSROAgent, CSROHyperParams
+from tests.sequential_protocols import LockstepDraws, OfflineSource, run_sequential
 
 DET = np.array([1.0, 0.0], dtype=np.float32)  # deterministic policy action
 STOCH = np.array([0.0, 1.0], dtype=np.float32)  # sampled policy action
@@ -89,46 +92,74 @@ def test_np_online_protocol_random_then_policy_exploration():
     assert [int(c[0]) for c in agent.infer_calls] == [20, 40, 60, 80, 100]
 
 
-class TinyAgent(torch.nn.Module):
-    """A deterministic torch agent: z = masked mean of a linear map of the context."""
-
-    latent_dim = 3
-    use_next_obs_in_context = False
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.enc = torch.nn.Linear(5, 3)
-        self.pi = torch.nn.Linear(5, 2)
-
-    def infer_z(self, context, lengths):
-        mask = (torch.arange(context.shape[1])[None] < lengths[:, None]).float()[..., None]
-        return (self.enc(context) * mask).sum(1) / lengths.clamp(min=1)[:, None]
-
-    def act(self, obs, z, deterministic):
-        return torch.tanh(self.pi(torch.cat([obs, z], -1)))
+def _csro_agent(obs_dim, act_dim, use_next_obs):
+    """A small untrained CSRO agent whose actions depend visibly on s and z."""
+    torch.manual_seed(0)
+    agent = CSROAgent(obs_dim, act_dim, CSROHyperParams(latent_size=3, net_size=32,
+                                                        use_next_obs_in_context=use_next_obs)).eval()
+    with torch.no_grad():
+        agent.policy.last_fc.weight.uniform_(-1.0, 1.0)  # the default ±1e-3 init would act ~0 whatever z is
+    return agent
 
 
-def test_batched_equals_sequential():
-    agent = TinyAgent()
+# (env, env_params, sparse_rewards, use_next_obs_in_context, tolerance): fixed horizons, see LockstepDraws.
+# The batched and one-row forwards sum floats in different orders (~1e-7); MuJoCo's contacts amplify
+# that over an episode to ~1e-4, the point robot does not.
+SEQUENTIAL_CASES = {
+    "point-robot": ("point-robot", dict(n_tasks=6, max_episode_steps=10), False, False, 1e-5),
+    "sparse-point-robot": ("sparse-point-robot", dict(n_tasks=6, max_episode_steps=10), True, False, 1e-5),
+    "cheetah-vel": ("cheetah-vel", dict(n_tasks=6, max_episode_steps=10), False, True, 1e-3),
+}
 
-    def offline_context(tasks, n):
-        g = torch.Generator().manual_seed(0)
-        base = torch.rand(n, 5, generator=g)
-        return base[None] + tasks[:, None, None].float()
 
-    together = evaluate(agent, "point-robot", PARAMS, [0, 3, 5], SETTINGS, protocols=("online", "offline"),
-                        offline_context=offline_context)
-    for t_pos, task in enumerate([0, 3, 5]):
-        alone = evaluate(agent, "point-robot", PARAMS, [task], SETTINGS, protocols=("online", "offline"),
-                         offline_context=offline_context)
-        for p in ("online", "offline"):
-            for rep in range(2):
-                np.testing.assert_allclose(together[p].episode_returns[2 * t_pos + rep],
-                                           alone[p].episode_returns[rep], rtol=1e-5)
-    row = progress_row(together)
-    assert set(row) >= {"Average_OnlineReturn_all_test_tasks", "Average_OfflineReturn_all_test_tasks"}
-    assert row["Average_OnlineReturn_all_test_tasks"] == pytest.approx(together["online"].average_final_return())
+@pytest.mark.parametrize("case,protocol", [(c, p) for c in ("point-robot", "cheetah-vel")
+                                           for p in ("online", "offline", "np_online")]
+                         + [("sparse-point-robot", "np_online")])
+def test_batched_equals_sequential_reference(case, protocol):
+    """The batched runner over 3 tasks x 2 repeats = tests/sequential_protocols.py run per (task, repeat).
+
+    Same returns, same actions step by step, same context sizes and final z. Budget 50, half 25,
+    threshold 20 with 10-step episodes: np_online explores randomly in rounds 1-2, half-randomly in
+    round 3 and with sampled policy actions after; z is first re-inferred after the 2nd episode.
+    The reference gets the batched runner's random numbers through LockstepDraws (np_online's
+    uniform actions from default_rng(seed), policy noise from torch's RNG seeded here) and the same
+    offline draws through OfflineSource; resets are seeded as the vector env seeds them (seed + m).
+    """
+    env_name, params, sparse, use_next_obs, tol = SEQUENTIAL_CASES[case]
+    settings = EvalSettings(max_path_length=10, num_steps_per_eval=50, num_exp_traj_eval=2, num_evals=2,
+                            sparse_rewards=sparse)
+    tasks, seed, torch_seed = [0, 3, 5], 11, 5
+    env = make_env(env_name, **params)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    agent = _csro_agent(obs_dim, act_dim, use_next_obs)
+    offline = OfflineSource(env_name, params, tasks, use_next_obs) if protocol == "offline" else None
+
+    torch.manual_seed(torch_seed)
+    res = run_protocol(protocol, agent, env_name, params, tasks, settings, seed=seed, record_trace=True,
+                       offline_context=offline.batched() if offline else None)
+    draws = LockstepDraws(len(res.task_of), act_dim, seed, torch_seed)
+    for m, task in enumerate(res.task_of.tolist()):
+        rep = m % settings.num_evals
+        ref = run_sequential(protocol, agent, env_name, params, task, settings, reset_seed=seed + m,
+                             draws=lambda j, m=m: draws.draw(m, j),
+                             offline_rows=(lambda k, t=task, r=rep: offline.rows(t, r, k, 10)) if offline else None)
+        active = res.trace["active"][:, m]
+        np.testing.assert_allclose(res.trace["actions"][active, m], np.stack(ref.actions), rtol=tol, atol=tol)
+        np.testing.assert_allclose(res.episode_returns[m], ref.returns, rtol=tol, atol=tol)
+        assert res.context_lengths[m] == len(ref.context)
+        np.testing.assert_allclose(res.z[m], ref.z, rtol=tol, atol=tol)
+    assert len(ref.returns) == 5 and np.abs(ref.z).max() > 1e-3  # z was re-inferred
+    if not sparse:  # (sparse rewards are all 0 this far from the goals)
+        assert not np.allclose(res.z[0], res.z[2])  # z differs between tasks
+
+
+def test_progress_row_names_and_averages():
+    results = evaluate(ScriptedAgent(), "point-robot", PARAMS, [0, 3], SETTINGS, protocols=("online", "np_online"))
+    row = progress_row(results)
+    assert set(row) >= {"Average_OnlineReturn_all_test_tasks", "Average_NpOnlineReturn_all_test_tasks",
+                        "eval/np_online_return_episode_5"}
+    assert row["Average_OnlineReturn_all_test_tasks"] == pytest.approx(results["online"].average_final_return())
+    assert row["eval/online_return_episode_1"] == pytest.approx(results["online"].return_curve()[0])
 
 
 def test_early_termination_envs_run_their_own_episodes():
@@ -139,6 +170,24 @@ def test_early_termination_envs_run_their_own_episodes():
                        settings, seed=0)
     for returns, length in zip(res.episode_returns, res.context_lengths):
         assert len(returns) >= 2 and length >= 50 * len(returns)
+
+
+def test_a_new_protocol_is_one_small_class():
+    class RandomExploration(NonPrior):
+        name = "random_exploration"
+
+        def exploration_actions(self, rng, sampled, steps, settings):
+            return rng.uniform(-1.0, 1.0, size=sampled.shape)
+
+    agent = ScriptedAgent()
+    res = run_protocol(RandomExploration(), agent, "point-robot", PARAMS, [3], SETTINGS, record_trace=True)
+    assert res.protocol == "random_exploration"
+    np.testing.assert_array_equal(res.context_lengths, 100)
+    actions, exploring = res.trace["actions"][:, 0], res.trace["exploring"][:, 0]
+    assert not (actions[exploring] == STOCH).all(axis=1).any()  # never the policy's sampled action
+    np.testing.assert_array_equal(actions[~exploring], np.tile(DET, (100, 1)))
+    with pytest.raises(TypeError, match="unknown context sources"):
+        type("Bad", (Protocol,), {"name": "bad", "context": frozenset({"everything"}), "reinfer": "after_evaluation"})
 
 
 def test_unknown_protocol_and_missing_offline_data():

@@ -1,4 +1,8 @@
-"""The three test-time context-collection protocols of CSRO (docs/method.md §6), batched.
+"""The test-time context-collection protocols of CSRO (docs/method.md §6), batched.
+
+Each protocol is a small class that states what enters the context, when z is
+re-inferred and how it explores (:class:`Online`, :class:`Offline`,
+:class:`NonPrior`); :func:`run_protocol` runs any of them the same way.
 
 Every (task, repeat) pair is one sub-env of a single lockstep vector env, so
 each time step costs one policy forward and one vectorized env step for all
@@ -7,34 +11,16 @@ different times in hopper/walker/humanoid); contexts are kept as one padded
 tensor [M, C, D] with per-env lengths, and z is re-inferred for exactly the
 sub-envs whose protocol asks for it, in one batched encoder call.
 
-Protocols (names as logged by the reference):
-
-* ``online``  (``Average_OnlineReturn_all_test_tasks``): z starts at the prior;
-  deterministic episodes; every transition enters the context; after an
-  episode, once the evaluation transitions reach ``num_exp_traj_eval *
-  max_path_length``, z is re-inferred from the whole context.
-* ``offline`` (``Average_OfflineReturn_all_test_tasks``): before each
-  deterministic episode, ``max_path_length`` transitions drawn uniformly from
-  the task's offline data join the context and z is re-inferred; the episode's
-  own transitions are not added.
-* ``np_online`` (``Average_NpOnlineReturn_all_test_tasks``, CSRO's non-prior
-  collection): rounds of (a) exploration — actions uniform in [-1, 1]^d while
-  (evaluation transitions so far + steps of this exploration episode) <
-  num_steps_per_eval / 2, else sampled policy actions with the current z; all
-  exploration transitions enter the context; episodes are collected until at
-  least ``max_path_length`` exploration transitions this round (one episode
-  for fixed-horizon envs, as in the reference) — then (b) one deterministic
-  evaluation episode that adds nothing to the context; after the round, once
-  evaluation transitions reach the threshold, z is re-inferred.
-
-Only evaluation episodes count toward ``num_steps_per_eval``; the score is the
-return of the last evaluation episode, averaged over repeats and tasks.
+Common to all: z starts at the prior (zeros) with an empty context; only the
+deterministic evaluation episodes count toward ``num_steps_per_eval``; the
+score is the return of the last evaluation episode, averaged over repeats and
+tasks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Callable, ClassVar, Protocol as TypingProtocol, Sequence
 
 import numpy as np
 import torch
@@ -43,15 +29,101 @@ from gymnasium.vector import AutoresetMode
 from rlkit.envs.vector import make_vector_env
 from rlkit.torch.networks import build_context, context_dim
 
-PROTOCOLS = ("online", "offline", "np_online")
-PROGRESS_KEYS = {
-    "online": "Average_OnlineReturn_all_test_tasks",
-    "offline": "Average_OfflineReturn_all_test_tasks",
-    "np_online": "Average_NpOnlineReturn_all_test_tasks",
-}
+# What can enter the context (Protocol.context):
+EXPLORATION = "exploration"  # every transition of the exploration episodes
+EVALUATION = "evaluation"  # every transition of the (deterministic, scored) evaluation episodes
+OFFLINE_DATA = "offline_data"  # before each evaluation episode, max_path_length draws from the task's offline data
+# When z is re-inferred from the whole context (Protocol.reinfer):
+BEFORE_EVALUATION = "before_evaluation"  # before every evaluation episode (after its offline draw, if any)
+AFTER_EVALUATION = "after_evaluation"  # after an evaluation episode, once evaluation transitions reach
+#                                        num_exp_traj_eval * max_path_length
 
 
-class ContextAgent(Protocol):
+class Protocol:
+    """One context-collection protocol, declared by class attributes; a new protocol is one subclass.
+
+    ``context``: the sources (above) whose transitions join the context;
+    ``reinfer``: when z is re-inferred; ``explores``: whether each evaluation
+    episode is preceded by a round of exploration episodes, collected until the
+    round holds ``max_path_length`` transitions, whose actions
+    :meth:`exploration_actions` chooses. Evaluation episodes always act with
+    the deterministic policy.
+    """
+
+    name: ClassVar[str]
+    progress_key: ClassVar[str]  # the reference's progress.csv column
+    context: ClassVar[frozenset[str]]
+    reinfer: ClassVar[str]
+    explores: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        unknown = set(cls.context) - {EXPLORATION, EVALUATION, OFFLINE_DATA}
+        if unknown or cls.reinfer not in (BEFORE_EVALUATION, AFTER_EVALUATION):
+            raise TypeError(f"protocol {cls.name}: unknown context sources {sorted(unknown)} "
+                            f"or reinfer {cls.reinfer!r}")
+        if (EXPLORATION in cls.context) != cls.explores:
+            raise TypeError(f"protocol {cls.name}: exploration transitions join the context iff it explores")
+
+    def exploration_actions(self, rng: np.random.Generator, sampled: np.ndarray, steps: np.ndarray,
+                            settings: "EvalSettings") -> np.ndarray:
+        """Actions [M, A] for sub-envs in an exploration episode.
+
+        ``sampled``: policy actions sampled with the current z; ``steps``: evaluation
+        transitions so far + steps of this exploration episode, per sub-env. Called on
+        every lockstep step on which any sub-env explores.
+        """
+        raise NotImplementedError(f"protocol {self.name} does not explore")
+
+
+class Online(Protocol):
+    """Exploration by the agent's own prior policy (§6.1): where context shift bites."""
+
+    name = "online"
+    progress_key = "Average_OnlineReturn_all_test_tasks"
+    context = frozenset({EVALUATION})  # every transition the agent takes
+    reinfer = AFTER_EVALUATION
+
+
+class Offline(Protocol):
+    """The behaviour policies' context (§6.2): no shift, an upper reference."""
+
+    name = "offline"
+    progress_key = "Average_OfflineReturn_all_test_tasks"
+    context = frozenset({OFFLINE_DATA})  # the episodes' own transitions never join
+    reinfer = BEFORE_EVALUATION
+
+
+class NonPrior(Protocol):
+    """CSRO's non-prior collection (§6.3): the context carries no policy signature early on."""
+
+    name = "np_online"
+    progress_key = "Average_NpOnlineReturn_all_test_tasks"
+    context = frozenset({EXPLORATION})  # evaluation episodes add nothing
+    reinfer = AFTER_EVALUATION
+    explores = True
+
+    def exploration_actions(self, rng, sampled, steps, settings):
+        """Uniform in [-1, 1]^d while ``steps`` < num_steps_per_eval / 2, the sampled policy action after."""
+        uniform = rng.uniform(-1.0, 1.0, size=sampled.shape)
+        return np.where((steps < settings.num_steps_per_eval / 2)[:, None], uniform, sampled)
+
+
+PROTOCOL_CLASSES: dict[str, type[Protocol]] = {cls.name: cls for cls in (Online, Offline, NonPrior)}
+PROTOCOLS = tuple(PROTOCOL_CLASSES)  # ("online", "offline", "np_online")
+PROGRESS_KEYS = {name: cls.progress_key for name, cls in PROTOCOL_CLASSES.items()}
+
+
+def get_protocol(protocol: str | Protocol) -> Protocol:
+    """The protocol object of a name (or the object itself)."""
+    if isinstance(protocol, Protocol):
+        return protocol
+    if protocol not in PROTOCOL_CLASSES:
+        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    return PROTOCOL_CLASSES[protocol]()
+
+
+class ContextAgent(TypingProtocol):
     """What evaluation needs from a trained agent."""
 
     latent_dim: int
@@ -223,9 +295,19 @@ class _Trace:
         return out
 
 
+def _policy_actions(agent: ContextAgent, obs: torch.Tensor, z: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(deterministic, sampled) actions on the host, from one policy forward when the agent offers it."""
+    if hasattr(agent, "act_pair"):
+        det_t, sto_t = agent.act_pair(obs, z)
+        det, sampled = torch.stack((det_t, sto_t)).cpu().numpy()  # one device-to-host copy
+        return det, sampled
+    sampled = agent.act(obs, z, deterministic=False).cpu().numpy()
+    return agent.act(obs, z, deterministic=True).cpu().numpy(), sampled
+
+
 @torch.no_grad()
 def run_protocol(
-    protocol: str,
+    protocol: str | Protocol,
     agent: ContextAgent,
     env_name: str,
     env_params: dict,
@@ -238,11 +320,15 @@ def run_protocol(
     record_trace: bool = False,
     venv=None,
 ) -> ProtocolResult:
-    """Run one protocol on ``task_ids`` x ``settings.num_evals`` sub-envs in lockstep."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
-    if protocol == "offline" and offline_context is None:
-        raise ValueError("the offline protocol needs the test tasks' offline data (offline_context)")
+    """Run one protocol (a name or a :class:`Protocol`) on ``task_ids`` x ``settings.num_evals`` sub-envs in lockstep.
+
+    Random numbers: exploration draws one [M, A] block of uniforms from
+    ``np.random.default_rng(seed)`` and one of policy noise from torch's RNG on
+    every step on which any sub-env explores.
+    """
+    proto = get_protocol(protocol)
+    if OFFLINE_DATA in proto.context and offline_context is None:
+        raise ValueError(f"the {proto.name} protocol needs the test tasks' offline data (offline_context)")
     task_ids = [int(t) for t in task_ids]
     task_of = np.repeat(np.asarray(task_ids), settings.num_evals)
     m = len(task_of)
@@ -267,6 +353,7 @@ def run_protocol(
     st = _EnvState(m)
     returns: list[list[float]] = [[] for _ in range(m)]
     trace = _Trace() if record_trace else None
+    eval_joins, explore_joins = EVALUATION in proto.context, EXPLORATION in proto.context
 
     def reinfer(mask: np.ndarray) -> None:
         nonlocal z
@@ -287,33 +374,27 @@ def run_protocol(
                 encoded = _ContextStore.empty(m, enc.shape[-1], store.data.shape[1], device)
             encoded.append(idx, enc)
 
-    def start_episodes(mask: np.ndarray) -> None:
-        """Bookkeeping at the start of a new episode for sub-envs in ``mask``."""
-        if protocol == "offline" and mask.any():
+    def start_evaluation(mask: np.ndarray) -> None:
+        """Sub-envs in ``mask`` are about to start an evaluation episode."""
+        if not mask.any():
+            return
+        if OFFLINE_DATA in proto.context:
             idx = torch.as_tensor(np.flatnonzero(mask), device=device)
             add_context(idx, offline_context(task_tensor[idx], mpl).to(device))
+        if proto.reinfer == BEFORE_EVALUATION:
             reinfer(mask)
 
     obs_np, _ = venv.reset(seed=seed)
-    if protocol == "np_online":
-        st.exploring[:] = True
-    start_episodes(np.ones(m, dtype=bool))
+    st.exploring[:] = proto.explores
+    start_evaluation(~st.exploring)
 
     while not st.done.all():
         obs = torch.as_tensor(obs_np, device=device, dtype=torch.float32)
         active = ~st.done
-        if protocol == "np_online" and st.exploring.any():
-            if hasattr(agent, "act_pair"):
-                det_t, sto_t = agent.act_pair(obs, z)
-                det_actions, policy_actions = torch.stack((det_t, sto_t)).cpu().numpy()  # one device-to-host copy
-            else:
-                policy_actions = agent.act(obs, z, deterministic=False).cpu().numpy()
-                det_actions = agent.act(obs, z, deterministic=True).cpu().numpy()
-            # the reference counts evaluation transitions so far + steps of this exploration episode
-            random_phase = st.eval_steps + st.episode_len < budget / 2
-            uniform = rng.uniform(-1.0, 1.0, size=(m, act_dim))
-            explore_actions = np.where(random_phase[:, None], uniform, policy_actions)
-            actions = np.where(st.exploring[:, None], explore_actions, det_actions)
+        if st.exploring.any():
+            det_actions, sampled = _policy_actions(agent, obs, z)
+            explore = proto.exploration_actions(rng, sampled, st.eval_steps + st.episode_len, settings)
+            actions = np.where(st.exploring[:, None], explore, det_actions)
         else:
             actions = agent.act(obs, z, deterministic=True).cpu().numpy()
         actions = actions.astype(np.float32)
@@ -325,13 +406,7 @@ def run_protocol(
                       next_obs=next_obs_np)
             trace.add_infos(infos, m)
 
-        # which transitions enter the context
-        if protocol == "online":
-            add = active
-        elif protocol == "np_online":
-            add = active & st.exploring
-        else:
-            add = np.zeros(m, dtype=bool)
+        add = active & np.where(st.exploring, explore_joins, eval_joins)  # which transitions join the context
         if add.any():
             idx = np.flatnonzero(add)
             # s, a, r, s' packed on the host: one copy to the device instead of four (each a
@@ -352,21 +427,18 @@ def run_protocol(
         if not (ended.any() or (term | trunc).any()):
             continue
 
-        # exploration episodes that end: keep exploring until a full path's worth this round
-        explore_end = ended & st.exploring
+        # an exploration round goes on, episode after episode, until it holds a full path's worth
         eval_end = ended & ~st.exploring
-        if explore_end.any():
-            finished_round = explore_end & (st.explore_steps >= mpl)
-            st.exploring[finished_round] = False
+        st.exploring[ended & st.exploring & (st.explore_steps >= mpl)] = False
         if eval_end.any():
             for i in np.flatnonzero(eval_end):
                 returns[i].append(float(st.ep_return[i]))
             st.eval_steps += np.where(eval_end, st.episode_len, 0)
             st.ep_return[eval_end] = 0.0
-            if protocol in ("online", "np_online"):
+            if proto.reinfer == AFTER_EVALUATION:
                 reinfer(eval_end & (st.eval_steps >= threshold))
             st.done |= eval_end & (st.eval_steps >= budget)
-            if protocol == "np_online":
+            if proto.explores:
                 next_round = eval_end & ~st.done
                 st.exploring[next_round] = True
                 st.explore_steps[next_round] = 0
@@ -376,10 +448,10 @@ def run_protocol(
         restart = ended | (~active & (term | trunc))
         if restart.any():
             obs_np, _ = venv.reset(options={"reset_mask": restart.copy()})
-            start_episodes(restart & ~st.done & ~st.exploring)
+            start_evaluation(restart & ~st.done & ~st.exploring)
 
     return ProtocolResult(
-        protocol=protocol, task_ids=task_ids, task_of=task_of, episode_returns=returns,
+        protocol=proto.name, task_ids=task_ids, task_of=task_of, episode_returns=returns,
         trace=trace.arrays() if trace is not None else None,
         context_lengths=store.lengths.cpu().numpy(), z=z.cpu().numpy(),
         z_var=(agent.z_var_from_encoded(encoded.data, encoded.lengths).cpu().numpy()
