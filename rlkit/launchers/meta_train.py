@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from rlkit.config import Config
 from rlkit.core.device import choose_device
 from rlkit.core.logger import (RunDirError, RunLogger, json_roundtrip, latest_snapshot, load_snapshot,
                                newest_loadable_snapshot, run_dir_path)
+from rlkit.core.progress import progress
+from rlkit.core.tracking import attach_trackers, import_wandb, key_hparams
 from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data, split_tasks_from_variant
 from rlkit.envs import make_env
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
@@ -162,8 +163,8 @@ class MetaTrainer:
 
     def run(self) -> None:
         n_itr, n_steps = self.algo["num_iterations"], self.algo["num_train_steps_per_itr"]
-        bar = tqdm(range(self.start_itr, n_itr), desc="meta-train", unit="itr", initial=self.start_itr,
-                   total=n_itr, dynamic_ncols=True, disable=None)
+        bar = progress(range(self.start_itr, n_itr), desc="meta-train", unit="itr", initial=self.start_itr,
+                       total=n_itr)
         for itr in bar:
             s = iteration_seed(self.seed, itr)
             torch.manual_seed(s)
@@ -240,6 +241,8 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
     """
     device = choose_device(gpu)
     util = cfg["util_params"]
+    if util.get("wandb"):
+        import_wandb()  # missing: a one-line error before anything is written
     run_dir = run_dir_path(util["base_log_dir"], cfg["env_name"], util["exp_name"], seed)
     snapshot_path, state, itr = None, None, None
     if resume:
@@ -262,11 +265,14 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
         logger.info(f"device {device}; run directory {logger.run_dir}")
         logger.info(f"train tasks {data.train_tasks}; test tasks {data.test_tasks}; "
                     f"{len(data.train)} train / {len(data.test)} test transitions")
+        attach_trackers(logger, cfg, seed, resume=bool(resume))
         job = MetaTrainer(cfg, seed, device, logger, data)
         if snapshot_path is not None:
             job.resume_from(snapshot_path, state)
             logger.info(f"resumed from {snapshot_path} at iteration {job.start_itr}")
         job.run()
+        if job.start_itr < cfg["algo_params"]["num_iterations"]:  # finished here: once per run
+            logger.write_hparams(key_hparams(cfg, seed), [k for k in logger.last_row if k.startswith("Average_")])
     finally:
         logger.close()
     return Path(logger.run_dir)
