@@ -95,6 +95,7 @@ default_config = dict(
         debug=True,  # reference behaviour: runs go to EXP_NAME "debug" instead of exp_name
         docker=False,  # unused (the reference never supported docker)
         exp_name="CSRO",  # [from the env JSONs] run name: output/ENV/EXP_NAME/seedN/ (--exp_name overrides it)
+        wandb=False,  # also log each run to Weights & Biases (pip install wandb; --wandb sets it)
     ),
     algo_type="CSRO",  # method preset from configs/algos/ (CSRO, FOCAL, offline-PEARL), applied over the env JSON
 )

@@ -192,7 +192,8 @@ def collect_embeddings(run, agent=None, tasks: Sequence[int] | None = None, draw
     ``agent`` (default: the run's) both acts in the protocols and infers z, so
     a hand-made encoder can be checked on the same pipeline.
     """
-    from rlkit.evaluation.protocols import run_protocol
+    from rlkit.core.progress import progress
+    from rlkit.evaluation.protocols import eval_transitions, run_protocol
 
     torch.manual_seed(seed)  # np_online samples policy actions: the same --seed gives the same embeddings
     agent = run.agent if agent is None else agent
@@ -206,14 +207,17 @@ def collect_embeddings(run, agent=None, tasks: Sequence[int] | None = None, draw
     zs, ts, srcs = [z_off[fit], z_off[~fit]], [t_off[fit], t_off[~fit]], [["offline_fit"] * fit.sum(),
                                                                            ["offline"] * (~fit).sum()]
     threshold = settings.num_exp_traj_eval * mpl
+    bar = progress(total=eval_transitions(settings, len(tasks), 2), desc="context-shift rollouts", unit="transition")
     for k, protocol in enumerate(("online", "np_online")):
         result = run_protocol(protocol, agent, run.env_name, run.env_params, tasks, settings,
-                              obs_absmax=run.obs_absmax, seed=seed + 1 + k, device=run.device, record_trace=True)
+                              obs_absmax=run.obs_absmax, seed=seed + 1 + k, device=run.device, record_trace=True,
+                              progress=bar)
         contexts = protocol_contexts(result, agent.use_next_obs_in_context, threshold)
         for which, name in ((0, protocol), (1, f"{protocol}_full")):
             zs.append(_infer_each(agent, [c[which] for c in contexts], run.device))
             ts.append(result.task_of)
             srcs.append([name] * len(result.task_of))
+    bar.close()
     return {"z": np.concatenate(zs).astype(np.float64), "task": np.concatenate(ts).astype(np.int64),
             "source": np.concatenate([np.asarray(s, dtype=object) for s in srcs]).astype(str),
             "context_size": mpl, "threshold": threshold, "num_evals": settings.num_evals, "draws": draws}

@@ -135,7 +135,8 @@ def output_paths(run_dir: Path, iteration: int, out: str | None) -> tuple[Path, 
 def run_evaluation(run, protocols: Sequence[str] = PROTOCOLS, tasks: str = "test", num_evals: int | None = None,
                    seed: int = 0) -> dict:
     """Evaluate a :class:`~rlkit.evaluation.run_loader.LoadedRun`; returns the JSON-ready summary."""
-    from rlkit.evaluation.protocols import evaluate
+    from rlkit.core.progress import progress
+    from rlkit.evaluation.protocols import eval_transitions, evaluate
 
     torch.manual_seed(seed)  # np_online samples policy actions: the same --seed gives the same returns
     task_ids = run.tasks(tasks)
@@ -144,8 +145,11 @@ def run_evaluation(run, protocols: Sequence[str] = PROTOCOLS, tasks: str = "test
     if offline is not None:  # fail before any rollout if the data is missing
         for split in {run.split_of(t) for t in task_ids}:
             run.offline_buffer(split)
-    results = evaluate(run.agent, run.env_name, run.env_params, task_ids, settings, protocols=protocols,
-                       offline_context=offline, obs_absmax=run.obs_absmax, seed=seed, device=run.device)
+    with progress(total=eval_transitions(settings, len(task_ids), len(protocols)), desc="evaluate",
+                  unit="transition") as bar:
+        results = evaluate(run.agent, run.env_name, run.env_params, task_ids, settings, protocols=protocols,
+                           offline_context=offline, obs_absmax=run.obs_absmax, seed=seed, device=run.device,
+                           progress=bar)
     summary = summarize(results, run.split_of)
     meta = {
         "run_dir": str(run.run_dir), "snapshot": str(run.snapshot_path), "iteration": run.iteration,

@@ -59,7 +59,11 @@ def test_load_run_errors_are_one_line(tiny_csro_run, tmp_path):
 def test_evaluator_cli_writes_csv_and_json(tiny_csro_run, tmp_path, capsys):
     out = tmp_path / "ev" / "result"
     assert ev.main([str(tiny_csro_run.run_dir), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    # stderr is no terminal here: a status line instead of a bar, counting 3 protocols x 2 tasks x 2 x 40 steps
+    status = captured.err.splitlines()[-1]
+    assert status.startswith("evaluate: 480/480 transition (100%), ") and status.endswith("(done)")
     assert "Average_NpOnlineReturn_all_test_tasks" in printed and str(out) + ".csv" in printed
 
     with open(out.with_suffix(".csv"), newline="") as f:
@@ -137,7 +141,9 @@ def test_show_path_point_robot_pngs(tiny_csro_run, tmp_path, capsys):
     out = tmp_path / "figs"
     assert show_path.main([str(tiny_csro_run.config), "--seed", "0", "--exp_name", "tiny",
                            "--base_log_dir", str(tiny_csro_run.base_log_dir), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out.split()
+    captured = capsys.readouterr()
+    printed = captured.out.split()
+    assert "rollouts: 240/240 transition (100%)" in captured.err  # 3 protocols x 2 test tasks x 1 x 40 steps
     pngs = sorted(out.glob("*.png"))
     assert [p.name for p in pngs] == ["paths_itr1.png", "returns_itr1.png"]
     assert sorted(printed) == sorted(str(p) for p in pngs)
@@ -251,7 +257,9 @@ def test_context_shift_task_blind_encoder_scores_chance(tiny_csro_run, tmp_path)
 
 def test_context_shift_cli_writes_files(tiny_csro_run, tmp_path, capsys):
     assert cs.main([str(tiny_csro_run.run_dir), "--out", str(tmp_path), "--draws", "6"]) == 0
-    assert "np_online" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "np_online" in captured.out
+    assert "context-shift rollouts: 320/320 transition (100%)" in captured.err  # 2 protocols x 2 tasks x 2 x 40
     report = json.loads((tmp_path / "context_shift_itr1.json").read_text())
     assert set(report["sources"]) == set(cs.SOURCES)
     assert report["tasks"] == [2, 6] and report["offline_draws_fit"] == 3 and report["projection"] == "pca"

@@ -36,11 +36,11 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from rlkit.behavior.replay import EnsembleReplayBuffer
 from rlkit.behavior.sac import EnsembleSAC
 from rlkit.core.logger import ExclusiveLock, atomic_torch_save, load_snapshot
+from rlkit.core.progress import progress
 from rlkit.data import DatasetError, DatasetWriter, Episode, write_legacy_checkpoint
 from rlkit.envs import make_env
 from rlkit.envs.vector import make_vector_env
@@ -335,8 +335,8 @@ class BehaviourPolicyGenerator:
         tb = _tensorboard(job.data_dir / STATE_DIR / "tb") if cfg.get("log_save_tb", False) else None
         try:
             obs = self._reseed(venv, self.step) if resumed else self._reseed(venv, 0)
-            bar = tqdm(total=int(cfg.num_train_steps), initial=self.step, unit="step", dynamic_ncols=True,
-                       desc=f"{job.env_name} tasks {job.tasks[0]}..{job.tasks[-1]}", disable=not job.progress or None)
+            bar = progress(total=int(cfg.num_train_steps), initial=self.step, unit="step",
+                           desc=f"{job.env_name} tasks {job.tasks[0]}..{job.tasks[-1]}", enabled=job.progress)
             t_last, s_last = time.perf_counter(), self.step
             while self.step < cfg.num_train_steps:
                 # the resume state is saved after the checkpoint's files: resuming there, they are complete
@@ -354,7 +354,7 @@ class BehaviourPolicyGenerator:
                 if self.step % 100 == 0 or self.step == cfg.num_train_steps:
                     now = time.perf_counter()
                     bar.update(self.step - bar.n)
-                    bar.set_description_str(f"{job.env_name} x{self.e} {(self.step - s_last) * self.e / (now - t_last):,.0f} env-steps/s")
+                    bar.set_description(f"{job.env_name} x{self.e} {(self.step - s_last) * self.e / (now - t_last):,.0f} env-steps/s")
                     t_last, s_last = now, self.step
             bar.close()
         finally:

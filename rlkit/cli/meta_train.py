@@ -2,11 +2,18 @@
 """Meta-train CSRO on an offline dataset and evaluate on held-out tasks each iteration.
 
     python launch_experiment.py configs/point-robot.json --seed 0 [--gpu 0] [--exp_name NAME]
-        [algo_params.num_iterations=5 ...] [--resume output/point-robot/CSRO/seed0]
+        [algo_params.num_iterations=5 ...] [--resume output/point-robot/CSRO/seed0] [--wandb]
+
+A sweep, one run per (config, seed), in this process or as Ray tasks:
+
+    python launch_experiment.py CONFIG [CONFIG ...] --seeds 0,1,2
+        [--ray [ADDRESS]] [--cpus-per-run N] [--gpus-per-run F] [overrides ...]
 
 Writes output/ENV/EXP_NAME/seedN/: variant.json, progress.csv, debug.log,
 git.txt, TensorBoard events and snapshots (agent_itr_K.pth every 5
-iterations, agent.pth every iteration).
+iterations, agent.pth every iteration). A sweep's runs write exactly the
+folders --seed N would; running the same sweep again resumes unfinished runs
+and skips finished ones.
 """
 
 from __future__ import annotations
@@ -15,32 +22,75 @@ import argparse
 import sys
 
 from rlkit.config import ConfigError, exit_on_config_error, load_config
-from rlkit.errors import cli
+from rlkit.errors import UserError, cli
+
+
+class UsageError(UserError, ValueError):
+    """Options that do not go together (one line)."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config", help="configs/ENV.json (deep-merged over configs/default.py)")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. algo_params.num_iterations=5")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("inputs", nargs="+", metavar="CONFIG|KEY=VALUE",
+                   help="one or more configs/ENV.json (deep-merged over configs/default.py), then dotted "
+                        "overrides for all of them, e.g. algo_params.num_iterations=5")
+    p.add_argument("--seed", type=int, default=None, help="the run's seed (default 0)")
+    p.add_argument("--seeds", default=None, metavar="S,S,...", help="a sweep: one run per seed (and per config)")
     p.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
     p.add_argument("--exp_name", default=None, help="run name under output/ENV/ (default: util_params.exp_name)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its last snapshot")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip the dataset's SHA-256 checks (= algo_params.verify_data=false)")
-    return p.parse_intermixed_args(argv)
+    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (= util_params.wandb=true)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the sweep's runs as Ray tasks: a local Ray instance, or the cluster at ADDRESS")
+    p.add_argument("--cpus-per-run", dest="cpus_per_run", type=float, default=None,
+                   help="with --ray: CPUs reserved per run (default 1)")
+    p.add_argument("--gpus-per-run", dest="gpus_per_run", type=float, default=None,
+                   help="with --ray: GPUs per run, a fraction shares one (default 0: CPU)")
+    args = p.parse_intermixed_args(argv)
+    args.configs, args.overrides = split_inputs(args.inputs)
+    return args
+
+
+def split_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
+    """Configs (``*.json``, or anything without ``=``) and ``KEY=VALUE`` overrides, each in order."""
+    configs = [x for x in inputs if x.endswith(".json") or "=" not in x]
+    overrides = [x for x in inputs if x not in configs]
+    if not configs:
+        raise UsageError("no config given: launch_experiment.py configs/ENV.json [KEY=VALUE ...]")
+    return configs, overrides
+
+
+def check_sweep_args(args: argparse.Namespace) -> bool:
+    """Whether the command is a sweep; a bad combination of options is a one-line error."""
+    if args.seed is not None and args.seeds is not None:
+        raise UsageError("give either --seed N (one run) or --seeds A,B,... (a sweep), not both")
+    sweep = args.seeds is not None or len(args.configs) > 1 or args.ray is not None
+    if sweep and args.resume:
+        raise UsageError("--resume continues one run; a sweep resumes its unfinished runs by itself (run it again)")
+    if args.ray is None and (args.cpus_per_run is not None or args.gpus_per_run is not None):
+        raise UsageError("--cpus-per-run / --gpus-per-run apply to Ray tasks: add --ray")
+    if args.ray is not None and args.gpu is not None:
+        raise UsageError("with --ray, GPUs are given per run: use --gpus-per-run instead of --gpu")
+    return sweep
 
 
 @cli
 def main(argv=None) -> int:
     args = parse_args(argv)
+    sweep = check_sweep_args(args)
     overrides = list(args.overrides)
     if args.exp_name is not None:
         overrides.append(f"util_params.exp_name={args.exp_name}")
     if not args.verify:
         overrides.append("algo_params.verify_data=false")
+    if args.wandb:
+        overrides.append("util_params.wandb=true")
+    if sweep:
+        return run_sweep(args, overrides)
     try:
-        cfg = load_config(args.config, overrides)
+        cfg = load_config(args.configs[0], overrides)
     except ConfigError as exc:
         exit_on_config_error(exc)
     from rlkit.core.logger import RunDirError, SnapshotError
@@ -48,7 +98,7 @@ def main(argv=None) -> int:
     from rlkit.launchers.meta_train import TrainingDiverged, run_experiment
 
     try:
-        run_dir = run_experiment(cfg, args.seed, gpu=args.gpu, resume=args.resume)
+        run_dir = run_experiment(cfg, 0 if args.seed is None else args.seed, gpu=args.gpu, resume=args.resume)
     except (DatasetError, RunDirError, SnapshotError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -57,6 +107,27 @@ def main(argv=None) -> int:
         return 3
     print(f"run directory: {run_dir}")
     return 0
+
+
+def run_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
+    """Plan every (config, seed) run (all configs checked first), run them, print a summary."""
+    from rlkit.core.tracking import import_wandb
+    from rlkit.launchers import sweep
+
+    seeds = sweep.parse_seeds(args.seeds) if args.seeds is not None else [0 if args.seed is None else args.seed]
+    try:
+        runs = sweep.plan_sweep(args.configs, seeds, overrides)
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+    if any(r.cfg["util_params"]["wandb"] for r in runs):
+        import_wandb()  # missing: one error now, not one per run
+    if args.ray is None:
+        outcomes = sweep.run_sequential(runs, gpu=args.gpu)
+    else:
+        outcomes = sweep.run_on_ray(runs, None if args.ray == "local" else args.ray,
+                                    cpus_per_run=1 if args.cpus_per_run is None else args.cpus_per_run,
+                                    gpus_per_run=0 if args.gpus_per_run is None else args.gpus_per_run)
+    return sweep.summarize(outcomes)
 
 
 if __name__ == "__main__":

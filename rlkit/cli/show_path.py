@@ -74,20 +74,23 @@ def rollouts(run, protocols, tasks, num_evals: int = 1, seed: int = 0) -> dict:
     """``{protocol: ProtocolResult}`` with traces, sharing one vector env like meta-training does."""
     from gymnasium.vector import AutoresetMode
 
+    from rlkit.core.progress import progress
     from rlkit.envs.vector import make_vector_env
-    from rlkit.evaluation.protocols import run_protocol
+    from rlkit.evaluation.protocols import eval_transitions, run_protocol
 
     torch.manual_seed(seed)  # np_online samples policy actions: the same --seed gives the same paths
     settings = run.settings(num_evals=num_evals)
     venv = make_vector_env(run.env_name, run.env_params, np.repeat(tasks, settings.num_evals),
                            obs_absmax=run.obs_absmax, autoreset_mode=AutoresetMode.DISABLED)
+    bar = progress(total=eval_transitions(settings, len(tasks), len(protocols)), desc="rollouts", unit="transition")
     try:
         return {p: run_protocol(p, run.agent, run.env_name, run.env_params, tasks, settings,
                                 offline_context=run.offline_context(seed) if p == "offline" else None,
                                 obs_absmax=run.obs_absmax, seed=seed + k, device=run.device,
-                                record_trace=True, venv=venv)
+                                record_trace=True, venv=venv, progress=bar)
                 for k, p in enumerate(protocols)}
     finally:
+        bar.close()
         venv.close()
 
 

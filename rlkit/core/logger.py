@@ -6,7 +6,9 @@
 * ``git.txt``       revision, ``git status --porcelain`` and diff of the code,
 * ``debug.log``     the run's text log (also echoed to stderr),
 * ``progress.csv``  one row per iteration, readable by viskit and pandas,
-* TensorBoard event files with the same scalars under namespaced tags,
+* TensorBoard event files with the same scalars under namespaced tags
+  (``trainer/QF Loss``, ``eval/Average_OnlineReturn_all_test_tasks``) and,
+  once the run finishes, its key hyperparameters and final metrics (hparams),
 * ``agent_itr_K.pth`` / ``agent.pth`` snapshots, written atomically.
 
 A :class:`RunLogger` object owns one run directory; there is no module-level
@@ -374,6 +376,8 @@ class RunLogger:
         self._pending: dict[str, tuple[Any, str]] = {}  # column -> (value, TensorBoard tag)
         self._tb = None
         self._lock: RunLock | None = None
+        self._sinks: list = []  # extra destinations of each row (e.g. Weights & Biases), see add_sink
+        self.last_row: dict[str, tuple[Any, str]] = {}  # column -> (value, tag) of the last dumped row
         self.log = self._make_text_logger(console)
 
     # ---- construction -------------------------------------------------------------
@@ -532,11 +536,15 @@ class RunLogger:
 
     # ---- tabular ------------------------------------------------------------------
     def record_tabular(self, key: str, value: Any, *, group: str | None = None) -> None:
-        """Record one scalar for this iteration. CSV column ``key``; TensorBoard tag ``group/key``."""
+        """Record one scalar for this iteration. CSV column ``key``; TensorBoard tag ``group/key``.
+
+        A key that already starts with ``group/`` (``eval/online_return_episode_1``)
+        keeps it as its tag instead of doubling it (``eval/eval/...``).
+        """
         key = str(key)
         if key in self._pending:
             raise ValueError(f"record_tabular: {key!r} was already recorded this iteration")
-        tag = f"{group}/{key}" if group else key
+        tag = key if not group or key.startswith(f"{group}/") else f"{group}/{key}"
         self._pending[key] = (_scalar(key, value), tag)
 
     def record_dict(self, prefix: str, values: Mapping[str, Any]) -> None:
@@ -566,8 +574,31 @@ class RunLogger:
                 if isinstance(value, numbers.Real) and not isinstance(value, bool):
                     self._tb.add_scalar(tag, float(value), global_step=int(step))
             self._tb.flush()
+        for sink in self._sinks:
+            sink.log(row, int(step))
         self.log.debug("iteration %s\n%s", step, _format_table([(k, v) for k, (v, _) in self._pending.items()]))
-        self._pending = {}
+        self.last_row, self._pending = self._pending, {}
+
+    def add_sink(self, sink: Any) -> None:
+        """Also send each row to ``sink``: ``sink.log(row, step)`` per row, ``sink.close()`` at :meth:`close`."""
+        self._sinks.append(sink)
+
+    def write_hparams(self, hparams: Mapping[str, Any], metrics: list[str]) -> None:
+        """The run's hyperparameters and final metrics for TensorBoard's HParams tab, in this run's own events.
+
+        ``metrics`` are progress.csv columns of the last row; the HParams tab
+        reads their values from the scalars already logged under their tags, so
+        nothing is logged twice. Written once, when the run has finished.
+        """
+        if self._tb is None:
+            return
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+        tags = {self.last_row[k][1]: self.last_row[k][0] for k in metrics if k in self.last_row}
+        values = {k: (v if isinstance(v, (bool, int, float, str)) else str(v)) for k, v in hparams.items()}
+        for summary in hparams_summary(values, tags):
+            self._tb.file_writer.add_summary(summary)
+        self._tb.flush()
 
     def _widen_progress(self, new_columns: list[str]) -> None:
         """A key first seen after some rows: rewrite progress.csv with the wider header.
@@ -613,7 +644,10 @@ class RunLogger:
 
     # ---- teardown -----------------------------------------------------------------
     def close(self) -> None:
-        """Flush and close TensorBoard and the log files, release the run lock (idempotent)."""
+        """Flush and close TensorBoard, the sinks and the log files, release the run lock (idempotent)."""
+        sinks, self._sinks = self._sinks, []
+        for sink in sinks:
+            sink.close()
         if self._tb is not None:
             self._tb.close()
             self._tb = None

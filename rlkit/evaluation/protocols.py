@@ -319,12 +319,16 @@ def run_protocol(
     device: torch.device | str = "cpu",
     record_trace: bool = False,
     venv=None,
+    progress=None,
 ) -> ProtocolResult:
     """Run one protocol (a name or a :class:`Protocol`) on ``task_ids`` x ``settings.num_evals`` sub-envs in lockstep.
 
     Random numbers: exploration draws one [M, A] block of uniforms from
     ``np.random.default_rng(seed)`` and one of policy noise from torch's RNG on
-    every step on which any sub-env explores.
+    every step on which any sub-env explores. ``progress`` (a
+    :class:`rlkit.core.progress.Progress`) is advanced by the evaluation
+    transitions each sub-env completes, up to ``num_steps_per_eval`` each
+    (exploration transitions are not counted).
     """
     proto = get_protocol(protocol)
     if OFFLINE_DATA in proto.context and offline_context is None:
@@ -354,6 +358,7 @@ def run_protocol(
     returns: list[list[float]] = [[] for _ in range(m)]
     trace = _Trace() if record_trace else None
     eval_joins, explore_joins = EVALUATION in proto.context, EXPLORATION in proto.context
+    reported = 0  # evaluation transitions already counted in ``progress``
 
     def reinfer(mask: np.ndarray) -> None:
         nonlocal z
@@ -434,6 +439,10 @@ def run_protocol(
             for i in np.flatnonzero(eval_end):
                 returns[i].append(float(st.ep_return[i]))
             st.eval_steps += np.where(eval_end, st.episode_len, 0)
+            if progress is not None:
+                counted = int(np.minimum(st.eval_steps, budget).sum())
+                progress.update(counted - reported)
+                reported = counted
             st.ep_return[eval_end] = 0.0
             if proto.reinfer == AFTER_EVALUATION:
                 reinfer(eval_end & (st.eval_steps >= threshold))
@@ -470,19 +479,28 @@ def evaluate(
     obs_absmax=None,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    progress=None,
 ) -> dict[str, ProtocolResult]:
-    """Run each protocol; one vector env of tasks x repeats is built once and reused."""
+    """Run each protocol; one vector env of tasks x repeats is built once and reused.
+
+    ``progress`` counts evaluation transitions: :func:`eval_transitions` in all.
+    """
     task_of = np.repeat(np.asarray([int(t) for t in task_ids]), settings.num_evals)
     venv = make_vector_env(env_name, env_params, task_of, obs_absmax=obs_absmax,
                            autoreset_mode=AutoresetMode.DISABLED)
     try:
         return {
             p: run_protocol(p, agent, env_name, env_params, task_ids, settings, offline_context=offline_context,
-                            obs_absmax=obs_absmax, seed=seed + k, device=device, venv=venv)
+                            obs_absmax=obs_absmax, seed=seed + k, device=device, venv=venv, progress=progress)
             for k, p in enumerate(protocols)
         }
     finally:
         venv.close()
+
+
+def eval_transitions(settings: EvalSettings, n_tasks: int, n_protocols: int = 1) -> int:
+    """The evaluation transitions ``n_protocols`` protocols on ``n_tasks`` tasks count (their progress total)."""
+    return int(n_protocols) * int(n_tasks) * settings.num_evals * settings.num_steps_per_eval
 
 
 def progress_row(results: dict[str, ProtocolResult]) -> dict[str, float]:

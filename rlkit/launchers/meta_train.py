@@ -22,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from rlkit.config import Config
 from rlkit.core.device import run_device
 from rlkit.core.logger import (RunDirError, RunLogger, json_roundtrip, latest_snapshot, load_snapshot,
                                numbered_snapshots,
                                newest_loadable_snapshot, run_dir_path)
+from rlkit.core.progress import progress
+from rlkit.core.tracking import attach_trackers, import_wandb, key_hparams
 from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data, split_tasks_from_variant
 from rlkit.data.selection import resolve_auto
 from rlkit.envs import make_env
@@ -214,8 +215,8 @@ class MetaTrainer:
 
     def run(self) -> None:
         n_itr, n_steps = self.algo["num_iterations"], self.algo["num_train_steps_per_itr"]
-        bar = tqdm(range(self.start_itr, n_itr), desc="meta-train", unit="itr", initial=self.start_itr,
-                   total=n_itr, dynamic_ncols=True, disable=None)
+        bar = progress(range(self.start_itr, n_itr), desc="meta-train", unit="itr", initial=self.start_itr,
+                       total=n_itr)
         for itr in bar:
             s = iteration_seed(self.seed, itr)
             torch.manual_seed(s)
@@ -297,6 +298,12 @@ class MetaTrainer:
                 "obs_absmax": None if self.data.obs_absmax is None else [float(x) for x in self.data.obs_absmax]}
 
 
+def run_directory(cfg: Config, seed: int) -> Path:
+    """``BASE/ENV/EXP_NAME/seedN`` of a run; EXP_NAME is ``debug`` with ``util_params.debug``, as the authors'."""
+    util = cfg["util_params"]
+    return run_dir_path(util["base_log_dir"], cfg["env_name"], "debug" if util["debug"] else util["exp_name"], seed)
+
+
 def warm_start_state(cfg: Config, seed: int) -> tuple[Path, dict] | None:
     """The snapshot ``path_to_weights/seedN/agent_itr_K.pth`` (K = ``epoch_to_weights``, else the newest) that
     initialises a new run's networks, as the authors' launcher loads it; None without ``path_to_weights``."""
@@ -326,8 +333,10 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
     """
     util = cfg["util_params"]
     device = run_device(bool(util["use_gpu"]), int(util["gpu_id"]), gpu)
-    exp_name = "debug" if util["debug"] else util["exp_name"]  # the authors' debug runs all go to .../debug/
-    run_dir = run_dir_path(util["base_log_dir"], cfg["env_name"], exp_name, seed)
+    if util.get("wandb"):
+        import_wandb()  # missing: a one-line error before anything is written
+    run_dir = run_directory(cfg, seed)
+    exp_name = run_dir.parent.name
     snapshot_path, state, itr = None, None, None
     if resume:
         if Path(resume).resolve() != run_dir.resolve():
@@ -357,6 +366,7 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
         logger.info(f"device {device}; run directory {logger.run_dir}")
         logger.info(f"train tasks {data.train_tasks}; test tasks {data.test_tasks}; "
                     f"{len(data.train)} train / {len(data.test)} test transitions")
+        attach_trackers(logger, cfg, seed, resume=bool(resume))
         job = MetaTrainer(cfg, seed, device, logger, data)
         if snapshot_path is not None:
             job.resume_from(snapshot_path, state)
@@ -366,6 +376,8 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
             loaded = job.warm_start(warm_state, path)
             logger.info(f"networks {', '.join(loaded)} initialised from {path} (path_to_weights)")
         job.run()
+        if job.start_itr < cfg["algo_params"]["num_iterations"]:  # finished here: once per run
+            logger.write_hparams(key_hparams(cfg, seed), [k for k in logger.last_row if k.startswith("Average_")])
     finally:
         logger.close()
     return Path(logger.run_dir)

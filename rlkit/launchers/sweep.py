@@ -1,0 +1,242 @@
+"""Sweeps: one meta-training run per (config, seed), in this process or as Ray tasks.
+
+``launch_experiment.py CONFIG [CONFIG ...] --seeds 0,1,2 [--ray [ADDRESS]]``.
+Each run writes exactly the directory ``--seed N`` alone would
+(``BASE/ENV/EXP_NAME/seedN``) and is decided on its own when it starts:
+
+* finished: its newest snapshot that loads is of the last iteration
+  (``num_iterations - 1`` of the config as given now): skipped;
+* started: it holds a snapshot or a progress row: resumed, as ``--resume``;
+* new: started from scratch.
+
+So running the same sweep again continues what was interrupted and skips what
+is done; raising ``algo_params.num_iterations`` extends every run. A run that
+fails is reported in one line (config, seed, why) and the others go on; the
+exit status is 1 when any failed.
+
+With ``--ray`` each run is a Ray task with ``--cpus-per-run`` CPUs and
+``--gpus-per-run`` GPUs (a fraction shares one). Without ADDRESS a local Ray
+instance is started; with one, the workers need this checkout and the same
+paths (config, data and output folders) as the driver: a shared file system.
+Workers run in the driver's working directory, so relative paths in the
+config mean the same as in a local run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rlkit.config import Config, load_config
+from rlkit.core.logger import holds_a_run, newest_loadable_snapshot
+from rlkit.errors import UserError, describe
+from rlkit.launchers.meta_train import TrainingDiverged, run_directory, run_experiment
+
+MISSING_RAY = "--ray needs Ray: pip install 'ray[default]' (or pip install 'csro[ray]')"
+
+
+class SweepError(UserError, ValueError):
+    """A sweep that cannot start as asked (bad --seeds, clashing run directories, resources)."""
+
+
+@dataclass
+class SweepRun:
+    """One (config, seed) of a sweep with its resolved config."""
+
+    config: str
+    seed: int
+    cfg: Config = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.config} seed {self.seed}"
+
+    @property
+    def run_dir(self) -> Path:
+        return run_directory(self.cfg, self.seed)
+
+
+@dataclass
+class Outcome:
+    """What became of one run: ``done``, ``skipped`` (finished before) or ``failed`` (with a one-line reason)."""
+
+    label: str
+    status: str
+    message: str = ""
+    seconds: float = 0.0
+    run_dir: str = ""
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``: distinct non-negative integers."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        seeds = [int(p) for p in parts]
+    except ValueError:
+        raise SweepError(f"--seeds must be comma-separated integers like 0,1,2, got {text!r}") from None
+    if any(s < 0 for s in seeds):
+        raise SweepError(f"--seeds must be non-negative, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise SweepError(f"--seeds lists a seed twice: {text!r}")
+    return seeds
+
+
+def plan_sweep(configs: list[str], seeds: list[int], overrides: list[str] = ()) -> list[SweepRun]:
+    """Every (config, seed) run, configs loaded and checked first: a bad one stops the sweep before any run."""
+    runs = [SweepRun(str(c), int(s), cfg) for c in configs for cfg in [load_config(c, list(overrides))]
+            for s in seeds]
+    owner: dict[Path, SweepRun] = {}
+    for run in runs:
+        key = run.run_dir.resolve()
+        if key in owner:
+            raise SweepError(f"{owner[key].label} and {run.label} would both write {run.run_dir}; "
+                             "give the configs different util_params.exp_name")
+        owner[key] = run
+    return runs
+
+
+def run_state(cfg: Config, seed: int) -> str:
+    """``finished``, ``started`` or ``new`` (see the module docstring)."""
+    run_dir = run_directory(cfg, seed)
+    if not run_dir.is_dir() or not holds_a_run(run_dir):
+        return "new"
+    _, state, _ = newest_loadable_snapshot(run_dir)
+    if state is not None and int(state.get("iteration", -1)) >= cfg["algo_params"]["num_iterations"] - 1:
+        return "finished"
+    return "started"
+
+
+def execute(cfg: Config, seed: int, label: str, gpu: int | None = None) -> Outcome:
+    """Run, resume or skip one run; never raises for a failed run (a KeyboardInterrupt still stops)."""
+    t0 = time.perf_counter()
+    try:
+        run_dir = run_directory(cfg, seed)
+        state = run_state(cfg, seed)
+        if state == "finished":
+            return Outcome(label, "skipped", "finished before", run_dir=str(run_dir))
+        resume = str(run_dir) if state == "started" else None
+        out = run_experiment(cfg, seed, gpu=gpu, resume=resume)
+        return Outcome(label, "done", "resumed" if resume else "", time.perf_counter() - t0, str(out))
+    except (UserError, OSError, TrainingDiverged) as exc:
+        why = describe(exc)
+    except SystemExit as exc:  # rlkit.errors.fail printed its message already
+        why = exc.code if isinstance(exc.code, str) else "stopped (see the error above)"
+    except Exception as exc:  # a bug: keep its traceback for the report, and go on with the other runs
+        traceback.print_exc()
+        why = f"{type(exc).__name__}: {describe(exc)}"
+    return Outcome(label, "failed", why, time.perf_counter() - t0)
+
+
+def _say_outcome(outcome: Outcome, index: int, n: int) -> None:
+    head = f"sweep [{index}/{n}] {outcome.label}"
+    if outcome.status == "failed":
+        print(f"{head} failed: {outcome.message}", file=sys.stderr, flush=True)
+    elif outcome.status == "skipped":
+        print(f"{head}: finished before, skipped ({outcome.run_dir})", flush=True)
+    else:
+        how = " (resumed)" if outcome.message == "resumed" else ""
+        print(f"{head}: done{how} in {outcome.seconds:.1f} s ({outcome.run_dir})", flush=True)
+
+
+def run_sequential(runs: list[SweepRun], gpu: int | None = None) -> list[Outcome]:
+    """The runs one after another in this process."""
+    outcomes = []
+    for i, run in enumerate(runs):
+        print(f"sweep [{i + 1}/{len(runs)}] {run.label} -> {run.run_dir}", flush=True)
+        outcomes.append(execute(run.cfg, run.seed, run.label, gpu))
+        _say_outcome(outcomes[-1], i + 1, len(runs))
+    return outcomes
+
+
+def _ray_execute(cfg: Config, seed: int, label: str, cwd: str, use_gpu: bool, threads: int) -> Outcome:
+    """One run on a Ray worker, in the driver's working directory, on the GPU Ray assigned (if any)."""
+    import torch
+
+    old = os.getcwd()
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        import socket
+
+        return Outcome(label, "failed", f"the Ray worker on {socket.gethostname()} cannot enter {cwd} "
+                       f"({exc.strerror or exc}); a Ray cluster needs the driver's folders on every node")
+    try:
+        torch.set_num_threads(max(1, threads))
+        return execute(cfg, seed, label, gpu=0 if use_gpu else None)  # Ray sets CUDA_VISIBLE_DEVICES
+    finally:
+        os.chdir(old)
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise SweepError(MISSING_RAY) from None
+    return ray
+
+
+def run_on_ray(runs: list[SweepRun], address: str | None = None, cpus_per_run: float = 1,
+               gpus_per_run: float = 0) -> list[Outcome]:
+    """The runs as Ray tasks, ``cpus_per_run`` / ``gpus_per_run`` each; results in the order of ``runs``.
+
+    ``address`` None starts a local instance with this machine's CPUs (and
+    GPUs); an already initialized Ray is used as it is, and left running.
+    """
+    if not cpus_per_run > 0:
+        raise SweepError(f"--cpus-per-run must be positive, got {cpus_per_run}")
+    if not gpus_per_run >= 0:
+        raise SweepError(f"--gpus-per-run must not be negative, got {gpus_per_run}")
+    ray = _import_ray()
+    started = False
+    if not ray.is_initialized():
+        if address is None:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=True)
+        else:
+            ray.init(address=address, log_to_driver=True)
+        started = True
+    try:
+        resources = ray.cluster_resources()
+        for what, need, key in (("CPU", cpus_per_run, "CPU"), ("GPU", gpus_per_run, "GPU")):
+            have = float(resources.get(key, 0))
+            if need > have:
+                raise SweepError(f"each run asks for {need:g} {what}(s) (--{what.lower()}s-per-run) but the Ray "
+                                 f"cluster has {have:g}; ask for at most {have:g}")
+        remote = ray.remote(_ray_execute).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run)
+        cwd = os.getcwd()
+        print(f"sweep: {len(runs)} run(s) on Ray ({int(resources.get('CPU', 0))} CPU(s), "
+              f"{resources.get('GPU', 0):g} GPU(s)); {cpus_per_run:g} CPU(s) and {gpus_per_run:g} GPU(s) per run",
+              flush=True)
+        pending = {remote.remote(r.cfg, r.seed, r.label, cwd, gpus_per_run > 0, max(1, int(cpus_per_run))): i
+                   for i, r in enumerate(runs)}
+        outcomes: list[Outcome | None] = [None] * len(runs)
+        finished = 0
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                i = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as exc:  # the worker died (after Ray's retries) or the task could not start
+                    outcome = Outcome(runs[i].label, "failed", f"{type(exc).__name__}: {describe(exc)}")
+                outcomes[i] = outcome
+                finished += 1
+                _say_outcome(outcome, finished, len(runs))
+        return [o for o in outcomes if o is not None]
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def summarize(outcomes: list[Outcome]) -> int:
+    """Print one summary line (and the failed runs); the exit status: 1 if any run failed, else 0."""
+    count = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    print(f"sweep: {len(outcomes)} run(s): {count['done']} done, {count['skipped']} finished before, "
+          f"{count['failed']} failed", flush=True)
+    for o in outcomes:
+        if o.status == "failed":
+            print(f"sweep: failed: {o.label}: {o.message}", file=sys.stderr, flush=True)
+    return 1 if count["failed"] else 0

@@ -1,0 +1,144 @@
+"""launch_experiment.py sweeps: several (config, seed) runs in one command, sequential and on a local Ray."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rlkit.cli import meta_train as launch_experiment
+from rlkit.launchers.sweep import SweepError, parse_seeds, run_state
+from tests.helpers import small_point_robot_config
+
+TIME_COLUMNS = {"Train Time (s)", "Eval Time (s)"}
+TINY = ["algo_params.train_epoch=[100,200,100]", "algo_params.eval_epoch=[100,200,100]", "algo_params.n_trj=2",
+        "algo_params.num_train_steps_per_itr=2", "algo_params.embedding_batch_size=16", "algo_params.batch_size=16",
+        "algo_params.num_steps_per_eval=20", "net_size=32", "latent_size=4"]
+
+
+def make_config(folder: Path, data_dir: Path, exp_name: str) -> Path:
+    """The tiny run's 8-task point-robot config with its own data_dir and exp_name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = small_point_robot_config(folder, n_tasks=8, n_train=6, meta_batch=4)
+    cfg = json.loads(path.read_text())
+    cfg["algo_params"]["data_dir"] = str(data_dir)
+    cfg["util_params"]["exp_name"] = exp_name
+    named = folder / f"{exp_name}.json"
+    named.write_text(json.dumps(cfg))
+    return named
+
+
+def sweep(config, out, *extra, iterations=2):
+    return launch_experiment.main([*map(str, config if isinstance(config, list) else [config]),
+                                   f"util_params.base_log_dir={out}", f"algo_params.num_iterations={iterations}",
+                                   *TINY, *extra])
+
+
+def progress(run_dir: Path) -> pd.DataFrame:
+    df = pd.read_csv(run_dir / "progress.csv")
+    return df[[c for c in df.columns if c not in TIME_COLUMNS]]
+
+
+def test_sequential_sweep_runs_each_seed_into_its_single_run_folder(tiny_csro_run, tmp_path, capsys):
+    config = make_config(tmp_path / "cfg", tiny_csro_run.data_dir, "sw")
+    out = tmp_path / "out"
+    assert sweep(config, out, "--seeds", "0,1", iterations=1) == 0
+    for seed in (0, 1):
+        run_dir = out / "point-robot" / "sw" / f"seed{seed}"
+        assert list(pd.read_csv(run_dir / "progress.csv")["Epoch"]) == [0]
+        assert json.loads((run_dir / "variant.json").read_text())["algo_params"]["num_iterations"] == 1
+    # the same command as a single run gives the same folder content (numbers, not timings)
+    single = tmp_path / "single"
+    assert sweep(config, single, "--seed", "1", iterations=1) == 0
+    pd.testing.assert_frame_equal(progress(out / "point-robot" / "sw" / "seed1"),
+                                  progress(single / "point-robot" / "sw" / "seed1"))
+    text = capsys.readouterr().out
+    assert "sweep: 2 run(s): 2 done, 0 finished before, 0 failed" in text
+
+    # more iterations: the same sweep continues both runs from their snapshots
+    assert sweep(config, out, "--seeds", "0,1", iterations=2) == 0
+    text = capsys.readouterr().out
+    assert text.count("done (resumed)") == 2
+    for seed in (0, 1):
+        assert list(pd.read_csv(out / "point-robot" / "sw" / f"seed{seed}" / "progress.csv")["Epoch"]) == [0, 1]
+    # and once they are finished, running it again skips them and changes nothing
+    before = (out / "point-robot" / "sw" / "seed0" / "progress.csv").read_bytes()
+    assert sweep(config, out, "--seeds", "0,1", iterations=2) == 0
+    assert "2 run(s): 0 done, 2 finished before, 0 failed" in capsys.readouterr().out
+    assert (out / "point-robot" / "sw" / "seed0" / "progress.csv").read_bytes() == before
+
+
+def test_a_failed_run_is_reported_and_the_others_still_run(tiny_csro_run, tmp_path, capsys):
+    good = make_config(tmp_path / "a", tiny_csro_run.data_dir, "good")
+    bad = make_config(tmp_path / "b", tmp_path / "no-data", "bad")
+    out = tmp_path / "out"
+    assert sweep([bad, good], out, "--seeds", "3", iterations=1) == 1
+    captured = capsys.readouterr()
+    failed = [line for line in captured.err.splitlines() if line.startswith("sweep: failed:")]
+    assert len(failed) == 1 and f"{bad} seed 3:" in failed[0] and "no-data" in failed[0]
+    assert "1 done, 0 finished before, 1 failed" in captured.out
+    assert (out / "point-robot" / "good" / "seed3" / "agent.pth").is_file()
+    assert run_state(_cfg(good, out, 1), 3) == "finished" and run_state(_cfg(bad, out, 1), 3) == "new"
+
+
+def _cfg(config: Path, out: Path, iterations: int) -> dict:
+    from rlkit.config import load_config
+
+    return load_config(config, [f"util_params.base_log_dir={out}", f"algo_params.num_iterations={iterations}",
+                                *TINY])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "1", "--seeds", "0,1"], "either --seed N"),
+    (["--seeds", "0,x"], "comma-separated integers"),
+    (["--seeds", "1,1"], "twice"),
+    (["--seeds", "-1"], "non-negative"),
+    (["--seeds", "0,1", "--resume", "somewhere"], "resumes its unfinished runs"),
+    (["--cpus-per-run", "2"], "add --ray"),
+    (["--ray", "--gpu", "0"], "--gpus-per-run"),
+])
+def test_bad_sweep_options_are_one_line_errors(tmp_path, capsys, argv, message):
+    config = small_point_robot_config(tmp_path)
+    assert launch_experiment.main([str(config), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert not (tmp_path / "output").exists()
+
+
+def test_two_configs_writing_the_same_folder_are_refused(tmp_path, capsys):
+    a = small_point_robot_config(tmp_path)
+    b = tmp_path / "copy.json"
+    b.write_text(a.read_text())
+    assert launch_experiment.main([str(a), str(b), f"util_params.base_log_dir={tmp_path / 'out'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "would both write" in err and "exp_name" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_parse_seeds():
+    assert parse_seeds("0,1, 2") == [0, 1, 2] and parse_seeds("7") == [7]
+    with pytest.raises(SweepError):
+        parse_seeds("")
+
+
+def test_sweep_on_a_local_ray_instance(tiny_csro_run, tmp_path, capsys):
+    ray = pytest.importorskip("ray")
+    config = make_config(tmp_path / "cfg", tiny_csro_run.data_dir, "ray")
+    out = tmp_path / "out"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert sweep(config, out, "--seeds", "0,1", "--ray", "--cpus-per-run", "1", iterations=1) == 0
+        assert "2 run(s): 2 done" in capsys.readouterr().out
+        # the runs' folders are those of single runs, with the same numbers
+        single = tmp_path / "single"
+        assert sweep(config, single, "--seed", "0", iterations=1) == 0
+        pd.testing.assert_frame_equal(progress(out / "point-robot" / "ray" / "seed0"),
+                                      progress(single / "point-robot" / "ray" / "seed0"))
+        assert (out / "point-robot" / "ray" / "seed1" / "agent.pth").is_file()
+        # more CPUs per run than the instance has: one line, nothing runs
+        assert sweep(config, out, "--seeds", "0,1", "--ray", "--cpus-per-run", "3", iterations=2) == 2
+        assert "the Ray cluster has 2" in capsys.readouterr().err
+    finally:
+        ray.shutdown()

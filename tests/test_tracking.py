@@ -1,0 +1,128 @@
+"""Run tracking: Weights & Biases (a fake module, wandb is not a dependency) and TensorBoard tags / hparams."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pandas as pd
+import pytest
+
+from rlkit.cli import meta_train as launch_experiment
+from rlkit.core.logger import RunLogger
+from rlkit.core.tracking import WANDB_ID_FILE, key_hparams
+from tests.helpers import small_point_robot_config
+
+TINY = ["algo_params.train_epoch=[100,200,100]", "algo_params.eval_epoch=[100,200,100]", "algo_params.n_trj=2",
+        "algo_params.num_train_steps_per_itr=2", "algo_params.embedding_batch_size=16", "algo_params.batch_size=16",
+        "algo_params.num_steps_per_eval=20", "net_size=32", "latent_size=4"]
+
+
+class FakeWandb(types.ModuleType):
+    """Records what a run sends to ``wandb``."""
+
+    def __init__(self):
+        super().__init__("wandb")
+        self.inits, self.logs, self.finished = [], [], 0
+
+    def init(self, **kwargs):
+        self.inits.append(kwargs)
+        fake = self
+
+        class Run:
+            def log(self, row, step=None):
+                fake.logs.append((dict(row), step))
+
+            def finish(self):
+                fake.finished += 1
+
+        return Run()
+
+
+def tiny_run(tiny_csro_run, tmp_path, *extra, iterations=2):
+    config = small_point_robot_config(tmp_path, n_tasks=8, n_train=6, meta_batch=4)
+    args = [str(config), "--seed", "4", "--exp_name", "trk", f"algo_params.data_dir={tiny_csro_run.data_dir}",
+            f"util_params.base_log_dir={tmp_path / 'out'}", f"algo_params.num_iterations={iterations}", *TINY, *extra]
+    return launch_experiment.main(args), tmp_path / "out" / "point-robot" / "trk" / "seed4"
+
+
+def test_wandb_gets_the_variant_and_every_progress_row(tiny_csro_run, tmp_path, monkeypatch):
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.delenv("WANDB_PROJECT", raising=False)
+    status, run_dir = tiny_run(tiny_csro_run, tmp_path, "--wandb")
+    assert status == 0
+    (init,) = fake.inits
+    variant = json.loads((run_dir / "variant.json").read_text())
+    assert variant["util_params"]["wandb"] is True
+    assert (init["project"], init["group"], init["name"]) == ("point-robot", "trk", "trk-seed4")
+    assert json.loads(json.dumps(init["config"])) == variant
+    assert init["id"] == (run_dir / WANDB_ID_FILE).read_text().strip() and init["resume"] == "allow"
+    progress = pd.read_csv(run_dir / "progress.csv")
+    assert [step for _, step in fake.logs] == list(progress["Epoch"]) == [0, 1]
+    for (row, _), (_, csv_row) in zip(fake.logs, progress.iterrows()):
+        assert set(row) == set(progress.columns)
+        for key, value in row.items():
+            assert value == pytest.approx(csv_row[key], rel=1e-12), key
+    assert fake.finished == 1
+
+    # resuming the run (two more iterations) continues the same W&B run
+    status, _ = tiny_run(tiny_csro_run, tmp_path, "--wandb", "--resume", str(run_dir), iterations=4)
+    assert status == 0 and fake.inits[1]["id"] == init["id"] and fake.finished == 2
+    assert [step for _, step in fake.logs] == [0, 1, 2, 3]
+
+
+def test_wandb_missing_is_one_line_before_anything_is_written(tiny_csro_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb raises ImportError
+    status, run_dir = tiny_run(tiny_csro_run, tmp_path, "util_params.wandb=true")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith("error: ") and "pip install wandb" in err[0]
+    assert not run_dir.exists()
+    status, _ = tiny_run(tiny_csro_run, tmp_path, "--wandb", "--seeds", "0,1")  # a sweep says it once
+    assert status == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_tensorboard_has_one_tag_per_scalar_and_the_run_hparams(tiny_csro_run, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    status, run_dir = tiny_run(tiny_csro_run, tmp_path)
+    assert status == 0
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    columns = list(pd.read_csv(run_dir / "progress.csv").columns)
+    assert len(tags) == len(columns)  # one tag per progress.csv column
+    assert not [t for t in tags if t.count("/") > 1 or t.startswith("eval/eval/")]
+    assert {"eval/online_return_episode_1", "eval/Average_NpOnlineReturn_all_test_tasks", "trainer/QF Loss",
+            "time/Epoch"} <= tags
+
+    content = acc.PluginTagToContent("hparams")
+    data = {tag: plugin_data_pb2.HParamsPluginData.FromString(raw) for tag, raw in content.items()}
+    experiment = next(d.experiment for d in data.values() if d.HasField("experiment"))
+    start = next(d.session_start_info for d in data.values() if d.HasField("session_start_info"))
+    metrics = {m.name.tag for m in experiment.metric_infos}
+    assert metrics == {"eval/Average_OnlineReturn_all_test_tasks", "eval/Average_OfflineReturn_all_test_tasks",
+                       "eval/Average_NpOnlineReturn_all_test_tasks"} and metrics <= tags
+    variant = json.loads((run_dir / "variant.json").read_text())
+    expected = key_hparams(variant, 4)
+    assert set(start.hparams) == set(expected)
+    assert start.hparams["seed"].number_value == 4 and start.hparams["algo_type"].string_value == "CSRO"
+    assert start.hparams["algo_params.use_club"].number_value == 1  # torch writes booleans as 0 / 1
+    assert start.hparams["algo_params.policy_lr"].number_value == pytest.approx(expected["algo_params.policy_lr"])
+
+
+def test_record_tabular_does_not_double_a_group_prefix(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with RunLogger.create(tmp_path, "point-robot", "t", 0, {"a": 1}, console=False) as run:
+        run.record_tabular("eval/online_return_episode_1", 1.0, group="eval")
+        run.record_tabular("evaluation", 2.0, group="eval")  # a prefix only when followed by "/"
+        run.record_tabular("QF Loss", 3.0, group="trainer")
+        run.dump_tabular(0)
+    acc = EventAccumulator(str(run.run_dir))
+    acc.Reload()
+    assert set(acc.Tags()["scalars"]) == {"eval/online_return_episode_1", "eval/evaluation", "trainer/QF Loss"}
+    assert list(pd.read_csv(run.run_dir / "progress.csv").columns) == ["eval/online_return_episode_1", "evaluation",
+                                                                       "QF Loss"]
