@@ -440,3 +440,18 @@ def test_an_env_param_the_env_does_not_take_is_a_clear_error():
                                             r"env_params are: n_tasks, randomize_tasks, max_episode_steps"):
         make_env("cheetah-vel", n_tasks=2, zero_contact_forces=False)
     assert make_env("ant-goal", n_tasks=2, zero_contact_forces=False).zero_contact_forces is False
+
+
+def test_every_env_states_the_facts_the_tools_read():
+    """A new env is one file: its SAC preset, checkpoint chunking and path figure live on the class."""
+    from rlkit.config import REPO_CONFIG_DIR
+    from rlkit.envs import ENVS, env_class
+
+    presets = {p.stem for p in (REPO_CONFIG_DIR / "sac").glob("*.yaml")}
+    for name in ENVS:
+        cls = env_class(name)
+        assert cls.sac_preset in presets, name
+        assert cls.path_figure in (None, "paths", "velocity", "goal_distance"), name
+        assert cls.checkpoint_episode_chunk >= 0, name
+    assert env_class("point-robot").sac_preset == env_class("sparse-point-robot").sac_preset == "train_point"
+    assert env_class("cheetah-vel").sac_preset == "train" and env_class("cheetah-dir").path_figure == "velocity"

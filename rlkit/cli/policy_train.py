@@ -21,8 +21,8 @@ from rlkit.config import ConfigError, exit_on_config_error, load_config
 from rlkit.errors import cli, fail
 from rlkit.core.device import choose_device
 from rlkit.data.selection import fitting_steps, range_of
+from rlkit.envs import env_class
 
-POINT_ENVS = {"point-robot", "sparse-point-robot", "point-robot-wind"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -75,7 +75,8 @@ def build_job(args):
         cfg = load_config(args.config)
     except ConfigError as exc:
         exit_on_config_error(exc)
-    preset = args.preset or ("train_point" if cfg["env_name"] in POINT_ENVS else "train")
+    facts = env_class(cfg["env_name"])
+    preset = args.preset or facts.sac_preset
     try:
         sac = compose_sac_config(preset, list(args.overrides))
     except ValueError as exc:
@@ -85,7 +86,7 @@ def build_job(args):
     tasks = select_tasks(args, cfg["env_params"]["n_tasks"])
     return GenerationJob(env_name=cfg["env_name"], env_params=dict(cfg["env_params"]), tasks=tasks, sac=sac,
                          data_dir=data_dir, seed=args.seed, device=str(device), legacy_layout=args.legacy_layout,
-                         progress=args.progress, eval_chunk=0 if cfg["env_name"] in POINT_ENVS else 10,
+                         progress=args.progress, eval_chunk=facts.checkpoint_episode_chunk,
                          extra_config={"preset": preset})
 
 

@@ -30,8 +30,8 @@ import torch
 
 from rlkit.errors import cli
 from rlkit.core.device import choose_device
+from rlkit.envs import env_class
 
-POINT_ENVS = {"point-robot", "sparse-point-robot", "point-robot-wind"}
 STYLE = {"exploration": dict(ls="--", lw=0.8, alpha=0.45), "last": dict(ls="-", lw=2.2, alpha=1.0)}
 
 
@@ -276,11 +276,12 @@ def make_figures(run, out_dir, protocols=("online", "offline", "np_online"), tas
     info = next(iter(results.values())).trace["info"]
     name = lambda stem: out_dir / f"{stem}_itr{run.iteration}.{fmt}"  # noqa: E731
     paths = []
-    if run.env_name in POINT_ENVS:
+    figure = env_class(run.env_name).path_figure
+    if figure == "paths":
         paths.append(plot_point_paths(run, results, tasks, name("paths")))
-    elif run.env_name.startswith("cheetah") and "x_velocity" in info:
+    elif figure == "velocity" and "x_velocity" in info:
         paths.append(plot_task_quantity(run, results, tasks, name("velocity"), "velocity"))
-    elif "xy" in info and run.env_name == "ant-goal":
+    elif figure == "goal_distance" and "xy" in info:
         paths.append(plot_task_quantity(run, results, tasks, name("goal_distance"), "goal_distance"))
     paths.append(plot_episode_returns(run, results, tasks, name("returns")))
     return paths

@@ -82,6 +82,12 @@ def _check_params(name: str, env_params: dict) -> None:
                             f"{', '.join(accepted)} (remove the key from the config)")
 
 
+def env_class(name: str):
+    """The registered class of ``name``: what tools ask about an env (sac_preset, path_figure, ...)."""
+    _check_name(name)
+    return ENVS[name]
+
+
 def make_env(name: str, **env_params):
     """Build the task-distribution env ``name`` with the config's ``env_params``, through gymnasium's
     registry: ``env.spec`` is the registered spec with these arguments."""

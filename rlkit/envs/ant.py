@@ -28,6 +28,8 @@ class AntGoalEnv(AntTaskEnv):
     Observations are the full qpos (including x, y) and qvel: 29 dims.
     """
 
+    path_figure = "goal_distance"
+
     def __init__(self, n_tasks: int = 2, randomize_tasks: bool = False, max_episode_steps: int = 200,
                  zero_contact_forces: bool = True):
         super().__init__(n_tasks, max_episode_steps, zero_contact_forces=zero_contact_forces)

@@ -35,6 +35,14 @@ class MultiTaskEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
+    # Facts about the task distribution that the tools read, so that a new env is one file
+    # (plus its configs/ENV.json): the behaviour-policy SAC preset (configs/sac/), how many
+    # episodes per task a checkpoint rolls out at once (0: all), and show_path's extra figure
+    # ("paths": 2-D trajectories, "velocity": forward velocity, "goal_distance", or None).
+    sac_preset: str = "train"
+    checkpoint_episode_chunk: int = 10
+    path_figure: str | None = None
+
     def __init__(self, n_tasks: int, max_episode_steps: int):
         if int(n_tasks) < 1:
             raise ValueError(f"n_tasks must be >= 1, got {n_tasks}")

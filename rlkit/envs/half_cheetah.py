@@ -9,6 +9,8 @@ from rlkit.envs.mujoco_base import MujocoTaskEnv
 
 
 class HalfCheetahTaskEnv(MujocoTaskEnv):
+    path_figure = "velocity"
+
     xml_file = "half_cheetah.xml"
     frame_skip = 5
     reset_noise_scale = 0.1

@@ -47,6 +47,9 @@ class PointRobotEnv(MultiTaskEnv):
     """Reach a goal on the unit half circle (docs/method.md §2)."""
 
     goal_radius: float | None = None  # set by the sparse variants
+    sac_preset = "train_point"
+    checkpoint_episode_chunk = 0  # all episodes of a checkpoint at once: point-robot steps are cheap
+    path_figure = "paths"
 
     def __init__(self, n_tasks: int = 2, randomize_tasks: bool = False, max_episode_steps: int = 20):
         super().__init__(n_tasks, max_episode_steps)
