@@ -88,61 +88,20 @@ def test_unknown_tasks_are_errors(buf):
 def test_terminal_modes(data, tmp_path):
     ref = MultiTaskBuffer(data)  # reference: every episode's last row is done
     true = MultiTaskBuffer(data, terminal_mode="terminal")
-    t_ref = torch.cat([ref.task_transitions(t)["terminals"] for t in TASKS]).squeeze(-1).numpy()
-    t_true = torch.cat([true.task_transitions(t)["terminals"] for t in TASKS]).squeeze(-1).numpy()
+    every_row = torch.arange(len(data))[None]  # the buffer keeps the data's row order
+    t_ref = ref.gather(every_row)["terminals"].reshape(-1).numpy()
+    t_true = true.gather(every_row)["terminals"].reshape(-1).numpy()
     np.testing.assert_array_equal(t_ref, data.episode_ends)
     np.testing.assert_array_equal(t_true, data.terminals)
     assert 0 < t_true.sum() < t_ref.sum()
-    fl = ref.task_transitions(3, with_flags=True)
-    sl = data.task_slice(3)
-    np.testing.assert_array_equal(fl["timeouts"].squeeze(-1).numpy(), data.timeouts[sl])
-    np.testing.assert_array_equal(fl["true_terminals"].squeeze(-1).numpy(), data.terminals[sl])
+    fl = ref.gather(every_row, with_flags=True)
+    np.testing.assert_array_equal(fl["timeouts"].reshape(-1).numpy(), data.timeouts)
+    np.testing.assert_array_equal(fl["true_terminals"].reshape(-1).numpy(), data.terminals)
     with pytest.raises(ValueError, match="terminal_mode"):
         MultiTaskBuffer(data, terminal_mode="done")
     legacy = write_synthetic_dataset(tmp_path / "leg", n_tasks=1, steps=[1], n_sampled=2, length=3, layout="legacy")
     with pytest.raises(DatasetError, match="records no terminals"):
         MultiTaskBuffer(load_offline_data(legacy, [0], 1, n_trj=2), terminal_mode="terminal")
-
-
-def _episode_id(obs, actions):
-    # synthetic data: obs[...,1] = checkpoint / 1e6, actions[...,0] = episode index k
-    return np.round(obs[..., 1] * 1e6).astype(int) * 100 + np.round(actions[..., 0]).astype(int)
-
-
-def test_sequences_are_whole_episodes_end_to_end(buf, data):
-    s = buf.sample_sequences([3, 0], 37, generator=torch.Generator().manual_seed(2))
-    assert s["obs"].shape == (2, 37, 3)
-    for row, task in enumerate([3, 0]):
-        rew = s["rewards"][row, :, 0].numpy()  # time step within its episode
-        ends = s["terminals"][row, :, 0].numpy()
-        assert rew[0] == 0 and (s["obs"][row, :, 0] == task).all()
-        for i in range(1, 37):
-            # either the next step of the same episode, or a fresh episode after an episode end
-            assert (rew[i] == rew[i - 1] + 1 and not ends[i - 1]) or (rew[i] == 0 and ends[i - 1])
-
-
-def test_windows_are_consecutive_steps_of_one_episode(buf, data):
-    w = buf.sample_windows([0, 6, 0], length=4, num=50, generator=torch.Generator().manual_seed(3))
-    assert w["obs"].shape == (3, 50, 4, 3)
-    rew = w["rewards"][..., 0].numpy()
-    assert (np.diff(rew, axis=-1) == 1).all()
-    eid = _episode_id(w["obs"].numpy(), w["actions"].numpy())
-    assert (eid == eid[..., :1]).all()
-    np.testing.assert_array_equal(w["next_obs"][..., :-1, :].numpy(), w["obs"][..., 1:, :].numpy())
-    with pytest.raises(DatasetError, match="no episode with at least 11 steps"):
-        buf.sample_windows([0], length=11)
-
-
-def test_trajectories_and_task_transitions(buf, data):
-    trajs = buf.trajectories(5)
-    bounds = data.episode_bounds(5)
-    assert len(trajs) == len(bounds) == buf.num_episodes(5) == 12
-    for tr, (a, b) in zip(trajs, bounds):
-        np.testing.assert_array_equal(tr["obs"].numpy(), data.obs[a:b])
-        assert tr["terminals"][-1, 0] == 1 and tr["terminals"][:-1].sum() == 0
-    allt = buf.task_transitions(5)
-    np.testing.assert_array_equal(allt["next_obs"].numpy(), data.next_obs[data.task_slice(5)])
-    assert buf.num_transitions(5) == data.num_transitions(5)
 
 
 def test_with_capacity_keeps_the_newest_rows_like_the_reference_ring_buffer(data):
@@ -158,8 +117,7 @@ def test_with_capacity_keeps_the_newest_rows_like_the_reference_ring_buffer(data
     lens = np.diff(small.episode_offsets)
     assert (lens > 0).all()
     np.testing.assert_array_equal(np.flatnonzero(small.episode_ends), small.episode_offsets[1:] - 1)
-    b = MultiTaskBuffer(small).sample_windows(TASKS, length=2, num=10)
-    assert b["obs"].shape == (4, 10, 2, 3)
+    assert MultiTaskBuffer(small).num_episodes(TASKS[0]) == int((small.episode_task == TASKS[0]).sum())
 
 
 def test_device_code_path_draws_the_same_rows(data):
@@ -180,14 +138,3 @@ def test_cuda_buffer_matches_cpu(data):
     gpu = MultiTaskBuffer(data, "cuda")
     b = gpu.sample([0, 3], 64, generator=torch.Generator("cuda").manual_seed(0))
     assert b["obs"].is_cuda and (b["obs"][0, :, 0] == 0).all() and (b["obs"][1, :, 0] == 3).all()
-    w = gpu.sample_windows([0, 3], 3, num=4)
-    assert w["obs"].shape == (2, 4, 3, 3)
-
-
-def test_sparsify_rewards_matches_the_reference_formula():
-    from rlkit.data import sparsify_rewards
-
-    r = np.array([-0.5, -0.2, -0.1, 0.0])
-    np.testing.assert_allclose(sparsify_rewards(r, -0.2), [0.0, 0.0, 0.5, 1.0])
-    t = sparsify_rewards(torch.tensor(r), -0.2)
-    np.testing.assert_allclose(t.numpy(), [0.0, 0.0, 0.5, 1.0])

@@ -40,10 +40,12 @@ def read_progress(run: RunLogger) -> tuple[list[str], list[dict]]:
 def log_epochs(run: RunLogger, epochs, extra: dict | None = None) -> None:
     for epoch in epochs:
         run.record_tabular("Epoch", epoch)
-        run.record_dict("trainer", {"QF Loss": 1.0 / (epoch + 1), "Policy Loss": -epoch})
+        run.record_tabular("QF Loss", 1.0 / (epoch + 1), group="trainer")
+        run.record_tabular("Policy Loss", -epoch, group="trainer")
         run.record_tabular("Average_OnlineReturn_all_test_tasks", 10.0 * epoch, group="eval")
         if extra:
-            run.record_dict("trainer", extra)
+            for key, value in extra.items():
+                run.record_tabular(key, value, group="trainer")
         run.dump_tabular(epoch)
 
 

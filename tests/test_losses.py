@@ -127,16 +127,6 @@ def test_divergence_for_actor_routes_gradient_to_actions_only():
     assert all(p.grad is None for p in c.parameters())
 
 
-def test_alpha_loss_gradient():
-    alpha_var = torch.tensor(2.0, requires_grad=True)
-    div = torch.randn(T, B, 1, requires_grad=True)
-    loss = losses.alpha_loss(alpha_var, div, 0.05)
-    assert loss.item() == pytest.approx(-(2.0 * (div - 0.05)).mean().item(), rel=1e-6)
-    loss.backward()
-    assert alpha_var.grad.item() == pytest.approx(-(div.mean().item() - 0.05), rel=1e-5)
-    assert div.grad is None
-
-
 # --------------------------------------------------------------------------- CLUB
 
 

@@ -363,7 +363,7 @@ def clear_failed_start(run_dir: Path) -> None:
 class RunLogger:
     """One run directory and its logs. Build it with :meth:`create`.
 
-    Per iteration: ``record_tabular`` / ``record_dict`` any number of scalars,
+    Per iteration: ``record_tabular`` any number of scalars,
     then ``dump_tabular(step)`` writes one progress.csv row, the TensorBoard
     scalars and a table in debug.log. Column names are the caller's, unchanged.
     """
@@ -546,11 +546,6 @@ class RunLogger:
             raise ValueError(f"record_tabular: {key!r} was already recorded this iteration")
         tag = key if not group or key.startswith(f"{group}/") else f"{group}/{key}"
         self._pending[key] = (_scalar(key, value), tag)
-
-    def record_dict(self, prefix: str, values: Mapping[str, Any]) -> None:
-        """Record many scalars; ``prefix`` namespaces their TensorBoard tags (``trainer/QF Loss``)."""
-        for key, value in values.items():
-            self.record_tabular(key, value, group=prefix)
 
     def dump_tabular(self, step: int) -> None:
         """Write the recorded scalars: one progress.csv row, TensorBoard at ``step``, a debug.log table."""

@@ -23,7 +23,7 @@ The format is described in ``docs/dataset_format.md``; Minari interchange
 (``convert --to minari``, ``data_dir=minari:NAMESPACE``) in ``docs/minari.md``.
 """
 
-from rlkit.data.buffer import MultiTaskBuffer, sparsify_rewards
+from rlkit.data.buffer import MultiTaskBuffer
 from rlkit.data.convert import convert_dataset
 from rlkit.data.episodes import Episode, episodes_from_flat
 from rlkit.data.errors import DatasetError
@@ -64,7 +64,6 @@ __all__ = [
     "read_metadata",
     "record_dtype",
     "save_normalizer",
-    "sparsify_rewards",
     "split_tasks",
     "split_tasks_from_variant",
     "verify_dataset",

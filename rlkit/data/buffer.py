@@ -17,7 +17,7 @@ another process holds a core, its barrier waits cost ~8 ms per call (measured
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,18 +99,7 @@ class MultiTaskBuffer:
         self._sizes_f = self._sizes.double()
         self._offsets = torch.from_numpy(self._offsets_np).to(self.device)
 
-        # Episodes per slot for trajectory / window sampling.
-        ep_slot = lut[data.episode_task]
-        order = np.argsort(ep_slot, kind="stable")
-        self._ep_start_np = data.episode_offsets[:-1][order].astype(np.int64)
-        self._ep_len_np = np.diff(data.episode_offsets)[order].astype(np.int64)
-        counts = np.bincount(ep_slot, minlength=n_slots)
-        self._ep_first_np = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        self._ep_count_np = counts.astype(np.int64)
-        self._ep_start = torch.from_numpy(self._ep_start_np).to(self.device)
-        self._ep_len = torch.from_numpy(self._ep_len_np).to(self.device)
-        self._ep_first = torch.from_numpy(self._ep_first_np).to(self.device)
-        self._ep_count = torch.from_numpy(self._ep_count_np).to(self.device)
+        self._episodes_np = np.bincount(lut[data.episode_task], minlength=n_slots).astype(np.int64)
         self.obs_abs_max = data.obs_abs_max
 
     # ---- info -------------------------------------------------------------------------
@@ -129,7 +118,7 @@ class MultiTaskBuffer:
         return int(self._sizes_np[self._slots_np([task_id])[0]])
 
     def num_episodes(self, task_id: int) -> int:
-        return int(self._ep_count_np[self._slots_np([task_id])[0]])
+        return int(self._episodes_np[self._slots_np([task_id])[0]])
 
     def nbytes(self) -> int:
         return self._packed.numel() * 4 + self._flags.numel()
@@ -218,112 +207,3 @@ class MultiTaskBuffer:
         index = self.sample_indices(task_ids, batch_size, generator)
         width = 2 * self.obs_dim + self.act_dim + 1 if use_next_obs else self.obs_dim + self.act_dim + 1
         return self._rows(index).view(*index.shape, self.row_dim)[..., :width]
-
-    # ---- sequences and trajectories -----------------------------------------------------
-    def _draw_episodes(self, slots: torch.Tensor, n: int, generator) -> torch.Tensor:
-        """[T, n] global episode positions (in the per-slot tables), uniform within each task."""
-        u = torch.rand((slots.shape[0], n), generator=generator, dtype=torch.float64, device=self.device)
-        count = self._ep_count[slots].unsqueeze(1)
-        k = torch.minimum(u.mul_(count.double()).long(), count - 1)
-        return k.add_(self._ep_first[slots].unsqueeze(1))
-
-    def sample_sequences(
-        self, task_ids: Any, batch_size: int, generator: torch.Generator | None = None, with_flags: bool = False
-    ) -> dict[str, torch.Tensor]:
-        """Whole episodes, end to end, cut at ``batch_size`` rows per task ([T, B, ...]).
-
-        The reference's ``random_sequence`` (context for a recurrent encoder):
-        random episodes of the task (with replacement) concatenated in draw
-        order until ``batch_size`` transitions.
-        """
-        slots = self._slots(task_ids)
-        b = int(batch_size)
-        min_len = int(self._ep_len_np.min())
-        n_draw = -(-b // min_len)  # enough episodes even if all are the shortest
-        ep = self._draw_episodes(slots, n_draw, generator)  # [T, n_draw]
-        lens = self._ep_len[ep]
-        ends = lens.cumsum(1)  # [T, n_draw]
-        pos = torch.arange(b, device=self.device).expand(slots.shape[0], b).contiguous()
-        which = torch.searchsorted(ends, pos, right=True)  # episode slot of each position
-        before = ends.gather(1, which) - lens.gather(1, which)
-        index = self._ep_start[ep.gather(1, which)] + (pos - before)
-        return self.gather(index, with_flags)
-
-    def sample_windows(
-        self,
-        task_ids: Any,
-        length: int,
-        num: int = 1,
-        generator: torch.Generator | None = None,
-        with_flags: bool = False,
-    ) -> dict[str, torch.Tensor]:
-        """``num`` windows of ``length`` consecutive steps inside one episode, per task: [T, num, L, ...].
-
-        Windows are uniform over every valid (episode, start) pair of the task,
-        so long episodes weigh more. Episodes shorter than ``length`` never
-        contribute; a task with none of that length is an error.
-        """
-        L = int(length)
-        if L < 1:
-            raise ValueError(f"window length must be >= 1, got {L}")
-        slots = self._slots(task_ids)
-        starts_per_ep = (self._ep_len - L + 1).clamp_(min=0)  # valid starts in each episode
-        # cumulative valid starts within each slot's episode range
-        cum = starts_per_ep.cumsum(0)
-        first, count = self._ep_first[slots], self._ep_count[slots]
-        last = first + count - 1
-        base = torch.where(first > 0, cum[(first - 1).clamp(min=0)], torch.zeros_like(first))
-        total = cum[last] - base  # valid windows per task
-        if bool((total == 0).any()):
-            bad = [self.task_ids[int(s)] for s, t in zip(slots.tolist(), total.tolist()) if t == 0]
-            raise DatasetError(f"tasks {bad} have no episode with at least {L} steps")
-        u = torch.rand((slots.shape[0], int(num)), generator=generator, dtype=torch.float64, device=self.device)
-        r = torch.minimum(u.mul_(total.double().unsqueeze(1)).long(), (total - 1).unsqueeze(1))
-        target = r + base.unsqueeze(1)  # position in the global cumulative count
-        ep = torch.searchsorted(cum, target, right=True)  # episode holding that window
-        prev = torch.where(ep > 0, cum[(ep - 1).clamp(min=0)], torch.zeros_like(ep))
-        start = self._ep_start[ep] + (target - prev)
-        index = start.unsqueeze(-1) + torch.arange(L, device=self.device)
-        return self.gather(index, with_flags)
-
-    def task_transitions(self, task_id: int, with_flags: bool = False) -> dict[str, torch.Tensor]:
-        """All of one task's rows, in storage order (checkpoint, episode, time): [n, ...] views."""
-        s = int(self._slots_np([task_id])[0])
-        a, n = int(self._offsets_np[s]), int(self._sizes_np[s])
-        rows = self._packed[a:a + n]
-        obs, act, rew, nxt, term = rows.split(self._split, dim=-1)
-        out = {"obs": obs, "actions": act, "rewards": rew, "next_obs": nxt, "terminals": term}
-        if with_flags:
-            f = self._flags[a:a + n]
-            out["true_terminals"] = (f & FLAG_TERMINAL).bool().unsqueeze(-1)
-            out["timeouts"] = (f & FLAG_TIMEOUT).bool().unsqueeze(-1)
-            out["episode_ends"] = (f & FLAG_EPISODE_END).bool().unsqueeze(-1)
-        return out
-
-    def trajectories(self, task_id: int, episodes: Sequence[int] | None = None) -> list[dict[str, torch.Tensor]]:
-        """One task's episodes as a list of dicts of [T_e, ...] views (``episodes``: positions within the task)."""
-        s = int(self._slots_np([task_id])[0])
-        first, count = int(self._ep_first_np[s]), int(self._ep_count_np[s])
-        picks = range(count) if episodes is None else episodes
-        out = []
-        for i in picks:
-            i = int(i)
-            if not 0 <= i < count:
-                raise IndexError(f"task {task_id} has {count} episodes, no episode {i}")
-            a = int(self._ep_start_np[first + i])
-            rows = self._packed[a:a + int(self._ep_len_np[first + i])]
-            obs, act, rew, nxt, term = rows.split(self._split, dim=-1)
-            out.append({"obs": obs, "actions": act, "rewards": rew, "next_obs": nxt, "terminals": term})
-        return out
-
-
-def sparsify_rewards(rewards, goal_radius: float):
-    """The reference's sparse reward of a dense one (sparse-point-robot; works on tensors and arrays).
-
-    ``(r - goal_radius) / |goal_radius|`` where ``r >= goal_radius``, else 0 — the
-    formula of the reference's env and of its replay buffer, which stores it
-    beside the dense reward (``goal_radius`` is then negative: reward = -distance).
-    """
-    scaled = (rewards - goal_radius) * (1.0 / abs(goal_radius))
-    inside = rewards >= goal_radius
-    return scaled * inside

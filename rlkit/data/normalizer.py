@@ -69,15 +69,6 @@ def save_normalizer(data_dir: str | os.PathLike, abs_max: np.ndarray, *, overwri
     return path
 
 
-def abs_max_of(*arrays: np.ndarray) -> np.ndarray:
-    """Per-dimension max |x| over the rows of all ``arrays``, non-finite values ignored.
-
-    Dimensions that are zero everywhere get 1.0 so that dividing by the result
-    is always defined (and leaves them at zero).
-    """
-    return _finish(_raw_abs_max(arrays))
-
-
 def _raw_abs_max(arrays) -> np.ndarray | None:
     out = None
     for a in arrays:

@@ -144,16 +144,6 @@ def divergence_for_actor(
     return brac_dual_estimate(c_data, c_pi, divergence)
 
 
-def alpha_loss(alpha_var: torch.Tensor, div: torch.Tensor, target_divergence: float = 0.05) -> torch.Tensor:
-    """-mean(alpha_var (div - target)) with div detached (docs/method.md §5.10).
-
-    Its gradient w.r.t. ``alpha_var`` is -(mean(div) - target): a plain SGD step raises
-    alpha while the divergence is above target. The caller clips alpha = clip(alpha_var,
-    0, alpha_max) for use elsewhere.
-    """
-    return -(alpha_var * (div.detach() - target_divergence)).mean()
-
-
 # --------------------------------------------------------------------------- CLUB (docs/method.md §5.5)
 
 
@@ -330,7 +320,6 @@ def kl_to_standard_normal(mu: torch.Tensor, var: torch.Tensor, prior_std: float 
 __all__ = [
     "BRAC_EPS",
     "DIVERGENCES",
-    "alpha_loss",
     "brac_dual_estimate",
     "club_mi_upper_bound",
     "club_model_loss",

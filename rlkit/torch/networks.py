@@ -11,7 +11,7 @@ into these modules unchanged.
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import torch
 from torch import nn
@@ -209,32 +209,6 @@ def context_from_sample(part: dict, use_next_obs: bool, sparse_goal_radius: floa
     return build_context(part["obs"], part["actions"], rewards, part["next_obs"], use_next_obs)
 
 
-def _first_key(batch: Mapping[str, torch.Tensor], *keys: str) -> torch.Tensor:
-    for key in keys:
-        if key in batch:
-            return batch[key]
-    raise KeyError(f"batch has none of the keys {keys}; it has {sorted(batch)}")
-
-
-def context_from_batch(
-    batch: Mapping[str, torch.Tensor],
-    use_next_obs_in_context: bool = False,
-    sparse_rewards: bool = False,
-) -> torch.Tensor:
-    """:func:`build_context` from a batch dict.
-
-    Accepts both the short keys (``obs``, ``actions``, ``rewards``, ``next_obs``) and the
-    rlkit ones (``observations``, ``next_observations``). With ``sparse_rewards`` the
-    context uses ``sparse_rewards`` (the reference's sparse-point-robot setting); the RL
-    batch always uses dense rewards.
-    """
-    obs = _first_key(batch, "obs", "observations")
-    actions = _first_key(batch, "actions")
-    rewards = _first_key(batch, "sparse_rewards") if sparse_rewards else _first_key(batch, "rewards")
-    next_obs = _first_key(batch, "next_obs", "next_observations") if use_next_obs_in_context else None
-    return build_context(obs, actions, rewards, next_obs, use_next_obs_in_context)
-
-
 class Posterior(NamedTuple):
     """Task-inference result for ``T`` tasks.
 
@@ -294,12 +268,6 @@ class ContextEncoder(Mlp):
         The deterministic outputs are the z_t that CLUB and its likelihood fit use (docs/method.md §5.5).
         """
         return self(context)
-
-    def gaussian_params(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-transition (mu, sigma^2), each ``[T, N, L]`` (information bottleneck only)."""
-        if not self.use_information_bottleneck:
-            raise RuntimeError("gaussian_params needs use_information_bottleneck=True")
-        return self._gaussians(self.per_transition(context))
 
     def _gaussians(self, per: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split 2L-wide per-transition outputs into (mu, sigma^2 = softplus(pre-variance))."""
