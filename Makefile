@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow bench golden reproduce gpu-wheels clean
+.PHONY: venv demo test test-slow bench golden reproduce gpu-wheels check-install clean
 
 venv: $(STAMP)
 
@@ -49,6 +49,10 @@ gpu-wheels: $(STAMP)
 # change is meant to alter the numbers; say why in the commit message.
 golden: $(STAMP)
 	$(PY) -m tests.golden.golden_run --write
+
+# Do both install paths (environment.yaml: CPU torch; environment-cuda.yaml: CUDA torch) still resolve?
+check-install:
+	PY=$(PYTHON) bash benchmarks/check_install.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

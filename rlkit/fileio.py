@@ -5,7 +5,9 @@ variant.json, progress.csv, dataset files, dataset.json, records) is written
 under a hidden temporary name beside its target and renamed over it: a kill or
 a full disk leaves the old file or the new one, never half of one. The temp
 name carries the writer's PID so that a later writer can delete what a killed
-one left (:func:`remove_stale_temps`). This module sits at the bottom layer.
+one left (:func:`remove_stale_temps`). The locks that keep writers apart
+(:func:`file_lock`, :class:`ExclusiveLock`) live here too. This module sits at
+the bottom layer.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 TMP_MARK = ".tmp-"
 
@@ -109,3 +111,69 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview, *, fsy
 def atomic_write_text(path: str | os.PathLike, text: str, *, fsync: bool = True) -> None:
     with atomic_file(path, "w", fsync=fsync) as f:
         f.write(text)
+
+
+# --------------------------------------------------------------------------------------
+# locks: one writer at a time
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive inter-process lock on ``path`` (created if missing).
+
+    The reference runs one data-generation process per task, all writing into
+    the same dataset folder; the lock serialises their read-modify-write of
+    ``dataset.json``. POSIX ``flock`` only: where it does not exist the lock is a
+    no-op and writers must not run concurrently.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+class ExclusiveLock:
+    """An exclusive ``flock`` on a lock file, held until :meth:`release` (or the process ends).
+
+    The kernel drops the lock when its process dies however it dies, so a
+    killed job never leaves a stale lock behind; the PID written into the file
+    only serves the message of the process that finds it busy.
+    """
+
+    def __init__(self, fd: int):
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, path: Path, busy: Callable[[str], Exception], unwritable: Callable[[OSError], Exception]):
+        """Take the lock at ``path`` or raise ``busy(holder)`` / ``unwritable(exc)``."""
+        import fcntl
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise unwritable(exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise busy(holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return cls(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None

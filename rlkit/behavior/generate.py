@@ -39,7 +39,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlkit.behavior.replay import EnsembleReplayBuffer
 from rlkit.behavior.sac import EnsembleSAC
-from rlkit.core.logger import ExclusiveLock, atomic_torch_save, load_snapshot
+from rlkit.core.logger import atomic_torch_save, load_snapshot
+from rlkit.fileio import ExclusiveLock
 from rlkit.core.progress import progress
 from rlkit.data import DatasetError, DatasetWriter, Episode, write_legacy_checkpoint
 from rlkit.envs import make_env

@@ -30,13 +30,13 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from rlkit.config import json_default, save_config
 from rlkit.errors import UserError
-from rlkit.fileio import atomic_file, atomic_write_text, remove_stale_temps
+from rlkit.fileio import ExclusiveLock, atomic_file, atomic_write_text, remove_stale_temps
 
 PROGRESS_FILE = "progress.csv"
 VARIANT_FILE = "variant.json"
@@ -279,43 +279,6 @@ def load_snapshot(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
 
 
 LOCK_FILE = ".lock"
-
-
-class ExclusiveLock:
-    """An exclusive ``flock`` on a lock file, held until :meth:`release` (or the process ends).
-
-    The kernel drops the lock when its process dies however it dies, so a
-    killed job never leaves a stale lock behind; the PID written into the file
-    only serves the message of the process that finds it busy.
-    """
-
-    def __init__(self, fd: int):
-        self._fd: int | None = fd
-
-    @classmethod
-    def acquire(cls, path: Path, busy: Callable[[str], Exception], unwritable: Callable[[OSError], Exception]):
-        """Take the lock at ``path`` or raise ``busy(holder)`` / ``unwritable(exc)``."""
-        import fcntl
-
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise unwritable(exc) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise busy(holder) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        return cls(fd)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor releases the flock
-            self._fd = None
 
 
 class RunLock(ExclusiveLock):

@@ -11,47 +11,21 @@ no reader ever looks up.
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import io
 import json
 import os
 import re
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from rlkit.data.errors import DatasetError
-from rlkit.fileio import TMP_MARK, atomic_write_bytes, is_temp_name, temp_name_for  # noqa: F401 (re-exported)
+from rlkit.fileio import TMP_MARK, atomic_write_bytes, file_lock, is_temp_name, temp_name_for  # noqa: F401 (re-exported)
 
 
 def sha256_hex(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@contextlib.contextmanager
-def file_lock(path: str | os.PathLike) -> Iterator[None]:
-    """An exclusive inter-process lock on ``path`` (created if missing).
-
-    The reference runs one data-generation process per task, all writing into
-    the same dataset folder; the lock serialises their read-modify-write of
-    ``dataset.json``. POSIX ``flock`` only: where it does not exist the lock is a
-    no-op and writers must not run concurrently.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
 
 
 # ---- JSON ---------------------------------------------------------------------------
