@@ -16,6 +16,7 @@ BENCHMARKS = [
     "benchmarks.bench_generation",      # issue #4: data-generation env steps/s vs one task at a time
     "benchmarks.bench_csro_step",       # issue #5: ms per CSRO meta-training step
     "benchmarks.bench_eval",            # issue #6: one evaluation pass, batched vs sequential
+    "benchmarks.bench_compile",         # issue #9: does torch.compile of the step's networks pay?
 ]
 
 
