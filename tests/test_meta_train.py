@@ -18,7 +18,6 @@ from rlkit.launchers import meta_train
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_PARAMS = {"n_tasks": 6, "randomize_tasks": 0, "max_episode_steps": 20}
-TIME_COLUMNS = {"Train Time (s)", "Eval Time (s)", "(Previous) Eval Time (s)", "Epoch Time (s)", "Total Train Time (s)"}
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +130,7 @@ def test_kill_and_resume_reproduce_the_uninterrupted_run(dataset, tmp_path, monk
     assert len(pd.read_csv(run_dir / "progress.csv")) == 2
     run(dataset, tmp_path / "killed", "--resume", str(run_dir), iterations=3)
     resumed = pd.read_csv(run_dir / "progress.csv")
-    cols = [c for c in full.columns if c not in TIME_COLUMNS]
+    cols = [c for c in full.columns if not c.endswith("Time (s)")]  # wall times differ run to run
     assert list(resumed["Epoch"]) == [0, 1, 2]
     pd.testing.assert_frame_equal(full[cols], resumed[cols])
 

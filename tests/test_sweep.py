@@ -12,7 +12,7 @@ from rlkit.cli import meta_train as launch_experiment
 from rlkit.launchers.sweep import SweepError, parse_seeds, run_state
 from tests.helpers import small_point_robot_config
 
-TIME_COLUMNS = {"Train Time (s)", "Eval Time (s)"}
+
 TINY = ["algo_params.train_epoch=[100,200,100]", "algo_params.eval_epoch=[100,200,100]", "algo_params.n_trj=2",
         "algo_params.num_train_steps_per_itr=2", "algo_params.embedding_batch_size=16", "algo_params.batch_size=16",
         "algo_params.num_steps_per_eval=20", "net_size=32", "latent_size=4"]
@@ -38,7 +38,7 @@ def sweep(config, out, *extra, iterations=2):
 
 def progress(run_dir: Path) -> pd.DataFrame:
     df = pd.read_csv(run_dir / "progress.csv")
-    return df[[c for c in df.columns if c not in TIME_COLUMNS]]
+    return df[[c for c in df.columns if not c.endswith("Time (s)")]]  # wall times differ run to run
 
 
 def test_sequential_sweep_runs_each_seed_into_its_single_run_folder(tiny_csro_run, tmp_path, capsys):
