@@ -1,12 +1,13 @@
 """python -m rlkit.reproduce on a tiny plan: dataset, runs, records, table; budget stops and resumes."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from rlkit.config import ConfigError
+from rlkit.config import ConfigError, save_config
 from rlkit.reproduce.plan import load_plan, plan_path
 from rlkit.reproduce.report import claims, plan_reference
 from rlkit.reproduce.runner import ReproduceError, parse_budget
@@ -159,3 +160,21 @@ def test_plan_reference_from_records_and_without_dataset(tmp_path):
     assert values["random"] == -20.5 and note == "reference returns from 2 of 3 runs"
     values, note = plan_reference([old])
     assert values is None and "no reference lines" in note
+
+
+def test_a_moved_work_folder_keeps_its_dataset(tmp_path):
+    """The dataset stamp names no absolute path, so a work folder copied elsewhere is recognised;
+    a dataset made with other settings is still refused."""
+    from rlkit.reproduce.runner import Budget, Layout, Reproduction
+
+    plan = load_plan(tiny_plan(tmp_path))
+    first = Reproduction(plan, Layout(tmp_path / "a" / plan.name, tmp_path / "rec"), Budget(None), echo=lambda m: None)
+    first.layout.root.mkdir(parents=True)
+    save_config({"policy_train_args": first.portable_dataset_args()}, first.layout.root / "dataset.done.json")
+    assert str(first.layout.data_dir) not in first.portable_dataset_args()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    moved = Reproduction(plan, Layout(tmp_path / "b" / plan.name, tmp_path / "rec"), Budget(None), echo=lambda m: None)
+    assert moved.dataset_ready()
+    save_config({"policy_train_args": ["--seed", "7"]}, moved.layout.root / "dataset.done.json")
+    with pytest.raises(ReproduceError, match="made with other settings"):
+        moved.dataset_ready()

@@ -88,6 +88,13 @@ class Layout:
         return self.runs / plan.env / method / f"seed{seed}"
 
 
+def _repo_relative(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def child_env(threads: int) -> dict:
     env = dict(os.environ)
     if threads > 0:
@@ -177,12 +184,19 @@ class Reproduction:
     def _stamp(self) -> Path:
         return self.layout.root / "dataset.done.json"
 
+    def portable_dataset_args(self) -> list[str]:
+        """:meth:`dataset_args` with the checkout and the work folder left out, so that a work folder
+        moved or copied to another checkout (or machine) is still recognised as the same dataset."""
+        here = {str(self.layout.data_dir): "<data_dir>", str(self.plan.config): _repo_relative(self.plan.config)}
+        return [here.get(a, a) for a in self.dataset_args()]
+
     def dataset_ready(self) -> bool:
         stamp = self._stamp()
         if not stamp.is_file():
             return False
         made = json.loads(stamp.read_text(encoding="utf-8"))
-        if made.get("policy_train_args") != self.dataset_args():
+        # stamps written before portable ones held this checkout's absolute paths
+        if made.get("policy_train_args") not in (self.portable_dataset_args(), self.dataset_args()):
             raise ReproduceError(f"the dataset in {self.layout.data_dir} was made with other settings "
                                  f"({made.get('policy_train_args')}); use another --out or delete it")
         return True
@@ -203,7 +217,7 @@ class Reproduction:
             if job.proc.returncode != 0:
                 raise ReproduceError(f"{kind} of {self.layout.data_dir} failed (exit {job.proc.returncode}): "
                                      f"{job.tail()}")
-        save_config({"policy_train_args": self.dataset_args(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")},
+        save_config({"policy_train_args": self.portable_dataset_args(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")},
                     self._stamp())
         return True
 
