@@ -63,8 +63,8 @@ def test_wandb_gets_the_variant_and_every_progress_row(tiny_csro_run, tmp_path, 
     assert [step for _, step in fake.logs] == list(progress["Epoch"]) == [0, 1]
     for (row, _), (_, csv_row) in zip(fake.logs, progress.iterrows()):
         assert set(row) == set(progress.columns)
-        for key, value in row.items():
-            assert value == pytest.approx(csv_row[key], rel=1e-12), key
+        for key, value in row.items():  # NaN where the run does not compute a column (no BRAC: div_estimate)
+            assert value == pytest.approx(csv_row[key], rel=1e-12, nan_ok=True), key
     assert fake.finished == 1
 
     # resuming the run (two more iterations) continues the same W&B run
@@ -103,8 +103,8 @@ def test_tensorboard_has_one_tag_per_scalar_and_the_run_hparams(tiny_csro_run, t
     experiment = next(d.experiment for d in data.values() if d.HasField("experiment"))
     start = next(d.session_start_info for d in data.values() if d.HasField("session_start_info"))
     metrics = {m.name.tag for m in experiment.metric_infos}
-    assert metrics == {"eval/Average_OnlineReturn_all_test_tasks", "eval/Average_OfflineReturn_all_test_tasks",
-                       "eval/Average_NpOnlineReturn_all_test_tasks"} and metrics <= tags
+    assert metrics == {f"eval/Average_{p}{kind}_all_test_tasks" for p in ("Online", "Offline", "NpOnline")
+                       for kind in ("Return", "NormalizedScore")} and metrics <= tags
     variant = json.loads((run_dir / "variant.json").read_text())
     expected = key_hparams(variant, 4)
     assert set(start.hparams) == set(expected)

@@ -76,7 +76,7 @@ class WandbSink:
         if not run_id:
             run_id = uuid.uuid4().hex[:16]
             atomic_write_text(id_path, run_id + "\n")
-        exp_name = cfg["util_params"]["exp_name"]
+        exp_name = cfg.get("exp_name") or cfg["util_params"]["exp_name"]  # variant.json: the folder name used
         run = wandb.init(project=os.environ.get("WANDB_PROJECT") or cfg["env_name"], group=exp_name,
                          name=f"{exp_name}-seed{seed}", config=dict(cfg), dir=str(run_dir), id=run_id,
                          resume="allow", job_type="meta-train")

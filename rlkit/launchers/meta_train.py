@@ -366,7 +366,7 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
         logger.info(f"device {device}; run directory {logger.run_dir}")
         logger.info(f"train tasks {data.train_tasks}; test tasks {data.test_tasks}; "
                     f"{len(data.train)} train / {len(data.test)} test transitions")
-        attach_trackers(logger, cfg, seed, resume=bool(resume))
+        attach_trackers(logger, variant, seed, resume=bool(resume))  # W&B config = variant.json
         job = MetaTrainer(cfg, seed, device, logger, data)
         if snapshot_path is not None:
             job.resume_from(snapshot_path, state)
@@ -377,7 +377,7 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
             logger.info(f"networks {', '.join(loaded)} initialised from {path} (path_to_weights)")
         job.run()
         if job.start_itr < cfg["algo_params"]["num_iterations"]:  # finished here: once per run
-            logger.write_hparams(key_hparams(cfg, seed), [k for k in logger.last_row if k.startswith("Average_")])
+            logger.write_hparams(key_hparams(variant, seed), [k for k in logger.last_row if k.startswith("Average_")])
     finally:
         logger.close()
     return Path(logger.run_dir)
