@@ -526,7 +526,7 @@ def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify, source=
                                        "`python -m rlkit.data convert DIR minari:NS --to minari`")
     available = ""
     if (missing_ckpts or short) and source is None:
-        available = describe_counts(episode_counts(root, [t for t in task_ids if int(t) in have_tasks], sample),
+        available = describe_counts(episode_counts(files, [t for t in task_ids if int(t) in have_tasks], sample),
                                     sample)
     _missing_error(root, env_name, missing_tasks, missing_ckpts, short, n_trj, group, cmd, available)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -23,10 +23,11 @@ from rlkit.data.native import GROUPS, episode_table, read_metadata
 AUTO = "auto"
 
 
-def episode_counts(root: str | os.PathLike, task_ids: Iterable[int], sample: bool) -> dict[int, dict[int, int]]:
-    """{task: {checkpoint step: episodes of the chosen group (sampled or deterministic)}} of a native dataset."""
+def episode_counts(files: Mapping[str, Any], task_ids: Iterable[int], sample: bool) -> dict[int, dict[int, int]]:
+    """{task: {checkpoint step: episodes of the chosen group (sampled or deterministic)}}, from the
+    ``files`` table of a native dataset's metadata."""
     counts: dict[int, dict[int, int]] = {int(t): {} for t in task_ids}
-    for entry in read_metadata(root)["files"].values():
+    for entry in files.values():
         task = int(entry["task"])
         if task in counts:
             sampled, index, _ = episode_table(entry)
@@ -63,9 +64,11 @@ def fitting_steps(steps: Sequence[int]) -> list[int]:
     return steps[1:] if len(steps) > 2 else steps
 
 
-def auto_selection(root: str | os.PathLike, tasks: Iterable[int], sample: bool) -> tuple[list[int], int]:
-    """(``[start, stop, step]``, n_trj) that fit what the dataset holds for ``tasks``."""
-    counts = episode_counts(root, tasks, sample)
+def auto_selection(root: str | os.PathLike, files: Mapping[str, Any], tasks: Iterable[int],
+                   sample: bool) -> tuple[list[int], int]:
+    """(``[start, stop, step]``, n_trj) that fit what the dataset at ``root`` (its ``files`` table) holds
+    for ``tasks``."""
+    counts = episode_counts(files, tasks, sample)
     missing = sorted(t for t, c in counts.items() if not c)
     if missing:
         raise DatasetError(f"{root} has no data for tasks {missing[:6]}; 'auto' cannot choose checkpoints")
@@ -92,8 +95,9 @@ def resolve_auto(algo: dict, train_tasks: Sequence[int], test_tasks: Sequence[in
                            "with python -m rlkit.data convert")
     sample = bool(algo["sample"])
     out = dict(algo)
-    train_sel, train_n = auto_selection(root, train_tasks, sample)
-    test_sel, test_n = auto_selection(root, test_tasks, sample)
+    files = read_metadata(root)["files"]
+    train_sel, train_n = auto_selection(root, files, train_tasks, sample)
+    test_sel, test_n = auto_selection(root, files, test_tasks, sample)
     if out["train_epoch"] == AUTO:
         out["train_epoch"] = train_sel
     if out["eval_epoch"] == AUTO:

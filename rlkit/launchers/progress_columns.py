@@ -14,6 +14,8 @@ from typing import Mapping
 
 import numpy as np
 
+from rlkit.evaluation.reference import normalized_score
+
 STAT_BLOCKS = ("Q Predictions", "V Predictions", "Log Pis", "Policy mu", "Policy log std", "alpha", "div_estimate")
 AVERAGE_RETURNS = ("Average_OnlineReturn_all_test_tasks", "Average_OfflineReturn_all_test_tasks",
                    "Average_NpOnlineReturn_all_test_tasks")
@@ -73,8 +75,8 @@ def normalized_columns(row: Mapping[str, float], random_return: float | None,
     for key, name in NORMALIZED.items():
         if key not in row:
             continue
-        if random_return is None or behaviour_return is None or behaviour_return == random_return:
+        try:
+            out[name] = normalized_score(row[key], random_return, behaviour_return)
+        except (TypeError, ValueError):  # a reference missing (None) or no span between the two
             out[name] = math.nan
-        else:
-            out[name] = 100.0 * (row[key] - random_return) / (behaviour_return - random_return)
     return out

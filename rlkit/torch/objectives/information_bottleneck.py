@@ -6,7 +6,7 @@ the Q loss (``allow_backward_z``).
 
 from __future__ import annotations
 
-from rlkit.torch import losses as L
+from rlkit.torch.networks import ContextEncoder
 from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective
 
 
@@ -18,6 +18,5 @@ class InformationBottleneckObjective(RepresentationObjective):
         return bool(hp.use_information_bottleneck)
 
     def loss(self, batch: EncodedBatch):
-        post = batch.posterior
-        term = self.hp.kl_lambda * L.kl_to_standard_normal(post.mean, post.var)
+        term = self.hp.kl_lambda * ContextEncoder.kl_to_prior(batch.posterior)
         return term, {"KL Divergence": term.detach()}
