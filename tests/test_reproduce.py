@@ -97,6 +97,39 @@ def test_budget_stops_cleanly_resumes_and_recorded_runs_are_never_retrained(tmp_
     out = capsys.readouterr().out
     assert "start FOCAL seed 0 context shift" in out and "start CSRO" not in out
     assert csro_record.read_text() == before
+    # 6. the plan edited after the records were made: its records no longer describe it, so nothing
+    #    is counted, trained or rewritten, and the error names the setting
+    plan.write_text(plan.read_text().replace("algo_params.n_trj=2", "algo_params.n_trj=1"))
+    assert cli.main(args(plan, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "was made under other settings" in err and "algo_params.n_trj: 2 then, 1 now" in err
+    assert "\n" not in err.strip()
+    assert csro_record.read_text() == before
+
+
+def test_a_run_started_under_another_plan_is_not_resumed(tmp_path):
+    from rlkit.reproduce.runner import Budget, Layout, Reproduction
+
+    plan = load_plan(tiny_plan(tmp_path))
+    layout = Layout(tmp_path / "work", tmp_path / "records")
+    repro = Reproduction(plan, layout, Budget(None), echo=lambda m: None)
+    run_dir = layout.run_dir(plan, "CSRO", 0)
+    run_dir.mkdir(parents=True)
+    (run_dir / "agent.pth").write_bytes(b"snapshot")
+    ran = plan.resolved_config("CSRO")
+    # what may differ on a resume: where the data and logs live, the device, options added since
+    ran["algo_params"]["data_dir"] = "/elsewhere/offline_dataset"
+    ran["util_params"]["base_log_dir"] = "/elsewhere/runs"
+    ran.update(seed=0, exp_name="CSRO", device="cuda:0")
+    del ran["algo_params"]["layer_norm"]
+    save_config(ran, run_dir / "variant.json")
+    assert "--resume" in repro.train_job("CSRO", 0).cmd
+    ran["algo_params"]["train_epoch"] = [100, 200, 100]  # the plan's checkpoint range changed since
+    save_config(ran, run_dir / "variant.json")
+    with pytest.raises(ReproduceError, match=r"started under other settings .*algo_params.train_epoch: "
+                                             r"\[100, 200, 100\] then, \[100, 300, 100\] now"):
+        repro.train_job("CSRO", 0)
+    assert (run_dir / "agent.pth").read_bytes() == b"snapshot"
 
 
 def test_report_only_needs_no_work_folder(tmp_path):

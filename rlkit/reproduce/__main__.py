@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def write_report(plan, records_root: Path, report_dir: Path, command: str) -> Path:
-    records = load_records(records_root, plan.name)
+    records = load_records(records_root, plan)
     report_dir.mkdir(parents=True, exist_ok=True)
     figure = plot_curves(plan, records, report_dir / f"{plan.name}.png")
     md = report_dir / f"{plan.name}.md"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 from omegaconf import OmegaConf
 
@@ -68,6 +69,41 @@ class Plan:
 
     def resolved_config(self, method: str) -> dict:
         return load_config(self.config, [f"algo_type={method}", *self.train_overrides])
+
+
+# Where and how a run ran, not what it computes: a resumed run may differ here (a moved
+# checkout, another device, a new log folder) and still be the same experiment.
+_RUN_CONTROL = ("util_params", "algo_params.data_dir", "seed", "exp_name", "device")
+
+
+def _flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def settings_drift(ran: Mapping, planned: Mapping, limit: int = 3) -> list[str]:
+    """How the settings a run ran with (its variant.json) differ from what the plan asks now.
+
+    A plan edited after a run started (another checkpoint range, more steps)
+    must not be resumed into that run, nor its record counted as the new plan's:
+    the result would mix two experiments under one name. Run-control keys and
+    keys only one side has (options added to the code since) are not compared;
+    a planned ``auto`` matches whatever value the run resolved it to.
+    """
+    a, b = _flatten(ran), _flatten(planned)
+    diffs = []
+    for path in sorted(set(a) & set(b)):
+        if any(path == k or path.startswith(k + ".") for k in _RUN_CONTROL) or b[path] == "auto":
+            continue
+        if a[path] != b[path] and not (isinstance(a[path], list | tuple) and list(a[path]) == list(b[path])):
+            diffs.append(f"{path}: {a[path]!r} then, {b[path]!r} now")
+    return diffs[:limit] + ([f"and {len(diffs) - limit} more"] if len(diffs) > limit else [])
 
 
 def available_plans() -> list[str]:

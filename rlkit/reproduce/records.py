@@ -22,7 +22,7 @@ from rlkit.config import save_config
 from rlkit.core.logger import git_report
 from rlkit.evaluation.protocols import PROGRESS_KEYS
 from rlkit.evaluation.reference import ReferenceUnavailable, reference_returns
-from rlkit.reproduce.plan import PROTOCOLS, Plan
+from rlkit.reproduce.plan import PROTOCOLS, Plan, settings_drift
 
 RECORD_VERSION = 1
 
@@ -83,8 +83,9 @@ def write_record(records_root: Path, plan: Plan, record: dict) -> Path:
     return save_config(record, record_path(records_root, plan, record["method"], record["seed"]))
 
 
-def load_records(records_root: Path, plan_name: str) -> list[dict]:
-    folder = Path(records_root) / plan_name
+def load_records(records_root: Path, plan: Plan) -> list[dict]:
+    """The plan's records; one that is unreadable, of another version or made under other settings is an error."""
+    folder = Path(records_root) / plan.name
     out = []
     for path in sorted(folder.glob("*.json")):
         try:
@@ -93,5 +94,10 @@ def load_records(records_root: Path, plan_name: str) -> list[dict]:
             raise ValueError(f"record {path} is unreadable ({exc}); delete it to rerun that run") from None
         if rec.get("record_version") != RECORD_VERSION:
             raise ValueError(f"record {path} has version {rec.get('record_version')}, expected {RECORD_VERSION}")
+        if rec.get("method") in plan.methods:
+            drift = settings_drift(rec.get("config", {}), plan.resolved_config(rec["method"]))
+            if drift:
+                raise ValueError(f"record {path} was made under other settings than {plan.source or plan.name} "
+                                 f"now asks ({'; '.join(drift)}); restore the plan, or delete the record to rerun it")
         out.append(rec)
     return out

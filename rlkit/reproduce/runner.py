@@ -30,8 +30,8 @@ import pandas as pd
 from rlkit.config import save_config
 from rlkit.core.logger import latest_snapshot
 from rlkit.errors import UserError
-from rlkit.reproduce.plan import Plan
-from rlkit.reproduce.records import build_record, record_path, write_record
+from rlkit.reproduce.plan import Plan, settings_drift
+from rlkit.reproduce.records import build_record, load_records, record_path, write_record
 
 REPO = Path(__file__).resolve().parents[2]
 GRACE_S = 60.0  # after SIGINT, how long a child may take to close its files before SIGKILL
@@ -235,11 +235,24 @@ class Reproduction:
         if self.gpu is not None:
             cmd += ["--gpu", str(self.gpu)]
         if latest_snapshot(run_dir) is not None:
+            self._same_settings(method, run_dir)
             cmd += ["--resume", str(run_dir)]
         elif run_dir.exists():
             # started but killed before its first snapshot: nothing to keep, start it afresh
             shutil.rmtree(run_dir)
         return Job(f"{method} seed {seed}", cmd, self.layout.logs / f"{method}_seed{seed}.log", method, seed)
+
+    def _same_settings(self, method: str, run_dir: Path) -> None:
+        """Refuse to continue a run that the plan, edited since it started, no longer describes."""
+        try:
+            ran = json.loads((run_dir / "variant.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # no readable variant.json: launch_experiment's own resume checks report it
+        drift = settings_drift(ran, self.plan.resolved_config(method))
+        if drift:
+            raise ReproduceError(f"{run_dir} was started under other settings than {self.plan.source or self.plan.name} "
+                                 f"now asks ({'; '.join(drift)}); restore the plan, or move that run away to start "
+                                 "it afresh")
 
     def shift_job(self, method: str, seed: int) -> Job:
         run_dir = self.layout.run_dir(self.plan, method, seed)
@@ -273,6 +286,7 @@ class Reproduction:
 
     def run(self) -> bool:
         """Do what the budget allows; True when every run of the plan has its record."""
+        load_records(self.layout.records, self.plan)  # a record made under other settings stops everything here
         if not self.pending():
             return True
         if not self.ensure_dataset():
