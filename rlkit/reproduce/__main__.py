@@ -36,6 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--scale", default="cpu", help="plan scale: configs/reproduce/ENV-SCALE.yaml (default: cpu)")
     p.add_argument("--budget", default=None, help="wall-clock budget, e.g. 50m or 2h; stops cleanly, resumes next time")
     p.add_argument("--parallel", type=int, default=None, help="runs side by side (default: the plan's)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per run (default: the plan's threads_per_run; 0 lets torch decide)")
     p.add_argument("--gpu", type=int, default=None, help="CUDA device index for every child (default: CPU)")
     p.add_argument("--out", type=Path, default=REPO / "output" / "reproduce",
                    help="work folder: datasets, run directories, logs (default: output/reproduce)")
@@ -63,6 +65,8 @@ def main(argv=None) -> int:
         plan = load_plan(plan_path(args.env, args.scale))
         if args.parallel is not None and args.parallel < 1:
             raise ConfigError(f"--parallel must be at least 1, got {args.parallel}")
+        if args.threads is not None and args.threads < 0:
+            raise ConfigError(f"--threads must be 0 (torch decides) or more, got {args.threads}")
         budget = Budget(parse_budget(args.budget))
         command = f"python -m rlkit.reproduce {args.env} --scale {args.scale}"
         done = True
@@ -70,7 +74,7 @@ def main(argv=None) -> int:
             layout = Layout(args.out / plan.name, args.records)
             print(f"[{plan.name}] {len(plan.methods)} methods x {len(plan.seeds)} seeds; work in {layout.root}; "
                   f"budget {args.budget or 'none'}", flush=True)
-            done = Reproduction(plan, layout, budget, gpu=args.gpu, parallel=args.parallel,
+            done = Reproduction(plan, layout, budget, gpu=args.gpu, parallel=args.parallel, threads=args.threads,
                                 echo=lambda m: print(m, flush=True)).run()
         md = write_report(plan, args.records, args.report_dir, command)
     except (ConfigError, ReproduceError, ValueError) as exc:

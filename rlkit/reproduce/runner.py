@@ -171,9 +171,10 @@ class Reproduction:
     """The state machine over one plan's work; :meth:`run` does what the budget allows."""
 
     def __init__(self, plan: Plan, layout: Layout, budget: Budget, gpu: int | None = None,
-                 parallel: int | None = None, echo=print):
+                 parallel: int | None = None, threads: int | None = None, echo=print):
         self.plan, self.layout, self.budget, self.gpu = plan, layout, budget, gpu
         self.parallel = parallel or plan.parallel
+        self.threads = plan.threads_per_run if threads is None else threads
         self.echo = echo
         self.py = sys.executable
 
@@ -292,7 +293,7 @@ class Reproduction:
         if not self.ensure_dataset():
             return False
         queue, running = list(self.pending()), []
-        threads = self.plan.threads_per_run
+        threads = self.threads
         try:
             while queue or running:
                 while queue and len(running) < self.parallel and self.budget.remaining() > MIN_START_S:
