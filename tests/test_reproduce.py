@@ -140,6 +140,25 @@ def test_report_only_needs_no_work_folder(tmp_path):
     assert "Not finished yet: CSRO seed 0, FOCAL seed 0." in (tmp_path / "report" / "point-robot-tiny.md").read_text()
 
 
+def test_threads_per_run_come_from_the_plan_unless_overridden(tmp_path, monkeypatch, capsys):
+    from rlkit.reproduce import __main__ as cli
+    from rlkit.reproduce import runner
+
+    plan = load_plan(tiny_plan(tmp_path))  # threads_per_run: 1
+    layout = runner.Layout(tmp_path / "work", tmp_path / "records")
+    started = []
+    monkeypatch.setattr(runner.Job, "start", lambda job, threads: started.append(threads) or job.__setattr__(
+        "proc", type("Done", (), {"poll": lambda self: 0, "returncode": 1})()))
+    monkeypatch.setattr(runner.Reproduction, "ensure_dataset", lambda self: True)
+    for threads, expected in ((None, 1), (2, 2)):
+        with pytest.raises(ReproduceError, match="failed"):  # the stand-in child "fails" at once
+            runner.Reproduction(plan, layout, runner.Budget(None), threads=threads, echo=lambda m: None).run()
+        assert started[-1] == expected
+    assert runner.child_env(2)["OMP_NUM_THREADS"] == "2"
+    assert cli.main(args(tiny_plan(tmp_path), tmp_path, "--threads", "-1")) == 2
+    assert "--threads must be 0" in capsys.readouterr().err
+
+
 def test_budget_parsing():
     assert parse_budget("50m") == 3000 and parse_budget("1h30m") == 5400 and parse_budget("90") == 90
     assert parse_budget(None) is None
