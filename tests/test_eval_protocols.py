@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from rlkit.config import load_defaults
 from rlkit.envs import make_env
 from rlkit.evaluation.protocols import EvalSettings, NonPrior, Protocol, evaluate, progress_row, run_protocol
 from rlkit.torch.csro import CSROAgent, CSROHyperParams
@@ -195,3 +196,16 @@ def test_unknown_protocol_and_missing_offline_data():
         run_protocol("bogus", ScriptedAgent(), "point-robot", PARAMS, [0], SETTINGS)
     with pytest.raises(ValueError, match="offline data"):
         run_protocol("offline", ScriptedAgent(), "point-robot", PARAMS, [0], SETTINGS)
+
+
+def test_eval_settings_defaults_are_the_configs_defaults(monkeypatch):
+    from rlkit.evaluation import protocols
+
+    algo = load_defaults()[0]["algo_params"]
+    s = EvalSettings()
+    assert (s.max_path_length, s.num_steps_per_eval, s.num_exp_traj_eval, s.num_evals, s.sparse_rewards) == (
+        algo["max_path_length"], algo["num_steps_per_eval"], algo["num_exp_traj_eval"], algo["num_evals"],
+        algo["sparse_rewards"])
+    # read from configs/default.py when an instance is made, not copied into this module
+    monkeypatch.setattr(protocols, "_algo_defaults", lambda: {**algo, "num_evals": 7})
+    assert EvalSettings(max_path_length=3).num_evals == 7

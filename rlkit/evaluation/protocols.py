@@ -19,6 +19,7 @@ tasks.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Protocol as TypingProtocol, Sequence
 
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
+from rlkit.config import load_defaults
 from rlkit.envs.vector import make_vector_env
 from rlkit.torch.networks import build_context, context_dim
 
@@ -145,13 +147,25 @@ class ContextAgent(TypingProtocol):
 OfflineContextFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 
+@functools.lru_cache(maxsize=1)
+def _algo_defaults() -> dict:
+    return dict(load_defaults()[0]["algo_params"])
+
+
+def _algo_default(key: str):
+    """A field default read from configs/default.py, the one place evaluation defaults are declared."""
+    return field(default_factory=lambda: _algo_defaults()[key])
+
+
 @dataclass
 class EvalSettings:
-    max_path_length: int
-    num_steps_per_eval: int
-    num_exp_traj_eval: int = 1
-    num_evals: int = 2
-    sparse_rewards: bool = False
+    """What an evaluation needs from ``algo_params``; an unset field takes configs/default.py's value."""
+
+    max_path_length: int = _algo_default("max_path_length")
+    num_steps_per_eval: int = _algo_default("num_steps_per_eval")
+    num_exp_traj_eval: int = _algo_default("num_exp_traj_eval")
+    num_evals: int = _algo_default("num_evals")
+    sparse_rewards: bool = _algo_default("sparse_rewards")
 
     @classmethod
     def from_algo_params(cls, algo: dict) -> "EvalSettings":
