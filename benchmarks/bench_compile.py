@@ -18,54 +18,32 @@ import time
 
 import torch
 
-from benchmarks.bench_csro_step import CONFIGS
-from benchmarks.common import print_table, result_name, write_results
-
-
-def _trainer_and_batches(name: str, device: torch.device):
-    from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
-
-    torch.manual_seed(0)
-    obs, act, overrides, t, b, n = CONFIGS[name]
-    hp = CSROHyperParams(**overrides)
-    trainer = CSROTrainer(obs, act, hp, device=device)
-    g = torch.Generator().manual_seed(1)
-    r = lambda *s: torch.randn(*s, generator=g).to(device)  # noqa: E731
-    batches = [MetaBatch(task_ids=torch.arange(t, device=device), context=r(t, n, obs + act + 1), obs=r(t, b, obs),
-                         actions=torch.tanh(r(t, b, act)), rewards=r(t, b, 1), next_obs=r(t, b, obs),
-                         terminals=torch.zeros(t, b, 1, device=device), extra_obs=r(hp.c_iter - 1, t, b, obs),
-                         extra_actions=torch.tanh(r(hp.c_iter - 1, t, b, act))) for _ in range(4)]
-    return trainer, batches
-
-
-def _run(trainer, batches, steps: int, device: torch.device) -> list[float]:
-    times = []
-    for i in range(steps):
-        t0 = time.perf_counter()
-        trainer.train_step(batches[i % len(batches)])
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
-    return times
+from benchmarks.common import (
+    max_weight_drift,
+    print_table,
+    result_name,
+    step_trainer_and_batches,
+    time_train_steps,
+    write_results,
+)
 
 
 def measure(name: str, steps: int, device: torch.device) -> dict:
-    eager, batches = _trainer_and_batches(name, device)
+    eager, batches = step_trainer_and_batches(name, device)
     compiled = copy.deepcopy(eager)
     for module in compiled.modules().values():
         module.compile()
     torch.manual_seed(5)
     t0 = time.perf_counter()
-    _run(compiled, batches, 2, device)  # compiles (forward and backward graphs)
+    time_train_steps(compiled, batches, 2, device)  # compiles (forward and backward graphs)
     compile_s = time.perf_counter() - t0
     torch.manual_seed(5)
-    _run(eager, batches, 2, device)
+    time_train_steps(eager, batches, 2, device)
     torch.manual_seed(6)
-    t_eager = sorted(_run(eager, batches, steps, device))[steps // 2]
+    t_eager = sorted(time_train_steps(eager, batches, steps, device))[steps // 2]
     torch.manual_seed(6)
-    t_comp = sorted(_run(compiled, batches, steps, device))[steps // 2]
-    drift = max((a - b).abs().max().item() for ma, mb in zip(eager.modules().values(), compiled.modules().values())
-                for a, b in zip(ma.state_dict().values(), mb.state_dict().values()) if a.is_floating_point())
+    t_comp = sorted(time_train_steps(compiled, batches, steps, device))[steps // 2]
+    drift = max_weight_drift(eager, compiled)
     return {"config": name, "eager_ms": t_eager * 1e3, "compiled_ms": t_comp * 1e3,
             "speedup": t_eager / t_comp, "compile_s": compile_s, "max_weight_drift": drift}
 

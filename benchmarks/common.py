@@ -35,6 +35,54 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tupl
     return statistics.median(times), times
 
 
+def step_trainer_and_batches(name: str, device, **overrides):
+    """A CSRO trainer for one of ``bench_csro_step.CONFIGS`` and 4 random meta-batches for it.
+
+    Seeded, so two calls build identical trainers: variants of the step (compiled,
+    fused optimizers) are then compared from the same start on the same batches.
+    """
+    import torch
+
+    from benchmarks.bench_csro_step import CONFIGS
+    from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
+
+    device = torch.device(device)
+    torch.manual_seed(0)
+    obs, act, base, t, b, n = CONFIGS[name]
+    hp = CSROHyperParams(**{**base, **overrides})
+    trainer = CSROTrainer(obs, act, hp, device=device)
+    g = torch.Generator().manual_seed(1)
+
+    def r(*s):
+        return torch.randn(*s, generator=g).to(device)
+
+    batches = [MetaBatch(task_ids=torch.arange(t, device=device), context=r(t, n, obs + act + 1), obs=r(t, b, obs),
+                         actions=torch.tanh(r(t, b, act)), rewards=r(t, b, 1), next_obs=r(t, b, obs),
+                         terminals=torch.zeros(t, b, 1, device=device), extra_obs=r(hp.c_iter - 1, t, b, obs),
+                         extra_actions=torch.tanh(r(hp.c_iter - 1, t, b, act))) for _ in range(4)]
+    return trainer, batches
+
+
+def time_train_steps(trainer, batches, steps: int, device) -> list[float]:
+    """Wall time of each of ``steps`` training steps (cycling through ``batches``), GPU work included."""
+    import torch
+
+    times = []
+    for i in range(steps):
+        t0 = time.perf_counter()
+        trainer.train_step(batches[i % len(batches)])
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def max_weight_drift(a, b) -> float:
+    """Largest absolute difference between two trainers' floating-point weights."""
+    return max((x - y).abs().max().item() for ma, mb in zip(a.modules().values(), b.modules().values())
+               for x, y in zip(ma.state_dict().values(), mb.state_dict().values()) if x.is_floating_point())
+
+
 def result_name(name: str, device: str) -> str:
     """``bench_eval`` on the CPU, ``bench_eval_cuda`` on a GPU: the two never overwrite each other."""
     return name if str(device) == "cpu" else f"{name}_{str(device).split(':')[0]}"

@@ -41,7 +41,8 @@ step tests 150 bash -c "python3 -m pytest -q -p no:cacheprovider --device cuda t
 step cli 150 bash -c "python3 -m benchmarks.gpu_cli_check 2>&1 | tee '$OUT/run.log'; exit \${PIPESTATUS[0]}"
 
 # 3. the hot paths on the GPU (JSON into benchmarks/results/, copied to $OUT)
-step bench_csro_step 100 python3 -m benchmarks.bench_csro_step --device cuda
+step bench_csro_step 90 python3 -m benchmarks.bench_csro_step --device cuda
+step bench_fused_adam 30 python3 -m benchmarks.bench_fused_adam --device cuda --rounds 3 --steps 10
 step bench_eval 60 python3 -m benchmarks.bench_eval --device cuda --repeats 3
 step bench_generation 60 python3 -m benchmarks.bench_generation --device cuda
 cp benchmarks/results/*_cuda*.json "$OUT"/ 2>/dev/null

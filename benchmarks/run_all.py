@@ -17,6 +17,7 @@ BENCHMARKS = [
     "benchmarks.bench_csro_step",       # issue #5: ms per CSRO meta-training step
     "benchmarks.bench_eval",            # issue #6: one evaluation pass, batched vs sequential
     "benchmarks.bench_compile",         # issue #9: does torch.compile of the step's networks pay?
+    "benchmarks.bench_fused_adam",      # issue #9: does the fused Adam kernel pay?
 ]
 
 

@@ -80,6 +80,7 @@ default_config = dict(
         allow_backward_z=False,  # let the Q loss train the encoder through z
         true_gradient_penalty=False,  # [ours] dual-critic penalty on the gradient at the interpolate (BRAC paper) instead of the reference's penalty on the critic value (docs/method.md §5.3)
         train_dual_critic_without_brac=False,  # [ours] keep training the dual critic when use_brac is off, as the reference does although nothing reads it (results identical, slower)
+        fused_adam=False,  # [ours] one fused Adam kernel per optimizer (CPU and CUDA): same update, last-bit rounding differs; see benchmarks/bench_fused_adam.py
         allow_eval=True,  # evaluate on the held-out tasks every iteration
         mb_replace=False,  # draw the meta batch's tasks with replacement
         dropout=0.1,  # context-encoder dropout rate (kept for compatibility: the reference never reads it)

@@ -177,3 +177,21 @@ def test_padded_contexts_pool_like_each_context_on_its_own(ib):
             torch.testing.assert_close(tr.agent.z_var_from_encoded(tr.agent.encode_context(ctx), lengths)[m], spread)
     cached = tr.agent.z_from_encoded(tr.agent.encode_context(ctx), lengths)  # what evaluation caches
     torch.testing.assert_close(cached, z)
+
+
+def test_fused_adam_makes_the_same_update():
+    """``fused_adam`` swaps every optimizer's kernel, not the update: one step moves each
+    weight as the per-parameter Adam does, up to float rounding."""
+    plain, hp = make_trainer(use_brac=True)
+    fused, hp_fused = make_trainer(use_brac=True, fused_adam=True)
+    assert all(o.defaults["fused"] for o in fused.optimizers.values()) and len(fused.optimizers) == 7
+    assert not any(o.defaults["fused"] for o in plain.optimizers.values())
+    start = snapshot(plain)
+    for tr in (plain, fused):
+        torch.manual_seed(5)
+        tr.train_step(make_batch(hp))
+    for name, a in snapshot(plain).items():
+        b = snapshot(fused)[name]
+        for k in a:
+            moved = (a[k] - start[name][k]).abs().max()
+            torch.testing.assert_close(b[k], a[k], atol=1e-6 + 1e-3 * float(moved), rtol=0)

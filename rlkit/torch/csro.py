@@ -37,6 +37,7 @@ from rlkit.torch.networks import (
     make_q_network,
     make_v_network,
 )
+from rlkit.torch.optim import make_adam
 
 
 @functools.lru_cache(maxsize=1)
@@ -172,7 +173,7 @@ class CSROTrainer:
         self.vf = make_v_network(obs_dim, latent, net).to(self.device)
         self.target_vf = copy.deepcopy(self.vf).requires_grad_(False)
         self.dual_critic = make_dual_critic(obs_dim, action_dim, latent, net).to(self.device)
-        adam = torch.optim.Adam
+        adam = make_adam(hp)
         self.optimizers = {
             "policy": adam(self.agent.policy.parameters(), lr=hp.policy_lr),
             "qf1": adam(self.qf1.parameters(), lr=hp.qf_lr),

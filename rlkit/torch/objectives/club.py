@@ -12,6 +12,7 @@ import torch
 
 from rlkit.torch import losses as L
 from rlkit.torch.networks import ClubNetwork
+from rlkit.torch.optim import make_adam
 from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective, Stats
 
 
@@ -23,7 +24,7 @@ class ClubObjective(RepresentationObjective):
         self.net = ClubNetwork(obs_dim, action_dim, hp.latent_size, hp.use_next_obs_in_context,
                                hp.club_use_sa).to(device)
         # the reference gives CLUB the context encoder's learning rate
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=hp.context_lr)
+        self.optimizer = make_adam(hp)(self.net.parameters(), lr=hp.context_lr)
 
     @classmethod
     def enabled(cls, hp) -> bool:
