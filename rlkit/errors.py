@@ -16,6 +16,7 @@ import sys
 from typing import Callable, NoReturn
 
 USER_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130  # a command stopped by Ctrl-C / SIGINT (128 + 2, as a shell reports it)
 
 
 class UserError(Exception):
@@ -48,7 +49,8 @@ def describe(exc: BaseException) -> str:
 
 
 def cli(main: Callable[..., int]) -> Callable[..., int]:
-    """Wrap a command's ``main``: a :class:`UserError` or an ``OSError`` becomes ``error: ...``, exit 2."""
+    """Wrap a command's ``main``: a :class:`UserError` or an ``OSError`` becomes ``error: ...``, exit 2;
+    an interrupt becomes ``interrupted``, exit 130 (the shell's code for SIGINT), without a traceback."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
@@ -57,5 +59,10 @@ def cli(main: Callable[..., int]) -> Callable[..., int]:
         except (UserError, OSError) as exc:
             print(f"error: {describe(exc)}", file=sys.stderr)
             return USER_ERROR_EXIT
+        except KeyboardInterrupt:
+            # Ctrl-C (or the reproduce runner's stop): files were closed on the way out, and what
+            # the command saves as it goes (checkpoints, snapshots) is what the next run resumes from
+            print("interrupted", file=sys.stderr)
+            return INTERRUPTED_EXIT
 
     return wrapper

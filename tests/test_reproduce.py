@@ -2,6 +2,10 @@
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -130,6 +134,36 @@ def test_a_run_started_under_another_plan_is_not_resumed(tmp_path):
                                              r"\[100, 200, 100\] then, \[100, 300, 100\] now"):
         repro.train_job("CSRO", 0)
     assert (run_dir / "agent.pth").read_bytes() == b"snapshot"
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    out = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in args:
+            out.append(args)
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_the_runner_stops_its_children(tmp_path, sig):
+    """The children run in sessions of their own; a stopped runner must not leave them behind."""
+    plan = tiny_plan(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "rlkit.reproduce", *args(plan, tmp_path)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    marker = str(tmp_path / "work")
+    deadline = time.monotonic() + 60
+    while not any("policy_train.py" in a for a in _processes_mentioning(marker)):  # the dataset child is up
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted; run the same command again to continue" in err and "Traceback" not in err
+    assert _processes_mentioning(marker) == []
 
 
 def test_report_only_needs_no_work_folder(tmp_path):

@@ -2,18 +2,23 @@
 
 Exit status: 0 when every run of the plan has its record (the table is
 complete), 3 when the budget ran out with work left (run the same command
-again: it resumes), 2 on a user error (one line on stderr).
+again: it resumes), 2 on a user error (one line on stderr), 130 when
+interrupted (Ctrl-C or SIGTERM: the children are stopped first, and the same
+command resumes).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from rlkit.config import ConfigError
-from rlkit.errors import cli
+from rlkit.errors import INTERRUPTED_EXIT, cli
 from rlkit.reproduce.plan import load_plan, plan_path
 from rlkit.reproduce.records import load_records
 from rlkit.reproduce.report import markdown, plot_curves
@@ -58,6 +63,23 @@ def write_report(plan, records_root: Path, report_dir: Path, command: str) -> Pa
     return md
 
 
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """SIGTERM (``kill``, a job scheduler's stop) ends the run as Ctrl-C does: the children run in
+    sessions of their own, so without this they would outlive the runner and hold their run locks."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @cli
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -74,12 +96,17 @@ def main(argv=None) -> int:
             layout = Layout(args.out / plan.name, args.records)
             print(f"[{plan.name}] {len(plan.methods)} methods x {len(plan.seeds)} seeds; work in {layout.root}; "
                   f"budget {args.budget or 'none'}", flush=True)
-            done = Reproduction(plan, layout, budget, gpu=args.gpu, parallel=args.parallel, threads=args.threads,
-                                echo=lambda m: print(m, flush=True)).run()
+            repro = Reproduction(plan, layout, budget, gpu=args.gpu, parallel=args.parallel, threads=args.threads,
+                                 echo=lambda m: print(m, flush=True))
+            with stop_on_sigterm():
+                done = repro.run()
         md = write_report(plan, args.records, args.report_dir, command)
     except (ConfigError, ReproduceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the running children were interrupted on the way out
+        print(f"[{args.env}] interrupted; run the same command again to continue", file=sys.stderr)
+        return INTERRUPTED_EXIT
     print(f"[{plan.name}] table: {md}")
     if not done:
         print(f"[{plan.name}] budget reached with work left; run the same command again to continue:\n  "

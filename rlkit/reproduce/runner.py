@@ -148,12 +148,20 @@ def interrupt(jobs: list[Job]) -> None:
 
 
 def wait_one(job: Job, budget: Budget, poll: float = 1.0) -> bool:
-    """Wait for one job; False (after interrupting it) when the budget runs out first."""
-    while job.proc.poll() is None:
-        if budget.remaining() <= 0:
-            interrupt([job])
-            return False
-        time.sleep(poll)
+    """Wait for one job; False (after interrupting it) when the budget runs out first.
+
+    The children run in sessions of their own (a Ctrl-C in the terminal reaches only
+    this process), so an interrupt of this process stops the child here too.
+    """
+    try:
+        while job.proc.poll() is None:
+            if budget.remaining() <= 0:
+                interrupt([job])
+                return False
+            time.sleep(poll)
+    except BaseException:
+        interrupt([job])
+        raise
     return True
 
 
