@@ -428,7 +428,7 @@ class RunLogger:
                 stamp = now.replace(":", "").replace("-", "")[:15]
                 keep = variant_path.with_name(f"variant.before_resume_{stamp}.json")
                 shutil.copyfile(variant_path, keep)
-                changed = ", ".join(_changed_keys(old, new)) or "(formatting only)"
+                changed = ", ".join(changed_keys(old, new)) or "(formatting only)"
                 self.log.warning("config differs from the original run in: %s; old one kept as %s", changed, keep.name)
             save_config(variant, variant_path)
         with open(self.run_dir / GIT_FILE, "a", encoding="utf-8") as f:
@@ -630,11 +630,12 @@ def json_roundtrip(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=json_default))
 
 
-def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted paths where two nested configs differ (a key only one side has counts; NaN equals NaN)."""
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[str] = []
         for key in list(old) + [k for k in new if k not in old]:
-            out += _changed_keys(old.get(key, _MISSING), new.get(key, _MISSING), f"{prefix}{key}.")
+            out += changed_keys(old.get(key, _MISSING), new.get(key, _MISSING), f"{prefix}{key}.")
         return out
     if old != new and not (isinstance(old, float) and isinstance(new, float) and math.isnan(old) and math.isnan(new)):
         return [prefix.rstrip(".")]

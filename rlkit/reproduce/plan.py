@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from omegaconf import OmegaConf
 
 from rlkit.config import REPO_CONFIG_DIR, ConfigError, algo_presets, load_config
+from rlkit.core.logger import changed_keys, json_roundtrip
 
 PLAN_DIR = REPO_CONFIG_DIR / "reproduce"
 PROTOCOLS = ("offline", "online", "np_online")
@@ -76,15 +77,17 @@ class Plan:
 _RUN_CONTROL = ("util_params", "algo_params.data_dir", "seed", "exp_name", "device")
 
 
-def _flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, path + "."))
-        else:
-            out[path] = value
-    return out
+def _at(tree: Mapping, path: str) -> Any:
+    """The value at a dotted path, or ``_ABSENT``."""
+    node: Any = tree
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
+_ABSENT = object()
 
 
 def settings_drift(ran: Mapping, planned: Mapping, limit: int = 3) -> list[str]:
@@ -96,13 +99,15 @@ def settings_drift(ran: Mapping, planned: Mapping, limit: int = 3) -> list[str]:
     keys only one side has (options added to the code since) are not compared;
     a planned ``auto`` matches whatever value the run resolved it to.
     """
-    a, b = _flatten(ran), _flatten(planned)
+    planned = json_roundtrip(planned)  # as variant.json holds it: tuples become lists
     diffs = []
-    for path in sorted(set(a) & set(b)):
-        if any(path == k or path.startswith(k + ".") for k in _RUN_CONTROL) or b[path] == "auto":
+    for path in sorted(changed_keys(ran, planned)):
+        if any(path == k or path.startswith(k + ".") for k in _RUN_CONTROL):
             continue
-        if a[path] != b[path] and not (isinstance(a[path], list | tuple) and list(a[path]) == list(b[path])):
-            diffs.append(f"{path}: {a[path]!r} then, {b[path]!r} now")
+        then, now = _at(ran, path), _at(planned, path)
+        if then is _ABSENT or now is _ABSENT or now == "auto":
+            continue
+        diffs.append(f"{path}: {then!r} then, {now!r} now")
     return diffs[:limit] + ([f"and {len(diffs) - limit} more"] if len(diffs) > limit else [])
 
 

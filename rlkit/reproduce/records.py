@@ -86,6 +86,7 @@ def write_record(records_root: Path, plan: Plan, record: dict) -> Path:
 def load_records(records_root: Path, plan: Plan) -> list[dict]:
     """The plan's records; one that is unreadable, of another version or made under other settings is an error."""
     folder = Path(records_root) / plan.name
+    planned: dict[str, dict] = {}  # each method's config is resolved once, not once per seed
     out = []
     for path in sorted(folder.glob("*.json")):
         try:
@@ -95,7 +96,10 @@ def load_records(records_root: Path, plan: Plan) -> list[dict]:
         if rec.get("record_version") != RECORD_VERSION:
             raise ValueError(f"record {path} has version {rec.get('record_version')}, expected {RECORD_VERSION}")
         if rec.get("method") in plan.methods:
-            drift = settings_drift(rec.get("config", {}), plan.resolved_config(rec["method"]))
+            method = rec["method"]
+            if method not in planned:
+                planned[method] = plan.resolved_config(method)
+            drift = settings_drift(rec.get("config", {}), planned[method])
             if drift:
                 raise ValueError(f"record {path} was made under other settings than {plan.source or plan.name} "
                                  f"now asks ({'; '.join(drift)}); restore the plan, or delete the record to rerun it")
