@@ -193,6 +193,50 @@ def test_threads_per_run_come_from_the_plan_unless_overridden(tmp_path, monkeypa
     assert "--threads must be 0" in capsys.readouterr().err
 
 
+def test_methods_and_seeds_select_part_of_the_plan(tmp_path, monkeypatch, capsys):
+    from rlkit.reproduce import __main__ as cli
+    from rlkit.reproduce import runner
+
+    path = tiny_plan(tmp_path)
+    path.write_text(path.read_text().replace("seeds: [0]", "seeds: [0, 1, 2]"))
+    plan = load_plan(path)
+    layout = runner.Layout(tmp_path / "work", tmp_path / "records")
+    everything = runner.Reproduction(plan, layout, runner.Budget(None), echo=lambda m: None)
+    assert everything.pending() == [(m, s) for s in (0, 1, 2) for m in ("CSRO", "FOCAL")]
+    # the selection keeps the plan's order, whatever order it was given in
+    part = runner.Reproduction(plan, layout, runner.Budget(None), echo=lambda m: None,
+                               methods=["FOCAL"], seeds=[2, 0])
+    assert part.pending() == [("FOCAL", 0), ("FOCAL", 2)]
+    started = []
+    monkeypatch.setattr(runner.Job, "start", lambda job, threads: started.append(job.label) or job.__setattr__(
+        "proc", type("Done", (), {"poll": lambda self: 0, "returncode": 1})()))
+    monkeypatch.setattr(runner.Reproduction, "ensure_dataset", lambda self: True)
+    with pytest.raises(ReproduceError, match="FOCAL seed 2 failed"):  # the stand-in child "fails" at once
+        runner.Reproduction(plan, layout, runner.Budget(None), echo=lambda m: None, methods=["FOCAL"],
+                            seeds=[2]).run()
+    assert started == ["FOCAL seed 2"]
+    # names outside the plan are one-line errors that list what the plan has
+    assert cli.main(args(path, tmp_path, "--methods", "CSRO,PEARL")) == 2
+    err = capsys.readouterr().err
+    assert "method 'PEARL' is not in plan 'point-robot-tiny'; its methods: CSRO, FOCAL" in err
+    assert cli.main(args(path, tmp_path, "--seeds", "1,7")) == 2
+    assert "seed 7 is not in plan 'point-robot-tiny'; its seeds: 0, 1, 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.parse_args([str(path), "--seeds", "one"])
+    assert "give whole numbers" in capsys.readouterr().err
+    # a finished selection exits 0 and names the runs the table still lacks
+    monkeypatch.setattr(runner.Reproduction, "run", lambda self: not self.pending())
+    for m, s in (("CSRO", 1), ("FOCAL", 1)):
+        record = runner.record_path(tmp_path / "records", plan, m, s)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text("{}")
+    monkeypatch.setattr(cli, "write_report", lambda *a: tmp_path / "report.md")
+    assert cli.main(args(path, tmp_path, "--seeds", "1")) == 0
+    out = capsys.readouterr().out
+    assert "1 methods x 1 seeds" not in out and "2 methods x 1 seeds" in out
+    assert "still without a record: CSRO seed 0, FOCAL seed 0, CSRO seed 2, FOCAL seed 2" in out
+
+
 def test_budget_parsing():
     assert parse_budget("50m") == 3000 and parse_budget("1h30m") == 5400 and parse_budget("90") == 90
     assert parse_budget(None) is None

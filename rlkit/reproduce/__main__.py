@@ -1,7 +1,10 @@
 """``python -m rlkit.reproduce ENV [--scale cpu|paper] [--budget 50m] ...``: see :mod:`rlkit.reproduce`.
 
-Exit status: 0 when every run of the plan has its record (the table is
-complete), 3 when the budget ran out with work left (run the same command
+``--methods CSRO --seeds 1`` narrows the work to part of the plan (say, the run
+a table still lacks first, or one share of the plan per machine); the table is
+always assembled from every record there is.
+
+Exit status: 0 when every run of the plan (or of the selection) has its record, 3 when the budget ran out with work left (run the same command
 again: it resumes), 2 on a user error (one line on stderr), 130 when
 interrupted (Ctrl-C or SIGTERM: the children are stopped first, and the same
 command resumes).
@@ -34,6 +37,20 @@ from rlkit.reproduce.runner import (
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _names(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name, e.g. CSRO or CSRO,FOCAL")
+    return names
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(t) for t in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers, e.g. 0 or 0,1") from None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m rlkit.reproduce", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,6 +60,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--parallel", type=int, default=None, help="runs side by side (default: the plan's)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per run (default: the plan's threads_per_run; 0 lets torch decide)")
+    p.add_argument("--methods", type=_names, default=None,
+                   help="only these of the plan's methods, comma-separated (default: all)")
+    p.add_argument("--seeds", type=_seeds, default=None,
+                   help="only these of the plan's seeds, comma-separated (default: all)")
     p.add_argument("--gpu", type=int, default=None, help="CUDA device index for every child (default: CPU)")
     p.add_argument("--out", type=Path, default=REPO / "output" / "reproduce",
                    help="work folder: datasets, run directories, logs (default: output/reproduce)")
@@ -94,10 +115,10 @@ def main(argv=None) -> int:
         done = True
         if not args.report_only:
             layout = Layout(args.out / plan.name, args.records)
-            print(f"[{plan.name}] {len(plan.methods)} methods x {len(plan.seeds)} seeds; work in {layout.root}; "
-                  f"budget {args.budget or 'none'}", flush=True)
             repro = Reproduction(plan, layout, budget, gpu=args.gpu, parallel=args.parallel, threads=args.threads,
-                                 echo=lambda m: print(m, flush=True))
+                                 echo=lambda m: print(m, flush=True), methods=args.methods, seeds=args.seeds)
+            print(f"[{plan.name}] {len(repro.methods)} methods x {len(repro.seeds)} seeds; work in {layout.root}; "
+                  f"budget {args.budget or 'none'}", flush=True)
             with stop_on_sigterm():
                 done = repro.run()
         md = write_report(plan, args.records, args.report_dir, command)
@@ -112,6 +133,11 @@ def main(argv=None) -> int:
         print(f"[{plan.name}] budget reached with work left; run the same command again to continue:\n  "
               + " ".join(shlex.quote(a) for a in ["python", "-m", "rlkit.reproduce", *(argv or sys.argv[1:])]))
         return BUDGET_EXIT
+    if not args.report_only and (args.methods or args.seeds):
+        rest = Reproduction(plan, Layout(args.out / plan.name, args.records), budget).pending()
+        if rest:
+            print(f"[{plan.name}] the selected runs are done; still without a record: "
+                  + ", ".join(f"{m} seed {s}" for m, s in rest))
     return 0
 
 

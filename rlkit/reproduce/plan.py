@@ -68,6 +68,25 @@ class Plan:
         return [f"algo_type={method}", f"util_params.exp_name={method}", f"algo_params.data_dir={data_dir}",
                 f"util_params.base_log_dir={base_log_dir}", *self.train_overrides]
 
+    def select_methods(self, methods: list[str] | None) -> list[str]:
+        """The plan's methods in plan order, or the named subset of them (``--methods``)."""
+        if methods is None:
+            return list(self.methods)
+        for m in methods:
+            if m not in self.methods:
+                raise ConfigError(f"method {m!r} is not in plan {self.name!r}; its methods: {', '.join(self.methods)}")
+        return [m for m in self.methods if m in methods]
+
+    def select_seeds(self, seeds: list[int] | None) -> list[int]:
+        """The plan's seeds in plan order, or the named subset of them (``--seeds``)."""
+        if seeds is None:
+            return list(self.seeds)
+        for s in seeds:
+            if s not in self.seeds:
+                raise ConfigError(f"seed {s} is not in plan {self.name!r}; its seeds: "
+                                  f"{', '.join(map(str, self.seeds))}")
+        return [s for s in self.seeds if s in seeds]
+
     def resolved_config(self, method: str) -> dict:
         return load_config(self.config, [f"algo_type={method}", *self.train_overrides])
 

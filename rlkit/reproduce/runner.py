@@ -179,8 +179,11 @@ class Reproduction:
     """The state machine over one plan's work; :meth:`run` does what the budget allows."""
 
     def __init__(self, plan: Plan, layout: Layout, budget: Budget, gpu: int | None = None,
-                 parallel: int | None = None, threads: int | None = None, echo=print):
+                 parallel: int | None = None, threads: int | None = None, echo=print,
+                 methods: list[str] | None = None, seeds: list[int] | None = None):
         self.plan, self.layout, self.budget, self.gpu = plan, layout, budget, gpu
+        self.methods = plan.select_methods(methods)
+        self.seeds = plan.select_seeds(seeds)
         self.parallel = parallel or plan.parallel
         self.threads = plan.threads_per_run if threads is None else threads
         self.echo = echo
@@ -232,9 +235,9 @@ class Reproduction:
 
     # ------------------------------------------------------------------ runs
     def pending(self) -> list[tuple[str, int]]:
-        # seed-major: every method's first seed lands before any second seed, so a table cut short
-        # by the budget still compares all methods
-        return [(m, s) for s in self.plan.seeds for m in self.plan.methods
+        """The selected runs without a record, seed-major: every method's first seed lands before
+        any second seed, so a table cut short by the budget still compares all methods."""
+        return [(m, s) for s in self.seeds for m in self.methods
                 if not record_path(self.layout.records, self.plan, m, s).is_file()]
 
     def train_job(self, method: str, seed: int) -> Job:
@@ -294,7 +297,7 @@ class Reproduction:
         return None
 
     def run(self) -> bool:
-        """Do what the budget allows; True when every run of the plan has its record."""
+        """Do what the budget allows; True when every selected run has its record."""
         load_records(self.layout.records, self.plan)  # a record made under other settings stops everything here
         if not self.pending():
             return True
