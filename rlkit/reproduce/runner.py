@@ -121,7 +121,8 @@ class Job:
             f.write(f"\n$ {' '.join(self.cmd)}\n")
         out = open(self.log, "a", encoding="utf-8")
         self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                                     env=child_env(threads), start_new_session=True)
+                                     env=child_env(threads), start_new_session=True,
+                                     preexec_fn=_sigint_stops_child)
         out.close()
         self.started = time.monotonic()
 
@@ -131,6 +132,14 @@ class Job:
         except OSError:
             return ""
         return " | ".join(lines[-n:])
+
+
+def _sigint_stops_child() -> None:
+    """SIGINT is how :func:`interrupt` asks a child to stop cleanly, so the child must not inherit an
+    ignored SIGINT: a runner started in the background by a shell without job control (``cmd &``,
+    nohup in a script) has SIGINT ignored, and its children would sit out the grace period and be
+    killed mid-iteration instead of closing their files."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def interrupt(jobs: list[Job]) -> None:
