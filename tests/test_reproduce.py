@@ -321,3 +321,49 @@ def test_a_moved_work_folder_keeps_its_dataset(tmp_path):
     save_config({"policy_train_args": ["--seed", "7"]}, moved.layout.root / "dataset.done.json")
     with pytest.raises(ReproduceError, match="made with other settings"):
         moved.dataset_ready()
+    # a stamp of the older kind, holding the absolute paths of the checkout and work folder that made it
+    committed = load_plan(plan_path("point-robot", "cpu"))
+    here = Reproduction(committed, Layout(tmp_path / "c" / committed.name, tmp_path / "rec"), Budget(None),
+                        echo=lambda m: None)
+    old = ["/old/checkout/configs/point-robot.json" if a == "configs/point-robot.json" else
+           "/old/out/point-robot-cpu/offline_dataset" if a == "<data_dir>" else a for a in here.portable_dataset_args()]
+    assert old != here.portable_dataset_args()
+    here.layout.root.mkdir(parents=True)
+    save_config({"policy_train_args": old}, here.layout.dataset_stamp)
+    assert here.dataset_ready()
+
+
+def test_a_plan_can_train_on_another_plans_dataset(tmp_path, capsys):
+    """Plans that differ only in training settings share one dataset: no second generation."""
+    from rlkit.reproduce import __main__ as cli
+    from rlkit.reproduce.runner import Budget, Layout, Reproduction
+
+    base_path = tiny_plan(tmp_path)
+    variant_path = tmp_path / "variant.yaml"
+    text = base_path.read_text().replace("scale: tiny", "scale: tiny-longer").replace(
+        "algo_params.num_iterations=3", "algo_params.num_iterations=4")
+    own_dataset = text[text.index("dataset:"):text.index("methods:")]
+    variant_path.write_text(text.replace(own_dataset, "dataset: {from_plan: tiny.yaml}\n"))
+    base, variant = load_plan(base_path), load_plan(variant_path)
+    assert variant.name == "point-robot-tiny-longer" and variant.dataset_home == "point-robot-tiny"
+    assert variant.dataset == base.dataset and variant.num_iterations == 4
+    base_layout = Layout.for_plan(tmp_path / "work", base, tmp_path / "records")
+    layout = Layout.for_plan(tmp_path / "work", variant, tmp_path / "records")
+    assert layout.root == tmp_path / "work" / "point-robot-tiny-longer"
+    assert layout.data_dir == base_layout.data_dir and layout.dataset_stamp == base_layout.dataset_stamp
+    # the base plan's finished dataset is recognised by the variant as its own: nothing is generated
+    repro = Reproduction(base, base_layout, Budget(None), echo=lambda m: None)
+    layout.dataset_stamp.parent.mkdir(parents=True)
+    save_config({"policy_train_args": repro.portable_dataset_args()}, layout.dataset_stamp)
+    assert Reproduction(variant, layout, Budget(None), echo=lambda m: None).ensure_dataset()
+    # a variant cannot also set dataset settings, name an unknown plan, another env's plan, or itself
+    for dataset, message in [("{from_plan: tiny.yaml, seed: 1}", "has no settings of its own (found seed)"),
+                             ("{from_plan: no-such-plan}", "'no-such-plan' is not a plan"),
+                             ("{from_plan: cheetah-vel-cpu}", "is a 'cheetah-vel' dataset, not 'point-robot'"),
+                             ("{from_plan: variant.yaml}", "leads back to itself")]:
+        bad = variant_path.read_text().replace("dataset: {from_plan: tiny.yaml}", f"dataset: {dataset}")
+        variant_path.write_text(bad)
+        assert cli.main(args(variant_path, tmp_path, "--report-only")) == 2
+        err = capsys.readouterr().err
+        assert message in err and "\n" not in err.strip()
+        variant_path.write_text(bad.replace(f"dataset: {dataset}", "dataset: {from_plan: tiny.yaml}"))

@@ -114,7 +114,7 @@ def main(argv=None) -> int:
         command = f"python -m rlkit.reproduce {args.env} --scale {args.scale}"
         done = True
         if not args.report_only:
-            layout = Layout(args.out / plan.name, args.records)
+            layout = Layout.for_plan(args.out, plan, args.records)
             repro = Reproduction(plan, layout, budget, gpu=args.gpu, parallel=args.parallel, threads=args.threads,
                                  echo=lambda m: print(m, flush=True), methods=args.methods, seeds=args.seeds)
             print(f"[{plan.name}] {len(repro.methods)} methods x {len(repro.seeds)} seeds; work in {layout.root}; "
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
               + " ".join(shlex.quote(a) for a in ["python", "-m", "rlkit.reproduce", *(argv or sys.argv[1:])]))
         return BUDGET_EXIT
     if not args.report_only and (args.methods or args.seeds):
-        rest = Reproduction(plan, Layout(args.out / plan.name, args.records), budget).pending()
+        rest = Reproduction(plan, Layout.for_plan(args.out, plan, args.records), budget).pending()
         if rest:
             print(f"[{plan.name}] the selected runs are done; still without a record: "
                   + ", ".join(f"{m} seed {s}" for m, s in rest))

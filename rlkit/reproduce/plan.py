@@ -55,10 +55,18 @@ class Plan:
     paper: dict = field(default_factory=dict)
     claims: bool = False
     source: Path | None = None
+    dataset_config: Path | None = None  # the env config the dataset is generated from (default: config)
+    dataset_plan: str | None = None  # the plan whose work folder holds the dataset (default: this one)
 
     @property
     def name(self) -> str:
         return f"{self.env}-{self.scale}"
+
+    @property
+    def dataset_home(self) -> str:
+        """The work folder (a plan name) that holds this plan's dataset: plans that differ only in
+        how they train (longer, larger batches) share one dataset instead of generating it again."""
+        return self.dataset_plan or self.name
 
     @property
     def num_iterations(self) -> int:
@@ -148,7 +156,23 @@ def plan_path(env_or_path: str, scale: str) -> Path:
     return path
 
 
-def load_plan(path: Path) -> Plan:
+def _dataset_of(name: str, path: Path, env: str, seen: tuple[Path, ...]) -> tuple[DatasetPlan, Path, str]:
+    """``dataset: {from_plan: NAME}``: that plan's dataset, its env config and where it lives. NAME is
+    a committed plan (``point-robot-cpu``) or a plan file, relative to this one."""
+    other_path = path.parent / name if name.endswith((".yaml", ".yml")) else PLAN_DIR / f"{name}.yaml"
+    if not other_path.is_file():
+        raise ConfigError(f"reproduction plan {str(path)!r}: dataset from_plan {name!r} is not a plan; plans: "
+                          f"{', '.join(available_plans())}")
+    if other_path.resolve() in seen:
+        raise ConfigError(f"reproduction plan {str(path)!r}: dataset from_plan {name!r} leads back to itself")
+    other = load_plan(other_path, _seen=seen)
+    if other.env != env:
+        raise ConfigError(f"reproduction plan {str(path)!r}: dataset from_plan {name!r} is a {other.env!r} dataset, "
+                          f"not {env!r}")
+    return other.dataset, other.dataset_config or other.config, other.dataset_home
+
+
+def load_plan(path: Path, _seen: tuple[Path, ...] = ()) -> Plan:
     """Read and check a plan; every mistake is a one-line :class:`ConfigError`."""
     if not path.is_file():
         raise ConfigError(f"reproduction plan {str(path)!r} not found")
@@ -170,10 +194,20 @@ def load_plan(path: Path) -> Plan:
     if not config.is_absolute():
         config = REPO_CONFIG_DIR.parent / config
     ds = raw["dataset"]
-    if not isinstance(ds, dict) or "preset" not in ds:
-        raise ConfigError(f"reproduction plan {str(path)!r}: dataset needs a preset (train, train_point, ...)")
+    dataset_config = dataset_plan = None
+    if isinstance(ds, dict) and "from_plan" in ds:
+        if set(ds) != {"from_plan"}:
+            raise ConfigError(f"reproduction plan {str(path)!r}: a dataset taken from_plan has no settings of its own "
+                              f"(found {', '.join(sorted(set(ds) - {'from_plan'}))})")
+        dataset, dataset_config, dataset_plan = _dataset_of(str(ds["from_plan"]), path, str(raw["env"]),
+                                                            (*_seen, path.resolve()))
+    elif not isinstance(ds, dict) or "preset" not in ds:
+        raise ConfigError(f"reproduction plan {str(path)!r}: dataset needs a preset (train, train_point, ...) "
+                          "or from_plan (another plan's dataset)")
+    else:
+        dataset = DatasetPlan(str(ds["preset"]), int(ds.get("seed", 0)), [str(o) for o in ds.get("overrides", [])])
     plan = Plan(env=str(raw["env"]), scale=str(raw["scale"]), config=config, description=str(raw.get("description", "")),
-                dataset=DatasetPlan(str(ds["preset"]), int(ds.get("seed", 0)), [str(o) for o in ds.get("overrides", [])]),
+                dataset=dataset, dataset_config=dataset_config, dataset_plan=dataset_plan,
                 methods=[str(m) for m in raw["methods"]], seeds=[int(s) for s in raw["seeds"]],
                 train_overrides=[str(o) for o in raw.get("train_overrides", [])],
                 parallel=int(raw.get("parallel", 1)), threads_per_run=int(raw.get("threads_per_run", 0)),

@@ -67,14 +67,27 @@ class Budget:
 
 @dataclass
 class Layout:
-    """Where one plan's work lives: ``OUT/ENV-SCALE/{offline_dataset,runs,logs}`` and its records."""
+    """Where one plan's work lives: ``OUT/ENV-SCALE/{offline_dataset,runs,logs}`` and its records.
+
+    A plan that takes another plan's dataset (``dataset: {from_plan: ...}``) reads it from that
+    plan's folder (``dataset_root``), so both stamp and verify one copy.
+    """
 
     root: Path
     records: Path
+    dataset_root: Path | None = None
+
+    @classmethod
+    def for_plan(cls, out: Path, plan: Plan, records: Path) -> "Layout":
+        return cls(out / plan.name, records, out / plan.dataset_home)
 
     @property
     def data_dir(self) -> Path:
-        return self.root / "offline_dataset"
+        return (self.dataset_root or self.root) / "offline_dataset"
+
+    @property
+    def dataset_stamp(self) -> Path:
+        return (self.dataset_root or self.root) / "dataset.done.json"
 
     @property
     def runs(self) -> Path:
@@ -88,11 +101,24 @@ class Layout:
         return self.runs / plan.env / method / f"seed{seed}"
 
 
-def _repo_relative(path: Path) -> str:
+def _repo_relative(path: str) -> str:
+    """A config path as the checkout sees it (``configs/point-robot.json``), whichever checkout it is in."""
     try:
         return str(Path(path).resolve().relative_to(REPO))
     except ValueError:
+        parts = Path(path).parts
+        if "configs" in parts:  # another checkout's configs folder
+            return str(Path(*parts[len(parts) - 1 - parts[::-1].index("configs"):]))
         return str(path)
+
+
+def portable_args(args: list[str]) -> list[str]:
+    """policy_train arguments with the dataset folder and the checkout left out."""
+    out, flag = [], None
+    for a in args:
+        out.append("<data_dir>" if flag == "--data_dir" else _repo_relative(a) if flag == "--config" else a)
+        flag = a
+    return out
 
 
 def child_env(threads: int) -> dict:
@@ -199,25 +225,29 @@ class Reproduction:
         self.py = sys.executable
 
     # ------------------------------------------------------------------ dataset
+    @property
+    def dataset_config(self) -> Path:
+        return self.plan.dataset_config or self.plan.config
+
     def dataset_args(self) -> list[str]:
-        return self.plan.dataset.policy_train_args(self.plan.config, self.layout.data_dir)
+        return self.plan.dataset.policy_train_args(self.dataset_config, self.layout.data_dir)
 
     def _stamp(self) -> Path:
-        return self.layout.root / "dataset.done.json"
+        return self.layout.dataset_stamp
 
     def portable_dataset_args(self) -> list[str]:
         """:meth:`dataset_args` with the checkout and the work folder left out, so that a work folder
         moved or copied to another checkout (or machine) is still recognised as the same dataset."""
-        here = {str(self.layout.data_dir): "<data_dir>", str(self.plan.config): _repo_relative(self.plan.config)}
-        return [here.get(a, a) for a in self.dataset_args()]
+        return portable_args(self.dataset_args())
 
     def dataset_ready(self) -> bool:
         stamp = self._stamp()
         if not stamp.is_file():
             return False
         made = json.loads(stamp.read_text(encoding="utf-8"))
-        # stamps written before portable ones held this checkout's absolute paths
-        if made.get("policy_train_args") not in (self.portable_dataset_args(), self.dataset_args()):
+        made_args = made.get("policy_train_args")
+        # stamps written before portable ones held the absolute paths of the checkout that made them
+        if not isinstance(made_args, list) or portable_args([str(a) for a in made_args]) != self.portable_dataset_args():
             raise ReproduceError(f"the dataset in {self.layout.data_dir} was made with other settings "
                                  f"({made.get('policy_train_args')}); use another --out or delete it")
         return True
