@@ -367,3 +367,36 @@ def test_a_plan_can_train_on_another_plans_dataset(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and "\n" not in err.strip()
         variant_path.write_text(bad.replace(f"dataset: {dataset}", "dataset: {from_plan: tiny.yaml}"))
+
+
+def test_status_says_what_is_done_from_the_files(tmp_path, capsys):
+    from rlkit.evaluation.protocols import PROGRESS_KEYS
+    from rlkit.reproduce import __main__ as cli
+    from rlkit.reproduce.runner import Layout, record_path
+
+    path = tiny_plan(tmp_path)  # CSRO, FOCAL x seed 0; 3 iterations
+    plan = load_plan(path)
+    layout = Layout.for_plan(tmp_path / "work", plan, tmp_path / "records")
+
+    def status(*extra):
+        assert cli.main(args(path, tmp_path, "--status", *extra)) == 0
+        return capsys.readouterr().out
+
+    out = status()
+    assert "offline_dataset: not started" in out and "CSRO seed 0: not started" in out
+    assert not (tmp_path / "work").exists() and not (tmp_path / "report").exists()  # it only looks
+    layout.data_dir.mkdir(parents=True)
+    assert "offline_dataset: started, not finished" in status()
+    layout.dataset_stamp.write_text("{}")
+    run_dir = layout.run_dir(plan, "CSRO", 0)
+    run_dir.mkdir(parents=True)
+    pd.DataFrame({"Epoch": [0, 1], **{key: [-9.0, -7.25] for key in PROGRESS_KEYS.values()}}).to_csv(
+        run_dir / "progress.csv", index=False)
+    out = status()
+    assert "offline_dataset: ready" in out
+    assert "CSRO seed 0: 2 of 3 iterations (last iteration: offline -7.25, online -7.25, np_online -7.25)" in out
+    record = record_path(tmp_path / "records", plan, "FOCAL", 0)
+    record.parent.mkdir(parents=True)
+    record.write_text("{}")
+    assert "FOCAL seed 0: recorded" in status()
+    assert "FOCAL" not in status("--methods", "CSRO")

@@ -72,6 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--report-dir", type=Path, default=REPO / "docs" / "results",
                    help="where ENV-SCALE.md and its figure are written (default: docs/results)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the table and figure from the records")
+    p.add_argument("--status", action="store_true",
+                   help="only say what is done: the dataset and each run (recorded, iterations, last returns)")
     return p.parse_args(argv)
 
 
@@ -111,6 +113,11 @@ def main(argv=None) -> int:
         if args.threads is not None and args.threads < 0:
             raise ConfigError(f"--threads must be 0 (torch decides) or more, got {args.threads}")
         budget = Budget(parse_budget(args.budget))
+        if args.status:
+            repro = Reproduction(plan, Layout.for_plan(args.out, plan, args.records), budget,
+                                 methods=args.methods, seeds=args.seeds)
+            print(f"[{plan.name}] " + "\n  ".join(repro.status()))
+            return 0
         command = f"python -m rlkit.reproduce {args.env} --scale {args.scale}"
         done = True
         if not args.report_only:

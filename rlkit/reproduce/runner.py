@@ -30,7 +30,8 @@ import pandas as pd
 from rlkit.config import save_config
 from rlkit.core.logger import latest_snapshot
 from rlkit.errors import UserError
-from rlkit.reproduce.plan import Plan, settings_drift
+from rlkit.evaluation.protocols import PROGRESS_KEYS
+from rlkit.reproduce.plan import PROTOCOLS, Plan, settings_drift
 from rlkit.reproduce.records import build_record, load_records, record_path, write_record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -210,6 +211,14 @@ def progress_rows(run_dir: Path) -> int:
         return 0
 
 
+def _last_returns(run_dir: Path) -> str:
+    try:
+        row = pd.read_csv(run_dir / "progress.csv").iloc[-1]
+        return ", ".join(f"{p} {float(row[PROGRESS_KEYS[p]]):.2f}" for p in PROTOCOLS)
+    except Exception:  # no table yet, or a half-written one
+        return ""
+
+
 class Reproduction:
     """The state machine over one plan's work; :meth:`run` does what the budget allows."""
 
@@ -334,6 +343,29 @@ class Reproduction:
         self.echo(f"[{self.plan.name}] {job.label.replace(' context shift', '')} done: "
                   + ", ".join(f"{p} {v:.2f}" for p, v in record["final"].items()) + f" -> {path}")
         return None
+
+    def status(self) -> list[str]:
+        """One line per selected run (and one for the dataset): what is done, from the files alone."""
+        if self._stamp().is_file():
+            data = "ready"
+        elif self.layout.data_dir.exists():
+            data = f"started, not finished (running, or paused until the next call; log {self.layout.logs / 'dataset.log'})"
+        else:
+            data = "not started"
+        lines = [f"dataset {self.layout.data_dir}: {data}"]
+        total = self.plan.num_iterations
+        for seed in self.seeds:
+            for method in self.methods:
+                run_dir = self.layout.run_dir(self.plan, method, seed)
+                if record_path(self.layout.records, self.plan, method, seed).is_file():
+                    state = "recorded"
+                else:
+                    done = progress_rows(run_dir)
+                    state = ("not started" if done == 0 else
+                             "trained, context shift pending" if done >= total else f"{done} of {total} iterations")
+                last = _last_returns(run_dir)
+                lines.append(f"{method} seed {seed}: {state}" + (f" (last iteration: {last})" if last else ""))
+        return lines
 
     def run(self) -> bool:
         """Do what the budget allows; True when every selected run has its record."""
