@@ -288,6 +288,12 @@ def test_claims_follow_the_numbers():
     verdicts = [held for _, held, _ in claims(flat)]
     assert verdicts.count(False) >= 4
     assert all(held is None for _, held, _ in claims({}))
+    # a plan without offline PEARL is not asked about it; "not yet measured" stays for what it could measure
+    without_pearl = claims(paper_like, ["CSRO", "FOCAL"])
+    assert len(without_pearl) == len(claims(paper_like)) - 1 and all(held for _, held, _ in without_pearl)
+    assert not any("PEARL" in statement for statement, _, _ in without_pearl)
+    assert [statement for statement, _, _ in claims({}, ["CSRO"])] == [
+        "CSRO with non-prior context stays near its offline-context level (within 25 %)"]
 
 
 def test_plan_reference_from_records_and_without_dataset(tmp_path):

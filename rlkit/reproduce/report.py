@@ -87,13 +87,15 @@ def _paper(plan: Plan, method: str, protocol: str) -> str:
     return "" if value is None else f" ({value})"
 
 
-def claims(summary: dict) -> list[tuple[str, bool | None, str]]:
+def claims(summary: dict, methods: list[str] | None = None) -> list[tuple[str, bool | None, str]]:
     """The paper's point-robot claims, each (statement, held?, the numbers that decide it).
 
     "A below B" needs a clear gap: 25 % of |B| for the collapse claims; for the
     ablation ordering, more than the two cells' seed standard deviations added
     (at least 1.0), so that a difference inside the seed noise is not read as
-    an ordering. A claim whose numbers are missing is None (not yet measured).
+    an ordering. A claim whose numbers are missing is None (not yet measured);
+    a claim about a method outside ``methods`` (a plan that leaves it out) is
+    left out.
     """
     def cell(m, p):
         mean, std, _ = summary.get(m, {}).get(p, (math.nan, 0.0, 0))
@@ -104,31 +106,33 @@ def claims(summary: dict) -> list[tuple[str, bool | None, str]]:
 
     out = []
 
-    def check(statement, decide, numbers, *cells):
+    def check(statement, needs, decide, numbers, *cells):
+        if methods is not None and not all(m in methods for m in needs):
+            return
         known = all(not math.isnan(c[0]) for c in cells)
         out.append((statement, bool(decide()) if known else None, numbers))
 
     f_off, f_on, f_np = cell("FOCAL", "offline"), cell("FOCAL", "online"), cell("FOCAL", "np_online")
     c_off, c_on, c_np = cell("CSRO", "offline"), cell("CSRO", "online"), cell("CSRO", "np_online")
     p_off, p_on = cell("offline-PEARL", "offline"), cell("offline-PEARL", "online")
-    check("FOCAL collapses under online context (online well below offline; paper -14.9 vs -4.4)",
+    check("FOCAL collapses under online context (online well below offline; paper -14.9 vs -4.4)", ["FOCAL"],
           lambda: f_on[0] < f_off[0] - 0.25 * abs(f_off[0]), f"FOCAL offline {f_off[0]:.1f}, online {f_on[0]:.1f}",
           f_off, f_on)
-    check("offline PEARL collapses under online context (paper -17.8 vs -5.1)",
+    check("offline PEARL collapses under online context (paper -17.8 vs -5.1)", ["offline-PEARL"],
           lambda: p_on[0] < p_off[0] - 0.25 * abs(p_off[0]),
           f"offline PEARL offline {p_off[0]:.1f}, online {p_on[0]:.1f}", p_off, p_on)
-    check("CSRO with non-prior context stays near its offline-context level (within 25 %)",
+    check("CSRO with non-prior context stays near its offline-context level (within 25 %)", ["CSRO"],
           lambda: c_np[0] >= c_off[0] - 0.25 * abs(c_off[0]), f"CSRO offline {c_off[0]:.1f}, non-prior {c_np[0]:.1f}",
           c_off, c_np)
-    check("CSRO non-prior is far above FOCAL online (by 25 % of it or more)",
+    check("CSRO non-prior is far above FOCAL online (by 25 % of it or more)", ["CSRO", "FOCAL"],
           lambda: c_np[0] > f_on[0] + 0.25 * abs(f_on[0]),
           f"CSRO non-prior {c_np[0]:.1f} vs FOCAL online {f_on[0]:.1f}", c_np, f_on)
     others = (("FOCAL/non-prior", f_np), ("CSRO/online", c_on))
-    check("ablation: neither part (FOCAL, online) is clearly below each single part",
+    check("ablation: neither part (FOCAL, online) is clearly below each single part", ["CSRO", "FOCAL"],
           lambda: all(clearly_below(f_on, o) for _, o in others),
           f"FOCAL/online {f_on[0]:.1f} ± {f_on[1]:.1f}; " + "; ".join(f"{n} {o[0]:.1f} ± {o[1]:.1f}" for n, o in others),
           f_on, f_np, c_on)
-    check("ablation: both parts (CSRO, non-prior) is clearly above each single part",
+    check("ablation: both parts (CSRO, non-prior) is clearly above each single part", ["CSRO", "FOCAL"],
           lambda: all(clearly_below(o, c_np) for _, o in others),
           f"CSRO/non-prior {c_np[0]:.1f} ± {c_np[1]:.1f}; " + "; ".join(f"{n} {o[0]:.1f} ± {o[1]:.1f}" for n, o in others),
           c_np, f_np, c_on)
@@ -178,7 +182,7 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str) 
     if plan.claims:
         lines += ["", "The paper's claims, checked on these numbers (a claim needs every number it compares):", "",
                   "| claim | held? | numbers |", "|---|---|---|"]
-        for statement, held, numbers in claims(summary):
+        for statement, held, numbers in claims(summary, plan.methods):
             verdict = "not yet measured" if held is None else ("**held**" if held else "**not held**")
             lines.append(f"| {statement} | {verdict} | {numbers} |")
     if figure:
