@@ -17,13 +17,7 @@ import resource
 import subprocess
 import sys
 
-CONFIGS = {
-    # name: (obs, act, hyper-parameter overrides, meta_batch, batch, embedding batch)
-    "point-robot": (2, 2, dict(use_brac=False, reward_scale=100.0, discount=0.9, club_loss_weight=25.0), 16, 256, 1024),
-    "point-robot+c": (2, 2, dict(use_brac=False, train_dual_critic_without_brac=True, reward_scale=100.0,
-                                 discount=0.9, club_loss_weight=25.0), 16, 256, 1024),
-    "cheetah-vel": (20, 6, dict(use_brac=True, alpha_init=50.0, club_loss_weight=10.0), 16, 256, 100),
-}
+from benchmarks.common import STEP_CONFIGS
 
 
 def _peak_rss_mb() -> float:
@@ -41,28 +35,11 @@ def _peak_rss_mb() -> float:
 def _measure(name: str, steps: int, device: str, profile: bool) -> dict:
     import torch
 
-    from benchmarks.common import median_time
-    from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
+    from benchmarks.common import median_time, step_trainer_and_batches
 
     torch.set_num_threads(2)
-    torch.manual_seed(0)
-    obs, act, overrides, t, b, n = CONFIGS[name]
-    hp = CSROHyperParams(**overrides)
-    trainer = CSROTrainer(obs, act, hp, device=device)
-    d = obs + act + 1
     dev = torch.device(device)
-
-    def batch():
-        return MetaBatch(
-            task_ids=torch.arange(t, device=dev), context=torch.randn(t, n, d, device=dev),
-            obs=torch.randn(t, b, obs, device=dev), actions=torch.rand(t, b, act, device=dev) * 2 - 1,
-            rewards=torch.randn(t, b, 1, device=dev), next_obs=torch.randn(t, b, obs, device=dev),
-            terminals=torch.zeros(t, b, 1, device=dev),
-            extra_obs=torch.randn(hp.c_iter - 1, t, b, obs, device=dev),
-            extra_actions=torch.rand(hp.c_iter - 1, t, b, act, device=dev) * 2 - 1,
-        )
-
-    batches = [batch() for _ in range(4)]
+    trainer, batches = step_trainer_and_batches(name, dev)
     counter = iter(range(10**9))
 
     def step():
@@ -100,7 +77,7 @@ def main(argv=None) -> dict:
     from benchmarks.common import print_table, result_name, write_results
 
     rows = []
-    for name in CONFIGS:
+    for name in STEP_CONFIGS:
         cmd = [sys.executable, "-m", "benchmarks.bench_csro_step", "--one", name, "--steps", str(steps),
                "--device", args.device] + (["--profile"] if args.profile else [])
         res = subprocess.run(cmd, capture_output=True, text=True, check=True)

@@ -35,20 +35,31 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tupl
     return statistics.median(times), times
 
 
+# The CSRO steps the step benchmarks time (bench_csro_step, bench_compile, bench_fused_adam):
+# name: (obs, act, hyper-parameter overrides, meta_batch, batch, embedding batch). Point-robot as
+# shipped (no BRAC, so no dual critic), point-robot with the dual critic trained as the reference
+# does, and cheetah-vel (BRAC on).
+STEP_CONFIGS = {
+    "point-robot": (2, 2, dict(use_brac=False, reward_scale=100.0, discount=0.9, club_loss_weight=25.0), 16, 256, 1024),
+    "point-robot+c": (2, 2, dict(use_brac=False, train_dual_critic_without_brac=True, reward_scale=100.0,
+                                 discount=0.9, club_loss_weight=25.0), 16, 256, 1024),
+    "cheetah-vel": (20, 6, dict(use_brac=True, alpha_init=50.0, club_loss_weight=10.0), 16, 256, 100),
+}
+
+
 def step_trainer_and_batches(name: str, device, **overrides):
-    """A CSRO trainer for one of ``bench_csro_step.CONFIGS`` and 4 random meta-batches for it.
+    """A CSRO trainer for one of :data:`STEP_CONFIGS` and 4 random meta-batches for it.
 
     Seeded, so two calls build identical trainers: variants of the step (compiled,
     fused optimizers) are then compared from the same start on the same batches.
     """
     import torch
 
-    from benchmarks.bench_csro_step import CONFIGS
     from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
 
     device = torch.device(device)
     torch.manual_seed(0)
-    obs, act, base, t, b, n = CONFIGS[name]
+    obs, act, base, t, b, n = STEP_CONFIGS[name]
     hp = CSROHyperParams(**{**base, **overrides})
     trainer = CSROTrainer(obs, act, hp, device=device)
     g = torch.Generator().manual_seed(1)

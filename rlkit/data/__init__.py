@@ -28,7 +28,7 @@ from rlkit.data.convert import convert_dataset
 from rlkit.data.episodes import Episode, episodes_from_flat
 from rlkit.data.errors import DatasetError
 from rlkit.data.legacy import legacy_has_checkpoint, read_legacy_file, write_legacy_checkpoint, write_legacy_episode
-from rlkit.data.loader import OfflineData, checkpoint_steps, detect_layout, load_offline_data
+from rlkit.data.loader import OfflineData, checkpoint_steps, compute_abs_max, detect_layout, load_offline_data
 from rlkit.data.native import (
     FORMAT_VERSION,
     DatasetWriter,
@@ -37,7 +37,7 @@ from rlkit.data.native import (
     read_metadata,
     record_dtype,
 )
-from rlkit.data.normalizer import compute_abs_max, load_normalizer, save_normalizer
+from rlkit.data.normalizer import load_normalizer, save_normalizer
 from rlkit.data.split import generation_tasks, split_tasks, split_tasks_from_variant
 from rlkit.data.tools import dataset_info, verify_dataset
 

@@ -23,8 +23,9 @@ import numpy as np
 
 from rlkit.data.convert import convert_dataset
 from rlkit.data.errors import DatasetError
+from rlkit.data.loader import compute_abs_max
 from rlkit.data.minari_format import is_minari_ref
-from rlkit.data.normalizer import compute_abs_max, load_normalizer, save_normalizer
+from rlkit.data.normalizer import load_normalizer, save_normalizer
 from rlkit.data.tools import dataset_info, verify_dataset
 from rlkit.errors import cli
 

@@ -34,6 +34,7 @@ from rlkit.data.legacy import (
     read_legacy_bytes,
 )
 from rlkit.data.minari_format import MinariSource, is_minari_ref
+from rlkit.data.normalizer import abs_max_of, load_normalizer, normalizer_path
 from rlkit.data.native import (
     GROUPS,
     METADATA_FILE,
@@ -358,8 +359,6 @@ def _check_dims(data: OfflineData, root: Path, obs_dim: int | None, act_dim: int
 
 def _apply_normalizer(data: OfflineData, root: Path, normalize: bool | None,
                       source: MinariSource | None = None) -> OfflineData:
-    from rlkit.data.normalizer import load_normalizer, normalizer_path
-
     if normalize is False:
         return data
     if source is not None:  # the normalizer of the native dataset it was converted from
@@ -692,3 +691,12 @@ def iter_all_transitions(data_dir: str | os.PathLike) -> Iterator[tuple[np.ndarr
                     paths.append(str(path))
             obs, _, _, nxt = legacy_columns(arrays, paths)
             yield obs, nxt
+
+
+def compute_abs_max(data_dir: str | os.PathLike) -> np.ndarray:
+    """``abs_max`` over every observation and next observation of every file of a dataset.
+
+    All tasks, checkpoints and episodes (deterministic and sampled) count, so
+    one normalizer serves whatever selection training uses.
+    """
+    return abs_max_of(iter_all_transitions(data_dir), what=str(data_dir))

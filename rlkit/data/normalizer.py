@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -87,18 +88,13 @@ def _finish(raw: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def compute_abs_max(data_dir: str | os.PathLike) -> np.ndarray:
-    """``abs_max`` over every observation and next observation of every file of a dataset.
-
-    All tasks, checkpoints and episodes (deterministic and sampled) count, so
-    one normalizer serves whatever selection training uses.
-    """
-    from rlkit.data.loader import iter_all_transitions
-
+def abs_max_of(transitions: Iterable[tuple[np.ndarray, np.ndarray]], what: str = "the data") -> np.ndarray:
+    """``abs_max`` over the observations and next observations of ``(obs, next_obs)`` chunks
+    (:func:`rlkit.data.loader.compute_abs_max` feeds it every file of a dataset)."""
     running = None
-    for obs, next_obs in iter_all_transitions(data_dir):
+    for obs, next_obs in transitions:
         m = _raw_abs_max((obs, next_obs))
         running = m if running is None else np.maximum(running, m)
     if running is None:
-        raise DatasetError(f"{data_dir} holds no transitions to compute abs_max from")
+        raise DatasetError(f"{what} holds no transitions to compute abs_max from")
     return _finish(running)

@@ -18,17 +18,14 @@ gradients.
 from __future__ import annotations
 
 import copy
-import difflib
-import functools
 from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import Any, Mapping, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 
-from rlkit.config import ConfigError, load_defaults
 from rlkit.torch import losses as L
+from rlkit.torch.hyperparams import CSROHyperParams
 from rlkit.torch.objectives import EncodedBatch, RepresentationObjective, build_objectives
 from rlkit.torch.networks import (
     ContextEncoder,
@@ -38,45 +35,6 @@ from rlkit.torch.networks import (
     make_v_network,
 )
 from rlkit.torch.optim import make_adam
-
-
-@functools.lru_cache(maxsize=1)
-def _step_defaults() -> tuple[tuple[str, Any], ...]:
-    defaults, _ = load_defaults()
-    merged = {"latent_size": defaults["latent_size"], "net_size": defaults["net_size"], **defaults["algo_params"]}
-    return tuple(merged.items())
-
-
-class CSROHyperParams(SimpleNamespace):
-    """The settings one training step reads: ``latent_size``, ``net_size`` and every ``algo_params`` key.
-
-    Defaults come from configs/default.py, the one place they are declared, so
-    a key added there (say, a new objective's weight) is readable here as
-    ``hp.<key>`` with nothing else to edit. Keywords override defaults; a name
-    that is not a config key is refused. Switches written 0/1 become bools.
-    """
-
-    def __init__(self, **overrides: Any):
-        values = dict(_step_defaults())
-        unknown = sorted(set(overrides) - set(values))
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], list(values), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown training setting {unknown[0]!r}{hint}; settings are the algo_params keys "
-                              "of configs/default.py plus latent_size and net_size")
-        values.update(overrides)
-        for key, default in _step_defaults():
-            if isinstance(default, bool):
-                values[key] = bool(values[key])
-        super().__init__(**values)
-
-    @classmethod
-    def from_config(cls, cfg: Mapping) -> "CSROHyperParams":
-        """The step's settings from a resolved config (top level + algo_params)."""
-        names = dict(_step_defaults())
-        algo = {k: v for k, v in dict(cfg.get("algo_params", {})).items() if k in names}
-        top = {k: cfg[k] for k in ("latent_size", "net_size") if k in cfg}
-        return cls(**top, **algo)
 
 
 def describe(name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rlkit.envs.point_robot import sparse_reward
+from rlkit.torch.losses import kl_to_standard_normal
 
 # docs/method.md §4: the policy's log_std is clamped to [-20, 0] (reference policies.py agrees).
 LOG_SIG_MIN = -20.0
@@ -368,8 +369,6 @@ class ContextEncoder(Mlp):
         :meth:`infer_posterior` returned. (Reference note: CSRO's unused ``compute_kl_div``
         has prior std 0.05; the default here is PEARL's N(0, I).)
         """
-        from rlkit.torch.losses import kl_to_standard_normal
-
         return kl_to_standard_normal(posterior.mean, posterior.var, prior_std=prior_std)
 
 

@@ -14,15 +14,13 @@ loss without stepping anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from rlkit.torch.hyperparams import CSROHyperParams
 from rlkit.torch.networks import Posterior
-
-if TYPE_CHECKING:  # only for annotations: the hyperparameters live with the trainer
-    from rlkit.torch.csro import CSROHyperParams
 
 Stats = dict[str, torch.Tensor]
 
@@ -59,12 +57,12 @@ class RepresentationObjective:
 
     name: ClassVar[str]
 
-    def __init__(self, obs_dim: int, action_dim: int, hp: "CSROHyperParams", device: torch.device):
+    def __init__(self, obs_dim: int, action_dim: int, hp: CSROHyperParams, device: torch.device):
         self.hp = hp
         self.device = device
 
     @classmethod
-    def enabled(cls, hp: "CSROHyperParams") -> bool:
+    def enabled(cls, hp: CSROHyperParams) -> bool:
         """Whether the config switches this objective on."""
         raise NotImplementedError
 
