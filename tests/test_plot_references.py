@@ -95,6 +95,56 @@ def test_reference_returns_of_a_variant(tmp_path):
         ref.reference_returns(_variant(tmp_path / "moved"))
 
 
+def _dense_reward_dataset(root: Path, steps=(100, 200), n_tasks: int = 4) -> Path:
+    """A native dataset whose rewards are dense point-robot rewards (negative distances), some within
+    the goal radius; two deterministic episodes per checkpoint (their mean is the checkpoint's return)
+    and sampled ones that must not count."""
+    from rlkit.data.native import DatasetWriter
+    from rlkit.data.synthetic import synthetic_episodes
+
+    rng = np.random.default_rng(7)
+    data = root / "sparse_data"
+    writer = DatasetWriter(data, "sparse-point-robot", {"n_tasks": n_tasks, "max_episode_steps": 20},
+                           [{"goal": float(i)} for i in range(n_tasks)], 2, 2, {"test": True}, fsync=False)
+    for task in range(n_tasks):
+        for step in steps:
+            episodes = synthetic_episodes(rng, task, step, 2, 3, 20, 2, 2)
+            for e in episodes:
+                e.rewards[:] = -rng.uniform(0.0, 0.5, size=len(e.rewards)) * (1.0 if e.sampled else task + 1)
+            writer.write_checkpoint(task, step, episodes)
+    return data
+
+
+def _slow_sparse_return(data: Path, task: int, step: int, radius: float) -> float:
+    from rlkit.data import read_checkpoint_episodes
+
+    totals = []
+    for e in read_checkpoint_episodes(data, task, step):
+        if not e.sampled:
+            totals.append(sum((1.0 + float(r)) if float(r) >= -radius else 0.0 for r in e.rewards))
+    return sum(totals) / len(totals)
+
+
+def test_sparse_behaviour_returns_sparsify_the_deterministic_episodes_of_the_data(tmp_path):
+    data = _dense_reward_dataset(tmp_path)
+    per_step = {step: np.mean([_slow_sparse_return(data, t, step, 0.2) for t in (1, 3)]) for step in (100, 200)}
+    best_step = max(per_step, key=per_step.get)
+    best, step, used = ref.behaviour_policy_returns(data, [1, 3], steps=[100], sparse_goal_radius=0.2)
+    assert step == best_step and best == pytest.approx(per_step[best_step]) and used == pytest.approx(per_step[100])
+    assert best > 0  # on the sparse scale: random scores 0 there, not the dense -20
+    # the variant's sparse_rewards switch chooses it; without a generator log the dense path has nothing to read
+    variant = {"env_name": "sparse-point-robot", "env_params": {"n_tasks": 4, "randomize_tasks": False,
+                                                                "max_episode_steps": 20, "goal_radius": 0.2},
+               "n_train_tasks": 2, "n_eval_tasks": 2, "interpolation": True, "randomize_tasks": False,
+               "algo_params": {"data_dir": str(data), "max_path_length": 20, "eval_epoch": [100, 200, 100],
+                               "sparse_rewards": True}}
+    r = ref.reference_returns(variant)
+    assert (r.behaviour_best, r.behaviour_best_step) == (pytest.approx(per_step[best_step]), best_step)
+    assert r.random >= 0.0
+    with pytest.raises(ref.ReferenceUnavailable, match="no behaviour-policy log"):
+        ref.reference_returns({**variant, "algo_params": {**variant["algo_params"], "sparse_rewards": False}})
+
+
 # ------------------------------------------------------------------------------ IQM aggregates
 def _slow_iqm(values):
     v = np.sort(np.asarray(values, dtype=float).ravel())

@@ -14,7 +14,11 @@ one evaluation episode, averaged over tasks).
   ``DATA_DIR/_generator/returns.csv`` (one deterministic episode per task and
   checkpoint): ``best`` is the checkpoint whose mean deterministic return over
   the test tasks is highest; ``data`` is the mean over the checkpoints the
-  run's test data uses (``eval_epoch``).
+  run's test data uses (``eval_epoch``). Sparse-reward runs are evaluated on
+  the sparse reward, but the behaviour policies were trained, logged and
+  recorded on the dense one, so for them the deterministic episodes are read
+  from the dataset and their per-step rewards sparsified, the same function
+  evaluation uses: the references are then on the scale the runs report.
 
 :func:`normalized_score` maps returns D4RL-style: 0 = random, 100 = best
 behaviour checkpoint.
@@ -33,7 +37,10 @@ import numpy as np
 import pandas as pd
 from gymnasium.vector import AutoresetMode
 
-from rlkit.data import DatasetError, checkpoint_steps, split_tasks_from_variant
+from rlkit.data import DatasetError, checkpoint_steps, detect_layout, read_checkpoint_episodes, read_metadata
+from rlkit.data import split_tasks_from_variant
+from rlkit.envs import make_env
+from rlkit.envs.point_robot import sparse_reward
 from rlkit.envs.vector import make_vector_env
 from rlkit.errors import UserError
 
@@ -121,28 +128,63 @@ def _random_policy_return(env_name, env_params_json, task_ids, max_path_length, 
     return float(np.mean([total[task_of == t].mean() for t in task_ids]))
 
 
-def behaviour_policy_returns(data_dir: str | Path, task_ids: Sequence[int],
-                             steps: Sequence[int] | None = None) -> tuple[float | None, int | None, float | None]:
+def behaviour_policy_returns(data_dir: str | Path, task_ids: Sequence[int], steps: Sequence[int] | None = None,
+                             sparse_goal_radius: float | None = None,
+                             ) -> tuple[float | None, int | None, float | None]:
     """(best checkpoint's mean deterministic return over ``task_ids``, its step, mean over ``steps``).
 
-    Only checkpoints that logged every task count. Missing log -> :class:`ReferenceUnavailable`.
+    Only checkpoints with every task count. With ``sparse_goal_radius`` the returns are the
+    sparse ones, recomputed from the dataset's deterministic episodes; otherwise they come from
+    the generator's log. Missing log or dataset -> :class:`ReferenceUnavailable`.
     """
-    path = Path(data_dir) / RETURNS_LOG
+    tasks = sorted(set(int(t) for t in task_ids))
+    if sparse_goal_radius is None:
+        table = _logged_returns(Path(data_dir), tasks)
+    else:
+        table = _sparse_returns(Path(data_dir), tasks, float(sparse_goal_radius))
+    per_step = table.groupby("step")["deterministic_return"].agg(["mean", "count"])
+    per_step = per_step[per_step["count"] == len(tasks)]["mean"]
+    if per_step.empty:
+        return None, None, None
+    best_step = int(per_step.idxmax())
+    used = per_step[per_step.index.isin(list(steps))] if steps is not None else per_step
+    return float(per_step.max()), best_step, (float(used.mean()) if len(used) else None)
+
+
+def _logged_returns(data_dir: Path, tasks: list[int]) -> pd.DataFrame:
+    """(step, task, deterministic_return) rows of the generator's log for ``tasks``."""
+    path = data_dir / RETURNS_LOG
     if not path.is_file():
         raise ReferenceUnavailable(f"no behaviour-policy log {path}")
     log = pd.read_csv(path)
     missing = {"step", "task", "deterministic_return"} - set(log.columns)
     if missing:
         raise ReferenceUnavailable(f"{path} lacks the columns {sorted(missing)}")
-    log = log[log["task"].isin([int(t) for t in task_ids])].dropna(subset=["deterministic_return"])
-    log = log.drop_duplicates(["step", "task"], keep="last")
-    per_step = log.groupby("step")["deterministic_return"].agg(["mean", "count"])
-    per_step = per_step[per_step["count"] == len(set(int(t) for t in task_ids))]["mean"]
-    if per_step.empty:
-        return None, None, None
-    best_step = int(per_step.idxmax())
-    used = per_step[per_step.index.isin(list(steps))] if steps is not None else per_step
-    return float(per_step.max()), best_step, (float(used.mean()) if len(used) else None)
+    log = log[log["task"].isin(tasks)].dropna(subset=["deterministic_return"])
+    return log.drop_duplicates(["step", "task"], keep="last")
+
+
+def _sparse_returns(data_dir: Path, tasks: list[int], goal_radius: float) -> pd.DataFrame:
+    """(step, task, deterministic_return) with the sparse reward, from the dataset's deterministic
+    episodes (mean over them where a checkpoint holds several)."""
+    try:
+        native = detect_layout(data_dir) == "native"
+        files = read_metadata(data_dir)["files"].values() if native else ()
+    except (DatasetError, OSError) as exc:
+        raise ReferenceUnavailable(f"no sparse behaviour returns: {exc}") from None
+    if not native:
+        raise ReferenceUnavailable(f"sparse behaviour returns need a dataset in the native layout; {data_dir} is not")
+    rows = []
+    for entry in files:
+        task, step = int(entry["task"]), int(entry["step"])
+        if task not in tasks:
+            continue
+        episodes = [e for e in read_checkpoint_episodes(data_dir, task, step) if not e.sampled]
+        if episodes:
+            returns = [float(np.sum(sparse_reward(np.asarray(e.rewards, dtype=np.float64), goal_radius)))
+                       for e in episodes]
+            rows.append({"step": step, "task": task, "deterministic_return": float(np.mean(returns))})
+    return pd.DataFrame(rows, columns=["step", "task", "deterministic_return"])
 
 
 def run_seed(run_dir: str | Path) -> int | None:
@@ -173,7 +215,11 @@ def reference_returns(variant: dict, seed: int | None = 0, data_dir: str | Path 
         eval_steps = checkpoint_steps(algo["eval_epoch"])
     except (KeyError, ValueError, DatasetError):
         eval_steps = None
-    best, best_step, data = behaviour_policy_returns(data_dir, tasks, eval_steps)
+    sparse = bool(algo.get("sparse_rewards", False))
+    radius = getattr(make_env(variant["env_name"], **variant["env_params"]), "goal_radius", None) if sparse else None
+    if sparse and radius is None:
+        raise ReferenceUnavailable(f"{variant['env_name']} has no goal_radius to make its sparse reward from")
+    best, best_step, data = behaviour_policy_returns(data_dir, tasks, eval_steps, sparse_goal_radius=radius)
     return ReferenceReturns(random=random, behaviour_best=best, behaviour_best_step=best_step, behaviour_data=data,
                             tasks=tasks, episode_length=mpl, random_episodes=episodes, data_dir=str(data_dir))
 
