@@ -92,3 +92,25 @@ def test_verify_reads_the_rows_of_the_authors_layout(tmp_path):
     bad.write_bytes(legacy_episode_bytes(obs, obs, rewards, obs))
     problems = verify_dataset(root)
     assert len(problems) == 1 and "trj_evalsample1_step100.npy: non-finite reward in 1 row(s), first at row 4" in problems[0]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda m: m.pop("act_dim"), "act_dim is None, not a positive whole number"),  # a bit flip renamed the key
+    (lambda m: m.update(obs_dim="2"), "obs_dim is '2'"),
+    (lambda m: m.update(files=[]), "file table is not a mapping"),
+    (lambda m: next(iter(m["files"].values())).pop("rows"), "lacks its task, step, bytes or rows"),
+    (lambda m: next(iter(m["files"].values())).pop("sha256"), "lacks its checksum"),
+    (lambda m: next(iter(m["files"].values()))["episodes"]["sampled"]["length"].pop(), "sampled episode table"),
+    (lambda m: next(iter(m["files"].values()))["episodes"].pop("deterministic"), "deterministic episode table"),
+])
+def test_a_damaged_but_parseable_dataset_json_fails_cleanly(tmp_path, damage, message):
+    """Valid JSON with a key renamed or a table cut (what a flipped bit can do) is a one-line
+    DatasetError from every reader, not a KeyError somewhere inside one."""
+    root = write_synthetic_dataset(tmp_path / "d", n_tasks=2, steps=STEPS, n_sampled=3)
+    meta = json.loads((root / "dataset.json").read_text())
+    damage(meta)
+    (root / "dataset.json").write_text(json.dumps(meta))
+    for read in (lambda: load(root, verify=False), lambda: verify_dataset(root)):
+        with pytest.raises(DatasetError, match="dataset.json: .*" + message.replace("(", r"\(")) as err:
+            read()
+        assert "\n" not in str(err.value) and "regenerate the dataset" in str(err.value)

@@ -114,7 +114,41 @@ def _parse_metadata(raw: bytes, path: Path) -> dict:
             f"{path} has format_version {version!r} but this code reads up to {FORMAT_VERSION}: update the code"
         )
     meta.setdefault("files", {})
+    problem = _structure_problem(meta)
+    if problem:
+        raise DatasetError(f"{path}: {problem}; it is written atomically, so the file was edited or damaged: "
+                           "restore it from a backup or regenerate the dataset")
     return meta
+
+
+def _whole(x, least: int = 0) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= least
+
+
+def _structure_problem(meta: dict) -> str | None:
+    """What a reader would trip over in a parsed ``dataset.json`` (a key renamed by a flipped bit,
+    a wrong type), as one phrase, or None. Checked once per read, so every reader can index freely."""
+    for key in ("obs_dim", "act_dim"):
+        if not _whole(meta.get(key), 1):
+            return f"{key} is {meta.get(key)!r}, not a positive whole number"
+    if "env_name" in meta and not isinstance(meta["env_name"], str):
+        return f"env_name is {meta['env_name']!r}, not a name"
+    files = meta["files"]
+    if not isinstance(files, dict):
+        return "its file table is not a mapping"
+    for rel, entry in files.items():
+        if not isinstance(entry, dict) or not all(_whole(entry.get(k)) for k in ("task", "step", "bytes", "rows")):
+            return f"the entry of {rel!r} lacks its task, step, bytes or rows"
+        if not isinstance(entry.get("sha256"), str):
+            return f"the entry of {rel!r} lacks its checksum"
+        episodes = entry.get("episodes")
+        for group in ("deterministic", "sampled"):
+            table = episodes.get(group) if isinstance(episodes, dict) else None
+            if not (isinstance(table, dict) and isinstance(table.get("index"), list)
+                    and isinstance(table.get("length"), list) and len(table["index"]) == len(table["length"])
+                    and all(_whole(v) for v in table["index"]) and all(_whole(v, 1) for v in table["length"])):
+                return f"the {group} episode table of {rel!r} is damaged"
+    return None
 
 
 class _MetadataStore:
