@@ -156,8 +156,8 @@ def _ignore_sigint():  # what a shell without job control does to a command star
                                              (signal.SIGTERM, True)])
 def test_stopping_the_runner_stops_its_children(tmp_path, sig, background):
     """The children run in sessions of their own; a stopped runner must not leave them behind, and
-    they stop cleanly (SIGINT, well within the grace period before SIGKILL) even when the runner
-    was started in the background with SIGINT ignored."""
+    they stop cleanly (SIGINT, not SIGKILL after the grace period) even when the runner was
+    started in the background with SIGINT ignored."""
     plan = tiny_plan(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "rlkit.reproduce", *args(plan, tmp_path)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -168,13 +168,12 @@ def test_stopping_the_runner_stops_its_children(tmp_path, sig, background):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.2)
     proc.send_signal(sig)
-    sent = time.monotonic()
-    out, err = proc.communicate(timeout=90)
-    assert time.monotonic() - sent < 30, "the child was not stopped by SIGINT but killed after the grace period"
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
     child_log = (tmp_path / "work" / "point-robot-tiny" / "logs" / "dataset.log").read_text()
-    assert "interrupted" in child_log or "KeyboardInterrupt" in child_log  # it saw the SIGINT (before or after
-    # its own handler was set up), rather than dying by SIGKILL without a word
+    # it saw the SIGINT (before or after its own handler was set up) and stopped itself, rather than sitting
+    # out the grace period and dying by SIGKILL without a word (timing cannot tell: a starved CPU slows both)
+    assert "interrupted" in child_log or "KeyboardInterrupt" in child_log
     assert "interrupted; run the same command again to continue" in err and "Traceback" not in err
     assert _processes_mentioning(marker) == []
 
