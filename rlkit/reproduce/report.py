@@ -215,7 +215,7 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
             n = min(len(r["curves"]["steps"]) for r in recs)
             x = np.array(recs[0]["curves"]["steps"][:n])
             y = np.array([[np.nan if v is None else v for v in r["curves"][p][:n]] for r in recs], dtype=float)
-            line, = ax.plot(x, np.nanmean(y, 0), label=f"{m} ({len(recs)} seeds)")
+            line, = ax.plot(x, np.nanmean(y, 0), label=f"{m} ({len(recs)} seed{'' if len(recs) == 1 else 's'})")
             if len(recs) > 1:
                 ax.fill_between(x, np.nanmin(y, 0), np.nanmax(y, 0), color=line.get_color(), alpha=0.2)
         if ref is not None:
