@@ -152,6 +152,10 @@ def _ignore_sigint():  # what a shell without job control does to a command star
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _default_sigint():  # a runner started from a terminal, whatever the test process itself inherited
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig, background", [(signal.SIGTERM, False), (signal.SIGINT, False),
                                              (signal.SIGTERM, True)])
 def test_stopping_the_runner_stops_its_children(tmp_path, sig, background):
@@ -161,7 +165,7 @@ def test_stopping_the_runner_stops_its_children(tmp_path, sig, background):
     plan = tiny_plan(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "rlkit.reproduce", *args(plan, tmp_path)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_ignore_sigint if background else None)
+                            preexec_fn=_ignore_sigint if background else _default_sigint)
     marker = str(tmp_path / "work")
     deadline = time.monotonic() + 60
     while not any("policy_train.py" in a for a in _processes_mentioning(marker)):  # the dataset child is up
