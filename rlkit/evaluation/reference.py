@@ -37,8 +37,9 @@ import numpy as np
 import pandas as pd
 from gymnasium.vector import AutoresetMode
 
-from rlkit.data import DatasetError, checkpoint_steps, detect_layout, read_checkpoint_episodes, read_metadata
+from rlkit.data import DatasetError, checkpoint_steps, detect_layout, read_metadata
 from rlkit.data import split_tasks_from_variant
+from rlkit.data.native import read_checkpoint_file
 from rlkit.envs import make_env
 from rlkit.envs.point_robot import sparse_reward
 from rlkit.envs.vector import make_vector_env
@@ -166,24 +167,25 @@ def _logged_returns(data_dir: Path, tasks: list[int]) -> pd.DataFrame:
 
 def _sparse_returns(data_dir: Path, tasks: list[int], goal_radius: float) -> pd.DataFrame:
     """(step, task, deterministic_return) with the sparse reward, from the dataset's deterministic
-    episodes (mean over them where a checkpoint holds several)."""
+    episodes (mean over them where a checkpoint holds several). dataset.json is read once; each
+    file's deterministic rows are summed per episode in one pass."""
     try:
         native = detect_layout(data_dir) == "native"
-        files = read_metadata(data_dir)["files"].values() if native else ()
+        files = read_metadata(data_dir)["files"] if native else {}
     except (DatasetError, OSError) as exc:
         raise ReferenceUnavailable(f"no sparse behaviour returns: {exc}") from None
     if not native:
         raise ReferenceUnavailable(f"sparse behaviour returns need a dataset in the native layout; {data_dir} is not")
     rows = []
-    for entry in files:
-        task, step = int(entry["task"]), int(entry["step"])
-        if task not in tasks:
+    for rel, entry in files.items():
+        if int(entry["task"]) not in tasks or not entry["episodes"]["deterministic"]["index"]:
             continue
-        episodes = [e for e in read_checkpoint_episodes(data_dir, task, step) if not e.sampled]
-        if episodes:
-            returns = [float(np.sum(sparse_reward(np.asarray(e.rewards, dtype=np.float64), goal_radius)))
-                       for e in episodes]
-            rows.append({"step": step, "task": task, "deterministic_return": float(np.mean(returns))})
+        rec = read_checkpoint_file(data_dir, entry, rel)
+        det = ~rec["sampled"]
+        rewards = sparse_reward(rec["reward"][det].astype(np.float64), goal_radius)
+        _, episode = np.unique(rec["episode"][det], return_inverse=True)
+        rows.append({"step": int(entry["step"]), "task": int(entry["task"]),
+                     "deterministic_return": float(np.bincount(episode, weights=rewards).mean())})
     return pd.DataFrame(rows, columns=["step", "task", "deterministic_return"])
 
 

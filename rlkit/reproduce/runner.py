@@ -201,22 +201,29 @@ def wait_one(job: Job, budget: Budget, poll: float = 1.0) -> bool:
     return True
 
 
-def progress_rows(run_dir: Path) -> int:
+def _progress(run_dir: Path) -> pd.DataFrame | None:
+    """A run's progress.csv, or None while there is none (an empty or half-written table counts as
+    none; resume rewrites it)."""
     path = run_dir / "progress.csv"
     if not path.is_file():
-        return 0
+        return None
     try:
-        return int(pd.read_csv(path)["Epoch"].nunique())
-    except Exception:  # an empty or half-written table counts as no rows; resume rewrites it
-        return 0
+        table = pd.read_csv(path)
+    except Exception:
+        return None
+    return table if "Epoch" in table and len(table) else None
 
 
-def _last_returns(run_dir: Path) -> str:
-    try:
-        row = pd.read_csv(run_dir / "progress.csv").iloc[-1]
-        return ", ".join(f"{p} {float(row[PROGRESS_KEYS[p]]):.2f}" for p in PROTOCOLS)
-    except Exception:  # no table yet, or a half-written one
+def progress_rows(run_dir: Path, progress: pd.DataFrame | None = None) -> int:
+    progress = _progress(run_dir) if progress is None else progress
+    return 0 if progress is None else int(progress["Epoch"].nunique())
+
+
+def _last_returns(progress: pd.DataFrame | None) -> str:
+    if progress is None or not all(k in progress for k in PROGRESS_KEYS.values()):
         return ""
+    row = progress.iloc[-1]
+    return ", ".join(f"{p} {float(row[PROGRESS_KEYS[p]]):.2f}" for p in PROTOCOLS)
 
 
 class Reproduction:
@@ -357,13 +364,14 @@ class Reproduction:
         for seed in self.seeds:
             for method in self.methods:
                 run_dir = self.layout.run_dir(self.plan, method, seed)
+                progress = _progress(run_dir)
                 if record_path(self.layout.records, self.plan, method, seed).is_file():
                     state = "recorded"
                 else:
-                    done = progress_rows(run_dir)
+                    done = progress_rows(run_dir, progress)
                     state = ("not started" if done == 0 else
                              "trained, context shift pending" if done >= total else f"{done} of {total} iterations")
-                last = _last_returns(run_dir)
+                last = _last_returns(progress)
                 lines.append(f"{method} seed {seed}: {state}" + (f" (last iteration: {last})" if last else ""))
         return lines
 
