@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 import policy_train
@@ -236,3 +237,33 @@ def test_policy_train_prints_the_meta_training_command_that_fits():
     assert "'algo_params.train_epoch=[2200,5000,200]'" in cmd and "algo_params.n_trj=50" in cmd
     cmd = meta_train_command("c.json", SimpleNamespace(sac=compose_sac_config("train"), data_dir="D"))
     assert "'algo_params.eval_epoch=[100000,1000000,50000]'" in cmd
+
+
+def _initial_actor(tmp_path, tasks, same_init: bool) -> dict[int, dict]:
+    gen = BehaviourPolicyGenerator(job(tmp_path, tmp_path / f"d{len(tasks)}{same_init}", tasks=tasks,
+                                       overrides=[*TINY, f"same_init={str(same_init).lower()}"]))
+    return {t: gen.agent.member_state_dict(j) for j, t in enumerate(tasks)}
+
+
+def _equal_members(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[net][k], b[net][k]) for net in ("actor", "critic", "critic_target") for k in a[net])
+
+
+def test_same_init_starts_every_task_from_one_draw_whatever_the_job(tmp_path):
+    """The authors seed every task's process alike, so their behaviour policies start from the same
+    weights; with same_init a task's start does not depend on which tasks share the job either."""
+    both = _initial_actor(tmp_path, [0, 1, 3], same_init=True)
+    alone = _initial_actor(tmp_path, [3], same_init=True)
+    assert _equal_members(both[0], both[1]) and _equal_members(both[1], both[3])
+    assert _equal_members(both[3], alone[3])
+    independent = _initial_actor(tmp_path, [0, 1, 3], same_init=False)
+    assert not _equal_members(independent[0], independent[1])
+    assert not _equal_members(independent[3], both[3])
+
+
+def test_a_dataset_from_before_same_init_is_not_extended_with_shared_initial_weights():
+    from rlkit.data.native import generator_clash
+
+    old = {"seed": 0, "sac": {"agent": {"hidden_dim": 32}, "num_train_steps": 500}}  # written before the option
+    assert "sac.same_init: False there, True now" in generator_clash(old, {**old, "sac": {**old["sac"], "same_init": True}})
+    assert generator_clash(old, {**old, "sac": {**old["sac"], "same_init": False}}) == ""

@@ -187,6 +187,30 @@ def _episode_plan(n_det: int, n_sto: int) -> tuple[list[bool], list[int]]:
     return sampled, index
 
 
+def initial_agent(cfg: DictConfig, n_tasks: int, obs_dim: int, act_dim: int, device: torch.device,
+                  seed: int, tasks: Sequence[int]) -> EnsembleSAC:
+    """The untrained ensemble for ``tasks``.
+
+    ``same_init`` (the default): every task starts from one draw of weights, a
+    function of ``seed`` alone. The authors run one process per task, each
+    seeded with the same seed, so all their behaviour policies start alike; it
+    also makes a task's start independent of which other tasks share the job
+    (``--split``, ``--tasks``). ``same_init: false``: independent draws per
+    task, a function of the seed and the job's tasks (datasets written before
+    the option existed were made this way).
+    """
+    if not bool(cfg.get("same_init", False)):
+        torch.manual_seed(derived_seed(seed, *tasks))
+        return EnsembleSAC.from_config(cfg.agent, n_tasks, obs_dim, act_dim, device=device)
+    torch.manual_seed(derived_seed(seed))
+    one = EnsembleSAC.from_config(cfg.agent, 1, obs_dim, act_dim, device=device)
+    agent = EnsembleSAC.from_config(cfg.agent, n_tasks, obs_dim, act_dim, device=device)
+    start = one.member_state_dict(0)
+    for j in range(n_tasks):
+        agent.load_member_state_dict(j, start)
+    return agent
+
+
 class BehaviourPolicyGenerator:
     """Trains the job's tasks to ``num_train_steps`` and writes every checkpoint."""
 
@@ -201,8 +225,7 @@ class BehaviourPolicyGenerator:
         self.schedule = checkpoint_schedule(cfg.num_train_steps, cfg.num_seed_steps, cfg.eval_frequency)
         self.write_at = checkpoint_write_steps(self.schedule, int(cfg.num_seed_steps), probe.max_episode_steps,
                                                bool(cfg.get("delay_first_checkpoint", True)))
-        torch.manual_seed(derived_seed(job.seed, *job.tasks))  # initial weights: a function of seed and tasks
-        self.agent = EnsembleSAC.from_config(cfg.agent, self.e, self.obs_dim, self.act_dim, device=self.device)
+        self.agent = initial_agent(cfg, self.e, self.obs_dim, self.act_dim, self.device, job.seed, job.tasks)
         self.replay = EnsembleReplayBuffer(self.e, int(cfg.replay_buffer_capacity), self.obs_dim, self.act_dim,
                                            device=self.device)
         self.writer = None if job.legacy_layout else DatasetWriter(

@@ -237,7 +237,10 @@ def _episode_summary(episodes: Sequence[Episode]) -> dict:
 # schedule. Keys absent on one side (options added later) and run-control keys (device,
 # logging, how many stochastic episodes an --eval top-up adds) are not compared.
 _GENERATOR_IDENTITY = ("seed", "sac.agent", "sac.num_train_steps", "sac.num_seed_steps", "sac.eval_frequency",
-                       "sac.delay_first_checkpoint")
+                       "sac.delay_first_checkpoint", "sac.same_init")
+# Keys whose absence means a known value: datasets written before ``same_init`` existed drew
+# each task's initial weights independently.
+_GENERATOR_ABSENT_MEANS = {"sac.same_init": False}
 
 
 def generator_clash(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:
@@ -256,6 +259,9 @@ def generator_clash(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
     diffs = []
     for path in _GENERATOR_IDENTITY:
         a, b = get(old, path), get(new, path)
+        if path in _GENERATOR_ABSENT_MEANS:
+            a = _GENERATOR_ABSENT_MEANS[path] if a is _MISSING else a
+            b = _GENERATOR_ABSENT_MEANS[path] if b is _MISSING else b
         if a is _MISSING or b is _MISSING:
             continue
         if isinstance(a, Mapping) and isinstance(b, Mapping):
