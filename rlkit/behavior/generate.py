@@ -43,17 +43,12 @@ from rlkit.core.logger import atomic_torch_save, load_snapshot
 from rlkit.fileio import ExclusiveLock
 from rlkit.core.progress import progress
 from rlkit.data import DatasetError, DatasetWriter, Episode, write_legacy_checkpoint
+from rlkit.data.selection import checkpoint_schedule
 from rlkit.envs import make_env
 from rlkit.envs.vector import make_vector_env
 from rlkit.fileio import atomic_file
 
 STATE_DIR = "_generator"
-
-
-def checkpoint_schedule(num_train_steps: int, num_seed_steps: int, eval_frequency: int) -> list[int]:
-    """Checkpoint steps: multiples of ``eval_frequency`` in [num_seed_steps, num_train_steps)."""
-    first = -(-int(num_seed_steps) // int(eval_frequency)) * int(eval_frequency)
-    return list(range(first, int(num_train_steps), int(eval_frequency)))
 
 
 def checkpoint_write_steps(schedule: Sequence[int], num_seed_steps: int, episode_length: int,

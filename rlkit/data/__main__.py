@@ -5,6 +5,7 @@
     python -m rlkit.data convert SRC DST --to legacy|native|minari [--config configs/ENV.json]
                                  [--env-name NAME] [--max-episode-steps T] [--tasks 0 1 ...] [--overwrite]
     python -m rlkit.data normalizer DIR [--force]
+    python -m rlkit.data profile DIR [--config C] [--reference FILE] [--json]
 
 DIR / SRC may also be a Minari namespace, ``minari:NAMESPACE`` (under
 MINARI_DATASETS_PATH) or its folder; ``--to minari`` writes DST =
@@ -26,6 +27,8 @@ from rlkit.data.errors import DatasetError
 from rlkit.data.loader import compute_abs_max
 from rlkit.data.minari_format import is_minari_ref
 from rlkit.data.normalizer import load_normalizer, save_normalizer
+from rlkit.data.profile import compare, format_profile, load_reference, profile_dataset
+from rlkit.data.split import split_tasks_from_variant
 from rlkit.data.tools import dataset_info, verify_dataset
 from rlkit.errors import cli
 
@@ -39,6 +42,32 @@ def _task_params_from_config(env_name: str, env_params: dict) -> list:
     except Exception as e:  # the conversion works without them
         print(f"warning: could not build env {env_name!r} to record task parameters ({e})", file=sys.stderr)
         return []
+
+
+def _profile(args) -> int:
+    prof = profile_dataset(args.dir)
+    reference = load_reference(args.reference) if args.reference else None
+    if args.json:
+        if reference is not None:
+            compare(prof, reference)  # the same refusals as the table
+        gaps = prof.missing()
+        if gaps:
+            print(f"warning: steps {', '.join(map(str, gaps))} are not held by every task and are left out",
+                  file=sys.stderr)
+        print(json.dumps(prof.as_json(), indent=1))
+        return 0
+    split = None
+    if args.config:
+        try:
+            variant = json.loads(Path(args.config).read_text())
+            split = split_tasks_from_variant(variant, 0)
+        except FileNotFoundError:
+            raise DatasetError(f"config {args.config} does not exist") from None
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"config {args.config} gives no task split ({exc}): pass the env's config JSON, "
+                               "e.g. configs/point-robot.json") from None
+    print(format_profile(prof, split, reference))
+    return 0
 
 
 @cli
@@ -64,6 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     pn = sub.add_parser("normalizer", help="compute normalizer.npz (abs_max of all observations)")
     pn.add_argument("dir", help="dataset folder; normalizer.npz is written there")
     pn.add_argument("--force", action="store_true", help="replace an existing normalizer.npz")
+    pp = sub.add_parser("profile", help="the behaviour policies' mean returns at every checkpoint")
+    pp.add_argument("dir", help="dataset folder (native or the authors' layout) or minari:NAMESPACE")
+    pp.add_argument("--config", help="reference-style config JSON: adds train and test task columns (its split)")
+    pp.add_argument("--reference", help="a reference profile JSON (configs/reference_profiles/ENV.json): "
+                                        "the difference at each of its steps")
+    pp.add_argument("--json", action="store_true",
+                    help='print {"<step>": {"deterministic": x, "sampled": y}} over all tasks')
     args = p.parse_args(argv)
     try:
         if args.cmd == "info":
@@ -92,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_episode_steps=args.max_episode_steps, tasks=args.tasks, overwrite=args.overwrite,
             )
             print(f"converted {args.src} -> {args.dst} ({args.to}): {stats}")
+        elif args.cmd == "profile":
+            return _profile(args)
         elif args.cmd == "normalizer":
             if is_minari_ref(args.dir):
                 raise DatasetError(f"{args.dir} is a Minari dataset: compute the normalizer on the native dataset "

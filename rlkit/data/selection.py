@@ -23,6 +23,12 @@ from rlkit.data.native import GROUPS, episode_table, read_metadata
 AUTO = "auto"
 
 
+def checkpoint_schedule(num_train_steps: int, num_seed_steps: int, eval_frequency: int) -> list[int]:
+    """Checkpoint steps the generator writes: multiples of ``eval_frequency`` in [num_seed_steps, num_train_steps)."""
+    first = -(-int(num_seed_steps) // int(eval_frequency)) * int(eval_frequency)
+    return list(range(first, int(num_train_steps), int(eval_frequency)))
+
+
 def episode_counts(files: Mapping[str, Any], task_ids: Iterable[int], sample: bool) -> dict[int, dict[int, int]]:
     """{task: {checkpoint step: episodes of the chosen group (sampled or deterministic)}}, from the
     ``files`` table of a native dataset's metadata."""
