@@ -52,6 +52,21 @@ paper:
     return plan
 
 
+def stamp_dataset(repro, generator_config: dict | None = None) -> None:
+    """What a finished build leaves, without building: the stamp, and a dataset.json that records the
+    generator settings the plan resolves to (or ``generator_config``)."""
+    from omegaconf import OmegaConf
+
+    from rlkit.behavior.config import compose_sac_config
+    from rlkit.data import DatasetWriter
+
+    ds = repro.plan.dataset
+    made = generator_config or {"sac": OmegaConf.to_container(compose_sac_config(ds.preset, ds.overrides),
+                                                              resolve=True), "seed": ds.seed}
+    DatasetWriter(repro.layout.data_dir, repro.plan.env, {}, [], 2, 2, made, fsync=False)
+    save_config({"policy_train_args": repro.portable_dataset_args()}, repro.layout.dataset_stamp)
+
+
 def args(plan: Path, tmp: Path, *extra: str) -> list[str]:
     return [str(plan), "--out", str(tmp / "work"), "--records", str(tmp / "records"), "--report-dir",
             str(tmp / "report"), *extra]
@@ -90,6 +105,10 @@ def test_budget_stops_cleanly_resumes_and_recorded_runs_are_never_retrained(tmp_
     assert "| CSRO | 0 |" in table and "| FOCAL | 0 |" in table and "(-4.4)" in table
     assert f"a uniform-random policy scores {reference['random']:.1f}" in table
     assert (tmp_path / "report" / "point-robot-tiny.png").stat().st_size > 10_000
+    # the dataset's profile is kept beside the records, and the page shows it
+    profile = json.loads((tmp_path / "records" / "point-robot-tiny" / "dataset_profile.json").read_text())
+    assert list(profile) == ["100", "200"] and all(-25 < row["deterministic"] < 0 for row in profile.values())
+    assert "Behaviour data (point-robot dataset" in table and f"| 200 | {profile['200']['deterministic']:.1f} |" in table
     # 4. every record exists: nothing starts
     assert cli.main(args(plan, tmp_path)) == 0
     assert "start" not in capsys.readouterr().out
@@ -168,7 +187,10 @@ def test_stopping_the_runner_stops_its_children(tmp_path, sig, background):
                             preexec_fn=_ignore_sigint if background else _default_sigint)
     marker = str(tmp_path / "work")
     deadline = time.monotonic() + 60
-    while not any("policy_train.py" in a for a in _processes_mentioning(marker)):  # the dataset child is up
+    started = tmp_path / "work" / "point-robot-tiny" / "offline_dataset" / "_generator"
+    # the dataset child is up and past its interpreter's start (its lock file is written): a SIGINT that
+    # lands while Python is still starting kills it silently, which a CPU-starved machine makes likely
+    while not (any("policy_train.py" in a for a in _processes_mentioning(marker)) and started.is_dir()):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.2)
     proc.send_signal(sig)
@@ -322,7 +344,7 @@ def test_a_moved_work_folder_keeps_its_dataset(tmp_path):
     plan = load_plan(tiny_plan(tmp_path))
     first = Reproduction(plan, Layout(tmp_path / "a" / plan.name, tmp_path / "rec"), Budget(None), echo=lambda m: None)
     first.layout.root.mkdir(parents=True)
-    save_config({"policy_train_args": first.portable_dataset_args()}, first.layout.root / "dataset.done.json")
+    stamp_dataset(first)
     assert str(first.layout.data_dir) not in first.portable_dataset_args()
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     moved = Reproduction(plan, Layout(tmp_path / "b" / plan.name, tmp_path / "rec"), Budget(None), echo=lambda m: None)
@@ -338,6 +360,7 @@ def test_a_moved_work_folder_keeps_its_dataset(tmp_path):
            "/old/out/point-robot-cpu/offline_dataset" if a == "<data_dir>" else a for a in here.portable_dataset_args()]
     assert old != here.portable_dataset_args()
     here.layout.root.mkdir(parents=True)
+    stamp_dataset(here)
     save_config({"policy_train_args": old}, here.layout.dataset_stamp)
     assert here.dataset_ready()
 
@@ -363,12 +386,12 @@ def test_a_plan_can_train_on_another_plans_dataset(tmp_path, capsys):
     # the base plan's finished dataset is recognised by the variant as its own: nothing is generated
     repro = Reproduction(base, base_layout, Budget(None), echo=lambda m: None)
     layout.dataset_stamp.parent.mkdir(parents=True)
-    save_config({"policy_train_args": repro.portable_dataset_args()}, layout.dataset_stamp)
+    stamp_dataset(repro)
     assert Reproduction(variant, layout, Budget(None), echo=lambda m: None).ensure_dataset()
     # a variant cannot also set dataset settings, name an unknown plan, another env's plan, or itself
     for dataset, message in [("{from_plan: tiny.yaml, seed: 1}", "has no settings of its own (found seed)"),
                              ("{from_plan: no-such-plan}", "'no-such-plan' is not a plan"),
-                             ("{from_plan: cheetah-vel-cpu}", "is a 'cheetah-vel' dataset, not 'point-robot'"),
+                             ("{from_plan: cheetah-vel-cpu}", "is a 'cheetah-vel' dataset, which 'point-robot' does not learn from"),
                              ("{from_plan: variant.yaml}", "leads back to itself")]:
         bad = variant_path.read_text().replace("dataset: {from_plan: tiny.yaml}", f"dataset: {dataset}")
         variant_path.write_text(bad)
@@ -409,3 +432,38 @@ def test_status_says_what_is_done_from_the_files(tmp_path, capsys):
     record.write_text("{}")
     assert "FOCAL seed 0: recorded" in status()
     assert "FOCAL" not in status("--methods", "CSRO")
+
+
+def test_a_dataset_built_with_other_generator_settings_is_refused(tmp_path, capsys):
+    """The same policy_train arguments resolve to other settings when a SAC preset's defaults change
+    (same_init became the default): the dataset records what it was made with, and the plan is refused."""
+    from rlkit.reproduce.runner import Budget, Layout, Reproduction
+
+    plan = load_plan(tiny_plan(tmp_path))
+    lines = []
+    repro = Reproduction(plan, Layout.for_plan(tmp_path / "work", plan, tmp_path / "records"), Budget(None),
+                         echo=lines.append)
+    stamp_dataset(repro)
+    assert repro.dataset_ready()
+    profile = json.loads((tmp_path / "records" / plan.name / "dataset_profile.json").read_text())
+    assert profile == {}  # the stand-in dataset holds no checkpoint; a real one is profiled (test below)
+    made = json.loads((repro.layout.data_dir / "dataset.json").read_text())["generator_config"]
+    del made["sac"]["same_init"]  # a dataset written before the option: independent initial weights
+    shutil.rmtree(repro.layout.data_dir)
+    stamp_dataset(repro, made)
+    with pytest.raises(ReproduceError, match=r"other generator settings .*sac.same_init: False there, True now"):
+        repro.dataset_ready()
+    # a stamp whose dataset is gone is not "ready": the dataset is built again
+    shutil.rmtree(repro.layout.data_dir)
+    assert not repro.dataset_ready() and not repro.layout.dataset_stamp.exists()
+    assert "holds none: building it again" in lines[-1]
+
+
+def test_sparse_point_robot_learns_from_the_point_robot_dataset(tmp_path):
+    """Both generators train on the dense reward: one dataset, made once, serves the sparse env."""
+    from rlkit.envs import offline_data_env
+
+    assert offline_data_env("sparse-point-robot") == "point-robot" and offline_data_env("point-robot") == "point-robot"
+    sparse = load_plan(plan_path("sparse-point-robot", "cpu"))
+    assert sparse.dataset_home == "point-robot-cpu"
+    assert sparse.dataset == load_plan(plan_path("point-robot", "cpu")).dataset

@@ -484,10 +484,20 @@ class VerifiedStamp:
             pass  # read-only dataset: verify again next time
 
 
+def _data_env(env_name: str) -> str | None:
+    """The env whose datasets ``env_name`` may train on (rlkit.envs.offline_data_env); None if unknown."""
+    from rlkit.envs import UnknownEnvError, offline_data_env
+
+    try:
+        return offline_data_env(env_name)
+    except UnknownEnvError:
+        return None
+
+
 def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify, source=None) -> OfflineData:
     """A native dataset's selection; with ``source`` (a :class:`MinariSource`), the same from its Minari copy."""
     meta = read_metadata(root) if source is None else source.metadata
-    if env_name is not None and meta.get("env_name") not in (None, env_name):
+    if env_name is not None and meta.get("env_name") not in (None, env_name, _data_env(env_name)):
         raise DatasetError(
             f"{root} holds a {meta.get('env_name')!r} dataset, not {env_name!r}: point data_dir at the right folder "
             "(for a converted dataset with the wrong name, convert again with --env-name)"

@@ -30,6 +30,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from rlkit.config import REPO_CONFIG_DIR
 from rlkit.data.errors import DatasetError
 from rlkit.data.legacy import legacy_columns, legacy_task_dirs, parse_legacy_filename, read_legacy_file
 from rlkit.data.loader import detect_layout
@@ -39,6 +40,8 @@ from rlkit.data.selection import checkpoint_schedule
 
 #: The two episode groups a checkpoint holds, as the profile names them.
 KINDS = ("deterministic", "sampled")
+#: Committed reference profiles, one per env: ``ENV.json``.
+REFERENCE_DIR = REPO_CONFIG_DIR / "reference_profiles"
 
 
 @dataclass
@@ -157,6 +160,12 @@ class ReferenceProfile:
     source: str
     table: dict[int, dict[str, float]]
     path: str = ""
+
+
+def reference_for(env_name: str) -> ReferenceProfile | None:
+    """The committed reference profile of ``env_name``, or None when there is none."""
+    path = REFERENCE_DIR / f"{env_name}.json"
+    return load_reference(path) if path.is_file() else None
 
 
 def load_reference(path: str | os.PathLike) -> ReferenceProfile:

@@ -88,6 +88,14 @@ def env_class(name: str):
     return ENVS[name]
 
 
+def offline_data_env(name: str) -> str:
+    """The env whose offline data ``name`` learns from: itself, or the one its class names in
+    ``offline_data_of``. sparse-point-robot names point-robot: the same dynamics, tasks and dense
+    training reward (only evaluation sparsifies it), so its behaviour data is point-robot's and
+    one dataset serves both instead of two generator runs of the same thing."""
+    return getattr(env_class(name), "offline_data_of", None) or name
+
+
 def make_env(name: str, **env_params):
     """Build the task-distribution env ``name`` with the config's ``env_params``, through gymnasium's
     registry: ``env.spec`` is the registered spec with these arguments."""

@@ -96,6 +96,8 @@ class SparsePointRobotEnv(PointRobotEnv):
     +goal_radius and so always returned 0; we use PEARL's definition instead.
     """
 
+    offline_data_of = "point-robot"  # behaviour policies train on the dense reward: point-robot's data
+
     def __init__(self, n_tasks: int = 2, randomize_tasks: bool = False, max_episode_steps: int = 20,
                  goal_radius: float = 0.2):
         self.goal_radius = float(goal_radius)

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from rlkit.config import REPO_CONFIG_DIR, ConfigError, algo_presets, load_config
 from rlkit.core.logger import changed_keys, json_roundtrip
+from rlkit.envs import UnknownEnvError, offline_data_env
 
 PLAN_DIR = REPO_CONFIG_DIR / "reproduce"
 PROTOCOLS = ("offline", "online", "np_online")
@@ -158,7 +159,9 @@ def plan_path(env_or_path: str, scale: str) -> Path:
 
 def _dataset_of(name: str, path: Path, env: str, seen: tuple[Path, ...]) -> tuple[DatasetPlan, Path, str]:
     """``dataset: {from_plan: NAME}``: that plan's dataset, its env config and where it lives. NAME is
-    a committed plan (``point-robot-cpu``) or a plan file, relative to this one."""
+    a committed plan (``point-robot-cpu``) or a plan file, relative to this one. The other plan's env
+    must be one whose data this plan's env learns from (itself, or e.g. point-robot for
+    sparse-point-robot: rlkit.envs.offline_data_env)."""
     other_path = path.parent / name if name.endswith((".yaml", ".yml")) else PLAN_DIR / f"{name}.yaml"
     if not other_path.is_file():
         raise ConfigError(f"reproduction plan {str(path)!r}: dataset from_plan {name!r} is not a plan; plans: "
@@ -166,9 +169,13 @@ def _dataset_of(name: str, path: Path, env: str, seen: tuple[Path, ...]) -> tupl
     if other_path.resolve() in seen:
         raise ConfigError(f"reproduction plan {str(path)!r}: dataset from_plan {name!r} leads back to itself")
     other = load_plan(other_path, _seen=seen)
-    if other.env != env:
+    try:
+        shares = offline_data_env(other.env) == offline_data_env(env)
+    except UnknownEnvError as exc:
+        raise ConfigError(f"reproduction plan {str(path)!r}: {exc}") from None
+    if not shares:
         raise ConfigError(f"reproduction plan {str(path)!r}: dataset from_plan {name!r} is a {other.env!r} dataset, "
-                          f"not {env!r}")
+                          f"which {env!r} does not learn from")
     return other.dataset, other.dataset_config or other.config, other.dataset_home
 
 

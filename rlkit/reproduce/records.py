@@ -25,6 +25,8 @@ from rlkit.evaluation.reference import ReferenceUnavailable, reference_returns
 from rlkit.reproduce.plan import PROTOCOLS, Plan, settings_drift
 
 RECORD_VERSION = 1
+#: The plan's dataset profile (``python -m rlkit.data profile --json``), kept beside the records.
+PROFILE_FILE = "dataset_profile.json"
 
 
 def record_path(records_root: Path, plan: Plan, method: str, seed: int) -> Path:
@@ -42,6 +44,14 @@ def _versions() -> dict:
 
     return {"python": platform.python_version(), "torch": torch.__version__, "mujoco": mujoco.__version__,
             "gymnasium": gymnasium.__version__, "numpy": np.__version__}
+
+
+def dataset_identity(plan: Plan) -> dict:
+    """What the plan's runs train on: the generator preset, seed and overrides of its dataset.
+
+    Kept in every record, so that a record made on one dataset is never counted for a plan
+    that now builds another (the training settings alone cannot tell them apart)."""
+    return {"preset": plan.dataset.preset, "seed": int(plan.dataset.seed), "overrides": list(plan.dataset.overrides)}
 
 
 def build_record(plan: Plan, method: str, seed: int, run_dir: Path, context_shift_seconds: float = 0.0) -> dict:
@@ -74,8 +84,28 @@ def build_record(plan: Plan, method: str, seed: int, run_dir: Path, context_shif
         "wall_time_s": {"train": float(progress["Train Time (s)"].sum()), "eval": float(progress["Eval Time (s)"].sum()),
                         "context_shift": float(context_shift_seconds)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_revision": revision, "versions": _versions(),
-        "config": variant,
+        "dataset": dataset_identity(plan), "config": variant,
     }
+
+
+def load_dataset_profile(records_root: Path, plan: Plan) -> dict[int, dict[str, float]] | None:
+    """The plan's committed dataset profile as {step: {kind: return}}, or None when it has none."""
+    path = Path(records_root) / plan.name / PROFILE_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {int(s): {k: float(v) for k, v in row.items() if v is not None} for s, row in raw.items()}
+    except (OSError, json.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path} is unreadable ({exc}); restore it from git, or delete it and rerun the plan "
+                         "with its dataset here") from None
+
+
+def _dataset_words(identity: dict | None) -> str:
+    if not isinstance(identity, dict):
+        return "not recorded"
+    return f"preset {identity.get('preset')}, seed {identity.get('seed')}, " + (
+        " ".join(map(str, identity.get("overrides") or [])) or "no overrides")
 
 
 def write_record(records_root: Path, plan: Plan, record: dict) -> Path:
@@ -88,7 +118,7 @@ def load_records(records_root: Path, plan: Plan) -> list[dict]:
     folder = Path(records_root) / plan.name
     planned: dict[str, dict] = {}  # each method's config is resolved once, not once per seed
     out = []
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(p for p in folder.glob("*.json") if p.name != PROFILE_FILE):
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
@@ -96,6 +126,10 @@ def load_records(records_root: Path, plan: Plan) -> list[dict]:
         if rec.get("record_version") != RECORD_VERSION:
             raise ValueError(f"record {path} has version {rec.get('record_version')}, expected {RECORD_VERSION}")
         if rec.get("method") in plan.methods:
+            if rec.get("dataset") != dataset_identity(plan):
+                raise ValueError(f"record {path} was trained on another dataset ({_dataset_words(rec.get('dataset'))}) "
+                                 f"than {plan.source or plan.name} builds now ({_dataset_words(dataset_identity(plan))}); "
+                                 "restore the plan's dataset settings, or delete the record to rerun it")
             method = rec["method"]
             if method not in planned:
                 planned[method] = plan.resolved_config(method)

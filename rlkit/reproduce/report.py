@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rlkit.data.profile import KINDS, reference_for
+from rlkit.envs import offline_data_env
 from rlkit.evaluation.reference import ReferenceReturns, ReferenceUnavailable, reference_returns
 from rlkit.reproduce.plan import PROTOCOLS, Plan
 
@@ -143,7 +145,39 @@ def _step(ref: dict) -> str:
     return f" (generator step {ref['behaviour_best_step']})" if ref.get("behaviour_best_step") is not None else ""
 
 
-def markdown(plan: Plan, records: list[dict], figure: str | None, command: str) -> str:
+def dataset_profile_lines(plan: Plan, profile: dict[int, dict[str, float]] | None) -> list[str]:
+    """The behaviour data's quality, per checkpoint, beside the committed reference profile of its env."""
+    if not profile:
+        return []
+    data_env = offline_data_env(plan.env)
+    ref = reference_for(data_env)
+    lines = ["", f"Behaviour data ({data_env} dataset; `python -m rlkit.data profile`): mean return of each "
+             "checkpoint's episodes over all tasks, deterministic (mean action) / sampled"
+             + (f", beside the reference profile, {ref.source} (`configs/reference_profiles/{data_env}.json`)"
+                if ref else "") + ".", ""]
+    head = "| step | deterministic | sampled |" + (" reference deterministic | difference | reference sampled |"
+                                                  if ref else "")
+    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+    worst = None
+    for step, row in sorted(profile.items()):
+        cells = [f"{row[k]:.1f}" if k in row else "–" for k in KINDS]
+        line = f"| {step:,} | " + " | ".join(cells) + " |"
+        if ref:
+            r = ref.table.get(step)
+            if r is None:
+                line += " – | – | – |"
+            else:
+                diff = row["deterministic"] - r["deterministic"]
+                worst = diff if worst is None or abs(diff) > abs(worst) else worst
+                line += f" {r['deterministic']:.1f} | {diff:+.1f} | " + (f"{r['sampled']:.1f}" if "sampled" in r else "–") + " |"
+        lines.append(line)
+    if worst is not None:
+        lines += ["", f"Largest deterministic difference from the reference: {worst:+.1f}."]
+    return lines
+
+
+def markdown(plan: Plan, records: list[dict], figure: str | None, command: str,
+             profile: dict[int, dict[str, float]] | None = None) -> str:
     summary = summarise(plan, records)
     lines = [f"# {plan.env}, `{plan.scale}` scale", "", plan.description.strip(), "",
              f"Produced by `{command}` from the records in `docs/results/records/{plan.name}/` "
@@ -166,6 +200,7 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str) 
         lines += ["", f"For scale, on the same {ref['n_tasks']} test tasks ({ref['episode_length']}-step episodes): "
                   f"a uniform-random policy scores {ref['random']:.1f} (mean of {ref['random_episodes']} episodes "
                   f"per task){best}{data} (`rlkit.evaluation.reference`; the dashed and dotted lines of the figure)."]
+    lines += dataset_profile_lines(plan, profile)
     missing = [f"{m} seed {s}" for m in plan.methods for s in plan.seeds
                if not any(r["method"] == m and r["seed"] == s for r in records)]
     if missing:

@@ -27,12 +27,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from omegaconf import OmegaConf
+
+from rlkit.behavior.config import compose_sac_config
 from rlkit.config import save_config
+from rlkit.data import DatasetError, read_metadata
+from rlkit.data.native import generator_clash
+from rlkit.data.profile import profile_dataset
 from rlkit.core.logger import latest_snapshot
 from rlkit.errors import UserError
 from rlkit.evaluation.protocols import PROGRESS_KEYS
 from rlkit.reproduce.plan import PROTOCOLS, Plan, settings_drift
-from rlkit.reproduce.records import build_record, load_records, record_path, write_record
+from rlkit.reproduce.records import PROFILE_FILE, build_record, load_records, record_path, write_record
 
 REPO = Path(__file__).resolve().parents[2]
 GRACE_S = 60.0  # after SIGINT, how long a child may take to close its files before SIGKILL
@@ -257,8 +263,14 @@ class Reproduction:
         return portable_args(self.dataset_args())
 
     def dataset_ready(self) -> bool:
+        """True when the plan's dataset is built; a dataset built with other settings is an error."""
         stamp = self._stamp()
         if not stamp.is_file():
+            return False
+        if not (self.layout.data_dir / "dataset.json").is_file():
+            self.echo(f"[{self.plan.name}] {stamp} says the dataset was built, but {self.layout.data_dir} holds "
+                      "none: building it again")
+            stamp.unlink()
             return False
         made = json.loads(stamp.read_text(encoding="utf-8"))
         made_args = made.get("policy_train_args")
@@ -266,7 +278,38 @@ class Reproduction:
         if not isinstance(made_args, list) or portable_args([str(a) for a in made_args]) != self.portable_dataset_args():
             raise ReproduceError(f"the dataset in {self.layout.data_dir} was made with other settings "
                                  f"({made.get('policy_train_args')}); use another --out or delete it")
+        self._check_generator_settings()
+        self.write_dataset_profile()
         return True
+
+    def _check_generator_settings(self) -> None:
+        """The same arguments can mean other settings when a SAC preset's defaults change: compare what
+        the dataset records it was made with (dataset.json) with what the plan's arguments resolve to now."""
+        try:
+            made = read_metadata(self.layout.data_dir).get("generator_config")
+        except DatasetError as exc:
+            raise ReproduceError(f"the dataset in {self.layout.data_dir} is unreadable ({exc}); "
+                                 "move it aside to build it anew") from None
+        ds = self.plan.dataset
+        try:
+            planned = {"sac": OmegaConf.to_container(compose_sac_config(ds.preset, ds.overrides), resolve=True),
+                       "seed": ds.seed}
+        except ValueError as exc:
+            raise ReproduceError(f"plan {self.plan.name}: {exc}") from None
+        clash = generator_clash(made, planned)
+        if clash:
+            raise ReproduceError(f"the dataset in {self.layout.data_dir} was made with other generator settings than "
+                                 f"plan {self.plan.name} resolves to now ({clash}); restore the plan's dataset "
+                                 "settings, or move that dataset aside (or use another --out) to build it anew")
+
+    def write_dataset_profile(self) -> Path:
+        """``dataset_profile.json`` beside the plan's records: the behaviour data's quality, committed
+        with the records, so the page can show it when the dataset itself is long gone."""
+        path = Path(self.layout.records) / self.plan.name / PROFILE_FILE
+        profile = profile_dataset(self.layout.data_dir).as_json()
+        if not path.is_file() or json.loads(path.read_text(encoding="utf-8")) != profile:
+            save_config(profile, path)
+        return path
 
     def ensure_dataset(self) -> bool:
         """Build (or resume building) and verify the dataset; False if the budget ran out first."""
@@ -286,6 +329,7 @@ class Reproduction:
                                      f"{job.tail()}")
         save_config({"policy_train_args": self.portable_dataset_args(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")},
                     self._stamp())
+        self.write_dataset_profile()
         return True
 
     # ------------------------------------------------------------------ runs
