@@ -267,3 +267,11 @@ def test_a_dataset_from_before_same_init_is_not_extended_with_shared_initial_wei
     old = {"seed": 0, "sac": {"agent": {"hidden_dim": 32}, "num_train_steps": 500}}  # written before the option
     assert "sac.same_init: False there, True now" in generator_clash(old, {**old, "sac": {**old["sac"], "same_init": True}})
     assert generator_clash(old, {**old, "sac": {**old["sac"], "same_init": False}}) == ""
+
+
+def test_a_dataset_from_before_the_delayed_first_checkpoint_is_not_extended_with_it():
+    from rlkit.data.native import generator_clash
+
+    old = {"seed": 0, "sac": {"agent": {"hidden_dim": 32}, "num_train_steps": 500}}
+    new = {**old, "sac": {**old["sac"], "delay_first_checkpoint": True}}
+    assert "sac.delay_first_checkpoint: False there, True now" in generator_clash(old, new)

@@ -238,9 +238,9 @@ def _episode_summary(episodes: Sequence[Episode]) -> dict:
 # logging, how many stochastic episodes an --eval top-up adds) are not compared.
 _GENERATOR_IDENTITY = ("seed", "sac.agent", "sac.num_train_steps", "sac.num_seed_steps", "sac.eval_frequency",
                        "sac.delay_first_checkpoint", "sac.same_init")
-# Keys whose absence means a known value: datasets written before ``same_init`` existed drew
-# each task's initial weights independently.
-_GENERATOR_ABSENT_MEANS = {"sac.same_init": False}
+# Keys whose absence means a known value: datasets written before an option existed were made the
+# old way (each task's initial weights drawn independently; every checkpoint written at its own step).
+_GENERATOR_ABSENT_MEANS = {"sac.same_init": False, "sac.delay_first_checkpoint": False}
 
 
 def generator_clash(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:
