@@ -238,10 +238,11 @@ def test_debug_runs_go_to_the_debug_folder_and_log_every_task(dataset, tmp_path)
     assert "final return per test task" in (debug_dir / "debug.log").read_text()
 
 
-def test_a_float64_run_computes_records_and_reloads_in_float64(dataset, tmp_path):
+def test_a_float64_run_computes_records_and_reloads_in_float64(dataset, tmp_path, capsys):
     """util_params.dtype=float64: networks, optimizer moments, alpha and the buffer are float64 (the
     float32 dataset cast on load), variant.json says so, the process's default dtype is restored
-    afterwards, and load_run rebuilds the agent and its offline data in float64."""
+    afterwards, load_run rebuilds the agent and its offline data in float64, and a resume in
+    float32 is refused (half a run in each precision matches neither)."""
     from rlkit.core.logger import load_snapshot
     from rlkit.core.precision import dtype_of
     from rlkit.evaluation.run_loader import load_run
@@ -257,6 +258,9 @@ def test_a_float64_run_computes_records_and_reloads_in_float64(dataset, tmp_path
     loaded = load_run(run_dir)
     assert dtype_of(loaded.agent) == torch.float64 and loaded.offline_buffer("test").dtype == torch.float64
     assert loaded.sample_offline_context([loaded.test_tasks[0]], 5).dtype == torch.float64
+    capsys.readouterr()
+    run(dataset, tmp_path, "--resume", str(run_dir), iterations=2, expect=2)
+    assert "was computed in float64; resume it with util_params.dtype=float64" in capsys.readouterr().err
 
 
 def test_computing_in_restores_the_default_dtype_after_an_error():

@@ -359,6 +359,9 @@ def _run_experiment(cfg: Config, seed: int, gpu: int | None, resume: str | None)
             what = "no snapshot that loads" if skipped else "no snapshot (agent.pth / agent_itr_K.pth)"
             raise RunDirError(f"{what} in {resume}; nothing to resume")
         itr = int(state["iteration"])
+        ran_in = (state.get("config") or {}).get("util_params", {}).get("dtype", "float32")
+        if ran_in != util.get("dtype", "float32"):  # its rows so far and the rest would match no single run
+            raise RunDirError(f"{snapshot_path} was computed in {ran_in}; resume it with util_params.dtype={ran_in}")
     # "auto" checkpoints / episode counts: what the dataset holds, resolved before variant.json is written
     train_tasks, test_tasks = split_tasks_from_variant(cfg, seed)
     cfg = {**cfg, "algo_params": resolve_auto(cfg["algo_params"], train_tasks, test_tasks)}
