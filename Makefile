@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow bench golden reproduce gpu-wheels check-install clean
+.PHONY: venv demo test test-slow test-portable bench golden reproduce gpu-wheels check-install clean
 
 venv: $(STAMP)
 
@@ -26,8 +26,19 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check --quiet --select F,E9 rlkit rand_param_envs tests benchmarks *.py
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) test-portable
 	$(PY) -m pytest -q -m slow
+
+# The numbers that must not depend on the CPU (the float64 golden tables, one CSRO step,
+# fused against plain Adam), rerun with the kernels of other x86-64 hosts: torch's
+# pre-AVX2 and AVX2 code paths, MKL limited to SSE4.2, and MKL's AVX2 code path
+# (MKL_CBWR; on some builds MKL_ENABLE_INSTRUCTIONS changes nothing, MKL_CBWR does).
+PORTABLE_KERNELS ?= ATEN_CPU_CAPABILITY=default ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=SSE4_2 MKL_CBWR=AVX2
+test-portable: $(STAMP)
+	@for kernels in $(PORTABLE_KERNELS); do \
+		echo "== $$kernels"; \
+		env $$kernels $(PY) -m pytest -q -p no:cacheprovider tests/test_golden.py tests/test_csro_step.py || exit 1; \
+	done
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all

@@ -97,6 +97,7 @@ default_config = dict(
         docker=False,  # unused (the reference never supported docker)
         exp_name="CSRO",  # [from the env JSONs] run name: output/ENV/EXP_NAME/seedN/ (--exp_name overrides it)
         wandb=False,  # also log each run to Weights & Biases (pip install wandb; --wandb sets it)
+        dtype="float32",  # [ours] what networks and batches compute in: float32, or float64 (runs on different CPUs agree to ~1e-10 instead of up to ~10% in small statistics; the golden tests use it)
     ),
     algo_type="CSRO",  # method preset from configs/algos/ (CSRO, FOCAL, offline-PEARL), applied over the env JSON
 )

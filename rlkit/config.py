@@ -32,6 +32,8 @@ Config = dict[str, Any]
 REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 ALGO_CONFIG_DIR = REPO_CONFIG_DIR / "algos"
 DIVERGENCES = ("kl", "w")
+# util_params.dtype: what a run computes in (rlkit.core.precision turns the name into a torch dtype)
+COMPUTE_DTYPES = ("float32", "float64")
 
 
 class ConfigError(UserError, ValueError):
@@ -507,6 +509,9 @@ def validate(cfg: Config) -> Config:
         _need(not algo[key], f"algo_params.{key}: snapshots hold networks, optimizers and counters only "
                              "(replay buffers, algorithm objects and envs are rebuilt from the config); set it to false")
     _need(not cfg["util_params"]["docker"], "util_params.docker is not supported; set it to false")
+    dtype = cfg["util_params"].get("dtype", "float32")  # a copied default.py may predate the key
+    _need(dtype in COMPUTE_DTYPES,
+          f"util_params.dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {dtype!r}")
     _need(algo["discount"] >= 0 and algo["discount"] <= 1, f"algo_params.discount must be in [0, 1], got {algo['discount']}")
     for path, value in _numbers(cfg):
         _need(math.isfinite(value), f"{path} must be a finite number, got {value}")

@@ -46,6 +46,7 @@ import torch
 
 from rlkit.errors import cli
 from rlkit.core.device import choose_device
+from rlkit.core.precision import dtype_of
 
 SOURCES = ("offline", "online", "np_online", "online_full", "np_online_full")
 DESCRIPTIONS = {
@@ -163,7 +164,8 @@ def protocol_contexts(result, use_next_obs: bool, threshold: int) -> list[tuple[
     tr = result.trace
     add = tr["active"] & (tr["exploring"] if result.protocol == "np_online" else True)
     rows = [tr["obs"], tr["actions"], tr["rewards"][..., None]] + ([tr["next_obs"]] if use_next_obs else [])
-    rows = torch.as_tensor(np.concatenate([np.asarray(r, dtype=np.float32) for r in rows], axis=-1))
+    # float64 here, rounded to the agent's dtype in _infer_each: float32 agents see what the protocol fed them
+    rows = torch.as_tensor(np.concatenate([np.asarray(r, dtype=np.float64) for r in rows], axis=-1))
     out = []
     for m in range(add.shape[1]):
         first_end, eval_steps = add.shape[0] - 1, 0
@@ -182,7 +184,7 @@ def _infer_each(agent, contexts: list[torch.Tensor], device) -> np.ndarray:
     """z of each variable-length context, in one padded batch."""
     lengths = torch.tensor([len(c) for c in contexts], dtype=torch.long)
     padded = torch.nn.utils.rnn.pad_sequence(contexts, batch_first=True)
-    return agent.infer_z(padded.to(device), lengths.to(device)).cpu().numpy()
+    return agent.infer_z(padded.to(device, dtype_of(agent)), lengths.to(device)).cpu().numpy()
 
 
 def collect_embeddings(run, agent=None, tasks: Sequence[int] | None = None, draws: int = 20,

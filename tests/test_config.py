@@ -394,3 +394,10 @@ def test_auto_selection_is_accepted_where_a_dataset_can_answer():
     assert cfg["algo_params"]["train_epoch"] == "auto" and cfg["algo_params"]["n_trj"] == "auto"
     with pytest.raises(ConfigError, match="auto"):
         load_config(CONFIGS / "point-robot.json", ["algo_params.n_trj=many"])
+
+
+def test_compute_dtype_is_float32_unless_float64_is_asked_for():
+    assert load_config(CONFIGS / "point-robot.json")["util_params"]["dtype"] == "float32"
+    assert load_config(CONFIGS / "point-robot.json", ["util_params.dtype=float64"])["util_params"]["dtype"] == "float64"
+    with pytest.raises(ConfigError, match=r"util_params.dtype must be one of float32, float64, got 'float16'"):
+        load_config(CONFIGS / "point-robot.json", ["util_params.dtype=float16"])

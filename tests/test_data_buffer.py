@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from rlkit.core.precision import computing_in
 from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data
 from rlkit.data.synthetic import write_synthetic_dataset
 
@@ -138,3 +139,16 @@ def test_cuda_buffer_matches_cpu(data):
     gpu = MultiTaskBuffer(data, "cuda")
     b = gpu.sample([0, 3], 64, generator=torch.Generator("cuda").manual_seed(0))
     assert b["obs"].is_cuda and (b["obs"][0, :, 0] == 0).all() and (b["obs"][1, :, 0] == 3).all()
+
+
+def test_a_float64_buffer_holds_the_float32_data_exactly(data, buf):
+    """Datasets are float32 files; a float64 run's buffer casts them once, exactly, and samples the same rows."""
+    wide = MultiTaskBuffer(data, dtype=torch.float64)
+    a = buf.sample([0, 5], 50, generator=torch.Generator().manual_seed(3))
+    b = wide.sample([0, 5], 50, generator=torch.Generator().manual_seed(3))
+    assert all(v.dtype == torch.float64 for v in b.values())
+    assert all(torch.equal(a[k].double(), b[k]) for k in a)
+    assert wide.nbytes() - len(wide) == 2 * (buf.nbytes() - len(buf))  # the flags stay one byte a row
+    with computing_in("float64"):  # by default the buffer takes the run's compute dtype
+        assert MultiTaskBuffer(data).dtype == torch.float64
+    assert MultiTaskBuffer(data).dtype == torch.float32

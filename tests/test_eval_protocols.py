@@ -209,3 +209,16 @@ def test_eval_settings_defaults_are_the_configs_defaults(monkeypatch):
     # read from configs/default.py when an instance is made, not copied into this module
     monkeypatch.setattr(protocols, "_algo_defaults", lambda: {**algo, "num_evals": 7})
     assert EvalSettings(max_path_length=3).num_evals == 7
+
+
+def test_a_float64_agent_is_evaluated_in_float64():
+    """Observations and contexts take the agent's dtype, not float32: a float64 run's snapshot is
+    evaluated as it was trained, whatever this process's default dtype (rlkit.core.precision)."""
+    agent = _csro_agent(2, 2, False).double()
+    settings = EvalSettings(max_path_length=10, num_steps_per_eval=20, num_exp_traj_eval=1, num_evals=1)
+    offline = OfflineSource("point-robot", dict(n_tasks=6, max_episode_steps=10), [0, 3], False)
+    assert torch.get_default_dtype() == torch.float32
+    for protocol in ("online", "offline", "np_online"):
+        res = run_protocol(protocol, agent, "point-robot", dict(n_tasks=6, max_episode_steps=10), [0, 3], settings,
+                           seed=1, offline_context=offline.batched() if protocol == "offline" else None)
+        assert res.z.dtype == np.float64 and np.isfinite(res.z).all() and np.abs(res.z).max() > 0

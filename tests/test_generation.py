@@ -275,3 +275,32 @@ def test_a_dataset_from_before_the_delayed_first_checkpoint_is_not_extended_with
     old = {"seed": 0, "sac": {"agent": {"hidden_dim": 32}, "num_train_steps": 500}}
     new = {**old, "sac": {**old["sac"], "delay_first_checkpoint": True}}
     assert "sac.delay_first_checkpoint: False there, True now" in generator_clash(old, new)
+
+
+def test_a_float64_generator_computes_in_float64_and_writes_float32_files(tmp_path):
+    """dtype=float64: the ensemble, its optimizers and the replay are float64; the dataset stays the
+    float32 file format, and dataset.json records the dtype (a generator identity key)."""
+    gen = BehaviourPolicyGenerator(job(tmp_path, tmp_path / "data", overrides=[*TINY, "num_train_steps=300",
+                                                                                "dtype=float64"]))
+    gen.run()
+    assert gen.agent.dtype == torch.float64 and all(v.dtype == torch.float64 for v in gen.replay.data.values())
+    assert all(p.dtype == torch.float64 for p in [*gen.agent.actor.parameters(), *gen.agent.critic.parameters()])
+    ep = read_checkpoint_episodes(tmp_path / "data", 0, 200)[0]
+    assert ep.observations.dtype == ep.actions.dtype == ep.rewards.dtype == np.float32
+    header = json.loads((tmp_path / "data" / "dataset.json").read_text())
+    assert header["generator_config"]["sac"]["dtype"] == "float64"
+    assert torch.get_default_dtype() == torch.float32
+    with pytest.raises(ValueError, match="dtype must be one of float32, float64, got 'float16'"):
+        compose_sac_config("train_quick", ["dtype=float16"])
+
+
+def test_a_dataset_is_extended_only_in_the_dtype_it_was_made_in():
+    """float32 and float64 policies drift apart within a few hundred updates, so the dtype is part of
+    the generator's identity; datasets from before the option were float32."""
+    from rlkit.data.native import generator_clash
+
+    old = {"seed": 0, "sac": {"agent": {"hidden_dim": 32}, "num_train_steps": 500}}  # written before the option
+    with_dtype = lambda d: {**old, "sac": {**old["sac"], "dtype": d}}  # noqa: E731
+    assert "sac.dtype: 'float32' there, 'float64' now" in generator_clash(old, with_dtype("float64"))
+    assert "sac.dtype: 'float64' there, 'float32' now" in generator_clash(with_dtype("float64"), with_dtype("float32"))
+    assert generator_clash(old, with_dtype("float32")) == ""

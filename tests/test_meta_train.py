@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import launch_experiment
 from rlkit.behavior.config import compose_sac_config
@@ -235,3 +236,41 @@ def test_debug_runs_go_to_the_debug_folder_and_log_every_task(dataset, tmp_path)
     debug_dir = run_dir.parent.parent / "debug" / "seed1"
     assert not run_dir.exists() and debug_dir.is_dir()
     assert "final return per test task" in (debug_dir / "debug.log").read_text()
+
+
+def test_a_float64_run_computes_records_and_reloads_in_float64(dataset, tmp_path, capsys):
+    """util_params.dtype=float64: networks, optimizer moments, alpha and the buffer are float64 (the
+    float32 dataset cast on load), variant.json says so, the process's default dtype is restored
+    afterwards, load_run rebuilds the agent and its offline data in float64, and a resume in
+    float32 is refused (half a run in each precision matches neither)."""
+    from rlkit.core.logger import load_snapshot
+    from rlkit.core.precision import dtype_of
+    from rlkit.evaluation.run_loader import load_run
+
+    run_dir = run(dataset, tmp_path, "util_params.dtype=float64", iterations=1)
+    assert torch.get_default_dtype() == torch.float32
+    assert json.loads((run_dir / "variant.json").read_text())["util_params"]["dtype"] == "float64"
+    trainer = load_snapshot(run_dir / "agent.pth")["trainer"]
+    floats = [v for net in trainer["networks"].values() for v in net.values() if v.is_floating_point()]
+    floats += [v for opt in trainer["optimizers"].values() for s in opt["state"].values() for k, v in s.items()
+               if k != "step" and torch.is_tensor(v)]
+    assert floats and all(v.dtype == torch.float64 for v in floats) and trainer["alpha_var"].dtype == torch.float64
+    loaded = load_run(run_dir)
+    assert dtype_of(loaded.agent) == torch.float64 and loaded.offline_buffer("test").dtype == torch.float64
+    assert loaded.sample_offline_context([loaded.test_tasks[0]], 5).dtype == torch.float64
+    capsys.readouterr()
+    run(dataset, tmp_path, "--resume", str(run_dir), iterations=2, expect=2)
+    assert "was computed in float64; resume it with util_params.dtype=float64" in capsys.readouterr().err
+
+
+def test_computing_in_restores_the_default_dtype_after_an_error():
+    from rlkit.core.precision import compute_dtype, computing_in
+
+    with pytest.raises(RuntimeError):
+        with computing_in("float64"):
+            assert compute_dtype() == torch.float64 and torch.zeros(1).dtype == torch.float64
+            raise RuntimeError("a failed run")
+    assert compute_dtype() == torch.float32
+    with pytest.raises(ValueError, match="dtype must be one of float32, float64, got 'half'"):
+        with computing_in("half"):
+            pass

@@ -12,6 +12,8 @@ from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from rlkit.config import COMPUTE_DTYPES
+
 #: configs/sac at the repository root.
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "sac"
 
@@ -78,6 +80,9 @@ def _check_values(name: str, cfg: DictConfig) -> None:
     for key in ("agent.discount", "agent.critic_tau"):
         if OmegaConf.select(cfg, key) > 1:
             raise ValueError(f"SAC preset {name!r}: {key} must be at most 1, got {OmegaConf.select(cfg, key)}")
+    dtype = OmegaConf.select(cfg, "dtype")
+    if dtype is not None and dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"SAC preset {name!r}: dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {dtype!r}")
 
 
 def _compose(name: str, overrides: Sequence[str]) -> DictConfig:

@@ -54,18 +54,24 @@ class EnsembleLinear(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """Initialise each member as its own plain layer would be (independent draws)."""
+        """Initialise each member as its own plain layer would be (independent draws).
+
+        Drawn in the layer's own dtype: a float64 ensemble's orthogonal init (a QR
+        decomposition) must not carry float32 rounding, which differs between
+        machines, into a run meant to be reproducible across them.
+        """
+        dtype = self.weight.dtype
         for e in range(self.n_members):
             # Draw in the plain [out, in] layout, then transpose: an orthogonal
             # [out, in] matrix is what nn.init.orthogonal_ gives a nn.Linear.
-            w = torch.empty(self.out_features, self.in_features, dtype=torch.float32)
+            w = torch.empty(self.out_features, self.in_features, dtype=dtype)
             if self.init == "orthogonal":
                 nn.init.orthogonal_(w)
-                b = torch.zeros(self.out_features)
+                b = torch.zeros(self.out_features, dtype=dtype)
             else:
                 bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
                 nn.init.kaiming_uniform_(w, a=math.sqrt(5))
-                b = torch.empty(self.out_features).uniform_(-bound, bound)
+                b = torch.empty(self.out_features, dtype=dtype).uniform_(-bound, bound)
             self.weight[e].copy_(w.t())
             self.bias[e, 0].copy_(b)
 

@@ -40,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlkit.behavior.replay import EnsembleReplayBuffer
 from rlkit.behavior.sac import EnsembleSAC
 from rlkit.core.logger import atomic_torch_save, load_snapshot
+from rlkit.core.precision import torch_dtype
 from rlkit.fileio import ExclusiveLock
 from rlkit.core.progress import progress
 from rlkit.data import DatasetError, DatasetWriter, Episode, write_legacy_checkpoint
@@ -193,13 +194,17 @@ def initial_agent(cfg: DictConfig, n_tasks: int, obs_dim: int, act_dim: int, dev
     (``--split``, ``--tasks``). ``same_init: false``: independent draws per
     task, a function of the seed and the job's tasks (datasets written before
     the option existed were made this way).
+
+    The ensemble computes in the preset's ``dtype`` (float32, or float64 for
+    numbers that do not depend on the machine; rlkit.core.precision).
     """
+    dtype = torch_dtype(cfg.get("dtype"))
     if not bool(cfg.get("same_init", False)):
         torch.manual_seed(derived_seed(seed, *tasks))
-        return EnsembleSAC.from_config(cfg.agent, n_tasks, obs_dim, act_dim, device=device)
+        return EnsembleSAC.from_config(cfg.agent, n_tasks, obs_dim, act_dim, device=device, dtype=dtype)
     torch.manual_seed(derived_seed(seed))
-    one = EnsembleSAC.from_config(cfg.agent, 1, obs_dim, act_dim, device=device)
-    agent = EnsembleSAC.from_config(cfg.agent, n_tasks, obs_dim, act_dim, device=device)
+    one = EnsembleSAC.from_config(cfg.agent, 1, obs_dim, act_dim, device=device, dtype=dtype)
+    agent = EnsembleSAC.from_config(cfg.agent, n_tasks, obs_dim, act_dim, device=device, dtype=dtype)
     start = one.member_state_dict(0)
     for j in range(n_tasks):
         agent.load_member_state_dict(j, start)
@@ -222,7 +227,7 @@ class BehaviourPolicyGenerator:
                                                bool(cfg.get("delay_first_checkpoint", True)))
         self.agent = initial_agent(cfg, self.e, self.obs_dim, self.act_dim, self.device, job.seed, job.tasks)
         self.replay = EnsembleReplayBuffer(self.e, int(cfg.replay_buffer_capacity), self.obs_dim, self.act_dim,
-                                           device=self.device)
+                                           device=self.device, dtype=self.agent.dtype)
         self.writer = None if job.legacy_layout else DatasetWriter(
             job.data_dir, job.env_name, job.env_params, self.task_params, self.obs_dim, self.act_dim,
             job.generator_config())

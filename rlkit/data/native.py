@@ -237,10 +237,13 @@ def _episode_summary(episodes: Sequence[Episode]) -> dict:
 # schedule. Keys absent on one side (options added later) and run-control keys (device,
 # logging, how many stochastic episodes an --eval top-up adds) are not compared.
 _GENERATOR_IDENTITY = ("seed", "sac.agent", "sac.num_train_steps", "sac.num_seed_steps", "sac.eval_frequency",
-                       "sac.delay_first_checkpoint", "sac.same_init")
+                       "sac.delay_first_checkpoint", "sac.same_init", "sac.dtype")
 # Keys whose absence means a known value: datasets written before an option existed were made the
-# old way (each task's initial weights drawn independently; every checkpoint written at its own step).
-_GENERATOR_ABSENT_MEANS = {"sac.same_init": False, "sac.delay_first_checkpoint": False}
+# old way (each task's initial weights drawn independently; every checkpoint written at its own
+# step; SAC computed in float32). The dtype is identity because float32 and float64 policies drift
+# apart within a few hundred updates: a float64 dataset extended by a float32 run would hold
+# episodes no single run makes.
+_GENERATOR_ABSENT_MEANS = {"sac.same_init": False, "sac.delay_first_checkpoint": False, "sac.dtype": "float32"}
 
 
 def generator_clash(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:

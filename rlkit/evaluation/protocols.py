@@ -28,6 +28,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from rlkit.config import load_defaults
+from rlkit.core.precision import dtype_of
 from rlkit.envs.vector import make_vector_env
 from rlkit.torch.networks import build_context, context_dim
 
@@ -220,8 +221,9 @@ class _ContextStore:
     lengths: torch.Tensor
 
     @classmethod
-    def empty(cls, m: int, dim: int, capacity: int, device) -> "_ContextStore":
-        return cls(torch.zeros(m, max(capacity, 1), dim, device=device), torch.zeros(m, dtype=torch.long, device=device))
+    def empty(cls, m: int, dim: int, capacity: int, device, dtype: torch.dtype) -> "_ContextStore":
+        return cls(torch.zeros(m, max(capacity, 1), dim, device=device, dtype=dtype),
+                   torch.zeros(m, dtype=torch.long, device=device))
 
     def _ensure(self, needed: int) -> None:
         cap = self.data.shape[1]
@@ -351,6 +353,7 @@ def run_protocol(
     task_of = np.repeat(np.asarray(task_ids), settings.num_evals)
     m = len(task_of)
     device = torch.device(device)
+    dtype = dtype_of(agent)  # observations and contexts in the agent's dtype (float32 or float64)
     if venv is None:
         venv = make_vector_env(env_name, env_params, task_of, obs_absmax=obs_absmax,
                                autoreset_mode=AutoresetMode.DISABLED)
@@ -361,12 +364,12 @@ def run_protocol(
     act_dim = venv.single_action_space.shape[0]
     obs_dim = venv.single_observation_space.shape[0]
     ctx_dim = context_dim(obs_dim, act_dim, agent.use_next_obs_in_context)
-    store = _ContextStore.empty(m, ctx_dim, budget + 2 * mpl, device)
+    store = _ContextStore.empty(m, ctx_dim, budget + 2 * mpl, device, dtype)
     # With an encoder that maps transitions independently, each row is encoded once, when it
     # enters the context, and re-inference only pools the cached encodings.
     cached = hasattr(agent, "encode_context") and hasattr(agent, "z_from_encoded")
     encoded = None
-    z = torch.zeros(m, agent.latent_dim, device=device)  # the prior mean
+    z = torch.zeros(m, agent.latent_dim, device=device, dtype=dtype)  # the prior mean
     task_tensor = torch.as_tensor(task_of, device=device)
     st = _EnvState(m)
     returns: list[list[float]] = [[] for _ in range(m)]
@@ -390,7 +393,7 @@ def run_protocol(
         if cached:
             enc = agent.encode_context(rows)
             if encoded is None:
-                encoded = _ContextStore.empty(m, enc.shape[-1], store.data.shape[1], device)
+                encoded = _ContextStore.empty(m, enc.shape[-1], store.data.shape[1], device, enc.dtype)
             encoded.append(idx, enc)
 
     def start_evaluation(mask: np.ndarray) -> None:
@@ -399,7 +402,7 @@ def run_protocol(
             return
         if OFFLINE_DATA in proto.context:
             idx = torch.as_tensor(np.flatnonzero(mask), device=device)
-            add_context(idx, offline_context(task_tensor[idx], mpl).to(device))
+            add_context(idx, offline_context(task_tensor[idx], mpl).to(device, dtype))
         if proto.reinfer == BEFORE_EVALUATION:
             reinfer(mask)
 
@@ -408,7 +411,7 @@ def run_protocol(
     start_evaluation(~st.exploring)
 
     while not st.done.all():
-        obs = torch.as_tensor(obs_np, device=device, dtype=torch.float32)
+        obs = torch.as_tensor(obs_np, device=device, dtype=dtype)
         active = ~st.done
         if st.exploring.any():
             det_actions, sampled = _policy_actions(agent, obs, z)
@@ -429,10 +432,12 @@ def run_protocol(
         if add.any():
             idx = np.flatnonzero(add)
             # s, a, r, s' packed on the host: one copy to the device instead of four (each a
-            # blocking transfer on a GPU), split there and assembled by build_context
+            # blocking transfer on a GPU), split there and assembled by build_context; the rewards are
+            # rounded to the agent's dtype, not to float32, in a float64 run
             packed = np.concatenate([obs_np[idx], actions[idx], np.asarray(rewards)[idx, None], next_obs_np[idx]],
-                                    axis=1).astype(np.float32)
-            o, a, r, o2 = torch.as_tensor(packed, device=device).split([obs_dim, act_dim, 1, obs_dim], dim=1)
+                                    axis=1)
+            o, a, r, o2 = torch.as_tensor(packed, device=device, dtype=dtype).split([obs_dim, act_dim, 1, obs_dim],
+                                                                                   dim=1)
             rows = build_context(o, a, r, o2, agent.use_next_obs_in_context)
             add_context(torch.as_tensor(idx, device=device), rows[:, None])
 

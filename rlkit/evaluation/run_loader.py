@@ -5,7 +5,7 @@ Every post-hoc tool (``python -m rlkit.evaluate``, ``show_path.py``,
 resolve snapshots, rebuild the agent and find the offline data the same way.
 Snapshots are the dicts of :meth:`rlkit.launchers.meta_train.MetaTrainer.snapshot`;
 the config stored in the snapshot (not ``variant.json``, which a resume may
-have rewritten) decides the network shapes.
+have rewritten) decides the network shapes and their dtype.
 
 Failures are :class:`RunLoadError` with a one-line message that names the
 path and, for a missing iteration, the iterations that do exist.
@@ -27,6 +27,7 @@ from rlkit.core.logger import (
     newest_loadable_snapshot,
     numbered_snapshots,
 )
+from rlkit.core.precision import dtype_of, torch_dtype
 from rlkit.errors import UserError
 from rlkit.evaluation.protocols import EvalSettings, OfflineContextFn
 from rlkit.torch.networks import context_from_sample
@@ -162,7 +163,7 @@ class LoadedRun:
                 data = load_offline_data(data_dir, tasks, epochs, algo["n_trj"], bool(algo["sample"]),
                                          obs_dim=self.obs_dim, act_dim=self.act_dim, env_name=self.env_name,
                                          max_transitions_per_task=algo["replay_buffer_size"])
-                self._cache[split] = MultiTaskBuffer(data, self.device)
+                self._cache[split] = MultiTaskBuffer(data, self.device, dtype=dtype_of(self.agent))
             except DatasetError as exc:
                 raise RunLoadError(f"cannot load the {split} tasks' offline data: {exc}") from None
         return self._cache[split]
@@ -216,7 +217,9 @@ def load_run(run_dir: str | Path, itr: int | None = None, device: str | torch.de
     device = torch.device(device)
     path, state = resolve_snapshot(run_dir, itr, device)
     cfg = state["config"]
-    agent = CSROAgent(int(state["obs_dim"]), int(state["act_dim"]), CSROHyperParams.from_config(cfg))
+    # in the dtype the run computed in (util_params.dtype; snapshots from before the key: float32)
+    dtype = torch_dtype(cfg.get("util_params", {}).get("dtype"))
+    agent = CSROAgent(int(state["obs_dim"]), int(state["act_dim"]), CSROHyperParams.from_config(cfg)).to(dtype)
     try:
         agent.load_state_dict(state["trainer"]["networks"]["agent"])
     except RuntimeError as exc:

@@ -25,6 +25,7 @@ import torch
 
 from rlkit.config import Config
 from rlkit.core.device import run_device
+from rlkit.core.precision import computing_in
 from rlkit.core.logger import (RunDirError, RunLogger, json_roundtrip, latest_snapshot, load_snapshot,
                                numbered_snapshots,
                                newest_loadable_snapshot, run_dir_path)
@@ -330,7 +331,16 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
     Everything that can be checked is checked before the run directory is
     touched: the resume target, the snapshot, the dataset. A failed start then
     leaves nothing that blocks the corrected command.
+
+    The run computes in ``util_params.dtype``: torch's default dtype is set for
+    its duration (buffers, networks, optimizers) and restored after, so the runs
+    of a sweep in one process each get their own (rlkit.core.precision).
     """
+    with computing_in(cfg["util_params"].get("dtype")):
+        return _run_experiment(cfg, seed, gpu, resume)
+
+
+def _run_experiment(cfg: Config, seed: int, gpu: int | None, resume: str | None) -> Path:
     util = cfg["util_params"]
     device = run_device(bool(util["use_gpu"]), int(util["gpu_id"]), gpu)
     if util.get("wandb"):
@@ -349,6 +359,9 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
             what = "no snapshot that loads" if skipped else "no snapshot (agent.pth / agent_itr_K.pth)"
             raise RunDirError(f"{what} in {resume}; nothing to resume")
         itr = int(state["iteration"])
+        ran_in = (state.get("config") or {}).get("util_params", {}).get("dtype", "float32")
+        if ran_in != util.get("dtype", "float32"):  # its rows so far and the rest would match no single run
+            raise RunDirError(f"{snapshot_path} was computed in {ran_in}; resume it with util_params.dtype={ran_in}")
     # "auto" checkpoints / episode counts: what the dataset holds, resolved before variant.json is written
     train_tasks, test_tasks = split_tasks_from_variant(cfg, seed)
     cfg = {**cfg, "algo_params": resolve_auto(cfg["algo_params"], train_tasks, test_tasks)}
@@ -356,7 +369,8 @@ def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str |
     warm = None if resume else warm_start_state(cfg, seed)  # path_to_weights: checked before anything is written
     # variant.json: the resolved config as run, with what viskit and readers need at the top level
     variant = {**cfg, "seed": seed, "exp_name": exp_name, "device": str(device),
-               "util_params": {**util, "use_gpu": device.type == "cuda",
+               "util_params": {**util, "dtype": util.get("dtype", "float32"),
+                               "use_gpu": device.type == "cuda",
                                "gpu_id": device.index if device.type == "cuda" else util["gpu_id"]}}
     logger = RunLogger.create(util["base_log_dir"], cfg["env_name"], exp_name, seed, variant,
                               resume=bool(resume), truncate_to_epoch=None if itr is None else itr + 1)

@@ -38,8 +38,9 @@ from rlkit.torch.optim import make_adam
 
 
 def describe(name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``name Mean/Std/Max/Min`` over all elements of ``x``: the reference's statistics block."""
-    x = x.float().reshape(-1)
+    """``name Mean/Std/Max/Min`` over all elements of ``x``: the reference's statistics block
+    (in ``x``'s own floating type, so a float64 run logs float64 statistics)."""
+    x = (x if x.is_floating_point() else x.float()).reshape(-1)
     return {f"{name} Mean": x.mean(), f"{name} Std": x.std(correction=0), f"{name} Max": x.max(),
             f"{name} Min": x.min()}
 
