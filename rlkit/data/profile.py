@@ -71,10 +71,6 @@ class DatasetProfile:
         out = {s: sorted(set(tasks) - have.get(s, set())) for s in sorted(set(self.steps) | set(self.expected_steps))}
         return {s: ts for s, ts in out.items() if ts}
 
-    def complete_steps(self) -> list[int]:
-        gaps = self.missing()
-        return [s for s in self.steps if s not in gaps]
-
     def table(self, tasks: Sequence[int] | None = None) -> dict[int, dict[str, float]]:
         """{step: {kind: mean over ``tasks``}} for the steps every one of them holds.
 
