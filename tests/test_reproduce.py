@@ -155,6 +155,19 @@ def test_a_run_started_under_another_plan_is_not_resumed(tmp_path):
     assert (run_dir / "agent.pth").read_bytes() == b"snapshot"
 
 
+def test_a_longer_plan_extends_an_unfinished_run_but_never_matches_a_shorter_record():
+    from rlkit.reproduce.plan import settings_drift
+
+    planned = {"algo_params": {"num_iterations": 100, "lr": 1e-4}, "util_params": {"dtype": "float32", "gpu_id": 0}}
+    ran = {"algo_params": {"num_iterations": 30, "lr": 1e-4}, "util_params": {"dtype": "float32", "gpu_id": 3}}
+    assert settings_drift(ran, planned, resuming=True) == []  # a 30-iteration run continues to 100
+    assert settings_drift(ran, planned) == ["algo_params.num_iterations: 30 then, 100 now"]  # not its record
+    longer = {**ran, "algo_params": {"num_iterations": 120, "lr": 1e-4}}
+    assert settings_drift(longer, planned, resuming=True) == ["algo_params.num_iterations: 120 then, 100 now"]
+    wider = {**ran, "util_params": {"dtype": "float64", "gpu_id": 0}}  # precision is not run control
+    assert settings_drift(wider, planned, resuming=True) == ["util_params.dtype: 'float64' then, 'float32' now"]
+
+
 def _processes_mentioning(text: str) -> list[str]:
     out = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):

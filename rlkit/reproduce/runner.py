@@ -359,7 +359,7 @@ class Reproduction:
             ran = json.loads((run_dir / "variant.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return  # no readable variant.json: launch_experiment's own resume checks report it
-        drift = settings_drift(ran, self.plan.resolved_config(method))
+        drift = settings_drift(ran, self.plan.resolved_config(method), resuming=True)
         if drift:
             raise ReproduceError(f"{run_dir} was started under other settings than {self.plan.source or self.plan.name} "
                                  f"now asks ({'; '.join(drift)}); restore the plan, or move that run away to start "
