@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
+import rlkit  # noqa: F401  (first: its MUJOCO_GL default must precede any test module's `import mujoco`)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -1,5 +1,6 @@
 """Task-distribution envs: rewards, terminations, task lists, dynamics, bad input (docs/method.md §2)."""
 
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -407,23 +408,78 @@ def test_contact_force_switch_is_a_config_key():
 
 
 @pytest.mark.parametrize("name", sorted(ENVS))
-def test_registered_in_gymnasium_and_passes_its_checker(name):
+def test_registered_in_gymnasium_and_passes_its_checker_with_rendering(name):
     import warnings
 
     from gymnasium.utils.env_checker import check_env
 
-    from rlkit.envs import gym_id
+    from rlkit.envs import PAPER_TASK_SETS, gym_id
 
-    n = 2 if name == "cheetah-dir" else 4  # cheetah-dir has exactly its two directions
-    env = gym.make(gym_id(name), n_tasks=n, task=n - 1)
+    paper = PAPER_TASK_SETS[name]
+    last = paper["n_tasks"] - 1
+    env = gym.make(gym_id(name), task=last, render_mode="rgb_array")  # the paper's task set, by default
     assert env.spec.id == gym_id(name) and env.spec.id.startswith("csro/") and env.spec.id.endswith("-v0")
-    assert env.unwrapped.task_idx == n - 1 and env.spec.kwargs["task"] == n - 1
+    assert env.unwrapped.n_tasks == paper["n_tasks"] and env.unwrapped.task_idx == last
+    assert env.spec.kwargs["task"] == last and env.spec.max_episode_steps == paper["max_episode_steps"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unbounded observation spaces, as gymnasium's own MuJoCo envs
-        check_env(env.unwrapped, skip_render_check=True)
-    made = make_env(name, n_tasks=n, max_episode_steps=7)
+        check_env(env.unwrapped)  # rendering included
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 0
+    env.close()
+    made = make_env(name, n_tasks=2, max_episode_steps=7)
     assert made.spec.id == gym_id(name) and made.spec.kwargs["max_episode_steps"] == 7
-    assert made.max_episode_steps == 7  # passed to the env, not turned into a TimeLimit
+    assert made.max_episode_steps == 7 and made.spec.max_episode_steps == 7  # the env's own horizon
+    assert made.render() is None  # no render mode asked: gymnasium's convention
+
+
+@pytest.mark.parametrize("name", sorted(ENVS))
+def test_each_gym_id_defaults_to_the_papers_task_set(name):
+    """The id's default env_params are the paper config's, so task K of the id is task K of the configs."""
+    from rlkit.envs import PAPER_TASK_SETS, gym_id
+
+    configs = [p for p in sorted((REPO / "configs").glob("*.json"))
+               if json.loads(p.read_text())["env_name"] == name]
+    assert configs, f"no configs/*.json for {name}"
+    for path in configs:
+        assert json.loads(path.read_text())["env_params"] == PAPER_TASK_SETS[name], path.name
+    k = PAPER_TASK_SETS[name]["n_tasks"] // 2
+    by_id = gym.make(gym_id(name), task=k).unwrapped
+    by_config = make_env(name, **PAPER_TASK_SETS[name])
+    for key, value in by_config.task_params(k).items():
+        np.testing.assert_array_equal(by_id.task_params()[key], value)
+
+
+def test_max_episode_steps_through_gymnasium_make_sets_the_horizon():
+    from rlkit.envs import gym_id
+
+    def episode_length(env) -> int:
+        env.reset(seed=0)
+        for n in range(1, 1000):
+            if any(env.step(env.action_space.sample())[2:4]):
+                return n
+        return -1
+
+    assert episode_length(gym.make(gym_id("point-robot"))) == 20  # the paper's horizon
+    longer = gym.make(gym_id("point-robot"), max_episode_steps=50)
+    assert longer.spec.max_episode_steps == 50 and episode_length(longer) == 50
+    assert episode_length(make_env("point-robot", n_tasks=2, max_episode_steps=9)) == 9  # the tools' bare env
+
+
+def test_point_robot_frame_shows_goal_and_robot():
+    env = make_env("sparse-point-robot", n_tasks=40, max_episode_steps=20)
+    env.reset_task(10)
+    for _ in range(5):
+        env.step(np.array([0.1, 0.1]))
+    frame = env.render_frame()
+    red = (frame[..., 0] > 200) & (frame[..., 1] < 80)
+    blue = (frame[..., 2] > 180) & (frame[..., 0] < 60)
+    assert red.any() and blue.any()
+    # the red goal lies up-left of the blue robot, as task 10's goal does from (0.5, 0.5)
+    goal = env.task_params(10)["goal"]
+    (ry, rx), (by, bx) = [np.argwhere(m).mean(0) for m in (red, blue)]
+    assert np.sign(rx - bx) == np.sign(goal[0] - 0.5) and ry < by  # image rows grow downwards
 
 
 def test_gym_ids_are_camel_case():

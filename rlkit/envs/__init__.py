@@ -25,32 +25,60 @@ def gym_id(name: str) -> str:
     return f"{GYM_NAMESPACE}/{''.join(part.capitalize() for part in name.split('-'))}-v0"
 
 
-def _make_for_gymnasium(name: str, task: int = 0, **env_params):
-    """gymnasium's entry point: the env of ``env_params`` on task ``task``."""
+# The task set each gymnasium id builds by default: the paper's (configs/ENV.json's env_params,
+# which tests/test_envs.py checks against these), so ``gymnasium.make(id, task=K)`` is task K of the
+# paper's 40 goals, velocities or parameter draws, not of a 2-task toy.
+PAPER_TASK_SETS: dict[str, dict] = {}
+
+RENDER_MODES = ["rgb_array"]
+
+
+def _make_for_gymnasium(name: str, task: int = 0, render_mode: str | None = None, **env_params):
+    """gymnasium's entry point: the env of ``env_params`` (default: the paper's task set) on task ``task``.
+
+    Made this way, the episode horizon is gymnasium's TimeLimit: the registered
+    spec's ``max_episode_steps`` (the paper's horizon) or the one given to
+    ``gymnasium.make``, so the env does not also truncate at its own.
+    """
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(f"render_mode {render_mode!r} is not supported; use one of {RENDER_MODES} "
+                         "(or 'human', which gymnasium shows through its HumanRendering wrapper)")
     env = ENVS[name](**env_params)
+    env.render_mode = render_mode
+    env.truncates_itself = False
     if task:
         env.reset_task(task)
     return env
 
 
-def register_env(name: str):
+# gymnasium.make reads the creator's render modes: "human" then becomes rgb_array + HumanRendering.
+_make_for_gymnasium.metadata = {"render_modes": RENDER_MODES}
+
+
+def register_env(name: str, **paper_task_set):
     """Class decorator: register an env under its config name and, in gymnasium, as :func:`gym_id`.
 
-    ``gymnasium.make("csro/PointRobot-v0", n_tasks=40, task=5)`` (after ``import
-    rlkit.envs``, or ``gymnasium.make("rlkit.envs:csro/PointRobot-v0")``) builds
-    the same env as the configs do, with ``env.spec`` set. The env ends its own
-    episodes at its constructor's horizon; a ``max_episode_steps`` given to
-    ``gymnasium.make`` is gymnasium's TimeLimit on top of it.
+    ``paper_task_set`` is the env_params of the paper's task set (n_tasks, task
+    draws, horizon); ``gymnasium.make("csro/PointRobot-v0", task=5)`` (after
+    ``import rlkit.envs``, or ``gymnasium.make("rlkit.envs:csro/PointRobot-v0")``)
+    builds task 5 of it, the same env as the configs do, with ``env.spec`` set;
+    other env_params given to ``make`` replace the paper's. ``max_episode_steps``
+    given to ``make`` sets the horizon (gymnasium's TimeLimit); the spec's
+    default is the paper's.
     """
 
     def _register(cls):
         if name in ENVS:
             raise ValueError(f"env {name!r} is registered twice")
         ENVS[name] = cls
+        PAPER_TASK_SETS[name] = dict(paper_task_set)
+        horizon = paper_task_set.get("max_episode_steps")
         # A string entry point (not the function): a spec saved as JSON (a Minari dataset's env_spec)
         # can be made in a process that never imported rlkit; making it imports this module.
-        gymnasium.register(id=gym_id(name), entry_point=f"{__name__}:_make_for_gymnasium", kwargs={"name": name},
-                           max_episode_steps=None, order_enforce=False, disable_env_checker=True)
+        gymnasium.register(id=gym_id(name), entry_point=f"{__name__}:_make_for_gymnasium",
+                           kwargs={"name": name, **{k: v for k, v in paper_task_set.items()
+                                                    if k != "max_episode_steps"}},
+                           max_episode_steps=horizon, order_enforce=False, disable_env_checker=True)
         return cls
 
     return _register
@@ -101,11 +129,11 @@ def make_env(name: str, **env_params):
     registry: ``env.spec`` is the registered spec with these arguments."""
     _check_name(name)
     _check_params(name, env_params)
-    # Not gymnasium.make(): it would take max_episode_steps for a TimeLimit wrapper instead of
-    # passing it to the env. The registered spec, with these arguments, is attached as env.spec.
-    env = _make_for_gymnasium(name, **env_params)
+    # Not gymnasium.make(): the tools want the bare env, which ends its own episodes at its horizon
+    # (no TimeLimit wrapper). The registered spec, with these arguments, is attached as env.spec.
+    env = ENVS[name](**env_params)
     spec = gymnasium.spec(gym_id(name))
-    env.spec = dataclasses.replace(spec, kwargs={**spec.kwargs, **env_params})
+    env.spec = dataclasses.replace(spec, kwargs={**spec.kwargs, **env_params}, max_episode_steps=env.max_episode_steps)
     return env
 
 

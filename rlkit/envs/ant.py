@@ -11,6 +11,7 @@ from rlkit.envs.mujoco_base import MujocoTaskEnv
 class AntTaskEnv(MujocoTaskEnv):
     # gymnasium's ant.xml is the reference's model minus two visual-only sites.
     xml_file = "ant.xml"
+    camera_distance = 5.0
     frame_skip = 5
     reset_noise_scale = 0.1
     qvel_noise = "normal"
@@ -20,7 +21,7 @@ class AntTaskEnv(MujocoTaskEnv):
         return 0.5e-3 * float(np.sum(np.square(np.clip(self.data.cfrc_ext, -1.0, 1.0))))
 
 
-@register_env("ant-goal")
+@register_env("ant-goal", n_tasks=40, randomize_tasks=0, max_episode_steps=200)
 class AntGoalEnv(AntTaskEnv):
     """Reach a goal on the circle of radius 2 (docs/method.md §2).
 
@@ -55,7 +56,7 @@ class AntGoalEnv(AntTaskEnv):
         return self._get_obs(), reward, False, info
 
 
-@register_env("ant-dir")
+@register_env("ant-dir", n_tasks=40, randomize_tasks=0, max_episode_steps=200)
 class AntDirEnv(AntTaskEnv):
     """Run in a direction in the plane (reference ant-dir; kept for completeness).
 

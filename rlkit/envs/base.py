@@ -33,7 +33,10 @@ class MultiTaskEnv(gym.Env):
     :meth:`_reset_state` and :meth:`_step`.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+    render_mode: str | None = None  # set by gymnasium.make(..., render_mode="rgb_array")
+    # False when gymnasium.make wrapped the env in a TimeLimit, which then owns the horizon
+    truncates_itself: bool = True
 
     # Facts about the task distribution that the tools read, so that a new env is one file
     # (plus its configs/ENV.json): the behaviour-policy SAC preset (configs/sac/), how many
@@ -107,9 +110,23 @@ class MultiTaskEnv(gym.Env):
             )
         obs, reward, terminated, info = self._step(action)
         self._elapsed += 1
-        truncated = (not terminated) and self._elapsed >= self._max_episode_steps
+        truncated = (not terminated) and self.truncates_itself and self._elapsed >= self._max_episode_steps
         info["task"] = self._task_idx
         return obs, float(reward), bool(terminated), bool(truncated), info
+
+    def render(self):
+        """An RGB frame (H x W x 3 uint8) of the current state, with the task drawn where it can be.
+
+        Only with ``render_mode="rgb_array"`` (gymnasium's convention: an env made
+        without a render mode renders nothing).
+        """
+        if self.render_mode is None:
+            return None
+        return self.render_frame()
+
+    def render_frame(self) -> np.ndarray:
+        """The frame :meth:`render` returns, whatever ``render_mode`` is (the video tools call it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not draw frames")
 
     # ---- to implement ---------------------------------------------------------------
     def _apply_task(self, task: dict[str, Any]) -> None:

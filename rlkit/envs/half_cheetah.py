@@ -38,7 +38,7 @@ class HalfCheetahTaskEnv(MujocoTaskEnv):
         return self._get_obs(), forward_reward - ctrl_cost, False, info
 
 
-@register_env("cheetah-vel")
+@register_env("cheetah-vel", n_tasks=40, randomize_tasks=0, max_episode_steps=200)
 class HalfCheetahVelEnv(HalfCheetahTaskEnv):
     """Run at a target forward velocity: r = -|v_x - v_goal| - 0.05 ||a||^2 (docs/method.md §2)."""
 
@@ -55,7 +55,7 @@ class HalfCheetahVelEnv(HalfCheetahTaskEnv):
         return -abs(forward_vel - self.tasks[self._task_idx]["velocity"])
 
 
-@register_env("cheetah-dir")
+@register_env("cheetah-dir", n_tasks=2, randomize_tasks=0, max_episode_steps=200)
 class HalfCheetahDirEnv(HalfCheetahTaskEnv):
     """Run backward (task 0) or forward (task 1): r = d * v_x - 0.05 ||a||^2."""
 

@@ -8,7 +8,7 @@ from rlkit.envs import register_env
 from rlkit.envs.mujoco_base import MujocoTaskEnv
 
 
-@register_env("humanoid-dir")
+@register_env("humanoid-dir", n_tasks=40, randomize_tasks=0, max_episode_steps=200)
 class HumanoidDirEnv(MujocoTaskEnv):
     """Run in a direction d (docs/method.md §2).
 
@@ -25,6 +25,7 @@ class HumanoidDirEnv(MujocoTaskEnv):
     """
 
     xml_file = "humanoid.xml"
+    camera_distance = 4.5
     frame_skip = 5
     reset_noise_scale = 0.01
     qvel_noise = "uniform"

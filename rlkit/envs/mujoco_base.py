@@ -26,6 +26,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlkit.envs.base import MultiTaskEnv
+from rlkit.errors import UserError
 
 GYMNASIUM_ASSETS = os.path.join(os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets")
 
@@ -59,6 +60,10 @@ def asset_path(xml_file: str) -> str:
             "reinstall gymnasium (pip install 'gymnasium>=1.0')"
         )
     return path
+
+
+class RenderError(UserError, RuntimeError):
+    """No OpenGL context for off-screen frames."""
 
 
 class MujocoTaskEnv(MultiTaskEnv):
@@ -125,6 +130,37 @@ class MujocoTaskEnv(MultiTaskEnv):
 
     def _apply_task(self, task) -> None:
         """Goal-conditioned envs only store the task; physics envs override this."""
+
+    # How far (m) the tracking camera stands from the body it follows (the torso).
+    camera_distance: float = 3.5
+
+    def render_frame(self, width: int = 320, height: int = 240) -> np.ndarray:
+        """An off-screen frame from a camera that follows the torso (``mujoco.Renderer``)."""
+        renderer = getattr(self, "_renderer", None)
+        if renderer is None or (renderer.width, renderer.height) != (width, height):
+            try:
+                renderer = mujoco.Renderer(self.model, height, width)
+            except Exception as exc:  # no GL library, no device: one line that says what to install
+                raise RenderError(
+                    f"MuJoCo could not open an off-screen OpenGL context (MUJOCO_GL="
+                    f"{os.environ.get('MUJOCO_GL', 'glfw')}): {exc}; install EGL (apt-get install libegl1 "
+                    "libgl1) or OSMesa (libosmesa6, then MUJOCO_GL=osmesa)") from exc
+            self._renderer = renderer
+            self._camera = mujoco.MjvCamera()
+            self._camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+            self._camera.trackbodyid = 1
+            self._camera.distance = self.camera_distance
+            self._camera.elevation = -20.0
+            self._camera.azimuth = 90.0
+        renderer.update_scene(self.data, camera=self._camera)
+        return renderer.render()
+
+    def close(self):
+        renderer = getattr(self, "_renderer", None)
+        if renderer is not None:
+            renderer.close()
+            self._renderer = None
+        super().close()
 
     def _get_obs(self) -> np.ndarray:
         raise NotImplementedError

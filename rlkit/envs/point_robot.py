@@ -42,7 +42,40 @@ def half_circle_goals(n_tasks: int, randomize: bool) -> np.ndarray:
     return goals
 
 
-@register_env("point-robot")
+# The drawn window of the plane: the goals' half circle with a margin for overshooting paths.
+_VIEW_X, _VIEW_Y = (-1.35, 1.35), (-0.55, 1.35)
+
+
+def draw_point_robot(size: int, goals, goal, trail, goal_radius: float | None) -> np.ndarray:
+    """A ``size`` x ``size`` RGB frame of the point-robot plane (numpy only: no display, no GL)."""
+    height = int(round(size * (_VIEW_Y[1] - _VIEW_Y[0]) / (_VIEW_X[1] - _VIEW_X[0])))
+    frame = np.full((height, size, 3), 255, np.uint8)
+    px_per_unit = size / (_VIEW_X[1] - _VIEW_X[0])
+    cols = _VIEW_X[0] + (np.arange(size) + 0.5) / px_per_unit
+    rows = _VIEW_Y[1] - (np.arange(height) + 0.5) / px_per_unit
+    xx, yy = np.meshgrid(cols, rows)
+
+    def disc(center, radius, colour, ring: bool = False):
+        d2 = (xx - center[0]) ** 2 + (yy - center[1]) ** 2
+        mask = d2 <= radius ** 2
+        if ring:
+            mask &= d2 >= (radius - 1.5 / px_per_unit) ** 2
+        frame[mask] = colour
+
+    dot = 3.0 / px_per_unit
+    frame[np.abs(yy) <= 0.5 / px_per_unit] = (225, 225, 225)  # the x axis: where the robot starts
+    for g in goals:
+        disc(g, dot, (170, 170, 170))
+    if goal_radius is not None:
+        disc(goal, goal_radius, (220, 60, 60), ring=True)
+    disc(goal, 1.6 * dot, (220, 60, 60))
+    for p in trail[:-1]:
+        disc(p, 0.8 * dot, (150, 190, 240))
+    disc(trail[-1], 1.6 * dot, (30, 80, 200))
+    return frame
+
+
+@register_env("point-robot", n_tasks=40, randomize_tasks=0, max_episode_steps=20)
 class PointRobotEnv(MultiTaskEnv):
     """Reach a goal on the unit half circle (docs/method.md §2)."""
 
@@ -75,19 +108,29 @@ class PointRobotEnv(MultiTaskEnv):
 
     def _reset_state(self) -> np.ndarray:
         self._state = np.zeros(2)
+        self._trail = [self._state.copy()]
         return self._state.copy()
 
     def _step(self, action):
         goals, winds = self.task_arrays([self._task_idx])
         nxt, dense = point_step(self._state[None], action[None], goals, winds)
         self._state = nxt[0]
+        self._trail.append(self._state.copy())
         info = {}
         if self.goal_radius is not None:
             info["sparse_reward"] = float(sparse_reward(dense, self.goal_radius)[0])
         return self._state.copy(), float(dense[0]), False, info
 
 
-@register_env("sparse-point-robot")
+    def render_frame(self, size: int = 256) -> np.ndarray:
+        """The plane from above: every task's goal (grey), this task's (red, with the sparse radius
+        as a ring), the path since the last reset (light blue) and the robot (blue)."""
+        return draw_point_robot(size, [t["goal"] for t in self.tasks], self.tasks[self._task_idx]["goal"],
+                                self._trail, self.goal_radius)
+
+
+@register_env("sparse-point-robot", n_tasks=40, randomize_tasks=0, max_episode_steps=20,
+              goal_radius=0.2)
 class SparsePointRobotEnv(PointRobotEnv):
     """Point robot whose evaluation reward is sparse (``info['sparse_reward']``).
 
@@ -104,7 +147,7 @@ class SparsePointRobotEnv(PointRobotEnv):
         super().__init__(n_tasks, randomize_tasks, max_episode_steps)
 
 
-@register_env("point-robot-wind")
+@register_env("point-robot-wind", n_tasks=40, randomize_tasks=0, max_episode_steps=20)
 class PointRobotWindEnv(PointRobotEnv):
     """Fixed goal (1, 0); each task adds its own wind drift U(-0.05, 0.05)^2 every step."""
 

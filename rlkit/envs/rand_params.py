@@ -67,7 +67,7 @@ class RandParamsEnv(MujocoTaskEnv):
         return self._get_obs(), reward, terminated, {"x_velocity": x_velocity}
 
 
-@register_env("hopper-rand-params")
+@register_env("hopper-rand-params", n_tasks=40, randomize_tasks=1, max_episode_steps=200)
 class HopperRandParamsEnv(RandParamsEnv):
     """Ends when the hopper falls: height <= 0.7, |angle| >= 0.2, or a non-finite / huge state."""
 
@@ -79,7 +79,7 @@ class HopperRandParamsEnv(RandParamsEnv):
         return bool(np.isfinite(s).all() and (np.abs(s[2:]) < 100).all() and height > 0.7 and abs(angle) < 0.2)
 
 
-@register_env("walker-rand-params")
+@register_env("walker-rand-params", n_tasks=40, randomize_tasks=1, max_episode_steps=200)
 class WalkerRandParamsEnv(RandParamsEnv):
     """Ends when the height leaves (0.8, 2) or |angle| >= 1.
 
