@@ -111,3 +111,34 @@ def test_format_duration():
     assert [format_duration(s) for s in (0, 59.4, 61, 3599, 3600 * 2 + 300)] == ["0s", "59s", "1m01s", "59m59s",
                                                                                    "2h05m"]
     assert format_duration(float("inf")) == "?"
+
+
+@pytest.mark.parametrize("handler_kind", ["console", "plain"])
+def test_log_lines_go_above_an_open_bar_not_into_its_line(handler_kind):
+    """On a terminal, a run's log line must start its own line, not continue the bar's text."""
+    import logging
+
+    from rlkit.core.progress import ConsoleHandler
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    log = logging.getLogger(f"test-progress-{handler_kind}")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    handler = ConsoleHandler(stream) if handler_kind == "console" else logging.StreamHandler(stream)
+    log.addHandler(handler)
+    try:
+        bar = progress(total=10, desc="meta-train", stream=stream)
+        bar.update(3)
+        log.info("iteration 3: Online -17.2")
+        bar.close()
+        log.info("after the bar")
+    finally:
+        log.removeHandler(handler)
+    pieces = [p for chunk in stream.getvalue().split("\r") for p in chunk.split("\n")]
+    starts_its_line = "iteration 3: Online -17.2" in pieces
+    assert starts_its_line == (handler_kind == "console")  # a plain handler writes into the bar's line
+    assert "after the bar" in pieces

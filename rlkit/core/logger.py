@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from rlkit.config import json_default, save_config
+from rlkit.core.progress import ConsoleHandler
 from rlkit.errors import UserError
 from rlkit.fileio import ExclusiveLock, atomic_file, atomic_write_text, remove_stale_temps
 
@@ -476,7 +477,7 @@ class RunLogger:
         file_handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(message)s"))
         log.addHandler(file_handler)
         if console:
-            stream = logging.StreamHandler(sys.stderr)
+            stream = ConsoleHandler(sys.stderr)  # above a progress bar, not into its line
             stream.setLevel(logging.INFO)
             stream.setFormatter(logging.Formatter("%(asctime)s | %(message)s", "%H:%M:%S"))
             log.addHandler(stream)

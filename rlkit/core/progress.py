@@ -13,6 +13,7 @@ that stops calling it prints nothing until it calls again.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -101,14 +102,37 @@ class Progress:
         self.close()
 
 
+# How many tqdm bars are being drawn now: while one is, console log lines go through tqdm.write
+# (above the bar) instead of being written into the bar's line.
+_open_bars = 0
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """A StreamHandler that, while a progress bar is drawn, writes its lines above the bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not _open_bars:
+            super().emit(record)
+            return
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging's own convention: report, never raise from emit
+            self.handleError(record)
+
+
 class _TqdmProgress(Progress):
     """A tqdm bar (on a terminal)."""
 
     def __init__(self, iterable, total, initial, desc, unit, stream):
+        global _open_bars
         super().__init__(iterable, total, initial)
         from tqdm import tqdm
 
         self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=stream, dynamic_ncols=True)
+        self._open = True
+        _open_bars += 1
 
     def update(self, n: int = 1) -> None:
         super().update(n)
@@ -121,6 +145,10 @@ class _TqdmProgress(Progress):
         self._bar.set_description_str(desc)
 
     def close(self) -> None:
+        global _open_bars
+        if self._open:
+            self._open = False
+            _open_bars -= 1
         self._bar.close()
 
 
