@@ -95,6 +95,10 @@ def check_sweep_args(args: argparse.Namespace) -> bool:
             check_seed(args.seed)
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
+    if args.ray is not None and "=" in args.ray and "://" not in args.ray:
+        # argparse gives --ray the next word: an override there would be dropped without a word
+        raise UsageError(f"--ray took {args.ray!r} for the Ray address; put KEY=VALUE overrides before --ray, "
+                         "or write --ray=ADDRESS")
     if args.ray is None and (args.cpus_per_run is not None or args.gpus_per_run is not None):
         raise UsageError("--cpus-per-run / --gpus-per-run apply to Ray tasks: add --ray")
     if args.ray is not None and args.gpu is not None:
