@@ -337,3 +337,17 @@ def test_restart_moves_the_old_run_aside_and_never_deletes_it(tiny_csro_run, tmp
     assert json.loads((run_dir / "variant.json").read_text())["algo_params"]["policy_lr"] == 0.001
     assert launch_experiment.main(_tiny_args(tiny_csro_run, out, "--restart", "--resume", str(run_dir))) == 2
     assert "give one of them" in capsys.readouterr().err
+
+
+def test_one_settings_comparison_for_resume_sweeps_and_reproduce():
+    from rlkit.core import logger
+    from rlkit.reproduce import plan
+
+    assert plan.settings_drift is logger.settings_drift
+    ran = {"seed": 0, "algo_params": {"num_iterations": 3, "policy_lr": 3e-4, "verify_data": True, "data_dir": "a"},
+           "util_params": {"base_log_dir": "x", "dtype": "float32"}, "seed_list": [0]}
+    run_control = {"algo_params": {"num_iterations": 5, "policy_lr": 3e-4, "verify_data": False, "data_dir": "b"},
+                   "util_params": {"base_log_dir": "y", "dtype": "float32"}, "seed_list": [1, 2]}
+    assert logger.settings_drift(ran, run_control, resuming=True) == []
+    assert logger.settings_drift(ran, {"util_params": {"dtype": "float64"}}, resuming=True) == [
+        "util_params.dtype: 'float32' then, 'float64' now"]
