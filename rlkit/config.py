@@ -344,8 +344,15 @@ def parse_override(text: str) -> tuple[str, str]:
     return key, raw
 
 
-def apply_overrides(cfg: Config, overrides: Iterable[str], *, schema: _Schema | None = None) -> Config:
-    """Apply ``KEY.PATH=VALUE`` overrides in place and re-validate; returns ``cfg``."""
+def apply_overrides(cfg: Config, overrides: Iterable[str], *, schema: _Schema | None = None,
+                    check_env: Callable[[str], Any] | None = None) -> Config:
+    """Apply ``KEY.PATH=VALUE`` overrides in place and re-validate; returns ``cfg``.
+
+    ``check_env(env_name)``, when given, runs before the checks across keys:
+    an unknown env is the mistake to report, not the task counts that follow
+    from it. This layer cannot see the env registry (rlkit.envs sits above
+    it), so the commands pass their registry's check in.
+    """
     schema = schema or _Schema(*load_defaults())
     for text in overrides:
         path, raw = parse_override(text)
@@ -353,6 +360,8 @@ def apply_overrides(cfg: Config, overrides: Iterable[str], *, schema: _Schema | 
         if path in schema.types and _is_str_key(path, schema.types[path]) and value is not None and not isinstance(value, str):
             value = raw.strip()  # exp_name=2024 names a run "2024", it is not a number
         _set_value(cfg, schema, path, value, f"in override {text!r}")
+    if check_env is not None:
+        check_env(cfg["env_name"])
     validate(cfg)
     return cfg
 
@@ -361,13 +370,15 @@ def apply_overrides(cfg: Config, overrides: Iterable[str], *, schema: _Schema | 
 # public entry points
 
 
-def load_config(json_path: str | os.PathLike, overrides: Iterable[str] = ()) -> Config:
+def load_config(json_path: str | os.PathLike, overrides: Iterable[str] = (), *,
+                check_env: Callable[[str], Any] | None = None) -> Config:
     """The resolved config: defaults, then the JSON file, then the overrides.
 
     Raises :class:`ConfigError` for a missing or malformed file, an unknown key
     (naming the closest valid one), a wrong type or inconsistent values. The
     defaults alone do not validate (as in the reference, 2 + 2 tasks against
-    n_tasks 2), so a run always names an ENV.json.
+    n_tasks 2), so a run always names an ENV.json. ``check_env`` (see
+    :func:`apply_overrides`) checks the env name before the values that depend on it.
     """
     path = Path(json_path)
     overrides = list(overrides)
@@ -382,7 +393,7 @@ def load_config(json_path: str | os.PathLike, overrides: Iterable[str] = ()) -> 
         if key == "algo_type":
             _set_value(cfg, schema, key, raw.strip(), f"in override {text!r}")
     apply_algo_preset(cfg, schema)
-    return apply_overrides(cfg, overrides, schema=schema)
+    return apply_overrides(cfg, overrides, schema=schema, check_env=check_env)
 
 
 def algo_presets() -> dict[str, Path]:
@@ -418,6 +429,36 @@ def epoch_range(spec: int | float | list[int]) -> range:
     if isinstance(spec, (list, tuple)):
         return range(int(spec[0]), int(spec[1]), int(spec[2]))
     return range(int(spec), int(spec) + 1)
+
+
+# numpy's legacy seeding (np.random.seed) takes 32-bit seeds; every run seeds it with its seed
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def check_seed(seed: Any, what: str = "--seed") -> int:
+    """A run's seed as an int in :data:`SEED_RANGE`, else a one-line :class:`ConfigError`."""
+    lo, hi = SEED_RANGE
+    if isinstance(seed, bool) or not isinstance(seed, int) or not lo <= seed <= hi:
+        raise ConfigError(f"{what} must be an integer from {lo} to {hi} (2**32 - 1), got {seed!r}")
+    return seed
+
+
+def path_component_problem(name: str) -> str | None:
+    """Why ``name`` cannot be one folder name inside the output folder, or None.
+
+    Run names become path components: a separator or ``..`` would write outside
+    the folder the user chose, and a newline or other control character makes
+    a folder no shell command or log line shows faithfully.
+    """
+    if not name:
+        return "must not be empty"
+    if name in (".", ".."):
+        return f"cannot be {name!r}"
+    if "/" in name or "\\" in name or os.sep in name:
+        return "must be a single folder name, without '/' or '\\'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "must not contain control characters such as a newline or a tab"
+    return None
 
 
 def _need(cond: bool, message: str) -> None:
@@ -492,6 +533,14 @@ def validate(cfg: Config) -> Config:
         f"algo_params.meta_batch ({algo['meta_batch']}) exceeds n_train_tasks ({n_train}); "
         "lower it or set algo_params.mb_replace=true",
     )
+    # a bound, not a taste: a context is drawn from one task's buffer, and a larger one only multiplies the
+    # updates per step (embedding_batch_size // embedding_mini_batch_size) into hours without a line of output
+    _need(
+        algo["embedding_batch_size"] <= algo["replay_buffer_size"],
+        f"algo_params.embedding_batch_size ({algo['embedding_batch_size']}) exceeds algo_params.replay_buffer_size "
+        f"({algo['replay_buffer_size']}), the most transitions a task's context is drawn from; lower it (the "
+        "paper's configs use 100 to 1024)",
+    )
     _need(
         algo["divergence_name"] in DIVERGENCES,
         f"algo_params.divergence_name must be one of {', '.join(DIVERGENCES)}, got {algo['divergence_name']!r}",
@@ -521,7 +570,8 @@ def validate(cfg: Config) -> Config:
         _need(algo[key] >= 0, f"algo_params.{key} must not be negative, got {algo[key]}")
     _need(0 < algo["soft_target_tau"] <= 1, f"algo_params.soft_target_tau must be in (0, 1], got {algo['soft_target_tau']}")
     _need(bool(cfg["env_name"]), "env_name must not be empty")
-    _need(bool(cfg["util_params"]["exp_name"]), "util_params.exp_name must not be empty")
+    problem = path_component_problem(cfg["util_params"]["exp_name"])
+    _need(problem is None, f"util_params.exp_name {problem}, got {cfg['util_params']['exp_name']!r}")
     return cfg
 
 

@@ -88,3 +88,162 @@ def test_unexpected_errors_keep_their_traceback():
 
     with pytest.raises(ZeroDivisionError):
         main([])
+
+
+# --------------------------------------------------------------------------------------
+# issue 19: the probe's remaining cases, each one line
+
+def _tiny_run_args(tiny, out, *extra):
+    return [str(tiny.config), "--seed", "0", "--exp_name", "probe", f"algo_params.data_dir={tiny.data_dir}",
+            f"util_params.base_log_dir={out}", "algo_params.train_epoch=[100,200,100]",
+            "algo_params.eval_epoch=[100,200,100]", "algo_params.n_trj=2", "algo_params.num_iterations=1",
+            "algo_params.num_train_steps_per_itr=2", "algo_params.num_steps_per_eval=20", *extra]
+
+
+def _one_error_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("meta-train")]
+    assert err and err[-1].startswith("error: ") and "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+@pytest.mark.parametrize("argv", [["--seed", "-1"], ["--seed", "99999999999"], ["--seeds", "0,-1"],
+                                  ["--seeds", "99999999999"], ["SECOND", "--seed", "4294967296"]])
+def test_seeds_out_of_range_are_one_line_errors(tmp_path, capsys, argv):
+    from tests.helpers import small_point_robot_config
+
+    config = small_point_robot_config(tmp_path)
+    argv = [str(config) if a == "SECOND" else a for a in argv]
+    assert launch_experiment.main([str(config), *argv, f"util_params.base_log_dir={tmp_path / 'out'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "must be an integer from 0 to 4294967295 (2**32 - 1)" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_override_without_equals_is_reported_as_such(tmp_path, capsys):
+    from tests.helpers import small_point_robot_config
+
+    config = small_point_robot_config(tmp_path)
+    assert launch_experiment.main([str(config), "algo_params.num_iterations"]) == 2
+    line = last_line(capsys)
+    assert "'algo_params.num_iterations' is neither a config file nor an override" in line
+    assert "KEY=VALUE" in line and "not found" not in line
+
+
+def test_a_data_dir_that_is_a_file(tiny_csro_run, tmp_path, capsys):
+    a_file = tmp_path / "data.npz"
+    a_file.write_bytes(b"x")
+    rc = launch_experiment.main(_tiny_run_args(tiny_csro_run, tmp_path / "out", f"algo_params.data_dir={a_file}"))
+    assert rc == 2
+    line = last_line(capsys)
+    assert f"{a_file} is a file, not a dataset folder" in line and "does not exist" not in line
+
+
+def test_networks_that_cannot_fit_are_refused_up_front(tiny_csro_run, tmp_path, monkeypatch, capsys):
+    from rlkit.launchers import meta_train
+
+    monkeypatch.setattr(meta_train, "_device_memory", lambda device: 64 * 2**30)
+    out = tmp_path / "out"
+    assert launch_experiment.main(_tiny_run_args(tiny_csro_run, out, "latent_size=1e8")) == 2
+    line = last_line(capsys)
+    assert line.startswith("error: latent_size=100000000 needs at least ") and "more than the 64 GiB of cpu" in line
+    assert not out.exists()  # refused before the run folder was made
+    assert launch_experiment.main(_tiny_run_args(tiny_csro_run, out, "net_size=200000")) == 2
+    assert last_line(capsys).startswith("error: net_size=200000 needs at least ")
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to "
+                 "allocate 1099511627776 bytes."),
+    MemoryError(),
+])
+def test_running_out_of_memory_is_one_line_naming_the_sizes(tiny_csro_run, tmp_path, monkeypatch, capsys, error):
+    from rlkit.launchers import meta_train
+
+    def oom(self):
+        raise error
+
+    monkeypatch.setattr(meta_train.MetaTrainer, "run", oom)
+    assert launch_experiment.main(_tiny_run_args(tiny_csro_run, tmp_path, "latent_size=7")) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith("error: out of memory on cpu; lower the settings that size the run (latent_size=7, ")
+    assert "algo_params.embedding_batch_size=" in line
+
+
+def test_other_runtime_errors_are_not_taken_for_memory(tiny_csro_run, tmp_path, monkeypatch):
+    from rlkit.launchers import meta_train
+
+    def bug(self):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(meta_train.MetaTrainer, "run", bug)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        launch_experiment.main(_tiny_run_args(tiny_csro_run, tmp_path))
+
+
+def test_torch_save_runtime_error_on_a_full_disk_is_the_disk_full_line(tiny_csro_run, tmp_path, monkeypatch,
+                                                                       capsys):
+    """torch's zip writer reports a short write as RuntimeError('... unexpected pos ...'), not ENOSPC."""
+    import shutil
+    from collections import namedtuple
+
+    import torch
+
+    def short_write(obj, f, *a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(torch, "save", short_write)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**12, 10**12, 4096))
+    assert launch_experiment.main(_tiny_run_args(tiny_csro_run, tmp_path)) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith("error: No space left on device:") and "agent.pth" in line
+    assert "free some disk space" in line
+
+
+def test_torch_save_runtime_error_with_space_left_is_still_one_line(tmp_path, monkeypatch):
+    import torch
+
+    from rlkit.core.logger import atomic_torch_save
+    from rlkit.errors import describe
+
+    def broken(obj, f, *a, **k):
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(OSError) as err:
+        atomic_torch_save({"a": 1}, tmp_path / "agent.pth")
+    assert err.value.errno == errno.EIO
+    assert describe(err.value) == (f"cannot write the snapshot (PytorchStreamWriter failed writing file data/0: "
+                                   f"file write failed): {tmp_path / 'agent.pth'}")
+    assert list(tmp_path.iterdir()) == []  # no partial file left
+
+
+def test_disk_full_at_the_first_snapshot_never_blocks_the_retry(tiny_csro_run, tmp_path, monkeypatch, capsys):
+    """Progress rows without a snapshot: the rerun and --resume both say how to start over, and --restart does."""
+    from rlkit.core import logger
+
+    def full(obj, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    out = tmp_path / "out"
+    run_dir = out / "point-robot" / "probe" / "seed0"
+    with monkeypatch.context() as m:
+        m.setattr(logger, "atomic_torch_save", full)
+        assert launch_experiment.main(_tiny_run_args(tiny_csro_run, out)) == 2
+    assert (run_dir / "progress.csv").is_file() and not list(run_dir.glob("agent*.pth"))
+    capsys.readouterr()
+    # the same command: not "use --resume"
+    assert launch_experiment.main(_tiny_run_args(tiny_csro_run, out)) == 2
+    line = last_line(capsys)
+    assert "holds progress rows but no snapshot, so there is nothing to resume" in line and "--restart" in line
+    # --resume: not a dead end either
+    assert launch_experiment.main(_tiny_run_args(tiny_csro_run, out, "--resume", str(run_dir))) == 2
+    line = last_line(capsys)
+    assert "nothing to resume" in line and "--restart (moves the old folder aside, deletes nothing)" in line
+    # --restart: the old folder is kept beside, the run starts over
+    old_rows = (run_dir / "progress.csv").read_text()
+    assert launch_experiment.main(_tiny_run_args(tiny_csro_run, out, "--restart")) == 0
+    moved = list(run_dir.parent.glob("replaced-seed0-*"))
+    assert len(moved) == 1 and (moved[0] / "progress.csv").read_text() == old_rows
+    assert (run_dir / "agent.pth").is_file()
+    assert f"--restart: the old run {run_dir} is now {moved[0]}" in capsys.readouterr().err

@@ -401,3 +401,68 @@ def test_compute_dtype_is_float32_unless_float64_is_asked_for():
     assert load_config(CONFIGS / "point-robot.json", ["util_params.dtype=float64"])["util_params"]["dtype"] == "float64"
     with pytest.raises(ConfigError, match=r"util_params.dtype must be one of float32, float64, got 'float16'"):
         load_config(CONFIGS / "point-robot.json", ["util_params.dtype=float16"])
+
+
+# --------------------------------------------------------------------------------------
+# issue 19: the unknown env first, safe run names, seeds in range, sizes with a bound
+
+
+def test_an_unknown_env_is_reported_before_the_task_counts_that_follow_from_it(tmp_path):
+    from rlkit.launchers.meta_train import check_env_name
+
+    path = write_json(tmp_path / "x.json", {"env_name": "no-such-env"})
+    with pytest.raises(ConfigError, match="n_train_tasks"):
+        load_config(path)  # without the registry's check: the first check across keys speaks
+    with pytest.raises(ConfigError) as err:
+        load_config(path, check_env=check_env_name)
+    text = str(err.value)
+    assert text.startswith("unknown env_name 'no-such-env' (the closest is ")
+    assert "known envs: " in text and "point-robot" in text and "cheetah-vel" in text and "n_train" not in text
+    # an override that names the env is checked too, and a close name is offered
+    with pytest.raises(ConfigError, match="the closest is 'point-robot'"):
+        load_config(CONFIGS / "point-robot.json", ["env_name=point-robt"], check_env=check_env_name)
+
+
+def test_launch_experiment_names_the_unknown_env(tmp_path, capsys):
+    from rlkit.cli import meta_train
+
+    path = write_json(tmp_path / "x.json", {"env_name": "no-such-env"})
+    for argv in ([str(path)], [str(path), "--seeds", "0,1"]):
+        with pytest.raises(SystemExit) as exit_:
+            meta_train.main(argv)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: unknown env_name 'no-such-env'") and "known envs" in err[0]
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("a\nb", "control characters"), ("a\tb", "control characters"), ("../x", "single folder name"),
+    ("a/b", "single folder name"), ("a\\b", "single folder name"), ("..", "cannot be '..'"), (".", "cannot be '.'"),
+])
+def test_exp_names_are_single_safe_folder_names(minimal, name, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_config(minimal, [f"util_params.exp_name={name}"])
+    assert str(err.value).startswith("util_params.exp_name ") and fragment in str(err.value)
+    assert "\n" not in str(err.value)  # one line, the newline shown escaped
+
+
+def test_ordinary_exp_names_are_kept(minimal):
+    for name in ("CSRO", "csro-lr1e-3", "a..b", "run 2"):
+        assert load_config(minimal, [f"util_params.exp_name={name}"])["util_params"]["exp_name"] == name
+
+
+def test_seeds_must_fit_numpy_seeding():
+    from rlkit.config import SEED_RANGE, check_seed
+
+    assert check_seed(0) == 0 and check_seed(2**32 - 1) == 2**32 - 1 and SEED_RANGE == (0, 2**32 - 1)
+    for bad in (-1, 2**32, 99999999999, 1.0, True, "3"):
+        with pytest.raises(ConfigError, match=r"--seed must be an integer from 0 to 4294967295"):
+            check_seed(bad)
+
+
+def test_a_context_larger_than_a_tasks_buffer_is_refused(minimal):
+    with pytest.raises(ConfigError) as err:
+        load_config(minimal, ["algo_params.embedding_batch_size=10000000"])
+    assert "algo_params.embedding_batch_size (10000000) exceeds algo_params.replay_buffer_size" in str(err.value)
+    cfg = load_config(minimal, ["algo_params.embedding_batch_size=1000", "algo_params.replay_buffer_size=1000"])
+    assert cfg["algo_params"]["embedding_batch_size"] == 1000

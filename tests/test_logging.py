@@ -107,7 +107,12 @@ def test_new_key_widens_header_and_keeps_columns_stable(tmp_path):
 def test_refuses_to_clobber_existing_run(tmp_path):
     with make(tmp_path) as run:
         log_epochs(run, range(1))
-    with pytest.raises(RunDirError, match="--resume"):
+    # progress rows without a snapshot (e.g. a full disk at the first one): nothing to resume, say how to start over
+    with pytest.raises(RunDirError, match="no snapshot, so there is nothing to resume; start it over with --restart"):
+        make(tmp_path)
+    with make(tmp_path, resume=True) as run:
+        run.save_snapshot({"iteration": 0}, "agent.pth")
+    with pytest.raises(RunDirError, match="use --resume to continue it, --restart to move it aside"):
         make(tmp_path)
     # a fresh name is fine
     RunLogger.create(tmp_path / "output", "point-robot", "other", 1, VARIANT, console=False).close()

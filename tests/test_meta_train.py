@@ -274,3 +274,80 @@ def test_computing_in_restores_the_default_dtype_after_an_error():
     with pytest.raises(ValueError, match="dtype must be one of float32, float64, got 'half'"):
         with computing_in("half"):
             pass
+
+
+# --------------------------------------------------------------------------------------
+# issue 19: --resume continues only the run its folder holds
+
+
+def _tiny_args(tiny, out, *extra, iterations=1):
+    return [str(tiny.config), "--seed", "0", "--exp_name", "same", f"algo_params.data_dir={tiny.data_dir}",
+            f"util_params.base_log_dir={out}", "algo_params.train_epoch=[100,200,100]",
+            "algo_params.eval_epoch=[100,200,100]", "algo_params.n_trj=2", f"algo_params.num_iterations={iterations}",
+            "algo_params.num_train_steps_per_itr=2", "algo_params.num_steps_per_eval=20", "net_size=32",
+            "latent_size=4", *extra]
+
+
+@pytest.mark.parametrize("change, key", [
+    (["algo_params.policy_lr=0.001"], "algo_params.policy_lr: 0.0003 then, 0.001 now"),
+    (["algo_type=FOCAL"], "algo_type: 'CSRO' then, 'FOCAL' now"),
+    (["latent_size=5"], "latent_size: 4 then, 5 now"),
+])
+def test_resume_refuses_changed_settings_before_touching_the_run(tiny_csro_run, tmp_path, capsys, change, key):
+    out = tmp_path / "out"
+    assert launch_experiment.main(_tiny_args(tiny_csro_run, out)) == 0
+    run_dir = out / "point-robot" / "same" / "seed0"
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name != ".lock"}
+    capsys.readouterr()
+    rc = launch_experiment.main(_tiny_args(tiny_csro_run, out, "--resume", str(run_dir), *change, iterations=2))
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {run_dir} was made with other settings (")
+    assert key in err[0] and "only algo_params.num_iterations may grow" in err[0] and "--restart" in err[0]
+    after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name != ".lock"}
+    assert after == before  # variant.json, progress.csv, snapshots: untouched
+
+
+def test_resume_may_extend_a_run_but_not_shorten_it(tiny_csro_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert launch_experiment.main(_tiny_args(tiny_csro_run, out)) == 0
+    run_dir = out / "point-robot" / "same" / "seed0"
+    # more iterations, another device option and --no-verify: the same experiment, continued
+    assert launch_experiment.main(_tiny_args(tiny_csro_run, out, "--resume", str(run_dir), "--no-verify",
+                                             "util_params.use_gpu=false", iterations=2)) == 0
+    assert list(pd.read_csv(run_dir / "progress.csv")["Epoch"]) == [0, 1]
+    assert json.loads((run_dir / "variant.json").read_text())["algo_params"]["num_iterations"] == 2
+    capsys.readouterr()
+    assert launch_experiment.main(_tiny_args(tiny_csro_run, out, "--resume", str(run_dir), iterations=1)) == 2
+    assert "algo_params.num_iterations: 2 then, 1 now" in capsys.readouterr().err
+
+
+def test_restart_moves_the_old_run_aside_and_never_deletes_it(tiny_csro_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert launch_experiment.main(_tiny_args(tiny_csro_run, out)) == 0
+    run_dir = out / "point-robot" / "same" / "seed0"
+    old_variant = (run_dir / "variant.json").read_text()
+    # the plain rerun points at both ways on
+    assert launch_experiment.main(_tiny_args(tiny_csro_run, out, "algo_params.policy_lr=0.001")) == 2
+    assert "use --resume to continue it, --restart to move it aside" in capsys.readouterr().err
+    assert launch_experiment.main(_tiny_args(tiny_csro_run, out, "--restart", "algo_params.policy_lr=0.001")) == 0
+    moved = list(run_dir.parent.glob("replaced-seed0-*"))
+    assert len(moved) == 1 and (moved[0] / "variant.json").read_text() == old_variant
+    assert (moved[0] / "agent.pth").is_file()
+    assert json.loads((run_dir / "variant.json").read_text())["algo_params"]["policy_lr"] == 0.001
+    assert launch_experiment.main(_tiny_args(tiny_csro_run, out, "--restart", "--resume", str(run_dir))) == 2
+    assert "give one of them" in capsys.readouterr().err
+
+
+def test_one_settings_comparison_for_resume_sweeps_and_reproduce():
+    from rlkit.core import logger
+    from rlkit.reproduce import plan
+
+    assert plan.settings_drift is logger.settings_drift
+    ran = {"seed": 0, "algo_params": {"num_iterations": 3, "policy_lr": 3e-4, "verify_data": True, "data_dir": "a"},
+           "util_params": {"base_log_dir": "x", "dtype": "float32"}, "seed_list": [0]}
+    run_control = {"algo_params": {"num_iterations": 5, "policy_lr": 3e-4, "verify_data": False, "data_dir": "b"},
+                   "util_params": {"base_log_dir": "y", "dtype": "float32"}, "seed_list": [1, 2]}
+    assert logger.settings_drift(ran, run_control, resuming=True) == []
+    assert logger.settings_drift(ran, {"util_params": {"dtype": "float64"}}, resuming=True) == [
+        "util_params.dtype: 'float32' then, 'float64' now"]

@@ -94,7 +94,8 @@ def _cfg(config: Path, out: Path, iterations: int) -> dict:
     (["--seed", "1", "--seeds", "0,1"], "either --seed N"),
     (["--seeds", "0,x"], "comma-separated integers"),
     (["--seeds", "1,1"], "twice"),
-    (["--seeds", "-1"], "non-negative"),
+    (["--seeds", "-1"], "each of --seeds must be an integer from 0 to 4294967295"),
+    (["--seeds", "0,99999999999"], "each of --seeds must be an integer from 0 to 4294967295"),
     (["--seeds", "0,1", "--resume", "somewhere"], "resumes its unfinished runs"),
     (["--cpus-per-run", "2"], "add --ray"),
     (["--ray", "--gpu", "0"], "--gpus-per-run"),
@@ -142,3 +143,82 @@ def test_sweep_on_a_local_ray_instance(tiny_csro_run, tmp_path, capsys):
         assert "the Ray cluster has 2" in capsys.readouterr().err
     finally:
         ray.shutdown()
+
+
+# --------------------------------------------------------------------------------------
+# issue 19: a rerun with other settings is refused, never skipped or mixed
+
+
+def test_a_rerun_with_changed_settings_is_refused_for_finished_and_unfinished_runs(tiny_csro_run, tmp_path,
+                                                                                    capsys):
+    config = make_config(tmp_path / "cfg", tiny_csro_run.data_dir, "chg")
+    out = tmp_path / "out"
+    assert sweep(config, out, "--seeds", "0", iterations=1) == 0
+    seed0 = out / "point-robot" / "chg" / "seed0"
+    before = {p.name: p.read_bytes() for p in seed0.iterdir() if p.is_file() and p.name != ".lock"}
+    capsys.readouterr()
+    # finished run (same length), unfinished run (longer), and a new seed beside them: all refused up front
+    for iterations, seeds in ((1, "0"), (2, "0"), (2, "0,1")):
+        assert sweep(config, out, "--seeds", seeds, "algo_params.policy_lr=0.001", iterations=iterations) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {config} seed 0: {seed0} was made with other settings")
+        assert "algo_params.policy_lr: 0.0003 then, 0.001 now" in err[0] and "--restart" in err[0]
+    after = {p.name: p.read_bytes() for p in seed0.iterdir() if p.is_file() and p.name != ".lock"}
+    assert after == before and not (out / "point-robot" / "chg" / "seed1").exists()
+    # fewer iterations than the finished run made is another experiment too
+    assert sweep(config, out, "--seeds", "0", iterations=0) == 2
+    assert "algo_params.num_iterations: 1 then, 0 now" in capsys.readouterr().err
+
+
+def test_restart_moves_every_existing_run_of_the_sweep_aside(tiny_csro_run, tmp_path, capsys):
+    config = make_config(tmp_path / "cfg", tiny_csro_run.data_dir, "rst")
+    out = tmp_path / "out"
+    assert sweep(config, out, "--seeds", "0", iterations=1) == 0
+    assert sweep(config, out, "--seeds", "0,1", "--restart", "algo_params.policy_lr=0.001", iterations=1) == 0
+    assert "2 run(s): 2 done, 0 finished before, 0 failed" in capsys.readouterr().out
+    folder = out / "point-robot" / "rst"
+    moved = list(folder.glob("replaced-seed0-*"))
+    assert len(moved) == 1 and (moved[0] / "agent.pth").is_file()
+    assert json.loads((moved[0] / "variant.json").read_text())["algo_params"]["policy_lr"] == 0.0003
+    for seed in (0, 1):
+        assert json.loads((folder / f"seed{seed}" / "variant.json").read_text())["algo_params"]["policy_lr"] == 0.001
+    assert not list(folder.glob("replaced-seed1-*"))  # nothing to move for a new run
+
+
+def test_ray_is_not_started_when_every_run_is_finished_or_refused(tiny_csro_run, tmp_path, monkeypatch, capsys):
+    from rlkit.launchers import sweep as sweep_module
+
+    config = make_config(tmp_path / "cfg", tiny_csro_run.data_dir, "noray")
+    out = tmp_path / "out"
+    assert sweep(config, out, "--seeds", "0", iterations=1) == 0
+
+    def no_ray():
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(sweep_module, "_import_ray", no_ray)
+    capsys.readouterr()
+    assert sweep(config, out, "--seeds", "0", "--ray", iterations=1) == 0
+    assert "1 run(s): 0 done, 1 finished before, 0 failed" in capsys.readouterr().out
+    assert sweep(config, out, "algo_params.policy_lr=0.001", "--seeds", "0", "--ray", iterations=1) == 2
+    assert "was made with other settings" in capsys.readouterr().err
+
+
+def test_an_override_after_ray_is_not_taken_for_its_address(tmp_path, capsys):
+    config = small_point_robot_config(tmp_path)
+    assert launch_experiment.main([str(config), "--ray", "algo_params.policy_lr=0.001"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--ray took 'algo_params.policy_lr=0.001' for the Ray address" in err[0]
+
+
+def test_execute_refuses_a_finished_run_made_with_other_settings(tiny_csro_run, tmp_path):
+    """The launcher refuses up front; a caller of execute() is protected as well."""
+    from rlkit.launchers.sweep import execute
+
+    config = make_config(tmp_path / "cfg", tiny_csro_run.data_dir, "ex")
+    out = tmp_path / "out"
+    assert sweep(config, out, "--seeds", "0", iterations=1) == 0
+    cfg = _cfg(config, out, 1)
+    assert execute(cfg, 0, "x").status == "skipped"
+    cfg["algo_params"]["policy_lr"] = 0.001
+    outcome = execute(cfg, 0, "x")
+    assert outcome.status == "failed" and "algo_params.policy_lr: 0.0003 then, 0.001 now" in outcome.message

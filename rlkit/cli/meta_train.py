@@ -13,15 +13,19 @@ Writes output/ENV/EXP_NAME/seedN/: variant.json, progress.csv, debug.log,
 git.txt, TensorBoard events and snapshots (agent_itr_K.pth every 5
 iterations, agent.pth every iteration). A sweep's runs write exactly the
 folders --seed N would; running the same sweep again resumes unfinished runs
-and skips finished ones.
+and skips finished ones. A run folder made with other settings is never
+resumed or skipped into (only algo_params.num_iterations may grow): use
+another --exp_name, or --restart to move the old folder aside and start over.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from pathlib import Path
 
-from rlkit.config import ConfigError, exit_on_config_error, load_config
+from rlkit.config import ConfigError, check_seed, exit_on_config_error, load_config
 from rlkit.errors import UserError, cli
 
 
@@ -39,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
     p.add_argument("--exp_name", default=None, help="run name under output/ENV/ (default: util_params.exp_name)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its last snapshot")
+    p.add_argument("--restart", action="store_true",
+                   help="start the run (every run of a sweep) over: an existing run folder is renamed to "
+                        "replaced-seedN-TIMESTAMP beside it, never deleted")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip the dataset's SHA-256 checks (= algo_params.verify_data=false)")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (= util_params.wandb=true)")
@@ -53,8 +60,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+# a dotted config key: what an override without its "=VALUE" looks like
+_DOTTED_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 def split_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
-    """Configs (``*.json``, or anything without ``=``) and ``KEY=VALUE`` overrides, each in order."""
+    """Configs (``*.json``, or anything without ``=``) and ``KEY=VALUE`` overrides, each in order.
+
+    A word that is no file and reads like a dotted key (``algo_params.num_iterations``)
+    is an override missing its value, and is reported as one, not as a missing config.
+    """
+    for x in inputs:
+        if "=" not in x and not x.endswith(".json") and _DOTTED_KEY.fullmatch(x) and not Path(x).exists():
+            raise UsageError(f"{x!r} is neither a config file nor an override: an override needs a value, "
+                             f"KEY=VALUE (e.g. {x}=5)")
     configs = [x for x in inputs if x.endswith(".json") or "=" not in x]
     overrides = [x for x in inputs if x not in configs]
     if not configs:
@@ -69,6 +88,17 @@ def check_sweep_args(args: argparse.Namespace) -> bool:
     sweep = args.seeds is not None or len(args.configs) > 1 or args.ray is not None
     if sweep and args.resume:
         raise UsageError("--resume continues one run; a sweep resumes its unfinished runs by itself (run it again)")
+    if args.resume and args.restart:
+        raise UsageError("--resume continues a run and --restart starts it over: give one of them")
+    if args.seed is not None:
+        try:
+            check_seed(args.seed)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+    if args.ray is not None and "=" in args.ray and "://" not in args.ray:
+        # argparse gives --ray the next word: an override there would be dropped without a word
+        raise UsageError(f"--ray took {args.ray!r} for the Ray address; put KEY=VALUE overrides before --ray, "
+                         "or write --ray=ADDRESS")
     if args.ray is None and (args.cpus_per_run is not None or args.gpus_per_run is not None):
         raise UsageError("--cpus-per-run / --gpus-per-run apply to Ray tasks: add --ray")
     if args.ray is not None and args.gpu is not None:
@@ -89,16 +119,17 @@ def main(argv=None) -> int:
         overrides.append("util_params.wandb=true")
     if sweep:
         return run_sweep(args, overrides)
-    try:
-        cfg = load_config(args.configs[0], overrides)
-    except ConfigError as exc:
-        exit_on_config_error(exc)
     from rlkit.core.logger import RunDirError, SnapshotError
     from rlkit.data import DatasetError
-    from rlkit.launchers.meta_train import TrainingDiverged, run_experiment
+    from rlkit.launchers.meta_train import TrainingDiverged, check_env_name, run_experiment
 
     try:
-        run_dir = run_experiment(cfg, 0 if args.seed is None else args.seed, gpu=args.gpu, resume=args.resume)
+        cfg = load_config(args.configs[0], overrides, check_env=check_env_name)
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+    try:
+        run_dir = run_experiment(cfg, 0 if args.seed is None else args.seed, gpu=args.gpu, resume=args.resume,
+                                 restart=args.restart)
     except (DatasetError, RunDirError, SnapshotError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -121,12 +152,15 @@ def run_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
         exit_on_config_error(exc)
     if any(r.cfg["util_params"]["wandb"] for r in runs):
         import_wandb()  # missing: one error now, not one per run
+    # changed settings refuse the whole sweep before any run starts (or Ray does); --restart starts all over
+    states = None if args.restart else sweep.refuse_changed_settings(runs)
     if args.ray is None:
-        outcomes = sweep.run_sequential(runs, gpu=args.gpu)
+        outcomes = sweep.run_sequential(runs, gpu=args.gpu, restart=args.restart)
     else:
         outcomes = sweep.run_on_ray(runs, None if args.ray == "local" else args.ray,
                                     cpus_per_run=1 if args.cpus_per_run is None else args.cpus_per_run,
-                                    gpus_per_run=0 if args.gpus_per_run is None else args.gpus_per_run)
+                                    gpus_per_run=0 if args.gpus_per_run is None else args.gpus_per_run,
+                                    restart=args.restart, states=states)
     return sweep.summarize(outcomes)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import errno
 import io
 import json
 import logging
@@ -158,8 +159,33 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path, "wb") as f:
-        torch.save(to_cpu(obj), f)
+        try:
+            torch.save(to_cpu(obj), f)
+        except RuntimeError as exc:  # checked while the partial temp file still takes its space
+            raise _save_failure(path, exc) from None
     return path
+
+
+# below this much free space a failed write is taken for a full disk
+_NEARLY_FULL = 64 * 2**20
+
+
+def _save_failure(path: Path, exc: RuntimeError) -> OSError:
+    """The OSError a failed ``torch.save`` stands for.
+
+    torch's zip writer reports a short write (a disk that fills up mid-file) as
+    ``RuntimeError: ... unexpected pos``, not as the ENOSPC it is; as an OSError
+    it gets the one-line message and the what-to-do hint of every other full
+    disk (rlkit.errors.describe) instead of a traceback.
+    """
+    try:
+        full = shutil.disk_usage(path.parent).free < _NEARLY_FULL
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return OSError(errno.EIO, f"cannot write the snapshot ({reason})", str(path))
 
 
 def to_cpu(obj: Any) -> Any:
@@ -313,6 +339,32 @@ def holds_a_run(run_dir: Path) -> bool:
     return False
 
 
+# what every message that blocks a run directory offers, so that a retry is never stuck
+START_OVER = "start it over with --restart (moves the old folder aside, deletes nothing) or use another --exp_name"
+
+
+def move_aside(run_dir: Path, now: _dt.datetime | None = None) -> Path:
+    """Rename ``EXP/seedN`` to ``EXP/replaced-seedN-YYYYmmdd-HHMMSS`` (never deleted); returns the new path.
+
+    Taken under the run's lock, so a live run is never moved from under its
+    writer. The new name does not start with ``seed``: tools that read an
+    experiment folder's ``seed*`` runs (rlkit.plot) do not count it as a seed.
+    """
+    run_dir = Path(run_dir)
+    stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    target = run_dir.with_name(f"replaced-{run_dir.name}-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = run_dir.with_name(f"replaced-{run_dir.name}-{stamp}-{n}")
+    lock = RunLock.acquire(run_dir)
+    try:
+        os.rename(run_dir, target)
+    finally:
+        lock.release()
+    return target
+
+
 def clear_failed_start(run_dir: Path) -> None:
     """Remove what a failed start left (its TensorBoard events, empty progress); keep debug.log, which appends."""
     for p in Path(run_dir).iterdir():
@@ -383,9 +435,13 @@ class RunLogger:
         try:
             has_run = holds_a_run(run_dir)
             if has_run and not resume:
+                if latest_snapshot(run_dir) is None:  # e.g. a full disk at the first snapshot
+                    raise RunDirError(
+                        f"run directory {str(run_dir)!r} holds progress rows but no snapshot, so there is "
+                        f"nothing to resume; {START_OVER}")
                 raise RunDirError(
-                    f"run directory {str(run_dir)!r} already holds a run; "
-                    "use --resume to continue it or another --exp_name / --seed"
+                    f"run directory {str(run_dir)!r} already holds a run; use --resume to continue it, "
+                    "--restart to move it aside and start over, or another --exp_name / --seed"
                 )
             if resume and not has_run:
                 raise RunDirError(f"cannot resume: no run in {str(run_dir)!r}")
@@ -644,3 +700,53 @@ def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 _MISSING = object()
+
+
+# Where and how a run ran, not what it computes: a resumed run may differ here (a moved
+# checkout, another device, a new log folder, --no-verify, --wandb) and still be the same experiment.
+RUN_CONTROL_KEYS = ("util_params", "algo_params.data_dir", "algo_params.verify_data", "algo_params.dump_eval_paths",
+                    "seed_list", "seed", "exp_name", "device")
+# ...except the float precision, which changes what the run computes.
+COMPUTED_RUN_KEYS = ("util_params.dtype",)
+# Keys a run may be extended along: more iterations continue the same run (the
+# per-iteration seeds do not depend on the total), fewer would cut a longer run
+# at another point than the one asked for.
+EXTENDABLE_KEYS = ("algo_params.num_iterations",)
+
+
+def _at(tree: Mapping, path: str) -> Any:
+    """The value at a dotted path, or ``_MISSING``."""
+    node: Any = tree
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def settings_drift(ran: Mapping, asked: Mapping, limit: int = 3, *, resuming: bool = False) -> list[str]:
+    """How the settings a run ran with (its variant.json) differ from what is asked now.
+
+    A config edited after a run started (another learning rate, another
+    algo_type) must not be resumed into that run, nor a finished run taken for
+    the new settings' result: one folder would mix two experiments under one
+    name. Run-control keys (:data:`RUN_CONTROL_KEYS`) and keys only one side has
+    (options added to the code since) are not compared; an asked ``auto``
+    matches whatever value the run resolved it to. With ``resuming`` (a run
+    about to continue, or a sweep deciding a run), asking for more iterations
+    than the run was started with extends it (:data:`EXTENDABLE_KEYS`); a
+    finished run's record never matches another length. One entry per
+    differing key (``key: old then, new now``), at most ``limit``.
+    """
+    asked = json_roundtrip(asked)  # as variant.json holds it: tuples become lists
+    diffs = []
+    for path in sorted(changed_keys(ran, asked)):
+        if path not in COMPUTED_RUN_KEYS and any(path == k or path.startswith(k + ".") for k in RUN_CONTROL_KEYS):
+            continue
+        then, now = _at(ran, path), _at(asked, path)
+        if then is _MISSING or now is _MISSING or now == "auto":
+            continue
+        if resuming and path in EXTENDABLE_KEYS and isinstance(then, int) and isinstance(now, int) and then <= now:
+            continue
+        diffs.append(f"{path}: {then!r} then, {now!r} now")
+    return diffs[:limit] + ([f"and {len(diffs) - limit} more"] if len(diffs) > limit else [])

@@ -215,6 +215,9 @@ def detect_layout(data_dir: str | os.PathLike, env_name: str | None = None) -> s
     if is_minari_ref(data_dir):
         return "minari"
     root = Path(data_dir)
+    if root.exists() and not root.is_dir():  # "does not exist" would send the user looking for a typo
+        raise DatasetError(f"{root} is a file, not a dataset folder: point algo_params.data_dir at the folder that "
+                           f"holds {METADATA_FILE} (or the reference's goal_idx* folders)")
     if not root.is_dir():
         raise DatasetError(
             f"offline dataset folder {root} does not exist: generate it with {_generate_cmd(root, env_name)} "

@@ -14,7 +14,11 @@ same distribution as separate draws.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -23,17 +27,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlkit.config import Config
+from rlkit.config import Config, ConfigError, check_seed
 from rlkit.core.device import run_device
 from rlkit.core.precision import computing_in
-from rlkit.core.logger import (RunDirError, RunLogger, json_roundtrip, latest_snapshot, load_snapshot,
-                               numbered_snapshots,
-                               newest_loadable_snapshot, run_dir_path)
+from rlkit.core.logger import (START_OVER, VARIANT_FILE, RunDirError, RunLogger, holds_a_run, json_roundtrip,
+                               latest_snapshot, load_snapshot, move_aside, numbered_snapshots,
+                               newest_loadable_snapshot, run_dir_path, settings_drift)
 from rlkit.core.progress import progress
 from rlkit.core.tracking import attach_trackers, import_wandb, key_hparams
 from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data, split_tasks_from_variant
 from rlkit.data.selection import resolve_auto
-from rlkit.envs import make_env
+from rlkit.envs import ENVS, make_env
+from rlkit.errors import UserError
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
 from rlkit.evaluation.reference import ReferenceUnavailable, reference_returns
 from rlkit.launchers.progress_columns import (NORMALIZED, eval_z_columns, normalized_columns, reference_columns,
@@ -48,6 +53,141 @@ def iteration_seed(seed: int, itr: int) -> int:
 
 class TrainingDiverged(RuntimeError):
     """A loss or weight became NaN or infinite; the message names which and when (one line)."""
+
+
+class SettingsChanged(RunDirError):
+    """A run folder holds a run made with other settings than the ones asked now (one line, naming the keys)."""
+
+
+class NotEnoughMemory(UserError, MemoryError):
+    """The settings need more memory than the device has (one line naming the setting)."""
+
+
+def check_env_name(name: str) -> None:
+    """An unknown ``env_name`` as a one-line ConfigError naming the closest known env and all of them.
+
+    Passed to :func:`rlkit.config.load_config` as ``check_env``, so it is reported
+    before the task counts and other values that only make sense for a known env.
+    """
+    if name in ENVS:
+        return
+    names = sorted(ENVS)
+    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.0)
+    hint = f" (the closest is {close[0]!r})" if close else ""
+    raise ConfigError(f"unknown env_name {name!r}{hint}; known envs: {', '.join(names)}")
+
+
+def _read_variant(run_dir: Path) -> dict | None:
+    try:
+        ran = json.loads((Path(run_dir) / VARIANT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return ran if isinstance(ran, dict) else None
+
+
+def run_settings_drift(run_dir: Path, cfg: Config, state: dict | None = None) -> list[str]:
+    """How ``cfg`` differs from the settings the run in ``run_dir`` was made with (rlkit.core.logger.settings_drift).
+
+    The run's settings are its variant.json, else the config its snapshot
+    ``state`` carries. Only keys that extend a run (more iterations) and
+    run-control keys (folders, device) may differ.
+    """
+    ran = _read_variant(run_dir)
+    if ran is None and state is not None:
+        ran = state.get("config")
+    if not isinstance(ran, dict):
+        return []
+    return settings_drift(ran, cfg, resuming=True)
+
+
+def check_same_settings(run_dir: Path, cfg: Config, state: dict | None = None) -> None:
+    """Refuse to resume (or count as done) a run that other settings made: one folder, one experiment."""
+    drift = run_settings_drift(run_dir, cfg, state)
+    if drift:
+        raise SettingsChanged(
+            f"{run_dir} was made with other settings ({'; '.join(drift)}); only algo_params.num_iterations may "
+            f"grow. Restore those settings to continue it, or {START_OVER}")
+
+
+# --------------------------------------------------------------------------------------
+# memory: absurd sizes are refused up front, a real shortage is one line
+
+
+def _device_memory(device: torch.device) -> int | None:
+    """Bytes of memory of ``device`` (physical RAM for the CPU), or None if unknown."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        return None
+
+
+def network_memory(cfg: Config, obs_dim: int, act_dim: int, itemsize: int) -> dict[str, int]:
+    """A lower bound on the bytes the networks need, by the setting that drives it.
+
+    Counted: the first two layers of the six networks that read z (policy, two
+    Q, V, target V, dual critic), each with weights, gradients and Adam's two
+    moments. Real use is higher (the encoder, the other layers, activations),
+    so a config refused by this bound could never have run.
+    """
+    latent, net = int(cfg["latent_size"]), int(cfg["net_size"])
+    copies = 5 * 4 + 1  # five trained networks x (weights, gradients, 2 Adam moments) + the target network
+    return {"latent_size": copies * (obs_dim + act_dim + latent) * net * itemsize,
+            "net_size": copies * net * net * itemsize}
+
+
+def check_memory(cfg: Config, obs_dim: int, act_dim: int, device: torch.device) -> None:
+    """Refuse settings whose networks alone cannot fit in the device's memory (e.g. latent_size=1e8).
+
+    Without it such a run allocates until the operating system kills it, or
+    swaps for minutes without a line of output.
+    """
+    have = _device_memory(device)
+    if not have:
+        return
+    need = network_memory(cfg, obs_dim, act_dim, torch.empty(0).element_size())
+    if sum(need.values()) > have:
+        key = max(need, key=need.get)
+        raise NotEnoughMemory(
+            f"{key}={cfg[key]} needs at least {sum(need.values()) / 2**30:,.0f} GiB for the networks, more than "
+            f"the {have / 2**30:,.0f} GiB of {device}; lower {key} (the paper's configs use latent_size 20, "
+            "net_size 256)")
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    oom = getattr(torch, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        k in text for k in ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory"))
+
+
+_SIZE_SETTINGS = ("latent_size", "net_size", "algo_params.meta_batch", "algo_params.batch_size",
+                  "algo_params.embedding_batch_size", "algo_params.embedding_mini_batch_size",
+                  "algo_params.replay_buffer_size")
+
+
+@contextlib.contextmanager
+def memory_errors_named(cfg: Config, device: torch.device):
+    """Turn running out of memory into one line naming the settings that size the run."""
+    try:
+        yield
+    except BaseException as exc:
+        if isinstance(exc, NotEnoughMemory) or not _is_out_of_memory(exc):
+            raise
+        sizes = ", ".join(f"{k}={_dotted(cfg, k)}" for k in _SIZE_SETTINGS)
+        raise NotEnoughMemory(f"out of memory on {device}; lower the settings that size the run ({sizes})") from None
+
+
+def _dotted(cfg: Config, path: str):
+    node = cfg
+    for part in path.split("."):
+        node = node[part]
+    return node
 
 
 @dataclass
@@ -325,24 +465,32 @@ def warm_start_state(cfg: Config, seed: int) -> tuple[Path, dict] | None:
     return snaps[int(k)], load_snapshot(snaps[int(k)])
 
 
-def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str | None = None) -> Path:
+def run_experiment(cfg: Config, seed: int, gpu: int | None = None, resume: str | None = None,
+                   restart: bool = False) -> Path:
     """Meta-train (or resume) one seed; returns the run directory.
 
     Everything that can be checked is checked before the run directory is
-    touched: the resume target, the snapshot, the dataset. A failed start then
-    leaves nothing that blocks the corrected command.
+    touched: the resume target, the snapshot, the settings (a resume continues
+    only a run made with the same ones), the dataset. A failed start then
+    leaves nothing that blocks the corrected command. ``restart`` moves a run
+    already in the folder aside (rlkit.core.logger.move_aside) and starts over.
 
     The run computes in ``util_params.dtype``: torch's default dtype is set for
     its duration (buffers, networks, optimizers) and restored after, so the runs
     of a sweep in one process each get their own (rlkit.core.precision).
     """
     with computing_in(cfg["util_params"].get("dtype")):
-        return _run_experiment(cfg, seed, gpu, resume)
+        return _run_experiment(cfg, seed, gpu, resume, restart)
 
 
-def _run_experiment(cfg: Config, seed: int, gpu: int | None, resume: str | None) -> Path:
+def _run_experiment(cfg: Config, seed: int, gpu: int | None, resume: str | None, restart: bool) -> Path:
     util = cfg["util_params"]
+    check_seed(seed)
+    if resume and restart:
+        raise RunDirError("--resume continues a run and --restart starts it over: give one of them")
     device = run_device(bool(util["use_gpu"]), int(util["gpu_id"]), gpu)
+    env = make_env(cfg["env_name"], **cfg["env_params"])
+    check_memory(cfg, env.observation_space.shape[0], env.action_space.shape[0], device)
     if util.get("wandb"):
         import_wandb()  # missing: a one-line error before anything is written
     run_dir = run_directory(cfg, seed)
@@ -357,41 +505,47 @@ def _run_experiment(cfg: Config, seed: int, gpu: int | None, resume: str | None)
             print(f"warning: skipping a snapshot that does not load: {reason}", file=sys.stderr)
         if snapshot_path is None:
             what = "no snapshot that loads" if skipped else "no snapshot (agent.pth / agent_itr_K.pth)"
-            raise RunDirError(f"{what} in {resume}; nothing to resume")
+            raise RunDirError(f"{what} in {resume}; nothing to resume: {START_OVER}")
         itr = int(state["iteration"])
         ran_in = (state.get("config") or {}).get("util_params", {}).get("dtype", "float32")
         if ran_in != util.get("dtype", "float32"):  # its rows so far and the rest would match no single run
             raise RunDirError(f"{snapshot_path} was computed in {ran_in}; resume it with util_params.dtype={ran_in}")
+        check_same_settings(run_dir, cfg, state)  # before variant.json is touched
     # "auto" checkpoints / episode counts: what the dataset holds, resolved before variant.json is written
     train_tasks, test_tasks = split_tasks_from_variant(cfg, seed)
     cfg = {**cfg, "algo_params": resolve_auto(cfg["algo_params"], train_tasks, test_tasks)}
-    data = load_experiment_data(cfg, seed, device)
+    with memory_errors_named(cfg, device):
+        data = load_experiment_data(cfg, seed, device)
     warm = None if resume else warm_start_state(cfg, seed)  # path_to_weights: checked before anything is written
     # variant.json: the resolved config as run, with what viskit and readers need at the top level
     variant = {**cfg, "seed": seed, "exp_name": exp_name, "device": str(device),
                "util_params": {**util, "dtype": util.get("dtype", "float32"),
                                "use_gpu": device.type == "cuda",
                                "gpu_id": device.index if device.type == "cuda" else util["gpu_id"]}}
+    if restart and run_dir.is_dir() and holds_a_run(run_dir):
+        moved = move_aside(run_dir)
+        print(f"--restart: the old run {run_dir} is now {moved}", file=sys.stderr, flush=True)
     logger = RunLogger.create(util["base_log_dir"], cfg["env_name"], exp_name, seed, variant,
                               resume=bool(resume), truncate_to_epoch=None if itr is None else itr + 1)
     try:
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-        logger.info(f"device {device}; run directory {logger.run_dir}")
-        logger.info(f"train tasks {data.train_tasks}; test tasks {data.test_tasks}; "
-                    f"{len(data.train)} train / {len(data.test)} test transitions")
-        attach_trackers(logger, variant, seed, resume=bool(resume))  # W&B config = variant.json
-        job = MetaTrainer(cfg, seed, device, logger, data)
-        if snapshot_path is not None:
-            job.resume_from(snapshot_path, state)
-            logger.info(f"resumed from {snapshot_path} at iteration {job.start_itr}")
-        elif warm is not None:
-            path, warm_state = warm
-            loaded = job.warm_start(warm_state, path)
-            logger.info(f"networks {', '.join(loaded)} initialised from {path} (path_to_weights)")
-        job.run()
-        if job.start_itr < cfg["algo_params"]["num_iterations"]:  # finished here: once per run
-            logger.write_hparams(key_hparams(variant, seed), [k for k in logger.last_row if k.startswith("Average_")])
+        with memory_errors_named(cfg, device):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            logger.info(f"device {device}; run directory {logger.run_dir}")
+            logger.info(f"train tasks {data.train_tasks}; test tasks {data.test_tasks}; "
+                        f"{len(data.train)} train / {len(data.test)} test transitions")
+            attach_trackers(logger, variant, seed, resume=bool(resume))  # W&B config = variant.json
+            job = MetaTrainer(cfg, seed, device, logger, data)
+            if snapshot_path is not None:
+                job.resume_from(snapshot_path, state)
+                logger.info(f"resumed from {snapshot_path} at iteration {job.start_itr}")
+            elif warm is not None:
+                path, warm_state = warm
+                loaded = job.warm_start(warm_state, path)
+                logger.info(f"networks {', '.join(loaded)} initialised from {path} (path_to_weights)")
+            job.run()
+            if job.start_itr < cfg["algo_params"]["num_iterations"]:  # finished here: once per run
+                logger.write_hparams(key_hparams(variant, seed), [k for k in logger.last_row if k.startswith("Average_")])
     finally:
         logger.close()
     return Path(logger.run_dir)

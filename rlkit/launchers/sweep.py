@@ -10,9 +10,14 @@ Each run writes exactly the directory ``--seed N`` alone would
 * new: started from scratch.
 
 So running the same sweep again continues what was interrupted and skips what
-is done; raising ``algo_params.num_iterations`` extends every run. A run that
-fails is reported in one line (config, seed, why) and the others go on; the
-exit status is 1 when any failed.
+is done; raising ``algo_params.num_iterations`` extends every run. Any other
+change of settings is refused before any run starts, naming the run and the
+keys (:func:`refuse_changed_settings`): a finished run is never counted for
+settings it did not run with, and no run mixes two configurations. The way
+out is another ``--exp_name``, or ``--restart``, which moves every existing
+run folder of the sweep aside (never deleting it) and starts them over. A run
+that fails is reported in one line (config, seed, why) and the others go on;
+the exit status is 1 when any failed.
 
 With ``--ray`` each run is a Ray task with ``--cpus-per-run`` CPUs and
 ``--gpus-per-run`` GPUs (a fraction shares one). Without ADDRESS a local Ray
@@ -31,10 +36,11 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlkit.config import Config, load_config
-from rlkit.core.logger import holds_a_run, newest_loadable_snapshot
+from rlkit.config import Config, ConfigError, check_seed, load_config
+from rlkit.core.logger import START_OVER, holds_a_run, newest_loadable_snapshot
 from rlkit.errors import UserError, describe
-from rlkit.launchers.meta_train import TrainingDiverged, run_directory, run_experiment
+from rlkit.launchers.meta_train import (TrainingDiverged, check_env_name, run_directory, run_experiment,
+                                        run_settings_drift)
 
 MISSING_RAY = "--ray needs Ray: pip install 'ray[default]' (or pip install 'csro[ray]')"
 
@@ -72,14 +78,17 @@ class Outcome:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` -> ``[0, 1, 2]``: distinct non-negative integers."""
+    """``"0,1,2"`` -> ``[0, 1, 2]``: distinct integers in rlkit.config.SEED_RANGE."""
     parts = [p.strip() for p in str(text).split(",")]
     try:
         seeds = [int(p) for p in parts]
     except ValueError:
         raise SweepError(f"--seeds must be comma-separated integers like 0,1,2, got {text!r}") from None
-    if any(s < 0 for s in seeds):
-        raise SweepError(f"--seeds must be non-negative, got {text!r}")
+    try:
+        for s in seeds:
+            check_seed(s, "each of --seeds")
+    except ConfigError as exc:
+        raise SweepError(str(exc)) from None
     if len(set(seeds)) != len(seeds):
         raise SweepError(f"--seeds lists a seed twice: {text!r}")
     return seeds
@@ -87,8 +96,8 @@ def parse_seeds(text: str) -> list[int]:
 
 def plan_sweep(configs: list[str], seeds: list[int], overrides: list[str] = ()) -> list[SweepRun]:
     """Every (config, seed) run, configs loaded and checked first: a bad one stops the sweep before any run."""
-    runs = [SweepRun(str(c), int(s), cfg) for c in configs for cfg in [load_config(c, list(overrides))]
-            for s in seeds]
+    runs = [SweepRun(str(c), int(s), cfg) for c in configs
+            for cfg in [load_config(c, list(overrides), check_env=check_env_name)] for s in seeds]
     owner: dict[Path, SweepRun] = {}
     for run in runs:
         key = run.run_dir.resolve()
@@ -99,27 +108,64 @@ def plan_sweep(configs: list[str], seeds: list[int], overrides: list[str] = ()) 
     return runs
 
 
-def run_state(cfg: Config, seed: int) -> str:
-    """``finished``, ``started`` or ``new`` (see the module docstring)."""
+def inspect_run(cfg: Config, seed: int) -> tuple[str, list[str]]:
+    """(``finished`` / ``started`` / ``new``, how ``cfg`` differs from the settings the run was made with)."""
     run_dir = run_directory(cfg, seed)
     if not run_dir.is_dir() or not holds_a_run(run_dir):
-        return "new"
+        return "new", []
     _, state, _ = newest_loadable_snapshot(run_dir)
+    drift = run_settings_drift(run_dir, cfg, state)
     if state is not None and int(state.get("iteration", -1)) >= cfg["algo_params"]["num_iterations"] - 1:
-        return "finished"
-    return "started"
+        return "finished", drift
+    return "started", drift
 
 
-def execute(cfg: Config, seed: int, label: str, gpu: int | None = None) -> Outcome:
-    """Run, resume or skip one run; never raises for a failed run (a KeyboardInterrupt still stops)."""
+def run_state(cfg: Config, seed: int) -> str:
+    """``finished``, ``started`` or ``new`` (see the module docstring)."""
+    return inspect_run(cfg, seed)[0]
+
+
+def _changed_message(run: SweepRun, drift: list[str]) -> str:
+    return f"{run.label}: {run.run_dir} was made with other settings ({'; '.join(drift)})"
+
+
+def refuse_changed_settings(runs: list[SweepRun]) -> dict[str, str]:
+    """Check every run against its folder before any starts; returns each run's state by label.
+
+    One run refused means the sweep is: starting the others would leave one
+    experiment folder holding seeds of two configurations.
+    """
+    states, refused = {}, []
+    for run in runs:
+        states[run.label], drift = inspect_run(run.cfg, run.seed)
+        if drift:
+            refused.append(_changed_message(run, drift))
+    if refused:
+        more = f" (and {len(refused) - 1} more run(s) likewise)" if len(refused) > 1 else ""
+        raise SweepError(f"{refused[0]}{more}; only algo_params.num_iterations may grow. Restore those settings, "
+                         f"or {START_OVER}")
+    return states
+
+
+def execute(cfg: Config, seed: int, label: str, gpu: int | None = None, restart: bool = False) -> Outcome:
+    """Run, resume or skip one run; never raises for a failed run (a KeyboardInterrupt still stops).
+
+    ``restart``: an existing run is moved aside and started over (never skipped or resumed).
+    """
     t0 = time.perf_counter()
     try:
         run_dir = run_directory(cfg, seed)
-        state = run_state(cfg, seed)
+        if restart:
+            out = run_experiment(cfg, seed, gpu=gpu, restart=True)
+            return Outcome(label, "done", "", time.perf_counter() - t0, str(out))
+        state, drift = inspect_run(cfg, seed)
         if state == "finished":
+            if drift:  # refused up front by the launcher; checked again for callers of this function
+                return Outcome(label, "failed", f"{run_dir} was made with other settings ({'; '.join(drift)}); "
+                               f"{START_OVER}", run_dir=str(run_dir))
             return Outcome(label, "skipped", "finished before", run_dir=str(run_dir))
         resume = str(run_dir) if state == "started" else None
-        out = run_experiment(cfg, seed, gpu=gpu, resume=resume)
+        out = run_experiment(cfg, seed, gpu=gpu, resume=resume)  # a resume checks the settings itself
         return Outcome(label, "done", "resumed" if resume else "", time.perf_counter() - t0, str(out))
     except (UserError, OSError, TrainingDiverged) as exc:
         why = describe(exc)
@@ -142,17 +188,18 @@ def _say_outcome(outcome: Outcome, index: int, n: int) -> None:
         print(f"{head}: done{how} in {outcome.seconds:.1f} s ({outcome.run_dir})", flush=True)
 
 
-def run_sequential(runs: list[SweepRun], gpu: int | None = None) -> list[Outcome]:
+def run_sequential(runs: list[SweepRun], gpu: int | None = None, restart: bool = False) -> list[Outcome]:
     """The runs one after another in this process."""
     outcomes = []
     for i, run in enumerate(runs):
         print(f"sweep [{i + 1}/{len(runs)}] {run.label} -> {run.run_dir}", flush=True)
-        outcomes.append(execute(run.cfg, run.seed, run.label, gpu))
+        outcomes.append(execute(run.cfg, run.seed, run.label, gpu, restart))
         _say_outcome(outcomes[-1], i + 1, len(runs))
     return outcomes
 
 
-def _ray_execute(cfg: Config, seed: int, label: str, cwd: str, use_gpu: bool, threads: int) -> Outcome:
+def _ray_execute(cfg: Config, seed: int, label: str, cwd: str, use_gpu: bool, threads: int,
+                 restart: bool = False) -> Outcome:
     """One run on a Ray worker, in the driver's working directory, on the GPU Ray assigned (if any)."""
     import torch
 
@@ -166,7 +213,7 @@ def _ray_execute(cfg: Config, seed: int, label: str, cwd: str, use_gpu: bool, th
                        f"({exc.strerror or exc}); a Ray cluster needs the driver's folders on every node")
     try:
         torch.set_num_threads(max(1, threads))
-        return execute(cfg, seed, label, gpu=0 if use_gpu else None)  # Ray sets CUDA_VISIBLE_DEVICES
+        return execute(cfg, seed, label, gpu=0 if use_gpu else None, restart=restart)  # Ray sets CUDA_VISIBLE_DEVICES
     finally:
         os.chdir(old)
 
@@ -180,16 +227,27 @@ def _import_ray():
 
 
 def run_on_ray(runs: list[SweepRun], address: str | None = None, cpus_per_run: float = 1,
-               gpus_per_run: float = 0) -> list[Outcome]:
+               gpus_per_run: float = 0, restart: bool = False,
+               states: dict[str, str] | None = None) -> list[Outcome]:
     """The runs as Ray tasks, ``cpus_per_run`` / ``gpus_per_run`` each; results in the order of ``runs``.
 
     ``address`` None starts a local instance with this machine's CPUs (and
     GPUs); an already initialized Ray is used as it is, and left running.
+    Runs ``states`` (from :func:`refuse_changed_settings`) marks finished are
+    skipped in the driver: a sweep with nothing left to do never starts Ray.
     """
     if not cpus_per_run > 0:
         raise SweepError(f"--cpus-per-run must be positive, got {cpus_per_run}")
     if not gpus_per_run >= 0:
         raise SweepError(f"--gpus-per-run must not be negative, got {gpus_per_run}")
+    done = set() if restart or states is None else {r.label for r in runs if states.get(r.label) == "finished"}
+    outcomes: list[Outcome | None] = [Outcome(r.label, "skipped", "finished before", run_dir=str(r.run_dir))
+                                      if r.label in done else None for r in runs]
+    for i, outcome in enumerate(o for o in outcomes if o is not None):
+        _say_outcome(outcome, i + 1, len(runs))
+    todo = [i for i, o in enumerate(outcomes) if o is None]
+    if not todo:
+        return [o for o in outcomes if o is not None]
     ray = _import_ray()
     started = False
     if not ray.is_initialized():
@@ -207,13 +265,12 @@ def run_on_ray(runs: list[SweepRun], address: str | None = None, cpus_per_run: f
                                  f"cluster has {have:g}; ask for at most {have:g}")
         remote = ray.remote(_ray_execute).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run)
         cwd = os.getcwd()
-        print(f"sweep: {len(runs)} run(s) on Ray ({int(resources.get('CPU', 0))} CPU(s), "
+        print(f"sweep: {len(todo)} run(s) on Ray ({int(resources.get('CPU', 0))} CPU(s), "
               f"{resources.get('GPU', 0):g} GPU(s)); {cpus_per_run:g} CPU(s) and {gpus_per_run:g} GPU(s) per run",
               flush=True)
-        pending = {remote.remote(r.cfg, r.seed, r.label, cwd, gpus_per_run > 0, max(1, int(cpus_per_run))): i
-                   for i, r in enumerate(runs)}
-        outcomes: list[Outcome | None] = [None] * len(runs)
-        finished = 0
+        pending = {remote.remote(runs[i].cfg, runs[i].seed, runs[i].label, cwd, gpus_per_run > 0,
+                                 max(1, int(cpus_per_run)), restart): i for i in todo}
+        finished = len(runs) - len(todo)
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:

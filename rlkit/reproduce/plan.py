@@ -11,12 +11,13 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
 
 from omegaconf import OmegaConf
 
 from rlkit.config import REPO_CONFIG_DIR, ConfigError, algo_presets, load_config
-from rlkit.core.logger import changed_keys, json_roundtrip
+# settings_drift lives beside the run directory it reads: one comparison for the reproduce runner,
+# sweeps and --resume (imported from here by records and runner)
+from rlkit.core.logger import settings_drift  # noqa: F401
 from rlkit.envs import UnknownEnvError, offline_data_env
 
 PLAN_DIR = REPO_CONFIG_DIR / "reproduce"
@@ -98,56 +99,6 @@ class Plan:
 
     def resolved_config(self, method: str) -> dict:
         return load_config(self.config, [f"algo_type={method}", *self.train_overrides])
-
-
-# Where and how a run ran, not what it computes: a resumed run may differ here (a moved
-# checkout, another device, a new log folder) and still be the same experiment.
-_RUN_CONTROL = ("util_params", "algo_params.data_dir", "seed", "exp_name", "device")
-# ...except the float precision, which changes what the run computes.
-_COMPUTED_RUN_KEYS = ("util_params.dtype",)
-# Keys a run may be extended along: more iterations continue the same run (the
-# per-iteration seeds do not depend on the total), fewer would cut a longer run's
-# record at another point than the plan names.
-_EXTENDABLE = ("algo_params.num_iterations",)
-
-
-def _at(tree: Mapping, path: str) -> Any:
-    """The value at a dotted path, or ``_ABSENT``."""
-    node: Any = tree
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return _ABSENT
-        node = node[part]
-    return node
-
-
-_ABSENT = object()
-
-
-def settings_drift(ran: Mapping, planned: Mapping, limit: int = 3, *, resuming: bool = False) -> list[str]:
-    """How the settings a run ran with (its variant.json) differ from what the plan asks now.
-
-    A plan edited after a run started (another checkpoint range, more steps)
-    must not be resumed into that run, nor its record counted as the new plan's:
-    the result would mix two experiments under one name. Run-control keys and
-    keys only one side has (options added to the code since) are not compared;
-    a planned ``auto`` matches whatever value the run resolved it to. With
-    ``resuming`` (an unfinished run about to continue), a plan asking for more
-    iterations than the run was started with extends it; a record is a finished
-    run and never matches another length.
-    """
-    planned = json_roundtrip(planned)  # as variant.json holds it: tuples become lists
-    diffs = []
-    for path in sorted(changed_keys(ran, planned)):
-        if path not in _COMPUTED_RUN_KEYS and any(path == k or path.startswith(k + ".") for k in _RUN_CONTROL):
-            continue
-        then, now = _at(ran, path), _at(planned, path)
-        if then is _ABSENT or now is _ABSENT or now == "auto":
-            continue
-        if resuming and path in _EXTENDABLE and isinstance(then, int) and isinstance(now, int) and then <= now:
-            continue
-        diffs.append(f"{path}: {then!r} then, {now!r} now")
-    return diffs[:limit] + ([f"and {len(diffs) - limit} more"] if len(diffs) > limit else [])
 
 
 def available_plans() -> list[str]:
