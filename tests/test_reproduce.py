@@ -480,3 +480,85 @@ def test_sparse_point_robot_learns_from_the_point_robot_dataset(tmp_path):
     sparse = load_plan(plan_path("sparse-point-robot", "cpu"))
     assert sparse.dataset_home == "point-robot-cpu"
     assert sparse.dataset == load_plan(plan_path("point-robot", "cpu")).dataset
+
+
+# ------------------------------------------------------------------ the runner never loses a run
+def _hold_run_lock(run_dir: Path) -> subprocess.Popen:
+    """Another process (a second runner's child, an orphan of a killed runner) holding the run's lock."""
+    code = ("import sys, time; from pathlib import Path; from rlkit.core.logger import RunLock; "
+            "RunLock.acquire(Path(sys.argv[1])); print('held', flush=True); time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_runner_does_not_touch_a_live_run(tmp_path, monkeypatch, capsys):
+    from rlkit.reproduce import __main__ as cli
+    from rlkit.reproduce import runner
+
+    plan = load_plan(tiny_plan(tmp_path))
+    layout = runner.Layout.for_plan(tmp_path / "work", plan, tmp_path / "records")
+    started = []
+    monkeypatch.setattr(runner.Job, "start", lambda job, threads: started.append(job.label))
+    monkeypatch.setattr(runner.Reproduction, "ensure_dataset", lambda self: True)
+    for snapshot in (False, True):  # a live run before its first snapshot, and one that has snapshots
+        run_dir = layout.run_dir(plan, "CSRO", 0)
+        shutil.rmtree(tmp_path / "work", ignore_errors=True)
+        run_dir.mkdir(parents=True)
+        (run_dir / "progress.csv").write_text("Epoch,x\n0,1.0\n")
+        if snapshot:
+            (run_dir / "agent.pth").write_bytes(b"snapshot")
+        before = sorted((p.name, p.read_bytes()) for p in run_dir.iterdir() if p.name != ".lock")
+        holder = _hold_run_lock(run_dir)
+        try:
+            assert cli.main(args(tiny_plan(tmp_path), tmp_path)) == 2
+        finally:
+            holder.kill()
+            holder.wait()
+        err = capsys.readouterr().err
+        assert f"is in use by process {holder.pid}" in err and "touches nothing of it" in err
+        assert "\n" not in err.strip()
+        assert sorted((p.name, p.read_bytes()) for p in run_dir.iterdir() if p.name != ".lock") == before
+        assert started == [] and list(run_dir.parent.iterdir()) == [run_dir]
+
+
+def test_a_run_folder_without_snapshot_is_moved_aside_not_deleted(tmp_path):
+    from rlkit.reproduce.runner import Budget, Layout, Reproduction
+
+    plan = load_plan(tiny_plan(tmp_path))
+    layout = Layout(tmp_path / "work", tmp_path / "records")
+    messages = []
+    repro = Reproduction(plan, layout, Budget(None), echo=messages.append)
+    run_dir = layout.run_dir(plan, "CSRO", 0)
+    run_dir.mkdir(parents=True)
+    (run_dir / "progress.csv").write_text("Epoch,x\n0,1.0\n1,2.0\n")  # rows written, the first snapshot lost
+    job = repro.train_job("CSRO", 0)
+    assert "--resume" not in job.cmd and not run_dir.exists()
+    aside = [p for p in run_dir.parent.iterdir()]
+    assert len(aside) == 1 and aside[0].name.startswith("aside.seed0.")
+    assert (aside[0] / "progress.csv").read_text() == "Epoch,x\n0,1.0\n1,2.0\n"
+    assert str(aside[0]) in messages[-1]
+    run_dir.mkdir()  # a second failed start: another free name, the first one kept
+    repro.train_job("CSRO", 0)
+    assert len(list(run_dir.parent.iterdir())) == 2
+
+
+def test_sigkill_of_the_runner_stops_its_children(tmp_path):
+    """Children run in sessions of their own; the kernel stops them when the runner dies (PR_SET_PDEATHSIG)."""
+    plan = tiny_plan(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "rlkit.reproduce", *args(plan, tmp_path)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_default_sigint)
+    marker = str(tmp_path / "work")
+    started = tmp_path / "work" / "point-robot-tiny" / "offline_dataset" / "_generator"
+    deadline = time.monotonic() + 60
+    while not (any("policy_train.py" in a for a in _processes_mentioning(marker)) and started.is_dir()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 60
+    while _processes_mentioning(marker):
+        assert time.monotonic() < deadline, _processes_mentioning(marker)
+        time.sleep(0.2)
+    child_log = (tmp_path / "work" / "point-robot-tiny" / "logs" / "dataset.log").read_text()
+    assert "interrupted" in child_log or "KeyboardInterrupt" in child_log  # stopped cleanly, not killed
