@@ -55,17 +55,29 @@ class ReproduceError(UserError, RuntimeError):
     """A step failed in a way the user must fix; the message is one line."""
 
 
+def min_budget_s() -> float:
+    """The smallest budget that can start anything: a run is started only with more than MIN_START_S
+    left, and a budget spent before that would exit "call me again" forever without doing any work."""
+    return 2 * MIN_START_S
+
+
 def parse_budget(text: str | None) -> float | None:
     """``90s``, ``50m``, ``2h``, ``1h30m`` or plain seconds -> seconds (None: no budget)."""
     if text is None:
         return None
     t = text.strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", t):
-        return float(t)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", t)
-    if not parts or "".join(n + u for n, u in parts) != t:
-        raise ReproduceError(f"--budget {text!r}: write it like 90s, 50m, 2h or 1h30m")
-    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+        seconds = float(t)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", t)
+        if not parts or "".join(n + u for n, u in parts) != t:
+            raise ReproduceError(f"--budget {text!r}: write it like 90s, 50m, 2h or 1h30m")
+        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds < min_budget_s():
+        raise ReproduceError(f"--budget {text!r} is under the minimum of {min_budget_s():g}s: a run starts only "
+                             f"with more than {MIN_START_S:g}s of budget left; give {min_budget_s():g}s or more, "
+                             "or no --budget")
+    return seconds
 
 
 @dataclass
