@@ -18,6 +18,12 @@ algo_params.data_dir). Without that dataset the lines are left out, with a
 one-line note. ``--normalized`` plots the D4RL-style score instead (0 =
 random, 100 = best behaviour checkpoint).
 
+Runs of different envs are refused (one figure, one env: their returns are
+not comparable, and an aggregate over them means nothing). Seeds of one
+experiment that ran for different lengths are flagged with a warning line
+naming the lengths; their curve and aggregate use only the part all of them
+have. A legend's "(N seeds)" counts the seeds with data for that panel.
+
 When an experiment has two or more seeds, each seed's final score (the mean
 of its last ``--final-window`` evaluations) is aggregated per experiment and
 key: the interquartile mean with a 95 % stratified bootstrap interval
@@ -30,6 +36,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import io
+import json
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -136,6 +143,7 @@ class LoadedRuns:
     groups: "OrderedDict[str, list[Path]]"
     refs: dict = field(default_factory=dict)  # run -> ReferenceReturns | None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what changes the numbers (runs cut to a common length)
 
     def reference_of(self, run: Path) -> ReferenceReturns | None:
         return self.refs.get(run)
@@ -155,7 +163,9 @@ def load_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None,
     for key in keys:
         for run, frame in frames.items():
             _check_key(key, frame.columns, str(run / "progress.csv"))
+    check_one_env(runs)
     loaded = LoadedRuns(runs, frames, list(keys), x, group_runs(runs))
+    loaded.warnings += cut_to_common_length(loaded)
     if references and any(is_return_key(k) for k in keys):
         for run in runs:
             try:
@@ -164,6 +174,59 @@ def load_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None,
                 loaded.refs[run] = None
                 loaded.notes.append(f"no reference lines for {run}: {exc}")
     return loaded
+
+
+def run_env(run: Path) -> str | None:
+    """The env a run trained on (variant.json's env_name), or None when it does not say."""
+    try:
+        env = json.loads((run / "variant.json").read_text(encoding="utf-8")).get("env_name")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return env if isinstance(env, str) else None
+
+
+def check_one_env(runs: Sequence[Path]) -> None:
+    """One figure, one env: returns of different envs share no scale, and their mean or IQM means nothing."""
+    by_env: dict[str, list[Path]] = {}
+    for run in runs:
+        env = run_env(run)
+        if env is not None:
+            by_env.setdefault(env, []).append(run)
+    if len(by_env) > 1:
+        named = "; ".join(f"{env}: {', '.join(map(str, members[:2]))}" + (f" and {len(members) - 2} more"
+                                                                          if len(members) > 2 else "")
+                          for env, members in by_env.items())
+        raise PlotError(f"these runs are of {len(by_env)} different envs ({named}); plot each env on its own")
+
+
+def cut_to_common_length(loaded: LoadedRuns) -> list[str]:
+    """Cut each experiment's seeds to the x range all of them reached, and say so.
+
+    A mean over seeds where one stopped early would change which seeds it averages along the
+    curve, and a final score taken at different points would mix two stages of training. Returns
+    the warning lines: one per experiment that was cut, one when experiments end at different x."""
+    out, ends = [], {}
+    for label, members in loaded.groups.items():
+        last = {run: loaded.frames[run][loaded.x].max() for run in members}
+        common = min(last.values())
+        ends[label] = common
+        if len(set(last.values())) > 1:
+            lengths = ", ".join(f"{run.name} to {v:g}" for run, v in last.items())
+            out.append(f"the runs of {label} have different lengths ({loaded.x} {lengths}); its curve and "
+                       f"aggregate use only {loaded.x} up to {common:g}, which all of them reached")
+            for run in members:
+                frame = loaded.frames[run]
+                loaded.frames[run] = frame[frame[loaded.x] <= common]
+    if len(set(ends.values())) > 1:
+        out.append("the experiments end at different points (" + ", ".join(f"{k} at {loaded.x} {v:g}"
+                                                                          for k, v in ends.items())
+                   + "); their final scores are not taken at the same stage of training")
+    return out
+
+
+def seeds_with_data(loaded: LoadedRuns, members: Sequence[Path], key: str) -> int:
+    """How many of an experiment's seeds have at least one value of ``key`` (the count its label gives)."""
+    return sum(1 for run in members if loaded.frames[run][key].notna().any())
 
 
 def _normalize(loaded: LoadedRuns, run: Path, key: str, values):
@@ -251,15 +314,14 @@ def plot_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None,
         raise PlotError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
     if loaded is None:
         loaded = load_runs(run_dirs, keys, x, references=references or normalized)
-        for note in loaded.notes:
-            print(f"note: {note}", file=sys.stderr)
+        print_notes(loaded)
     keys, x, groups = loaded.keys, loaded.x, loaded.groups
     fig, axes = plt.subplots(1, len(keys), figsize=(5.0 * len(keys), 3.8), squeeze=False)
     all_refs = _distinct_refs(loaded, loaded.runs)
     for ax, key in zip(axes[0], keys):
         for label, members in groups.items():
             stats = aggregate(_frames_for(loaded, members, key, normalized), x, key, band)
-            n = len(members)
+            n = seeds_with_data(loaded, members, key)
             line, = ax.plot(stats.index, stats["mean"], label=f"{label} ({n} seed{'s' if n > 1 else ''})")
             if band != "none" and n > 1:
                 ax.fill_between(stats.index, stats["low"], stats["high"], color=line.get_color(), alpha=0.2)
@@ -281,6 +343,13 @@ def plot_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None,
                fontsize=7, frameon=False)
     fig.tight_layout()
     return save_figure(fig, Path(out) if out is not None else _default_out(loaded.runs))
+
+
+def print_notes(loaded: LoadedRuns) -> None:
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for note in loaded.notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _unique_legend(axes):
@@ -324,7 +393,7 @@ def aggregate_table(loaded: LoadedRuns, final_window: int = 3, normalized: bool 
         for key in loaded.keys:
             scores = final_scores(loaded, members, key, final_window, normalized)
             agg = iqm_with_ci(scores, reps=reps, seed=seed)
-            rows.append({"experiment": label, "key": key, "seeds": len(members), "iqm": agg.iqm,
+            rows.append({"experiment": label, "key": key, "seeds": len(scores), "iqm": agg.iqm,
                          "ci_low": agg.low, "ci_high": agg.high, "mean": agg.mean,
                          "scores": " ".join(f"{v:.4g}" for v in scores)})
     return pd.DataFrame(rows, columns=["experiment", "key", "seeds", "iqm", "ci_low", "ci_high", "mean", "scores"])
@@ -422,8 +491,7 @@ def main(argv=None) -> int:
         if args.reps < 1:
             raise PlotError(f"--reps must be >= 1, got {args.reps}")
         loaded = load_runs(args.run_dirs, keys, args.x, references=args.reference or args.normalized)
-        for note in loaded.notes:
-            print(f"note: {note}", file=sys.stderr)
+        print_notes(loaded)
         out = plot_runs(args.run_dirs, out=args.out, band=args.band, normalized=args.normalized, loaded=loaded)
         print(out)
         if any(len(m) > 1 for m in loaded.groups.values()):

@@ -220,3 +220,77 @@ def test_plot_without_dataset_notes_and_still_plots(tmp_path, capsys):
     assert (tmp_path / "c.png").is_file() and not (tmp_path / "c_aggregates.csv").exists()  # one seed: no aggregate
     assert rplot.main([str(runs[0]), "--out", str(tmp_path / "n.png"), "--normalized"]) == 2
     assert "--normalized needs the reference returns" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ runs that must not be mixed
+def _run(root: Path, env: str, exp: str, seed: int, epochs: int, online=None) -> Path:
+    run = root / env / exp / f"seed{seed}"
+    run.mkdir(parents=True)
+    values = -20.0 + np.arange(epochs) + seed
+    frame = {"Epoch": np.arange(epochs), **{key: values for key in PROGRESS_KEYS.values()}}
+    if online is not None:
+        frame[PROGRESS_KEYS["online"]] = online
+    pd.DataFrame(frame).to_csv(run / "progress.csv", index=False)
+    (run / "variant.json").write_text(json.dumps({"env_name": env}))
+    return run
+
+
+def test_plot_refuses_runs_of_different_envs(tmp_path, capsys):
+    point = _run(tmp_path, "point-robot", "exp", 0, 5)
+    cheetah = _run(tmp_path, "cheetah-vel", "exp", 0, 5)
+    mixed = tmp_path / "mixed" / "exp"  # copied into one experiment folder, they would make one "2 seeds" line
+    mixed.mkdir(parents=True)
+    for i, run in enumerate((point, cheetah)):
+        target = mixed / f"seed{i}"
+        target.mkdir()
+        for f in run.iterdir():
+            (target / f.name).write_bytes(f.read_bytes())
+    for what in ([str(point), str(cheetah)], [str(mixed)]):
+        assert rplot.main([*what, "--out", str(tmp_path / "c.png"), "--no-reference"]) == 2
+        err = capsys.readouterr().err
+        assert "these runs are of 2 different envs (point-robot: " in err and "cheetah-vel: " in err
+        assert "plot each env on its own" in err and err.count("\n") == 1
+        assert not (tmp_path / "c.png").exists() and not (tmp_path / "c_aggregates.csv").exists()
+    assert rplot.main([str(point), "--out", str(tmp_path / "c.png"), "--no-reference"]) == 0
+
+
+def test_plot_flags_runs_of_different_lengths_and_aggregates_the_common_part(tmp_path, capsys):
+    runs = [_run(tmp_path, "point-robot", "exp", 0, 6), _run(tmp_path, "point-robot", "exp", 1, 4)]
+    out = tmp_path / "c.png"
+    assert rplot.main([str(tmp_path / "point-robot" / "exp"), "--out", str(out), "--no-reference",
+                       "--reps", "50"]) == 0
+    err = capsys.readouterr().err
+    assert ("warning: the runs of point-robot/exp have different lengths (Epoch seed0 to 5, seed1 to 3); its curve "
+            "and aggregate use only Epoch up to 3, which all of them reached") in err
+    table = pd.read_csv(tmp_path / "c_aggregates.csv")
+    # each seed's final score is the mean of its last 3 evaluations up to epoch 3: -20 + (1, 2, 3) + seed
+    finals = sorted(np.mean(-20.0 + np.arange(1, 4) + s) for s in (0, 1))
+    assert table["scores"].iloc[0] == " ".join(f"{v:.4g}" for v in finals)
+    assert [(r / "progress.csv").is_file() for r in runs] == [True, True]  # only the plot's copy is cut
+    assert len(pd.read_csv(runs[0] / "progress.csv")) == 6
+    # experiments of different lengths (each consistent): plotted, with a warning that says so
+    _run(tmp_path, "point-robot", "other", 0, 4)
+    _run(tmp_path, "point-robot", "other", 1, 4)
+    _run(tmp_path, "point-robot", "long", 0, 6)
+    _run(tmp_path, "point-robot", "long", 1, 6)
+    assert rplot.main([str(tmp_path / "point-robot" / "other"), str(tmp_path / "point-robot" / "long"), "--out",
+                       str(out), "--no-reference", "--reps", "50"]) == 0
+    err = capsys.readouterr().err
+    assert "the experiments end at different points (point-robot/other at Epoch 3, point-robot/long at Epoch 5)" in err
+    assert "different lengths (" not in err
+
+
+def test_plot_legend_counts_only_seeds_with_data(tmp_path, monkeypatch):
+    key = PROGRESS_KEYS["online"]
+    _run(tmp_path, "point-robot", "exp", 0, 3)
+    _run(tmp_path, "point-robot", "exp", 1, 3, online=[np.nan] * 3)  # no online evaluation yet
+    loaded = rplot.load_runs([tmp_path / "point-robot" / "exp"], keys=[key, PROGRESS_KEYS["offline"]],
+                             references=False)
+    members = loaded.groups["point-robot/exp"]
+    assert rplot.seeds_with_data(loaded, members, key) == 1
+    assert rplot.seeds_with_data(loaded, members, PROGRESS_KEYS["offline"]) == 2
+    seen = []
+    monkeypatch.setattr(rplot, "save_figure", lambda fig, path: seen.append(
+        [t.get_text() for t in fig.legends[0].get_texts()]) or path)
+    rplot.plot_runs(None, out=tmp_path / "c.png", loaded=loaded)
+    assert seen[0] == ["point-robot/exp (1 seed)", "point-robot/exp (2 seeds)"]

@@ -1,6 +1,7 @@
 """python -m rlkit.reproduce on a tiny plan: dataset, runs, records, table; budget stops and resumes."""
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -480,3 +481,212 @@ def test_sparse_point_robot_learns_from_the_point_robot_dataset(tmp_path):
     sparse = load_plan(plan_path("sparse-point-robot", "cpu"))
     assert sparse.dataset_home == "point-robot-cpu"
     assert sparse.dataset == load_plan(plan_path("point-robot", "cpu")).dataset
+
+
+# ------------------------------------------------------------------ the runner never loses a run
+def _hold_run_lock(run_dir: Path) -> subprocess.Popen:
+    """Another process (a second runner's child, an orphan of a killed runner) holding the run's lock."""
+    code = ("import sys, time; from pathlib import Path; from rlkit.core.logger import RunLock; "
+            "RunLock.acquire(Path(sys.argv[1])); print('held', flush=True); time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_runner_does_not_touch_a_live_run(tmp_path, monkeypatch, capsys):
+    from rlkit.reproduce import __main__ as cli
+    from rlkit.reproduce import runner
+
+    plan = load_plan(tiny_plan(tmp_path))
+    layout = runner.Layout.for_plan(tmp_path / "work", plan, tmp_path / "records")
+    started = []
+    monkeypatch.setattr(runner.Job, "start", lambda job, threads: started.append(job.label))
+    monkeypatch.setattr(runner.Reproduction, "ensure_dataset", lambda self: True)
+    for snapshot in (False, True):  # a live run before its first snapshot, and one that has snapshots
+        run_dir = layout.run_dir(plan, "CSRO", 0)
+        shutil.rmtree(tmp_path / "work", ignore_errors=True)
+        run_dir.mkdir(parents=True)
+        (run_dir / "progress.csv").write_text("Epoch,x\n0,1.0\n")
+        if snapshot:
+            (run_dir / "agent.pth").write_bytes(b"snapshot")
+        before = sorted((p.name, p.read_bytes()) for p in run_dir.iterdir() if p.name != ".lock")
+        holder = _hold_run_lock(run_dir)
+        try:
+            assert cli.main(args(tiny_plan(tmp_path), tmp_path)) == 2
+        finally:
+            holder.kill()
+            holder.wait()
+        err = capsys.readouterr().err
+        assert f"is in use by process {holder.pid}" in err and "touches nothing of it" in err
+        assert "\n" not in err.strip()
+        assert sorted((p.name, p.read_bytes()) for p in run_dir.iterdir() if p.name != ".lock") == before
+        assert started == [] and list(run_dir.parent.iterdir()) == [run_dir]
+
+
+def test_a_run_folder_without_snapshot_is_moved_aside_not_deleted(tmp_path):
+    from rlkit.reproduce.runner import Budget, Layout, Reproduction
+
+    plan = load_plan(tiny_plan(tmp_path))
+    layout = Layout(tmp_path / "work", tmp_path / "records")
+    messages = []
+    repro = Reproduction(plan, layout, Budget(None), echo=messages.append)
+    run_dir = layout.run_dir(plan, "CSRO", 0)
+    run_dir.mkdir(parents=True)
+    (run_dir / "progress.csv").write_text("Epoch,x\n0,1.0\n1,2.0\n")  # rows written, the first snapshot lost
+    job = repro.train_job("CSRO", 0)
+    assert "--resume" not in job.cmd and not run_dir.exists()
+    aside = [p for p in run_dir.parent.iterdir()]
+    assert len(aside) == 1 and aside[0].name.startswith("aside.seed0.")
+    assert (aside[0] / "progress.csv").read_text() == "Epoch,x\n0,1.0\n1,2.0\n"
+    assert str(aside[0]) in messages[-1]
+    run_dir.mkdir()  # a second failed start: another free name, the first one kept
+    repro.train_job("CSRO", 0)
+    assert len(list(run_dir.parent.iterdir())) == 2
+
+
+def test_sigkill_of_the_runner_stops_its_children(tmp_path):
+    """Children run in sessions of their own; the kernel stops them when the runner dies (PR_SET_PDEATHSIG)."""
+    plan = tiny_plan(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "rlkit.reproduce", *args(plan, tmp_path)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_default_sigint)
+    marker = str(tmp_path / "work")
+    started = tmp_path / "work" / "point-robot-tiny" / "offline_dataset" / "_generator"
+    deadline = time.monotonic() + 60
+    while not (any("policy_train.py" in a for a in _processes_mentioning(marker)) and started.is_dir()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 60
+    while _processes_mentioning(marker):
+        assert time.monotonic() < deadline, _processes_mentioning(marker)
+        time.sleep(0.2)
+    child_log = (tmp_path / "work" / "point-robot-tiny" / "logs" / "dataset.log").read_text()
+    assert "interrupted" in child_log or "KeyboardInterrupt" in child_log  # stopped cleanly, not killed
+
+
+# ------------------------------------------------------------------ plans, records and budgets are checked
+@pytest.mark.parametrize("old, new, message", [
+    ("train_overrides: [", "train_overrides: [algo_type=CSRO, ", "train_overrides may not set algo_type"),
+    ("train_overrides: [", "train_overrides: [util_params.exp_name=x, ", "may not set util_params.exp_name"),
+    ("train_overrides: [", "train_overrides: [seed=3, ", "may not set seed"),
+    ("train_overrides: [", "train_overrides: [algo_params.data_dir=/x, ", "may not set algo_params.data_dir"),
+    ("seeds: [0]", "seeds: [0.7]", "seeds must be a list of whole numbers from 0 to 4294967295"),
+    ("seeds: [0]", "seeds: [0, 0]", "seeds lists 0 twice"),
+    ("seeds: [0]", "seeds: [-1]", "seeds must be a list of whole numbers"),
+    ("seeds: [0]", "seeds: 3", "seeds must be a list of whole numbers"),
+    ("methods: [CSRO, FOCAL]", "methods: [CSRO, CSRO]", "methods lists 'CSRO' twice"),
+    ("scale: tiny", "scale: ../../../x", "scale '../../../x' must be one plain name"),
+    ("scale: tiny", "scale: a/b", "scale 'a/b' must be one plain name"),
+    ("scale: tiny", "scale: .hidden", "scale '.hidden' must be one plain name"),
+    ("paper:\n  FOCAL: {offline: -4.4, online: -14.9}", "paper: [1, 2]", "paper must map methods to"),
+    ("paper:\n  FOCAL: {offline: -4.4, online: -14.9}", "paper: {FOCAL: {offlin: -4.4}}", "paper must map methods"),
+    ("reductions:\n  - {what: \"everything tiny\", why: \"a test\"}", "reductions: hello",
+     "reductions must be a list of {what: ..., why: ...}"),
+    ("parallel: 2", "parallel: two", "parallel must be a whole number 1 or more, got 'two'"),
+    ("final_window: 2", "final_window: 0", "final_window must be a whole number 1 or more"),
+    ("claims: true", "claims: maybe", "claims must be true or false"),
+    ("  seed: 0\n", "  seed: 0.5\n", "dataset seed must be a whole number"),
+])
+def test_bad_plan_values_are_one_line_errors_at_load_time(tmp_path, capsys, old, new, message):
+    from rlkit.reproduce import __main__ as cli
+
+    path = tiny_plan(tmp_path)
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_plan(path)
+    assert cli.main(args(path, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "work").exists() and not (tmp_path / "records").exists()
+    assert not (tmp_path / "x").exists()
+
+
+def _record(plan, method: str, seed: int) -> dict:
+    """A record as build_record writes it, without a run behind it."""
+    from rlkit.reproduce.records import RECORD_VERSION, dataset_identity
+
+    config = plan.resolved_config(method)
+    config.update(seed=seed, exp_name=method)
+    return {"record_version": RECORD_VERSION, "plan": plan.name, "env": plan.env, "scale": plan.scale,
+            "method": method, "seed": seed, "final_window": plan.final_window, "num_iterations": 3, "train_steps": 15,
+            "final": {"offline": -5.0, "online": -6.0, "np_online": -7.0},
+            "last": {"offline": -5.0, "online": -6.0, "np_online": -7.0},
+            "curves": {"steps": [5, 10, 15], **{p: [-9.0, -8.0, -7.0] for p in ("offline", "online", "np_online")}},
+            "context_shift": {}, "reference": None, "wall_time_s": {"train": 1.0, "eval": 1.0, "context_shift": 0.0},
+            "dataset": dataset_identity(plan), "config": config}
+
+
+def test_a_record_must_be_what_its_name_says(tmp_path, capsys):
+    from rlkit.reproduce import __main__ as cli
+    from rlkit.reproduce.records import load_records, record_path
+
+    path = tiny_plan(tmp_path)
+    plan = load_plan(path)
+    root = tmp_path / "records"
+    for m in ("CSRO", "FOCAL"):
+        save_config(_record(plan, m, 0), record_path(root, plan, m, 0))
+    assert [r["method"] for r in load_records(root, plan)] == ["CSRO", "FOCAL"]
+    folder = root / plan.name
+    good = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def refused(message: str) -> None:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load_records(root, plan)
+        assert cli.main(args(path, tmp_path, "--report-only")) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err
+        for p in folder.iterdir():
+            p.unlink()
+        for name, data in good.items():
+            (folder / name).write_bytes(data)
+
+    # a CSRO record copied over FOCAL's: FOCAL would count as done and CSRO show twice
+    (folder / "FOCAL_seed0.json").write_bytes(good["CSRO_seed0.json"])
+    refused("FOCAL_seed0.json holds CSRO seed 0 (a copy of CSRO_seed0.json), not what its name says")
+    # a duplicate under another name would count as a second seed
+    (folder / "CSRO_seed0 (copy).json").write_bytes(good["CSRO_seed0.json"])
+    refused("CSRO_seed0 (copy).json holds CSRO seed 0 (a copy of CSRO_seed0.json), not what its name says")
+    # a record renamed to another seed
+    (folder / "FOCAL_seed0.json").unlink()
+    (folder / "FOCAL_seed1.json").write_bytes(good["FOCAL_seed0.json"])
+    refused("FOCAL_seed1.json holds FOCAL seed 0, not what its name says")
+    # content edited to another method than its config ran
+    edited = json.loads(good["FOCAL_seed0.json"])
+    edited["method"] = "CSRO"
+    (folder / "FOCAL_seed0.json").write_text(json.dumps(edited))
+    refused("says CSRO seed 0 but its config ran FOCAL seed 0")
+    # another plan's record, another scale, another final window
+    for key, value, message in (("plan", "point-robot-cpu", "holds plan 'point-robot-cpu', but plan point-robot-tiny"),
+                                ("scale", "cpu", "holds scale 'cpu'"), ("final_window", 3, "holds final_window 3")):
+        rec = json.loads(good["CSRO_seed0.json"])
+        rec[key] = value
+        (folder / "CSRO_seed0.json").write_text(json.dumps(rec))
+        refused(message)
+    # a record without its config (or another field the table reads)
+    for key in ("config", "final", "seed"):
+        rec = json.loads(good["CSRO_seed0.json"])
+        del rec[key]
+        (folder / "CSRO_seed0.json").write_text(json.dumps(rec))
+        refused(f"CSRO_seed0.json lacks {key!r}")
+    rec = json.loads(good["CSRO_seed0.json"])
+    rec["seed"] = "0"
+    (folder / "CSRO_seed0.json").write_text(json.dumps(rec))
+    refused("has a malformed 'seed'")
+    (folder / "CSRO_seed0.json").write_text("[1, 2]")
+    refused("is not a record")
+
+
+def test_a_budget_too_small_to_start_anything_is_refused_up_front(tmp_path, capsys):
+    from rlkit.reproduce import __main__ as cli
+
+    for text in ("0", "10s", "59"):
+        with pytest.raises(ReproduceError, match="under the minimum of 60s"):
+            parse_budget(text)
+        assert cli.main(args(tiny_plan(tmp_path), tmp_path, "--budget", text)) == 2
+        err = capsys.readouterr().err
+        assert f"--budget '{text}' is under the minimum of 60s" in err and err.count("\n") == 1
+        assert not (tmp_path / "work").exists()
+    assert parse_budget("60s") == 60 and parse_budget("1m") == 60

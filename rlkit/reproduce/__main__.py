@@ -108,12 +108,13 @@ def stop_on_sigterm():
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        budget_s = parse_budget(args.budget)  # before anything else: a budget too small to start anything
         plan = load_plan(plan_path(args.env, args.scale))
         if args.parallel is not None and args.parallel < 1:
             raise ConfigError(f"--parallel must be at least 1, got {args.parallel}")
         if args.threads is not None and args.threads < 0:
             raise ConfigError(f"--threads must be 0 (torch decides) or more, got {args.threads}")
-        budget = Budget(parse_budget(args.budget))
+        budget = Budget(budget_s)
         if args.status:
             repro = Reproduction(plan, Layout.for_plan(args.out, plan, args.records), budget,
                                  methods=args.methods, seeds=args.seeds)

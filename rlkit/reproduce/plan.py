@@ -9,12 +9,14 @@ runs go side by side, and the published numbers to print beside ours.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
-from rlkit.config import REPO_CONFIG_DIR, ConfigError, algo_presets, load_config
+from rlkit.config import REPO_CONFIG_DIR, ConfigError, algo_presets, load_config, parse_override
 # settings_drift lives beside the run directory it reads: one comparison for the reproduce runner,
 # sweeps and --resume (imported from here by records and runner)
 from rlkit.core.logger import settings_drift  # noqa: F401
@@ -22,6 +24,12 @@ from rlkit.envs import UnknownEnvError, offline_data_env
 
 PLAN_DIR = REPO_CONFIG_DIR / "reproduce"
 PROTOCOLS = ("offline", "online", "np_online")
+# What the runner sets for each run itself: a plan that set them would train one method under
+# another's label, one seed under another's, or read and write elsewhere than the plan's folders.
+RUNNER_KEYS = ("algo_type", "util_params.exp_name", "seed", "seed_list", "algo_params.data_dir",
+               "util_params.base_log_dir")
+MAX_SEED = 2**32 - 1  # numpy's and the generators' seeds are 32-bit
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _KEYS = {"env", "scale", "config", "description", "dataset", "methods", "seeds", "train_overrides", "parallel",
          "threads_per_run", "final_window", "context_shift_draws", "reductions", "paper", "claims"}
 
@@ -141,6 +149,104 @@ def _dataset_of(name: str, path: Path, env: str, seen: tuple[Path, ...]) -> tupl
     return other.dataset, other.dataset_config or other.config, other.dataset_home
 
 
+# ------------------------------------------------------------------ checks of a plan's values
+# Each turns a wrong type or value into one line naming the key, at load time: a plan is read before
+# any work starts, so a mistake in it must not surface as a traceback hours later, after records.
+
+
+def _safe_name(value: Any, key: str, where: str) -> str:
+    """A single path component (the plan's name is ENV-SCALE, a folder under --out and the records)."""
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if text is None or not _SAFE_NAME.fullmatch(text):
+        raise ConfigError(f"{where}: {key} {value!r} must be one plain name (letters, digits, '-', '_', '.'; "
+                          "no '/', no leading '.'), e.g. cpu")
+    return text
+
+
+def _int(value: Any, key: str, where: str, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None
+                                                                                     and value > maximum):
+        bound = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
+        raise ConfigError(f"{where}: {key} must be a whole number {bound}, got {value!r}")
+    return value
+
+
+def _bool(value: Any, key: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+    return value
+
+
+def _string(value: Any, key: str, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be text, got {value!r}")
+    return value
+
+
+def _strings(value: Any, key: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                                              for v in value):
+        raise ConfigError(f"{where}: {key} must be a list of KEY=VALUE overrides, got {value!r}")
+    return [str(v) for v in value]
+
+
+def _methods(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(m, str) for m in value):
+        raise ConfigError(f"{where}: methods must be a list of algo presets, e.g. [CSRO, FOCAL], got {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: methods lists {_first_repeat(value)!r} twice; each method trains once per seed")
+    return list(value)
+
+
+def _seeds(value: Any, where: str) -> list[int]:
+    """Distinct whole numbers: ``0.7`` is not seed 0, and a seed listed twice would run (and count) twice."""
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in value)):
+        raise ConfigError(f"{where}: seeds must be a list of whole numbers from 0 to {MAX_SEED}, e.g. [0, 1, 2], "
+                          f"got {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: seeds lists {_first_repeat(value)} twice; give each seed once")
+    return list(value)
+
+
+def _first_repeat(values: list) -> Any:
+    seen = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    return None
+
+
+def _train_overrides(value: Any, where: str) -> list[str]:
+    """The plan's overrides, none of which may set what the runner sets per run (RUNNER_KEYS)."""
+    overrides = _strings(value, "train_overrides", where)
+    for text in overrides:
+        key = parse_override(text)[0]
+        if key in RUNNER_KEYS:
+            raise ConfigError(f"{where}: train_overrides may not set {key} ({text!r}); the runner sets it for each "
+                              "run from the plan's methods, seeds and folders")
+    return overrides
+
+
+def _reductions(value: Any, where: str) -> list[dict]:
+    if not isinstance(value, list) or not all(isinstance(r, dict) and set(r) <= {"what", "why"} for r in value):
+        raise ConfigError(f"{where}: reductions must be a list of {{what: ..., why: ...}}, got {value!r}")
+    return list(value)
+
+
+def _paper(value: Any, where: str) -> dict:
+    """The published numbers: ``{METHOD: {PROTOCOL: number}}``."""
+    ok = isinstance(value, dict) and all(
+        isinstance(m, str) and isinstance(row, dict) and all(
+            p in PROTOCOLS and isinstance(v, (int, float)) and not isinstance(v, bool) for p, v in row.items())
+        for m, row in value.items())
+    if not ok:
+        raise ConfigError(f"{where}: paper must map methods to {{protocol: number}} (protocols: "
+                          f"{', '.join(PROTOCOLS)}), e.g. {{FOCAL: {{offline: -4.4}}}}, got {value!r}")
+    return dict(value)
+
+
 def load_plan(path: Path, _seen: tuple[Path, ...] = ()) -> Plan:
     """Read and check a plan; every mistake is a one-line :class:`ConfigError`."""
     if not path.is_file():
@@ -159,6 +265,10 @@ def load_plan(path: Path, _seen: tuple[Path, ...] = ()) -> Plan:
     for key in ("env", "scale", "config", "dataset", "methods", "seeds"):
         if key not in raw:
             raise ConfigError(f"reproduction plan {str(path)!r} lacks {key!r}")
+    where = f"reproduction plan {str(path)!r}"
+    env, scale = _safe_name(raw["env"], "env", where), _safe_name(raw["scale"], "scale", where)
+    if not isinstance(raw["config"], str) or not raw["config"]:
+        raise ConfigError(f"{where}: config must be the path of an env config, e.g. configs/point-robot.json")
     config = Path(raw["config"])
     if not config.is_absolute():
         config = REPO_CONFIG_DIR.parent / config
@@ -168,30 +278,30 @@ def load_plan(path: Path, _seen: tuple[Path, ...] = ()) -> Plan:
         if set(ds) != {"from_plan"}:
             raise ConfigError(f"reproduction plan {str(path)!r}: a dataset taken from_plan has no settings of its own "
                               f"(found {', '.join(sorted(set(ds) - {'from_plan'}))})")
-        dataset, dataset_config, dataset_plan = _dataset_of(str(ds["from_plan"]), path, str(raw["env"]),
+        dataset, dataset_config, dataset_plan = _dataset_of(str(ds["from_plan"]), path, env,
                                                             (*_seen, path.resolve()))
     elif not isinstance(ds, dict) or "preset" not in ds:
         raise ConfigError(f"reproduction plan {str(path)!r}: dataset needs a preset (train, train_point, ...) "
                           "or from_plan (another plan's dataset)")
     else:
-        dataset = DatasetPlan(str(ds["preset"]), int(ds.get("seed", 0)), [str(o) for o in ds.get("overrides", [])])
-    plan = Plan(env=str(raw["env"]), scale=str(raw["scale"]), config=config, description=str(raw.get("description", "")),
+        dataset = DatasetPlan(_safe_name(ds["preset"], "dataset preset", where),
+                              _int(ds.get("seed", 0), "dataset seed", where, 0, MAX_SEED),
+                              _strings(ds.get("overrides", []), "dataset overrides", where))
+    plan = Plan(env=env, scale=scale, config=config,
+                description=_string(raw.get("description", ""), "description", where),
                 dataset=dataset, dataset_config=dataset_config, dataset_plan=dataset_plan,
-                methods=[str(m) for m in raw["methods"]], seeds=[int(s) for s in raw["seeds"]],
-                train_overrides=[str(o) for o in raw.get("train_overrides", [])],
-                parallel=int(raw.get("parallel", 1)), threads_per_run=int(raw.get("threads_per_run", 0)),
-                final_window=int(raw.get("final_window", 3)),
-                context_shift_draws=int(raw.get("context_shift_draws", 20)),
-                reductions=list(raw.get("reductions", [])), paper=dict(raw.get("paper", {})),
-                claims=bool(raw.get("claims", False)), source=path)
+                methods=_methods(raw["methods"], where), seeds=_seeds(raw["seeds"], where),
+                train_overrides=_train_overrides(raw.get("train_overrides", []), where),
+                parallel=_int(raw.get("parallel", 1), "parallel", where, 1),
+                threads_per_run=_int(raw.get("threads_per_run", 0), "threads_per_run", where, 0),
+                final_window=_int(raw.get("final_window", 3), "final_window", where, 1),
+                context_shift_draws=_int(raw.get("context_shift_draws", 20), "context_shift_draws", where, 1),
+                reductions=_reductions(raw.get("reductions", []), where), paper=_paper(raw.get("paper", {}), where),
+                claims=_bool(raw.get("claims", False), "claims", where), source=path)
     presets = algo_presets()
     for m in plan.methods:
         if m not in presets:
             raise ConfigError(f"reproduction plan {str(path)!r}: unknown method {m!r}; presets: {', '.join(presets)}")
-    if not plan.methods or not plan.seeds:
-        raise ConfigError(f"reproduction plan {str(path)!r} needs at least one method and one seed")
-    if plan.parallel < 1 or plan.final_window < 1:
-        raise ConfigError(f"reproduction plan {str(path)!r}: parallel and final_window must be at least 1")
     for m in plan.methods:  # every run's config must load: fail now, not an hour in
         cfg = plan.resolved_config(m)
         if cfg["env_name"] != plan.env:

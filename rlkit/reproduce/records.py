@@ -113,8 +113,46 @@ def write_record(records_root: Path, plan: Plan, record: dict) -> Path:
     return save_config(record, record_path(records_root, plan, record["method"], record["seed"]))
 
 
+# What every record holds, and of which type: the table and figures read these without asking.
+_RECORD_FIELDS = {"method": str, "seed": int, "plan": str, "env": str, "scale": str, "final_window": int,
+                  "final": dict, "curves": dict, "wall_time_s": dict, "config": dict}
+
+
+def check_record(path: Path, rec: object, plan: Plan) -> dict:
+    """A record's content must be what its name and folder say: the file name decides that a run is
+    done, the content fills the table, so a record copied or renamed (a CSRO record as
+    ``FOCAL_seed0.json``, a second copy of one seed) would count one run for another, or twice."""
+    if not isinstance(rec, dict):
+        raise ValueError(f"record {path} is not a record (a JSON object); delete it to rerun that run")
+    if rec.get("record_version") != RECORD_VERSION:
+        raise ValueError(f"record {path} has version {rec.get('record_version')}, expected {RECORD_VERSION}")
+    for key, kind in _RECORD_FIELDS.items():
+        value = rec.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            what = "lacks" if key not in rec else "has a malformed"
+            raise ValueError(f"record {path} {what} {key!r}; it is not a record this runner wrote: delete it to "
+                             "rerun that run (or restore it from git)")
+    method, seed = rec["method"], rec["seed"]
+    ran = rec["config"]
+    inside = {"plan": plan.name, "env": plan.env, "scale": plan.scale, "final_window": plan.final_window}
+    for key, want in inside.items():
+        if rec[key] != want:
+            raise ValueError(f"record {path} holds {key} {rec[key]!r}, but plan {plan.name} has {want!r}; "
+                             "a record belongs to the plan and settings that made it: delete it to rerun that run")
+    if ran.get("algo_type", method) != method or ran.get("seed", seed) != seed:
+        raise ValueError(f"record {path} says {method} seed {seed} but its config ran {ran.get('algo_type')} seed "
+                         f"{ran.get('seed')}; delete it to rerun that run")
+    expected = record_path(path.parent.parent, plan, method, seed)
+    if path.name != expected.name:
+        copy = " (a copy of " + expected.name + ")" if expected.is_file() else ""
+        raise ValueError(f"record {path} holds {method} seed {seed}{copy}, not what its name says; one run has one "
+                         f"record, named {expected.name}: delete or rename {path.name}")
+    return rec
+
+
 def load_records(records_root: Path, plan: Plan) -> list[dict]:
-    """The plan's records; one that is unreadable, of another version or made under other settings is an error."""
+    """The plan's records; one that is unreadable, of another version or made under other settings is an error,
+    and so is one whose content is not what its name says (check_record)."""
     folder = Path(records_root) / plan.name
     planned: dict[str, dict] = {}  # each method's config is resolved once, not once per seed
     out = []
@@ -123,8 +161,7 @@ def load_records(records_root: Path, plan: Plan) -> list[dict]:
             rec = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"record {path} is unreadable ({exc}); delete it to rerun that run") from None
-        if rec.get("record_version") != RECORD_VERSION:
-            raise ValueError(f"record {path} has version {rec.get('record_version')}, expected {RECORD_VERSION}")
+        check_record(path, rec, plan)
         if rec.get("method") in plan.methods:
             if rec.get("dataset") != dataset_identity(plan):
                 raise ValueError(f"record {path} was trained on another dataset ({_dataset_words(rec.get('dataset'))}) "
@@ -133,7 +170,7 @@ def load_records(records_root: Path, plan: Plan) -> list[dict]:
             method = rec["method"]
             if method not in planned:
                 planned[method] = plan.resolved_config(method)
-            drift = settings_drift(rec.get("config", {}), planned[method])
+            drift = settings_drift(rec["config"], planned[method])
             if drift:
                 raise ValueError(f"record {path} was made under other settings than {plan.source or plan.name} "
                                  f"now asks ({'; '.join(drift)}); restore the plan, or delete the record to rerun it")

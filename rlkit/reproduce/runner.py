@@ -10,6 +10,12 @@ iteration in flight, which the next call recomputes identically.
 
 A run whose record exists is never started again: records are what the table
 is made of, and they are committed, so the table grows across sessions.
+
+Nothing is lost to the runner itself: it takes a run's lock before it looks
+into or moves its folder (a run still written by another runner, or by a child
+a killed runner left behind, is refused, not touched), it never deletes a run
+folder (one without a snapshot is moved aside), and its children die with it,
+however it dies (Linux: ``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -34,8 +39,8 @@ from rlkit.config import save_config
 from rlkit.data import DatasetError, read_metadata
 from rlkit.data.native import generator_clash
 from rlkit.data.profile import profile_dataset
-from rlkit.core.logger import latest_snapshot
-from rlkit.errors import UserError
+from rlkit.core.logger import RunLock, latest_snapshot
+from rlkit.errors import INTERRUPTED_EXIT, UserError
 from rlkit.evaluation.protocols import PROGRESS_KEYS
 from rlkit.reproduce.plan import PROTOCOLS, Plan, settings_drift
 from rlkit.reproduce.records import PROFILE_FILE, build_record, load_records, record_path, write_record
@@ -50,17 +55,29 @@ class ReproduceError(UserError, RuntimeError):
     """A step failed in a way the user must fix; the message is one line."""
 
 
+def min_budget_s() -> float:
+    """The smallest budget that can start anything: a run is started only with more than MIN_START_S
+    left, and a budget spent before that would exit "call me again" forever without doing any work."""
+    return 2 * MIN_START_S
+
+
 def parse_budget(text: str | None) -> float | None:
     """``90s``, ``50m``, ``2h``, ``1h30m`` or plain seconds -> seconds (None: no budget)."""
     if text is None:
         return None
     t = text.strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", t):
-        return float(t)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", t)
-    if not parts or "".join(n + u for n, u in parts) != t:
-        raise ReproduceError(f"--budget {text!r}: write it like 90s, 50m, 2h or 1h30m")
-    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+        seconds = float(t)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", t)
+        if not parts or "".join(n + u for n, u in parts) != t:
+            raise ReproduceError(f"--budget {text!r}: write it like 90s, 50m, 2h or 1h30m")
+        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds < min_budget_s():
+        raise ReproduceError(f"--budget {text!r} is under the minimum of {min_budget_s():g}s: a run starts only "
+                             f"with more than {MIN_START_S:g}s of budget left; give {min_budget_s():g}s or more, "
+                             "or no --budget")
+    return seconds
 
 
 @dataclass
@@ -155,7 +172,7 @@ class Job:
         out = open(self.log, "a", encoding="utf-8")
         self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                                      env=child_env(threads), start_new_session=True,
-                                     preexec_fn=_sigint_stops_child)
+                                     preexec_fn=_child_setup(os.getpid()))
         out.close()
         self.started = time.monotonic()
 
@@ -173,6 +190,41 @@ def _sigint_stops_child() -> None:
     nohup in a script) has SIGINT ignored, and its children would sit out the grace period and be
     killed mid-iteration instead of closing their files."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _prctl():
+    """libc's ``prctl``, looked up in the runner (not between fork and exec, where an import could
+    deadlock on a lock another thread held at the fork); None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _child_setup(parent_pid: int):
+    """What each child runs between fork and exec: SIGINT back to its default, and death with the runner.
+
+    The kernel sends the child SIGINT when the runner dies, however it dies (SIGKILL included;
+    ``PR_SET_PDEATHSIG``). The children run in sessions of their own, so nothing else would reach them:
+    an orphan would keep training and hold its run's lock. SIGINT, not SIGKILL, so the child closes its
+    files as on the runner's own interrupt (a killed child would lose nothing either: it resumes from its
+    last snapshot). A runner that died between the fork and the request is caught by its pid. Off Linux
+    only the runner's SIGTERM/SIGINT handling stops the children."""
+    prctl = _prctl()
+
+    def setup() -> None:
+        _sigint_stops_child()
+        if prctl is not None and prctl(PR_SET_PDEATHSIG, int(signal.SIGINT), 0, 0, 0) == 0 \
+                and os.getppid() != parent_pid:
+            os._exit(INTERRUPTED_EXIT)
+    return setup
 
 
 def interrupt(jobs: list[Job]) -> None:
@@ -205,6 +257,20 @@ def wait_one(job: Job, budget: Budget, poll: float = 1.0) -> bool:
         interrupt([job])
         raise
     return True
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a run folder to a free ``aside.NAME.YYYYmmdd-HHMMSS[-N]`` beside it, never deleting its files.
+
+    The new name does not start with ``seed``, so a tool given the experiment folder (``rlkit.plot``
+    takes its ``seed*`` folders) never counts the old attempt as one more seed."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        target = path.with_name(f"aside.{path.name}.{stamp}" + (f"-{n}" if n else ""))
+        if not target.exists():
+            path.rename(target)
+            return target
+    raise ReproduceError(f"cannot find a free name to move {path} aside; move it away by hand")
 
 
 def _progress(run_dir: Path) -> pd.DataFrame | None:
@@ -345,13 +411,30 @@ class Reproduction:
                *self.plan.run_overrides(method, self.layout.data_dir, self.layout.runs)]
         if self.gpu is not None:
             cmd += ["--gpu", str(self.gpu)]
-        if latest_snapshot(run_dir) is not None:
-            self._same_settings(method, run_dir)
-            cmd += ["--resume", str(run_dir)]
-        elif run_dir.exists():
-            # started but killed before its first snapshot: nothing to keep, start it afresh
-            shutil.rmtree(run_dir)
+        if run_dir.exists():
+            lock = self._claim(run_dir)
+            try:
+                if latest_snapshot(run_dir) is not None:
+                    self._same_settings(method, run_dir)
+                    cmd += ["--resume", str(run_dir)]
+                else:
+                    # started but stopped before its first snapshot: nothing to resume from, so it
+                    # starts afresh, but whatever it wrote (progress rows, logs) is kept aside
+                    aside = move_aside(run_dir)
+                    self.echo(f"[{self.plan.name}] {run_dir} has no snapshot to resume from: moved to {aside}, "
+                              "starting the run afresh")
+            finally:
+                lock.release()  # the child takes it next; it refuses to start should anyone come between
         return Job(f"{method} seed {seed}", cmd, self.layout.logs / f"{method}_seed{seed}.log", method, seed)
+
+    def _claim(self, run_dir: Path) -> RunLock:
+        """The run's lock, before its folder is looked into or moved; a run held by a live process
+        (another runner on this plan, or a child left by a runner that was killed) is refused."""
+        try:
+            return RunLock.acquire(run_dir)
+        except UserError as exc:
+            raise ReproduceError(f"{exc} (another runner on plan {self.plan.name}, or a child a killed runner "
+                                 "left behind); this runner touches nothing of it") from None
 
     def _same_settings(self, method: str, run_dir: Path) -> None:
         """Refuse to continue a run that the plan, edited since it started, no longer describes."""
@@ -367,6 +450,7 @@ class Reproduction:
 
     def shift_job(self, method: str, seed: int) -> Job:
         run_dir = self.layout.run_dir(self.plan, method, seed)
+        self._claim(run_dir).release()  # a run some process still writes is not summarised
         cmd = [self.py, "-m", "rlkit.context_shift", str(run_dir), "--draws", str(self.plan.context_shift_draws),
                "--seed", str(seed)]
         if self.gpu is not None:
