@@ -32,7 +32,7 @@ class UsageError(UserError, ValueError):
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="CONFIG|KEY=VALUE",
-                   help="one or more configs/ENV.json (deep-merged over configs/default.py), then dotted "
+                   help="one or more configs/ENV.json (deep-merged over the defaults in rlkit/defaults.py), then dotted "
                         "overrides for all of them, e.g. algo_params.num_iterations=5")
     p.add_argument("--seed", type=int, default=None, help="the run's seed (default 0)")
     p.add_argument("--seeds", default=None, metavar="S,S,...", help="a sweep: one run per seed (and per config)")
