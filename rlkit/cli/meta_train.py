@@ -19,10 +19,12 @@ and skips finished ones.
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
+from pathlib import Path
 
 from rlkit.config import ConfigError, exit_on_config_error, load_config
-from rlkit.errors import UserError, cli
+from rlkit.errors import UserError, cli, on_interrupt, this_command
 
 
 class UsageError(UserError, ValueError):
@@ -95,10 +97,14 @@ def main(argv=None) -> int:
         exit_on_config_error(exc)
     from rlkit.core.logger import RunDirError, SnapshotError
     from rlkit.data import DatasetError
-    from rlkit.launchers.meta_train import TrainingDiverged, run_experiment
+    from rlkit.launchers.meta_train import TrainingDiverged, run_directory, run_experiment
 
+    seed = 0 if args.seed is None else args.seed
+    target = run_directory(cfg, seed)
+    on_interrupt(where=lambda: f"run {target} stopped {_progress_of(target)}",
+                 command=lambda: _resume_command(argv, target), how="continue it with")
     try:
-        run_dir = run_experiment(cfg, 0 if args.seed is None else args.seed, gpu=args.gpu, resume=args.resume)
+        run_dir = run_experiment(cfg, seed, gpu=args.gpu, resume=args.resume)
     except (DatasetError, RunDirError, SnapshotError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -121,6 +127,8 @@ def run_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
         exit_on_config_error(exc)
     if any(r.cfg["util_params"]["wandb"] for r in runs):
         import_wandb()  # missing: one error now, not one per run
+    on_interrupt(where=lambda: _sweep_stopped_at(runs),
+                 how="run the same command again (finished runs are kept, unfinished ones resume)")
     if args.ray is None:
         outcomes = sweep.run_sequential(runs, gpu=args.gpu)
     else:
@@ -128,6 +136,49 @@ def run_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
                                     cpus_per_run=1 if args.cpus_per_run is None else args.cpus_per_run,
                                     gpus_per_run=0 if args.gpus_per_run is None else args.gpus_per_run)
     return sweep.summarize(outcomes)
+
+
+def _progress_of(run_dir: Path) -> str:
+    """``after iteration K`` (its last progress row) or ``before its first iteration finished``."""
+    from rlkit.core.logger import PROGRESS_FILE
+
+    last = None
+    try:
+        with open(Path(run_dir) / PROGRESS_FILE, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                last = row.get("Epoch") or last
+        return f"after iteration {int(float(last))}" if last is not None else "before its first iteration finished"
+    except (OSError, ValueError, csv.Error):
+        return "before its first iteration finished"
+
+
+def _resume_command(argv: list[str] | None, run_dir: Path) -> list[str]:
+    """The command that continues an interrupted run: the same one with ``--resume RUN_DIR``, once the
+    run has a snapshot; before that, the same command (it starts the run again)."""
+    from rlkit.core.logger import latest_snapshot
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if latest_snapshot(run_dir) is None:
+        return this_command(args)
+    kept, skip = [], False
+    for a in args:  # drop an earlier --resume X / --resume=X (argparse also takes --resu, --resum)
+        name = a.split("=", 1)[0]
+        if skip or (len(name) >= 4 and "--resume".startswith(name)):
+            skip = not skip and "=" not in a
+            continue
+        kept.append(a)
+    return this_command([*kept, "--resume", str(run_dir)])
+
+
+def _sweep_stopped_at(runs) -> str:
+    """The sweep's run that was going when it stopped: the one whose debug.log was written last."""
+    from rlkit.core.logger import DEBUG_LOG
+
+    logs = [(r.run_dir / DEBUG_LOG, r) for r in runs if (r.run_dir / DEBUG_LOG).is_file()]
+    if not logs:
+        return f"the sweep of {len(runs)} run(s) stopped before its first run started"
+    _, run = max(logs, key=lambda item: item[0].stat().st_mtime)
+    return f"the sweep of {len(runs)} run(s) stopped in {run.run_dir} {_progress_of(run.run_dir)}"
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from rlkit.config import Config, load_config
 from rlkit.core.logger import holds_a_run, newest_loadable_snapshot
-from rlkit.errors import UserError, describe
+from rlkit.errors import UserError, describe, interrupt_behind
 from rlkit.launchers.meta_train import TrainingDiverged, run_directory, run_experiment
 
 MISSING_RAY = "--ray needs Ray: pip install 'ray[default]' (or pip install 'csro[ray]')"
@@ -126,6 +126,8 @@ def execute(cfg: Config, seed: int, label: str, gpu: int | None = None) -> Outco
     except SystemExit as exc:  # rlkit.errors.fail printed its message already
         why = exc.code if isinstance(exc.code, str) else "stopped (see the error above)"
     except Exception as exc:  # a bug: keep its traceback for the report, and go on with the other runs
+        if interrupt_behind(exc) is not None:  # Ctrl-C cut a write short (torch.save): stop, as Ctrl-C does
+            raise interrupt_behind(exc) from None
         traceback.print_exc()
         why = f"{type(exc).__name__}: {describe(exc)}"
     return Outcome(label, "failed", why, time.perf_counter() - t0)
