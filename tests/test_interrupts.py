@@ -177,14 +177,14 @@ def _same_command(res: Stopped, sig: int, expected: list[str]) -> None:
 
 @one_here(signal.SIGINT)
 def test_evaluate(tiny_csro_run, tmp_path, sig):
-    args = [str(tiny_csro_run.run_dir), "--num_evals", "100000", "--out", str(tmp_path / "ev.json")]
+    args = [str(tiny_csro_run.run_dir), "--num_evals", "40", "--out", str(tmp_path / "ev.json")]
     res = run_and_stop([sys.executable, "-m", "rlkit.evaluate", *args], tmp_path / "cwd", sig, status_line("evaluate"))
     _same_command(res, sig, ["-m", "rlkit.evaluate", *args])
 
 
 @one_here(signal.SIGTERM)
 def test_context_shift(tiny_csro_run, tmp_path, sig):
-    args = [str(tiny_csro_run.run_dir), "--num_evals", "100000", "--draws", "2", "--out", str(tmp_path / "cs")]
+    args = [str(tiny_csro_run.run_dir), "--num_evals", "40", "--draws", "2", "--out", str(tmp_path / "cs")]
     res = run_and_stop([sys.executable, "-m", "rlkit.context_shift", *args], tmp_path / "cwd", sig,
                        status_line("context-shift rollouts"))
     _same_command(res, sig, ["-m", "rlkit.context_shift", *args])
@@ -193,7 +193,7 @@ def test_context_shift(tiny_csro_run, tmp_path, sig):
 @one_here(signal.SIGINT)
 def test_show_path(tiny_csro_run, tmp_path, sig):
     args = [str(tiny_csro_run.config), "--seed", "0", "--exp_name", tiny_csro_run.exp_name, "--base_log_dir",
-            str(tiny_csro_run.base_log_dir), "--num_evals", "100000", "--out", str(tmp_path / "sp")]
+            str(tiny_csro_run.base_log_dir), "--num_evals", "40", "--out", str(tmp_path / "sp")]
     res = run_and_stop([sys.executable, str(REPO / "show_path.py"), *args], tmp_path / "cwd", sig,
                        status_line("rollouts"))
     _same_command(res, sig, [str(REPO / "show_path.py"), *args])
