@@ -1,13 +1,22 @@
 """CSRO: context shift reduction for offline meta-RL (and its baselines), on gymnasium + mujoco + PyTorch.
 
-Importing the package sets one process default: without a display, MuJoCo's
-off-screen frames (``render_mode="rgb_array"``, videos) use EGL, because
-MuJoCo's own default (GLFW) needs a window system. MuJoCo reads ``MUJOCO_GL``
-once, when it is first imported, so this must run before any ``import mujoco``;
-a ``MUJOCO_GL`` the user set (osmesa, glfw) is kept.
+Importing the package sets two process defaults:
+
+* without a display, MuJoCo's off-screen frames (``render_mode="rgb_array"``, videos) use EGL,
+  because MuJoCo's own default (GLFW) needs a window system. MuJoCo reads ``MUJOCO_GL`` once, when
+  it is first imported, so this must run before any ``import mujoco``; a ``MUJOCO_GL`` the user set
+  (osmesa, glfw) is kept;
+* when one of the commands listed in :mod:`rlkit.cli` starts (and only then), Ctrl-C or SIGTERM
+  during its imports (torch takes seconds) ends it in one line rather than a traceback:
+  :func:`rlkit.errors.guard_startup`.
 """
 
 import os as _os
 
 if "MUJOCO_GL" not in _os.environ and not _os.environ.get("DISPLAY"):
     _os.environ["MUJOCO_GL"] = "egl"
+
+from rlkit.errors import guard_startup as _guard_startup, started_as_cli as _started_as_cli  # noqa: E402
+
+if _started_as_cli():
+    _guard_startup()

@@ -1,7 +1,8 @@
 """Load, validate and save experiment configurations.
 
-A config is a plain nested dict: ``configs/default.py`` with one
-``configs/ENV.json`` deep-merged on top, then ``KEY.PATH=VALUE`` overrides.
+A config is a plain nested dict: the package's defaults (:mod:`rlkit.defaults`)
+with one ``configs/ENV.json`` deep-merged on top, then ``KEY.PATH=VALUE``
+overrides. Configs are data: no Python is imported from a config folder.
 Keeping it a dict means ``variant.json`` is the resolved config verbatim and
 every consumer reads the reference's key names.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import importlib.util
 import json
 import math
 import os
@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rlkit import defaults as _defaults
 from rlkit.errors import UserError, cli
 from rlkit.fileio import atomic_write_text
 
@@ -44,31 +45,34 @@ class ConfigError(UserError, ValueError):
 # defaults
 
 
-def _default_py_for(json_path: Path) -> Path:
-    """``default.py`` beside the JSON (a copied config folder), else the repo's."""
-    beside = json_path.resolve().parent / "default.py"
-    return beside if beside.is_file() else REPO_CONFIG_DIR / "default.py"
+IGNORED_DEFAULT_PY = "default.py"
+_warned_default_py: set[Path] = set()
 
 
-def load_defaults(default_py: str | os.PathLike | None = None) -> tuple[Config, Config]:
-    """``(default_config, optional_config)`` from a ``default.py``, imported by path.
+def warn_if_default_py_beside(json_path: str | os.PathLike) -> None:
+    """Say once, in one line, that a ``default.py`` beside a config JSON is ignored.
 
-    Importing by path (not ``import configs.default``) works from any cwd and
-    never picks up an unrelated ``configs`` package.
+    The reference (and earlier versions of this code) imported such a file, so
+    a config folder copied from elsewhere could run any Python. A config is
+    data: defaults come from the package (:mod:`rlkit.defaults`) and the JSON
+    changes them; the file is never read, let alone executed.
     """
-    path = Path(default_py) if default_py is not None else REPO_CONFIG_DIR / "default.py"
-    spec = importlib.util.spec_from_file_location("_csro_default_config", path)
-    if spec is None or spec.loader is None or not path.is_file():
-        raise ConfigError(f"cannot read default config {str(path)!r}")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # a broken defaults file: say which file and why, one line
-        raise ConfigError(f"cannot load default config {str(path)!r}: {type(exc).__name__}: {exc}") from None
-    if not isinstance(getattr(module, "default_config", None), dict):
-        raise ConfigError(f"{str(path)!r} does not define a dict named default_config")
-    optional = getattr(module, "optional_config", {})
-    return copy.deepcopy(module.default_config), copy.deepcopy(optional)
+    beside = Path(json_path).resolve().parent / IGNORED_DEFAULT_PY
+    if beside in _warned_default_py or not beside.is_file():
+        return
+    _warned_default_py.add(beside)
+    print(f"warning: ignoring {beside}: defaults come from the installed package (rlkit/defaults.py) and "
+          "Python beside a config is never run; put the settings you need in the JSON or in KEY=VALUE overrides",
+          file=sys.stderr)
+
+
+def load_defaults() -> tuple[Config, Config]:
+    """``(default_config, optional_config)``: fresh copies of :mod:`rlkit.defaults`.
+
+    Copies, so that a caller building a config in place never changes what the
+    next caller gets.
+    """
+    return copy.deepcopy(_defaults.default_config), copy.deepcopy(_defaults.optional_config)
 
 
 # --------------------------------------------------------------------------------------
@@ -382,7 +386,8 @@ def load_config(json_path: str | os.PathLike, overrides: Iterable[str] = (), *,
     """
     path = Path(json_path)
     overrides = list(overrides)
-    defaults, optional = load_defaults(_default_py_for(path))
+    warn_if_default_py_beside(path)
+    defaults, optional = load_defaults()
     schema = _Schema(defaults, optional)
     cfg = defaults
     data = _read_json(path)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rlkit.errors import cli
+
 REPO = Path(__file__).resolve().parents[1]
 QUICK_EPOCHS = "[200,1000,100]"  # the quick preset's checkpoints: 200, 300, ..., 900
 
@@ -117,6 +119,7 @@ def run_demo(out: Path, iterations: int, steps_per_itr: int, seed: int) -> Path:
     return run_dir
 
 
+@cli
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("demo_output"))

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
+import shlex
+import shutil
+import signal
 import sys
-from typing import Callable, NoReturn
+import threading
+from typing import Callable, NoReturn, Sequence
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130  # a command stopped by Ctrl-C / SIGINT (128 + 2, as a shell reports it)
@@ -48,21 +53,225 @@ def describe(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# --------------------------------------------------------------------------------------
+# interrupts: Ctrl-C (SIGINT) and SIGTERM end every command in one line, never a traceback
+#
+# SIGTERM raises :class:`Terminated`, a KeyboardInterrupt, so that every clean-up written for Ctrl-C
+# (closing files, stopping children, cancelling Ray tasks) runs for ``kill`` and job schedulers too.
+# Three phases: while a command's modules are still importing (torch alone takes seconds), the
+# handlers installed by :func:`guard_startup` end the process at once with the same one line (nothing
+# has been done yet); inside :func:`cli` the signals raise, so ``finally`` blocks run; after the
+# command returned, a signal ends the exit quietly (a second Ctrl-C while threads are joined).
+
+TERMINATED_EXIT = 143  # a command stopped by SIGTERM (128 + 15)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it stops through the Ctrl-C path."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+_SIGNAL_WORDS = {signal.SIGINT: "interrupted (Ctrl-C / SIGINT)", signal.SIGTERM: "terminated (SIGTERM)"}
+_EXIT_CODES = {signal.SIGINT: INTERRUPTED_EXIT, signal.SIGTERM: TERMINATED_EXIT}
+_state = {"phase": "idle", "depth": 0, "hint": None}
+_CLI_SCRIPTS = ("launch_experiment.py", "policy_train.py", "show_path.py")
+
+
+def _python() -> str:
+    """``python`` when that name runs this interpreter, else its path (a venv the shell does not have)."""
+    found = shutil.which("python")
+    same = found is not None and os.path.abspath(found) == os.path.abspath(sys.executable)
+    return "python" if same else sys.executable
+
+
+def _program() -> list[str]:
+    """How this process was started, without its arguments: ``python -m MOD``, ``python SCRIPT`` or a script."""
+    argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-m", "-c") and i + 1 < len(argv):
+            return [_python(), arg, argv[i + 1]]
+        if arg in ("-W", "-X", "--check-hash-based-pycs"):
+            i += 2
+            continue
+        if arg.startswith("-") and arg != "-":
+            i += 1
+            continue
+        if arg.endswith(".py"):
+            return [_python(), arg]
+        name = os.path.basename(arg)  # a console script (csro-train): its name, when the shell finds it
+        found = shutil.which(name)
+        return [name if found and os.path.abspath(found) == os.path.abspath(arg) else arg]
+    return [_python()]
+
+
+def started_as_cli() -> bool:
+    """Whether this process is one of the package's commands (``python -m rlkit...``, a root script,
+    a ``csro-*`` console script), as opposed to a program or notebook that imports rlkit."""
+    prog = _program()
+    if len(prog) == 3 and prog[1] == "-m":
+        return prog[2] == "rlkit" or prog[2].startswith("rlkit.")
+    name = os.path.basename(prog[-1])
+    return name in _CLI_SCRIPTS or name.startswith("csro-")
+
+
+def this_command(args: Sequence[str] | None = None) -> list[str]:
+    """The command line that runs this command again: how it was started, then ``args`` (default: its own)."""
+    return [*_program(), *(sys.argv[1:] if args is None else args)]
+
+
+def on_interrupt(where: str | Callable[[], str], command: Sequence[str] | Callable[[], Sequence[str]] | None = None,
+                 how: str = "run the same command again") -> None:
+    """What the interrupt line of the running command says: where it stopped and what resumes it.
+
+    ``where`` and ``command`` may be callables, evaluated when the interrupt comes (the run
+    directory's state then); ``command`` defaults to the command as it was typed. A command run
+    inside another one (the demo runs policy_train's and launch_experiment's ``main``) leaves the
+    outer command's line as it is: that is the command the user typed.
+    """
+    if _state["depth"] <= 1:
+        _state["hint"] = (where, command, how)
+
+
+def _evaluate(value):
+    try:
+        return value() if callable(value) else value
+    except Exception:  # the line is said on the way out: never a traceback there
+        return None
+
+
+def interrupt_line(exc: BaseException) -> str:
+    """The one line an interrupted command prints: what stopped it, where, and the command that resumes it."""
+    what = _SIGNAL_WORDS[signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT]
+    where, command, how = _state["hint"] or (None, None, "run the same command again")
+    where = _evaluate(where) or "the command stopped before it finished"
+    command = _evaluate(command) or this_command()
+    return f"{what}: {where}; {how}: {shlex.join(str(c) for c in command)}"
+
+
+def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt that ``exc`` is, or that it was raised while handling; else None.
+
+    A signal that lands inside a write can make the clean-up fail in its own way: Ctrl-C in
+    ``torch.save`` surfaces as a RuntimeError ("unexpected pos") raised while the zip file is
+    closed, with the KeyboardInterrupt as its context. That is still the user's interrupt.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _outside_handler(signum, frame) -> None:
+    """SIGINT / SIGTERM while no :func:`cli` runs: before it (imports) or after it (the exit)."""
+    if _state["phase"] == "done":
+        _flush()
+        os._exit(_EXIT_CODES[signum])  # the command had ended; only its exit (thread joins) is cut short
+    command = shlex.join(this_command())
+    print(f"{_SIGNAL_WORDS[signum]}: stopped while starting, before doing anything; run it again: {command}",
+          file=sys.stderr)
+    _flush()
+    os._exit(_EXIT_CODES[signum])  # nothing to clean up yet, and raising here would print a traceback
+
+
+def guard_startup() -> None:
+    """Catch SIGINT / SIGTERM from now until :func:`cli` takes over (the command's imports).
+
+    Called when rlkit is imported by one of its commands (:func:`started_as_cli`), so that a
+    Ctrl-C while torch is still importing prints one line instead of a traceback. A signal the
+    parent set to be ignored (``nohup``, ``cmd &`` without job control) stays ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
+            signal.signal(signum, _outside_handler)
+    _state["phase"] = "starting"
+
+
+def ignore_interrupts() -> None:
+    """For worker processes forked by a command (a pool's ``initializer``): the parent handles Ctrl-C.
+
+    A terminal sends Ctrl-C to every process of the foreground group; a worker that raised
+    KeyboardInterrupt too would print its own traceback. SIGTERM gets its default (the pool uses
+    it to stop workers), not the parent's raising handler.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _take_signals() -> dict:
+    """Inside a command: SIGINT raises KeyboardInterrupt, SIGTERM :class:`Terminated`; returns the previous handlers."""
+    previous = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+    for signum, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _raise_terminated)):
+        current = signal.getsignal(signum)
+        if current in (signal.SIG_DFL, signal.default_int_handler, _outside_handler):
+            previous[signum] = current
+            signal.signal(signum, handler)
+    return previous
+
+
+def _give_back_signals(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
 def cli(main: Callable[..., int]) -> Callable[..., int]:
     """Wrap a command's ``main``: a :class:`UserError` or an ``OSError`` becomes ``error: ...``, exit 2;
-    an interrupt becomes ``interrupted``, exit 130 (the shell's code for SIGINT), without a traceback."""
+    Ctrl-C (SIGINT) or SIGTERM becomes one line, where the command stopped and the command that resumes
+    it (:func:`on_interrupt`), exit 130 or 143 as a shell reports them, without a traceback.
+
+    A command called from another one (nested) leaves errors and interrupts to the outer wrapper.
+    """
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
+        if _state["depth"]:
+            _state["depth"] += 1
+            try:
+                return main(*args, **kwargs)
+            finally:
+                _state["depth"] -= 1
+        previous = _take_signals()
+        _state.update(depth=1, hint=None, phase="running")
         try:
             return main(*args, **kwargs)
-        except (UserError, OSError) as exc:
-            print(f"error: {describe(exc)}", file=sys.stderr)
-            return USER_ERROR_EXIT
-        except KeyboardInterrupt:
-            # Ctrl-C (or the reproduce runner's stop): files were closed on the way out, and what
-            # the command saves as it goes (checkpoints, snapshots) is what the next run resumes from
-            print("interrupted", file=sys.stderr)
-            return INTERRUPTED_EXIT
+        except (SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:
+            stop = interrupt_behind(exc)
+            if stop is not None:
+                # files were closed on the way out, and what the command saves as it goes (checkpoints,
+                # snapshots) is what the next run resumes from
+                if previous:  # a second signal while the line is said ends the exit at once, quietly
+                    _state["phase"] = "done"
+                    for signum in previous:
+                        signal.signal(signum, _outside_handler)
+                print(interrupt_line(stop), file=sys.stderr)
+                return TERMINATED_EXIT if isinstance(stop, Terminated) else INTERRUPTED_EXIT
+            if isinstance(exc, (UserError, OSError)):
+                print(f"error: {describe(exc)}", file=sys.stderr)
+                return USER_ERROR_EXIT
+            raise
+        finally:
+            _state.update(depth=0, phase="done")
+            _give_back_signals(previous)
 
     return wrapper

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +42,7 @@ def write_json(path: Path, data) -> Path:
 
 @pytest.fixture
 def minimal(tmp_path) -> Path:
-    """A small valid config file in a folder without a default.py (uses the repo's)."""
+    """A small valid config file (the defaults come from the package)."""
     return write_json(tmp_path / "mini.json", {
         "env_name": "point-robot",
         "n_train_tasks": 3,
@@ -316,13 +315,6 @@ def test_missing_and_non_object_json(tmp_path):
         load_config(tmp_path / "nope.json")
     with pytest.raises(ConfigError, match=r"list\.json.*must hold a JSON object"):
         load_config(write_json(tmp_path / "list.json", [1, 2]))
-
-
-def test_default_py_beside_the_json_wins(tmp_path, minimal):
-    shutil.copy(CONFIGS / "default.py", tmp_path / "default.py")
-    text = (tmp_path / "default.py").read_text().replace("net_size=256", "net_size=77")
-    (tmp_path / "default.py").write_text(text)
-    assert load_config(minimal)["net_size"] == 77
 
 
 # ---- saving ------------------------------------------------------------------------------

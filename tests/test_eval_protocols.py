@@ -206,7 +206,7 @@ def test_eval_settings_defaults_are_the_configs_defaults(monkeypatch):
     assert (s.max_path_length, s.num_steps_per_eval, s.num_exp_traj_eval, s.num_evals, s.sparse_rewards) == (
         algo["max_path_length"], algo["num_steps_per_eval"], algo["num_exp_traj_eval"], algo["num_evals"],
         algo["sparse_rewards"])
-    # read from configs/default.py when an instance is made, not copied into this module
+    # read from rlkit/defaults.py when an instance is made, not copied into this module
     monkeypatch.setattr(protocols, "_algo_defaults", lambda: {**algo, "num_evals": 7})
     assert EvalSettings(max_path_length=3).num_evals == 7
 

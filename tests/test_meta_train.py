@@ -127,7 +127,8 @@ def test_kill_and_resume_reproduce_the_uninterrupted_run(dataset, tmp_path, monk
     monkeypatch.setattr(meta_train, "evaluate", dying_evaluate)
     capsys.readouterr()
     run(dataset, tmp_path / "killed", iterations=3, expect=INTERRUPTED_EXIT)  # Ctrl-C: one line, no traceback
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("interrupted (Ctrl-C / SIGINT): run ") and " stopped after iteration 1; " in line
     monkeypatch.setattr(meta_train, "evaluate", real_evaluate)
     run_dir = tmp_path / "killed" / "point-robot" / "t" / "seed1"
     assert len(pd.read_csv(run_dir / "progress.csv")) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import types
 
@@ -51,6 +52,7 @@ def test_wandb_gets_the_variant_and_every_progress_row(tiny_csro_run, tmp_path, 
     fake = FakeWandb()
     monkeypatch.setitem(sys.modules, "wandb", fake)
     monkeypatch.delenv("WANDB_PROJECT", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)  # online: a key is needed (never sent: wandb is fake)
     status, run_dir = tiny_run(tiny_csro_run, tmp_path, "--wandb")
     assert status == 0
     (init,) = fake.inits
@@ -81,6 +83,115 @@ def test_wandb_missing_is_one_line_before_anything_is_written(tiny_csro_run, tmp
     assert not run_dir.exists()
     status, _ = tiny_run(tiny_csro_run, tmp_path, "--wandb", "--seeds", "0,1")  # a sweep says it once
     assert status == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+# A stand-in for the real package in a subprocess: wandb.init without a key raises, as wandb's UsageError does,
+# after leaving a trace that it was reached.
+FAKE_WANDB_PACKAGE = """
+import os
+from pathlib import Path
+
+
+class UsageError(Exception):
+    pass
+
+
+def init(**kwargs):
+    Path(os.environ["FAKE_WANDB_MARKER"]).write_text("wandb.init was called")
+    raise UsageError("api_key not configured (no-tty). call wandb.login(key=[your_api_key])")
+"""
+
+
+def _no_wandb_env(tmp_path, **extra) -> dict:
+    """A clean environment: no WANDB_* variables, HOME an empty folder (no ~/.netrc, no wandb settings)."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k not in ("NETRC", "HOME")}
+    return {**env, "HOME": str(home), **extra}
+
+
+def test_wandb_online_without_a_key_is_one_line_and_writes_nothing(tiny_csro_run, tmp_path):
+    """As a user meets it: a real process, no key anywhere. Before: wandb's UsageError traceback, after the
+    run folder was made. Now: one line saying how to get a key or log offline, and no run folder."""
+    import subprocess
+
+    from tests.helpers import REPO
+
+    fake = tmp_path / "fake-site"
+    (fake / "wandb").mkdir(parents=True)
+    (fake / "wandb" / "__init__.py").write_text(FAKE_WANDB_PACKAGE)
+    marker, out = tmp_path / "init-called", tmp_path / "out"
+    config = small_point_robot_config(tmp_path, n_tasks=8, n_train=6, meta_batch=4)
+    env = _no_wandb_env(tmp_path, PYTHONPATH=f"{REPO}:{fake}", FAKE_WANDB_MARKER=str(marker))
+    cmd = [sys.executable, str(REPO / "launch_experiment.py"), str(config), "--wandb", "--exp_name", "nokey",
+           f"algo_params.data_dir={tiny_csro_run.data_dir}", f"util_params.base_log_dir={out}",
+           "algo_params.num_iterations=1", *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(err) == 1 and err[0].startswith("error: ") and "API key" in err[0] and "WANDB_MODE=offline" in err[0]
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() and not marker.exists()
+
+
+def test_wandb_sweep_without_a_key_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "wandb", FakeWandb())
+    for key, value in _no_wandb_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    for key in [k for k in os.environ if k.startswith("WANDB_") or k == "NETRC"]:
+        monkeypatch.delenv(key)
+    config = small_point_robot_config(tmp_path)
+    status = launch_experiment.main([str(config), "--wandb", "--seeds", "0,1",
+                                     f"util_params.base_log_dir={tmp_path / 'out'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "API key" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["env", "netrc", "NETRC", "settings", "identity-token"])
+def test_wandb_key_found_where_wandb_looks(tmp_path, where):
+    from rlkit.core.tracking import check_wandb_credentials, wandb_credentials
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home)}
+    assert wandb_credentials(env) is None
+    if where == "env":
+        env["WANDB_API_KEY"] = "k" * 40
+    elif where == "netrc":
+        (home / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
+    elif where == "NETRC":
+        (tmp_path / "n").write_text("machine wandb.example.org login user password secret\n")
+        env.update(NETRC=str(tmp_path / "n"), WANDB_BASE_URL="https://wandb.example.org")
+    elif where == "settings":
+        (home / ".config" / "wandb").mkdir(parents=True)
+        (home / ".config" / "wandb" / "settings").write_text("[default]\napi_key = " + "k" * 40 + "\n")
+    else:
+        (tmp_path / "token").write_text("jwt")
+        env["WANDB_IDENTITY_TOKEN_FILE"] = str(tmp_path / "token")
+    assert wandb_credentials(env) is not None
+    check_wandb_credentials(env)  # no error
+
+
+def test_wandb_netrc_for_another_host_is_no_key(tmp_path):
+    from rlkit.core.tracking import TrackingError, check_wandb_credentials
+
+    (tmp_path / ".netrc").write_text("machine github.com login u password p\n")
+    with pytest.raises(TrackingError, match="no API key"):
+        check_wandb_credentials({"HOME": str(tmp_path), "WANDB_DIR": str(tmp_path)})
+
+
+@pytest.mark.parametrize("how", ["WANDB_MODE", "workspace settings"])
+def test_wandb_offline_needs_no_key(tmp_path, how):
+    from rlkit.core.tracking import check_wandb_credentials
+
+    env = {"HOME": str(tmp_path), "WANDB_DIR": str(tmp_path)}
+    if how == "WANDB_MODE":
+        env["WANDB_MODE"] = "offline"
+    else:  # what `wandb offline` writes in the working directory
+        (tmp_path / "wandb").mkdir()
+        (tmp_path / "wandb" / "settings").write_text("[default]\nmode = offline\n")
+    check_wandb_credentials(env)
 
 
 def test_tensorboard_has_one_tag_per_scalar_and_the_run_hparams(tiny_csro_run, tmp_path):

@@ -21,12 +21,13 @@ another --exp_name, or --restart to move the old folder aside and start over.
 from __future__ import annotations
 
 import argparse
+import csv
 import re
 import sys
 from pathlib import Path
 
 from rlkit.config import ConfigError, check_seed, exit_on_config_error, load_config
-from rlkit.errors import UserError, cli
+from rlkit.errors import UserError, cli, on_interrupt, this_command
 
 
 class UsageError(UserError, ValueError):
@@ -36,7 +37,7 @@ class UsageError(UserError, ValueError):
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="CONFIG|KEY=VALUE",
-                   help="one or more configs/ENV.json (deep-merged over configs/default.py), then dotted "
+                   help="one or more configs/ENV.json (deep-merged over the defaults in rlkit/defaults.py), then dotted "
                         "overrides for all of them, e.g. algo_params.num_iterations=5")
     p.add_argument("--seed", type=int, default=None, help="the run's seed (default 0)")
     p.add_argument("--seeds", default=None, metavar="S,S,...", help="a sweep: one run per seed (and per config)")
@@ -121,15 +122,18 @@ def main(argv=None) -> int:
         return run_sweep(args, overrides)
     from rlkit.core.logger import RunDirError, SnapshotError
     from rlkit.data import DatasetError
-    from rlkit.launchers.meta_train import TrainingDiverged, check_env_name, run_experiment
+    from rlkit.launchers.meta_train import TrainingDiverged, check_env_name, run_directory, run_experiment
 
     try:
         cfg = load_config(args.configs[0], overrides, check_env=check_env_name)
     except ConfigError as exc:
         exit_on_config_error(exc)
+    seed = 0 if args.seed is None else args.seed
+    target = run_directory(cfg, seed)
+    on_interrupt(where=lambda: f"run {target} stopped {_progress_of(target)}",
+                 command=lambda: _resume_command(argv, target), how="continue it with")
     try:
-        run_dir = run_experiment(cfg, 0 if args.seed is None else args.seed, gpu=args.gpu, resume=args.resume,
-                                 restart=args.restart)
+        run_dir = run_experiment(cfg, seed, gpu=args.gpu, resume=args.resume, restart=args.restart)
     except (DatasetError, RunDirError, SnapshotError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -154,6 +158,10 @@ def run_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
         import_wandb()  # missing: one error now, not one per run
     # changed settings refuse the whole sweep before any run starts (or Ray does); --restart starts all over
     states = None if args.restart else sweep.refuse_changed_settings(runs)
+    on_interrupt(where=lambda: _sweep_stopped_at(runs),
+                 how="run the same command again without --restart (finished runs are kept, unfinished "
+                     "ones resume)" if args.restart else
+                 "run the same command again (finished runs are kept, unfinished ones resume)")
     if args.ray is None:
         outcomes = sweep.run_sequential(runs, gpu=args.gpu, restart=args.restart)
     else:
@@ -162,6 +170,51 @@ def run_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
                                     gpus_per_run=0 if args.gpus_per_run is None else args.gpus_per_run,
                                     restart=args.restart, states=states)
     return sweep.summarize(outcomes)
+
+
+def _progress_of(run_dir: Path) -> str:
+    """``after iteration K`` (its last progress row) or ``before its first iteration finished``."""
+    from rlkit.core.logger import PROGRESS_FILE
+
+    last = None
+    try:
+        with open(Path(run_dir) / PROGRESS_FILE, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                last = row.get("Epoch") or last
+        return f"after iteration {int(float(last))}" if last is not None else "before its first iteration finished"
+    except (OSError, ValueError, csv.Error):
+        return "before its first iteration finished"
+
+
+def _resume_command(argv: list[str] | None, run_dir: Path) -> list[str]:
+    """The command that continues an interrupted run: the same one with ``--resume RUN_DIR``, once the
+    run has a snapshot; before that, the same command (it starts the run again)."""
+    from rlkit.core.logger import latest_snapshot
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if latest_snapshot(run_dir) is None:
+        return this_command(args)
+    kept, skip = [], False
+    for a in args:  # drop an earlier --resume X / --resume=X (argparse also takes --resu, --resum)
+        name = a.split("=", 1)[0]
+        if len(name) >= 6 and "--restart".startswith(name):  # the new run continues; --restart would move it
+            continue
+        if skip or (len(name) >= 4 and "--resume".startswith(name)):
+            skip = not skip and "=" not in a
+            continue
+        kept.append(a)
+    return this_command([*kept, "--resume", str(run_dir)])
+
+
+def _sweep_stopped_at(runs) -> str:
+    """The sweep's run that was going when it stopped: the one whose debug.log was written last."""
+    from rlkit.core.logger import DEBUG_LOG
+
+    logs = [(r.run_dir / DEBUG_LOG, r) for r in runs if (r.run_dir / DEBUG_LOG).is_file()]
+    if not logs:
+        return f"the sweep of {len(runs)} run(s) stopped before its first run started"
+    _, run = max(logs, key=lambda item: item[0].stat().st_mtime)
+    return f"the sweep of {len(runs)} run(s) stopped in {run.run_dir} {_progress_of(run.run_dir)}"
 
 
 if __name__ == "__main__":

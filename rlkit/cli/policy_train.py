@@ -14,11 +14,12 @@ checkpoint. The dataset goes to ``algo_params.data_dir`` of the config unless
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
 from rlkit.config import ConfigError, exit_on_config_error, load_config
-from rlkit.errors import cli, fail
+from rlkit.errors import cli, fail, on_interrupt
 from rlkit.core.device import choose_device
 from rlkit.data.selection import fitting_steps, range_of
 from rlkit.envs import env_class
@@ -94,6 +95,9 @@ def build_job(args):
 def main(argv=None) -> int:
     args = parse_args(argv)
     job = build_job(args)
+    on_interrupt(where=f"generation of tasks {job.tasks[0]}..{job.tasks[-1]} into {job.data_dir} stopped "
+                       "(finished checkpoints and episodes are kept)",
+                 how="continue it with the same command")
     from rlkit.core.logger import SnapshotError
     from rlkit.data import DatasetError
 
@@ -131,12 +135,12 @@ def meta_train_command(config: str, job) -> str:
 
     sac = job.sac
     steps = checkpoint_schedule(sac.num_train_steps, sac.num_seed_steps, sac.eval_frequency)
-    parts = ["python launch_experiment.py", config, "--seed 0", f"algo_params.data_dir={job.data_dir}"]
+    parts = ["python", "launch_experiment.py", str(config), "--seed", "0", f"algo_params.data_dir={job.data_dir}"]
     if steps:  # the rule of train_epoch=auto (rlkit.data.selection), written out
         epochs = ",".join(str(x) for x in range_of(fitting_steps(steps)))
-        parts += [f"'algo_params.train_epoch=[{epochs}]'", f"'algo_params.eval_epoch=[{epochs}]'"]
+        parts += [f"algo_params.train_epoch=[{epochs}]", f"algo_params.eval_epoch=[{epochs}]"]
     parts.append(f"algo_params.n_trj={int(sac.num_eval_sample_episodes)}")
-    return " ".join(parts)
+    return shlex.join(parts)  # a path with a space or a quote must survive the copy and paste
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ in one line, when it is missing. Each run is one W&B run: project = the env
 name, group = the experiment name, name = ``EXP_NAME-seedN``; its config is the
 run's variant, and each iteration logs the progress.csv row at step = the
 iteration. ``WANDB_PROJECT`` / ``WANDB_ENTITY`` / ``WANDB_MODE`` (e.g.
-``offline``) are honoured. A resumed run continues the same W&B run: its id
+``offline``) are honoured. Online logging needs an API key: without one the
+run is refused in one line before anything is written. A resumed run continues the same W&B run: its id
 is kept in ``RUN_DIR/wandb_id.txt``.
 """
 
@@ -52,13 +53,93 @@ def key_hparams(cfg: Mapping[str, Any], seed: int) -> dict[str, Any]:
 
 
 def import_wandb():
-    """The ``wandb`` module, or a one-line :class:`TrackingError` saying how to install it."""
+    """The ``wandb`` module ready to log, or a one-line :class:`TrackingError` saying what to do.
+
+    Ready means installed and, when it logs online, holding an API key
+    (:func:`check_wandb_credentials`). Both are checked here, before a run
+    writes anything: ``wandb.init`` without a key raises its own UsageError
+    (a traceback) after the run folder exists.
+    """
     try:
         import wandb
     except ImportError:
         raise TrackingError("util_params.wandb (--wandb) needs Weights & Biases: pip install wandb "
                             "(or pip install 'csro[wandb]'), or drop --wandb") from None
+    check_wandb_credentials()
     return wandb
+
+
+# W&B modes that never talk to a server, so need no key ("dryrun" is the old name of offline)
+_KEYLESS_MODES = ("offline", "disabled", "dryrun")
+
+
+def _wandb_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``[default]`` section of W&B's system settings file, then its workspace one (which wins)."""
+    import configparser
+
+    home = environ.get("HOME") or os.path.expanduser("~")
+    config_dir = environ.get("WANDB_CONFIG_DIR") or os.path.join(home, ".config", "wandb")
+    workspace = os.path.join(environ.get("WANDB_DIR") or ".", "wandb")
+    out: dict[str, str] = {}
+    for folder in (config_dir, workspace):
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(os.path.join(folder, "settings"), encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue  # unreadable settings: as if absent (wandb itself would say more)
+        if parser.has_section("default"):
+            out.update(parser.items("default"))
+    return out
+
+
+def _netrc_key(environ: Mapping[str, str]) -> str | None:
+    """The password netrc holds for W&B's host (``WANDB_BASE_URL``, default api.wandb.ai)."""
+    import netrc
+    from urllib.parse import urlparse
+
+    host = urlparse(environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    home = environ.get("HOME") or os.path.expanduser("~")
+    for path in (environ.get("NETRC"), os.path.join(home, ".netrc"), os.path.join(home, "_netrc")):
+        if not path or not os.path.isfile(path):
+            continue
+        try:
+            entry = netrc.netrc(path).authenticators(host)
+        except (netrc.NetrcParseError, OSError, UnicodeDecodeError):
+            continue
+        if entry and entry[2]:
+            return entry[2]
+    return None
+
+
+def wandb_credentials(environ: Mapping[str, str] | None = None) -> str | None:
+    """Where W&B would find its credentials, without asking it or the network; None when nowhere.
+
+    Looks where wandb does, in its order: ``WANDB_API_KEY``, an identity
+    token file (``WANDB_IDENTITY_TOKEN_FILE``), the ``api_key`` of its settings
+    files, then netrc (``NETRC``, ``~/.netrc``, ``~/_netrc``).
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("WANDB_API_KEY", "").strip():
+        return "WANDB_API_KEY"
+    token_file = environ.get("WANDB_IDENTITY_TOKEN_FILE")
+    if token_file and os.path.isfile(token_file):
+        return "WANDB_IDENTITY_TOKEN_FILE"
+    if _wandb_settings(environ).get("api_key", "").strip():
+        return "wandb settings"
+    if _netrc_key(environ):
+        return "netrc"
+    return None
+
+
+def check_wandb_credentials(environ: Mapping[str, str] | None = None) -> None:
+    """A one-line :class:`TrackingError` when W&B would log online without an API key."""
+    environ = os.environ if environ is None else environ
+    mode = (environ.get("WANDB_MODE") or _wandb_settings(environ).get("mode") or "online").strip().lower()
+    if mode in _KEYLESS_MODES or wandb_credentials(environ) is not None:
+        return
+    raise TrackingError("Weights & Biases logs online but finds no API key (WANDB_API_KEY, ~/.netrc, wandb "
+                        "settings): run `wandb login` or set WANDB_API_KEY, or log offline with WANDB_MODE=offline, "
+                        "or drop --wandb (util_params.wandb)")
 
 
 class WandbSink:

@@ -23,6 +23,7 @@ import numpy as np
 
 from rlkit.data._io import atomic_write_bytes
 from rlkit.data.errors import DatasetError
+from rlkit.errors import ignore_interrupts
 from rlkit.data.selection import describe_counts, episode_counts
 from rlkit.data.legacy import (
     is_legacy_dataset,
@@ -625,7 +626,9 @@ def _map_tasks(fn, jobs: list, workers: int | None):
     # DataLoader workers do after a fork.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork of a multi-threaded process
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as ex:
+        # initializer: Ctrl-C reaches the workers too (the terminal signals the whole group); the command
+        # alone handles it, else an idle worker prints a KeyboardInterrupt traceback of its own
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=ignore_interrupts) as ex:
             return list(ex.map(fn, *zip(*jobs)))
 
 

@@ -154,13 +154,13 @@ def _algo_defaults() -> dict:
 
 
 def _algo_default(key: str):
-    """A field default read from configs/default.py, the one place evaluation defaults are declared."""
+    """A field default read from rlkit/defaults.py, the one place evaluation defaults are declared."""
     return field(default_factory=lambda: _algo_defaults()[key])
 
 
 @dataclass
 class EvalSettings:
-    """What an evaluation needs from ``algo_params``; an unset field takes configs/default.py's value."""
+    """What an evaluation needs from ``algo_params``; an unset field takes rlkit/defaults.py's value."""
 
     max_path_length: int = _algo_default("max_path_length")
     num_steps_per_eval: int = _algo_default("num_steps_per_eval")

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from rlkit.config import Config, ConfigError, check_seed, load_config
 from rlkit.core.logger import START_OVER, holds_a_run, newest_loadable_snapshot
-from rlkit.errors import UserError, describe
+from rlkit.errors import UserError, describe, interrupt_behind
 from rlkit.launchers.meta_train import (TrainingDiverged, check_env_name, run_directory, run_experiment,
                                         run_settings_drift)
 
@@ -172,6 +172,8 @@ def execute(cfg: Config, seed: int, label: str, gpu: int | None = None, restart:
     except SystemExit as exc:  # rlkit.errors.fail printed its message already
         why = exc.code if isinstance(exc.code, str) else "stopped (see the error above)"
     except Exception as exc:  # a bug: keep its traceback for the report, and go on with the other runs
+        if interrupt_behind(exc) is not None:  # Ctrl-C cut a write short (torch.save): stop, as Ctrl-C does
+            raise interrupt_behind(exc) from None
         traceback.print_exc()
         why = f"{type(exc).__name__}: {describe(exc)}"
     return Outcome(label, "failed", why, time.perf_counter() - t0)

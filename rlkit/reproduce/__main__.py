@@ -6,22 +6,19 @@ always assembled from every record there is.
 
 Exit status: 0 when every run of the plan (or of the selection) has its record, 3 when the budget ran out with work left (run the same command
 again: it resumes), 2 on a user error (one line on stderr), 130 when
-interrupted (Ctrl-C or SIGTERM: the children are stopped first, and the same
-command resumes).
+interrupted by Ctrl-C and 143 by SIGTERM (the children are stopped first, one
+line names the command that resumes: the same one).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shlex
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from rlkit.config import ConfigError
-from rlkit.errors import INTERRUPTED_EXIT, cli
+from rlkit.errors import cli, on_interrupt
 from rlkit.reproduce.plan import load_plan, plan_path
 from rlkit.reproduce.records import load_dataset_profile, load_records
 from rlkit.reproduce.report import markdown, plot_curves
@@ -87,23 +84,6 @@ def write_report(plan, records_root: Path, report_dir: Path, command: str) -> Pa
     return md
 
 
-@contextlib.contextmanager
-def stop_on_sigterm():
-    """SIGTERM (``kill``, a job scheduler's stop) ends the run as Ctrl-C does: the children run in
-    sessions of their own, so without this they would outlive the runner and hold their run locks."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 @cli
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -128,15 +108,15 @@ def main(argv=None) -> int:
                                  echo=lambda m: print(m, flush=True), methods=args.methods, seeds=args.seeds)
             print(f"[{plan.name}] {len(repro.methods)} methods x {len(repro.seeds)} seeds; work in {layout.root}; "
                   f"budget {args.budget or 'none'}", flush=True)
-            with stop_on_sigterm():
-                done = repro.run()
+            # Ctrl-C and SIGTERM (rlkit.errors.cli) stop the children first: they run in sessions of their
+            # own, so they would otherwise outlive the runner and hold their run locks
+            on_interrupt(where=f"[{plan.name}] the reproduction stopped (finished runs, records and the dataset "
+                               "so far are kept)", how="continue it with the same command")
+            done = repro.run()
         md = write_report(plan, args.records, args.report_dir, command)
     except (ConfigError, ReproduceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # the running children were interrupted on the way out
-        print(f"[{args.env}] interrupted; run the same command again to continue", file=sys.stderr)
-        return INTERRUPTED_EXIT
     print(f"[{plan.name}] table: {md}")
     if not done:
         print(f"[{plan.name}] budget reached with work left; run the same command again to continue:\n  "

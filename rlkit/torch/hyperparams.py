@@ -25,7 +25,7 @@ def _step_defaults() -> tuple[tuple[str, Any], ...]:
 class CSROHyperParams(SimpleNamespace):
     """The settings one training step reads: ``latent_size``, ``net_size`` and every ``algo_params`` key.
 
-    Defaults come from configs/default.py, the one place they are declared, so
+    Defaults come from rlkit/defaults.py, the one place they are declared, so
     a key added there (say, a new objective's weight) is readable here as
     ``hp.<key>`` with nothing else to edit. Keywords override defaults; a name
     that is not a config key is refused. Switches written 0/1 become bools.
@@ -38,7 +38,7 @@ class CSROHyperParams(SimpleNamespace):
             close = difflib.get_close_matches(unknown[0], list(values), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown training setting {unknown[0]!r}{hint}; settings are the algo_params keys "
-                              "of configs/default.py plus latent_size and net_size")
+                              "of rlkit/defaults.py plus latent_size and net_size")
         values.update(overrides)
         for key, default in _step_defaults():
             if isinstance(default, bool):

@@ -2,7 +2,7 @@
 
 ``OBJECTIVES`` is the registry, in the order the step fits them and sums their
 losses. A new objective is one module here, one line below, and its keys in
-configs/default.py (docs/method.md §8 walks through an example).
+rlkit/defaults.py (docs/method.md §8 walks through an example).
 """
 
 from __future__ import annotations

@@ -6,6 +6,13 @@ their defaults lacked (marked "[from the env JSONs]"). ``rlkit.config`` derives
 each key's type from its value here, so a key missing from this file is an
 unknown key everywhere. Booleans may be written 0/1 in JSON, as the reference
 files do; they are stored as true/false.
+
+The defaults live in the package, not in ``configs/``: a config folder is data
+(JSON), and no Python found beside a config is ever run (``rlkit.config``
+says so in one line when a ``default.py`` sits there). This also lets an
+installed package (not only a checkout) build its settings. The module holds
+literals only; read it through :func:`rlkit.config.load_defaults`, which
+hands out copies.
 """
 
 default_config = dict(
