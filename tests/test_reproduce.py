@@ -350,6 +350,31 @@ def test_plan_reference_from_records_and_without_dataset(tmp_path):
     assert values is None and "no reference lines" in note
 
 
+def test_a_record_never_takes_its_references_from_another_dataset_in_its_folder(tmp_path):
+    """A record without stored references reads them from its data_dir only when the dataset there was
+    made with the generator settings the record names: a plan folder reused for new data settings
+    must not lend the old records the new data's reference lines."""
+    from omegaconf import OmegaConf
+
+    from rlkit.behavior.config import compose_sac_config
+    from rlkit.data import DatasetWriter
+    from rlkit.reproduce.report import _dataset_is_the_records
+
+    made_as = {"preset": "train_point", "seed": 0, "overrides": ["agent.hidden_dim=256"]}
+    data_dir = tmp_path / "offline_dataset"
+    sac = OmegaConf.to_container(compose_sac_config("train_point", ["agent.hidden_dim=64"]), resolve=True)
+    DatasetWriter(data_dir, "point-robot", {}, [], 2, 2, {"sac": sac, "seed": 0}, fsync=False)
+    record = {"seed": 0, "dataset": made_as, "config": {"algo_params": {"data_dir": str(data_dir)}}}
+    assert not _dataset_is_the_records(record)
+    values, note = plan_reference([record])
+    assert values is None and "no reference lines" in note
+    # the same dataset is the record's when the record names its settings
+    assert _dataset_is_the_records({**record, "dataset": {**made_as, "overrides": ["agent.hidden_dim=64"]}})
+    assert not _dataset_is_the_records({**record, "dataset": {**made_as, "seed": 1}})
+    # no dataset there: not the record's either
+    assert not _dataset_is_the_records({**record, "config": {"algo_params": {"data_dir": str(tmp_path / "gone")}}})
+
+
 def test_a_moved_work_folder_keeps_its_dataset(tmp_path):
     """The dataset stamp names no absolute path, so a work folder copied elsewhere is recognised;
     a dataset made with other settings is still refused."""

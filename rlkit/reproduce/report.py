@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
+from rlkit.behavior.config import compose_sac_config
+from rlkit.data import DatasetError
+from rlkit.data.native import generator_clash, read_metadata
 from rlkit.data.profile import KINDS, reference_for
 from rlkit.envs import offline_data_env
 from rlkit.evaluation.reference import ReferenceReturns, ReferenceUnavailable, reference_returns
@@ -24,13 +28,37 @@ def _mean_std(values: list[float | None]) -> tuple[float, float, int]:
 
 
 def record_reference(record: dict) -> ReferenceReturns | None:
-    """The record's reference returns; records written before they were kept get them from the dataset, if here."""
+    """The record's reference returns; records written before they were kept get them from the dataset, if here.
+
+    That fallback reads whatever dataset now sits at the record's ``data_dir``. A plan's folder is
+    reused when its data settings change (the near-expert data was replaced by the faithful data in
+    the same place), so the dataset is used only when its recorded generator settings are the ones
+    the record says its data was made with; otherwise the record has no reference, rather than
+    another dataset's.
+    """
     if record.get("reference"):
         return ReferenceReturns.from_dict(record["reference"])
+    if not _dataset_is_the_records(record):
+        return None
     try:
         return reference_returns(record["config"], record["seed"])
     except ReferenceUnavailable:
         return None
+
+
+def _dataset_is_the_records(record: dict) -> bool:
+    """Whether the dataset at the record's ``data_dir`` was made as ``record["dataset"]`` says."""
+    made_as = record.get("dataset")
+    if not isinstance(made_as, dict):
+        return True  # a record that does not say how its data was made: nothing to compare
+    try:
+        made = read_metadata(record["config"]["algo_params"]["data_dir"]).get("generator_config")
+        planned = {"sac": OmegaConf.to_container(compose_sac_config(made_as["preset"], list(made_as["overrides"])),
+                                                 resolve=True),
+                   "seed": made_as["seed"]}
+    except (DatasetError, KeyError, TypeError, ValueError):
+        return False
+    return not generator_clash(made, planned)
 
 
 def plan_reference(records: list[dict]) -> tuple[dict | None, str]:
