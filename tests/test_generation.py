@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import shlex
 import sys
 from pathlib import Path
 
@@ -304,3 +305,24 @@ def test_a_dataset_is_extended_only_in_the_dtype_it_was_made_in():
     assert "sac.dtype: 'float32' there, 'float64' now" in generator_clash(old, with_dtype("float64"))
     assert "sac.dtype: 'float64' there, 'float32' now" in generator_clash(with_dtype("float64"), with_dtype("float32"))
     assert generator_clash(old, with_dtype("float32")) == ""
+
+
+def test_after_part_of_the_tasks_policy_train_suggests_generating_the_rest(tmp_path, capsys, monkeypatch):
+    """A job on --tasks writes part of the dataset: the next step it prints is the command for the
+    other tasks (which then prints the meta-training command), not a meta-training command that
+    would stop at the first missing task."""
+    from rlkit.cli import policy_train
+
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config(tmp_path)
+    base = ["--config", str(config), "--preset", "train_quick", "--data_dir", str(tmp_path / "data"),
+            "--no-progress", "num_train_steps=300", "num_seed_steps=200", "eval_frequency=100",
+            "num_eval_sample_episodes=2", "agent.hidden_dim=16"]
+    assert policy_train.main(base + ["--tasks", "0,1"]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 4 tasks have no complete data yet" in out and "meta-train on it" not in out
+    suggested = shlex.split(out.strip().splitlines()[-1])
+    assert suggested[:2] == ["python", "policy_train.py"] and suggested[suggested.index("--tasks") + 1] == "2,3"
+    assert policy_train.main(suggested[2:]) == 0  # the suggestion, as pasted
+    out = capsys.readouterr().out
+    assert "meta-train on it with" in out and "no complete data" not in out

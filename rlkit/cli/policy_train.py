@@ -120,8 +120,46 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"dataset: {job.data_dir} (tasks {job.tasks[0]}..{job.tasks[-1]})")
-    print("meta-train on it with:\n  " + meta_train_command(args.config, job))
+    missing = tasks_still_missing(job)
+    if missing:
+        n_tasks = int(job.env_params["n_tasks"])
+        print(f"{len(missing)} of {n_tasks} tasks have no complete data yet; meta-training reads every task, "
+              "so generate them first with:\n  " + generate_command(args, missing))
+    else:
+        print("meta-train on it with:\n  " + meta_train_command(args.config, job))
     return 0
+
+
+def tasks_still_missing(job) -> list[int]:
+    """The config's tasks whose data is absent or lacks a checkpoint of this job's schedule.
+
+    A job on ``--tasks`` or one ``--split`` group writes part of the dataset; the
+    meta-training command would then stop at the first missing task, so the next
+    step to suggest is generating the rest.
+    """
+    from rlkit.behavior.generate import checkpoint_schedule
+    from rlkit.data.tools import dataset_info
+
+    sac = job.sac
+    schedule = set(checkpoint_schedule(sac.num_train_steps, sac.num_seed_steps, sac.eval_frequency))
+    info = dataset_info(job.data_dir)
+    lacking = {int(t) for t in info["checkpoints"]["tasks_missing_steps"]}
+    have = set(info["checkpoints"]["steps"])
+    complete = set() if not schedule <= have else set(info["tasks_with_data"]) - lacking
+    return [t for t in range(int(job.env_params["n_tasks"])) if t not in complete]
+
+
+def generate_command(args, tasks: list[int]) -> str:
+    """This command again, on ``tasks`` instead of the tasks it was given."""
+    parts = ["python", "policy_train.py", "--config", str(args.config), "--tasks", ",".join(map(str, tasks))]
+    for flag, value in (("--preset", args.preset), ("--data_dir", args.data_dir)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if args.seed != 0:
+        parts += ["--seed", str(args.seed)]
+    if args.legacy_layout:
+        parts.append("--legacy-layout")
+    return shlex.join(parts + list(args.overrides))
 
 
 def meta_train_command(config: str, job) -> str:
