@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 import time
@@ -27,8 +28,12 @@ HOST_ONLY = {"benchmarks.bench_data_load"}
 
 def main(argv=None) -> int:
     """``--quick`` goes to every benchmark, ``--device D`` to those that place work on a device."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    host_argv = [a for i, a in enumerate(argv) if a != "--device" and (i == 0 or argv[i - 1] != "--device")]
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer repeats and sizes: a smoke run, not a measurement")
+    p.add_argument("--device", default=None, help="cpu or cuda, for the benchmarks that place work on a device")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    host_argv = ["--quick"] if args.quick else []
+    argv = host_argv + (["--device", args.device] if args.device else [])
     for name in BENCHMARKS:
         print(f"\n=== {name} ===", flush=True)
         start = time.perf_counter()

@@ -1,0 +1,56 @@
+"""Every ``--flag`` the README and docs/ name is a flag some command accepts.
+
+The commands are the console scripts of pyproject.toml (the registry of the
+package's CLIs), their subcommands, the demo and the benchmark runner; a flag
+is known when it shows in a command's ``--help``. Docs drift silently
+otherwise: docs/configuration.md once documented a ``--config-overrides``
+that no command had.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FLAG = re.compile(r"(?<![\w-])--[a-zA-Z][a-zA-Z0-9_-]*")
+# flags of other programs that the docs quote (git status --porcelain in a run's git report)
+FOREIGN = {"--porcelain"}
+EXTRA_ENTRY_POINTS = ["rlkit.demo:main", "benchmarks.run_all:main"]
+
+
+def _help_text(entry: str, args: list[str]) -> str:
+    module, func = entry.split(":")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        with pytest.raises(SystemExit):
+            getattr(importlib.import_module(module), func)(args)
+    return out.getvalue()
+
+
+def _known_flags() -> set[str]:
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    known: set[str] = set()
+    for entry in [*scripts.values(), *EXTRA_ENTRY_POINTS]:
+        text = _help_text(entry, ["--help"])
+        known |= set(FLAG.findall(text))
+        sub = re.search(r"\{([a-z_,-]+)\}", text)  # subcommands, e.g. python -m rlkit.data {info,convert,...}
+        for name in sub.group(1).split(",") if sub else []:
+            known |= set(FLAG.findall(_help_text(entry, [name, "--help"])))
+    return known
+
+
+def test_every_flag_the_docs_name_exists():
+    known = _known_flags()
+    assert {"--resume", "--restart", "--seeds", "--status", "--to"} <= known  # the collection works
+    unknown = {}
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for flag in set(FLAG.findall(page.read_text(encoding="utf-8"))) - known - FOREIGN:
+            unknown.setdefault(flag, []).append(page.relative_to(REPO).as_posix())
+    assert not unknown, f"flags named in the docs that no command accepts: {unknown}"
