@@ -1,5 +1,6 @@
 """Behaviour-policy data generation (policy_train.py): learning, splits, resume, layouts."""
 
+import dataclasses
 import json
 import subprocess
 import shlex
@@ -14,7 +15,7 @@ import policy_train
 from rlkit.behavior.config import compose_sac_config
 from rlkit.behavior.generate import (BehaviourPolicyGenerator, GenerationJob, checkpoint_schedule,
                                      checkpoint_write_steps, weights_path)
-from rlkit.data import load_offline_data, read_checkpoint_episodes
+from rlkit.data import DatasetError, load_offline_data, read_checkpoint_episodes
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["num_train_steps=500", "num_seed_steps=200", "eval_frequency=100", "num_eval_sample_episodes=3",
@@ -326,3 +327,82 @@ def test_after_part_of_the_tasks_policy_train_suggests_generating_the_rest(tmp_p
     assert policy_train.main(suggested[2:]) == 0  # the suggestion, as pasted
     out = capsys.readouterr().out
     assert "meta-train on it with" in out and "no complete data" not in out
+
+
+def _checksums(root: Path) -> dict:
+    return {rel: e["sha256"] for rel, e in json.loads((root / "dataset.json").read_text())["files"].items()}
+
+
+def test_a_job_never_rewrites_checkpoints_another_job_wrote(tmp_path):
+    """`--tasks 1` on a dataset where task 1 is done used to regenerate it silently (new checksums, the
+    dataset a mix of two generator runs). Now it is refused; --restart moves the old files aside."""
+    from rlkit.behavior.generate import REPLACED_DIR, existing_checkpoints
+    from rlkit.data import verify_dataset
+
+    root = tmp_path / "data"
+    BehaviourPolicyGenerator(job(tmp_path, root, tasks=(0, 1))).run()
+    before = _checksums(root)
+    assert existing_checkpoints(job(tmp_path, root, tasks=(1, 2))) == {1: [200, 300, 400]}
+    with pytest.raises(DatasetError, match=r"checkpoints of task\(s\) 1 .*add --restart"):
+        BehaviourPolicyGenerator(job(tmp_path, root, tasks=(1,))).run()
+    assert _checksums(root) == before  # nothing was touched
+    BehaviourPolicyGenerator(job(tmp_path, root, tasks=(0, 1))).run()  # the job that wrote them: resumes, done
+    assert _checksums(root) == before
+
+    again = dataclasses.replace(job(tmp_path, root, tasks=(1,), overrides=TINY), restart=True)
+    BehaviourPolicyGenerator(again).run()
+    (aside,) = (root / REPLACED_DIR).iterdir()
+    moved = json.loads((aside / "dataset_entries.json").read_text())
+    assert sorted(moved) == sorted(rel for rel in before if rel.startswith("task_001/"))
+    assert all((aside / rel).is_file() for rel in moved)
+    assert sorted((aside / "weights" / "task_01").glob("*.pt"))  # the old weights went with them
+    after = _checksums(root)
+    assert {r: c for r, c in after.items() if r.startswith("task_000/")} == \
+        {r: c for r, c in before.items() if r.startswith("task_000/")}
+    assert sorted(r for r in after if r.startswith("task_001/")) == sorted(moved)  # regenerated, all of them
+    assert verify_dataset(root) == []
+
+
+def test_a_job_killed_in_its_first_checkpoint_resumes_rather_than_refusing_itself(tmp_path, monkeypatch):
+    """The step-0 resume state a fresh job saves makes its own partly written first checkpoint its own."""
+    from rlkit.data import DatasetWriter
+
+    BehaviourPolicyGenerator(job(tmp_path, tmp_path / "full")).run()
+    real, calls = DatasetWriter.write_checkpoint, []
+
+    def dies_at_the_second_file(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(DatasetWriter, "write_checkpoint", dies_at_the_second_file)
+    with pytest.raises(KeyboardInterrupt):
+        BehaviourPolicyGenerator(job(tmp_path, tmp_path / "killed")).run()
+    monkeypatch.setattr(DatasetWriter, "write_checkpoint", real)
+    assert list(_checksums(tmp_path / "killed")) == ["task_000/step_00000200.npy"]  # task 0 written, task 1 not
+    BehaviourPolicyGenerator(job(tmp_path, tmp_path / "killed")).run()  # the same command again
+    assert _checksums(tmp_path / "killed") == _checksums(tmp_path / "full")
+
+
+def test_policy_train_refuses_to_regenerate_finished_tasks_in_one_line(tmp_path, capsys, monkeypatch):
+    from rlkit.cli import policy_train
+
+    monkeypatch.chdir(tmp_path)
+    base = ["--config", str(tiny_config(tmp_path)), "--preset", "train_quick", "--data_dir", str(tmp_path / "data"),
+            "--no-progress", "num_train_steps=300", "num_seed_steps=200", "eval_frequency=100",
+            "num_eval_sample_episodes=2", "agent.hidden_dim=16"]
+    assert policy_train.main(base + ["--tasks", "0,1"]) == 0
+    before = _checksums(tmp_path / "data")
+    capsys.readouterr()
+    assert policy_train.main(base + ["--split", "2", "--split_idx", "0"]) == 0  # tasks 0,1: the same job, done
+    assert _checksums(tmp_path / "data") == before
+    assert policy_train.main(base + ["--split", "4", "--split_idx", "1"]) == 2  # task 1 alone: another job
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "already holds checkpoints of task(s) 1 " in err
+    assert _checksums(tmp_path / "data") == before
+    assert policy_train.main(base + ["--split", "4", "--split_idx", "1", "--restart"]) == 0
+    assert "moved the old checkpoints of task 1 to" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        policy_train.main(base + ["--tasks", "0", "--restart", "--eval"])
+    assert "give one of them" in capsys.readouterr().err

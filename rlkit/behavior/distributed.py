@@ -50,6 +50,7 @@ from typing import Iterator
 
 from rlkit.behavior.generate import STATE_DIR, GenerationJob, checkpoint_schedule, weights_path
 from rlkit.errors import fail
+from rlkit.fileio import atomic_write_text
 
 MISSING_RAY = "error: --ray needs Ray: pip install 'ray[default]'"
 
@@ -378,6 +379,32 @@ def _import_ray():
     return ray
 
 
+def _claim_at_driver(job: GenerationJob) -> None:
+    """Gathering mode: refuse (or with ``--restart`` move aside) a group's tasks that already have
+    checkpoints in the driver's folder, as :meth:`BehaviourPolicyGenerator._claim_tasks` does on a
+    shared folder; the gathered files would otherwise replace them."""
+    from rlkit.behavior.generate import existing_checkpoints, set_aside
+
+    claim = Path(job.data_dir) / STATE_DIR / f"ray_claim_{job.tag}.json"
+    if not job.restart:
+        try:
+            if json.loads(claim.read_text()) == _marker(job):
+                return  # this group's own files, from a gather that was interrupted: it goes on
+        except (OSError, ValueError):
+            pass
+    if job.restart:
+        aside = set_aside(job)
+        if aside is not None:
+            print(f"moved the old checkpoints of tasks {_task_range(job.tasks)} to {aside}")
+    existing = existing_checkpoints(job)
+    if existing:
+        fail(f"{job.data_dir} already holds checkpoints of tasks {_task_range(sorted(existing))} written by an "
+             "earlier generation job, and a job never rewrites them: to generate them again add --restart "
+             "(moves them aside, deletes nothing), or write to another --data_dir")
+    claim.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(claim, json.dumps(_marker(job)))
+
+
 def run_with_ray(job: GenerationJob, address: str | None = None, groups: int | None = None, *,
                  regenerate: bool = False, shared_fs: bool | None = None, worker_root: str | None = None,
                  keep_worker_dirs: bool = False, runtime_env: dict | None = None,
@@ -446,10 +473,18 @@ def _dispatch(ray, job, writer, groups, regenerate, shared_fs, worker_root, keep
     results: list[dict | None] = [None] * len(jobs)
     if not regenerate:
         for i, j in enumerate(jobs):
-            if _group_complete(j, writer):
+            if not j.restart and _group_complete(j, writer):
                 results[i] = {"tasks": j.tasks, "checkpoints": 0, "seconds": 0.0, "host": None,
                               "device": None, "skipped": True}
                 say(f"ray: group {i + 1}/{len(jobs)} (tasks {_task_range(j.tasks)}) is complete; skipped")
+
+    if gather and not regenerate:
+        # the driver writes what the workers send back: the check a worker makes on a shared folder is
+        # made here, before any work
+        for i, j in enumerate(jobs):
+            if results[i] is None:
+                _claim_at_driver(j)
+        jobs = [dataclasses.replace(j, restart=False) for j in jobs]  # the workers' folders are their own
 
     # Ray Client (ray://) cannot stream a generator's items: each group then returns them as one list
     stream = not _client_mode()

@@ -43,12 +43,15 @@ from rlkit.core.precision import torch_dtype
 from rlkit.fileio import ExclusiveLock
 from rlkit.core.progress import progress
 from rlkit.data import DatasetError, DatasetWriter, Episode, write_legacy_checkpoint
+from rlkit.data.legacy import legacy_task_dirname, scan_legacy
+from rlkit.data.native import METADATA_FILE, read_metadata, recorded_checkpoints
 from rlkit.data.selection import checkpoint_schedule
 from rlkit.envs import make_env
 from rlkit.envs.vector import make_vector_env
 from rlkit.fileio import atomic_file
 
 STATE_DIR = "_generator"
+REPLACED_DIR = "_replaced"  # where --restart moves the checkpoints it regenerates (never deleted)
 
 
 def checkpoint_write_steps(schedule: Sequence[int], num_seed_steps: int, episode_length: int,
@@ -84,6 +87,7 @@ class GenerationJob:
     progress: bool = True
     eval_chunk: int = 0  # episodes per task rolled out at once (0: all of them)
     extra_config: dict = field(default_factory=dict)
+    restart: bool = False  # move the tasks' existing checkpoints aside and generate them again
 
     @property
     def tag(self) -> str:
@@ -102,6 +106,56 @@ class GenerationJob:
 
 def weights_path(data_dir: Path, task: int, step: int) -> Path:
     return data_dir / "weights" / f"task_{task:02d}" / f"agent_step{step}.pt"
+
+
+def existing_checkpoints(job: GenerationJob) -> dict[int, list[int]]:
+    """task -> checkpoint steps of ``job.tasks`` already in the job's folder: episodes (either
+    layout) or saved policy weights. What a fresh job would rewrite."""
+    root = Path(job.data_dir)
+    found: dict[int, set[int]] = {}
+    if (root / METADATA_FILE).is_file():
+        for task, steps in recorded_checkpoints(read_metadata(root)).items():
+            found.setdefault(task, set()).update(steps)
+    for task, groups in (scan_legacy(root) if root.is_dir() else {}).items():
+        found.setdefault(task, set()).update(step for _, step in groups)
+    for task in job.tasks:
+        folder = weights_path(root, task, 0).parent
+        if folder.is_dir():
+            for f in folder.glob("agent_step*.pt"):
+                step = f.stem.removeprefix("agent_step")
+                if step.isdigit():
+                    found.setdefault(task, set()).add(int(step))
+    return {t: sorted(found[t]) for t in job.tasks if found.get(t)}
+
+
+def set_aside(job: GenerationJob) -> Path | None:
+    """``--restart``: move the job's tasks' checkpoints, weights and this job's resume state to
+    ``DIR/_replaced/YYYYmmdd-HHMMSS/`` (same relative paths). Returns that folder, or None if there
+    was nothing to move. Nothing is deleted: a regenerated task never mixes with its old files."""
+    import time
+
+    root = Path(job.data_dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = next(d for n in range(1, 10_000)
+                if not (d := root / REPLACED_DIR / (stamp if n == 1 else f"{stamp}-{n}")).exists())
+    moved = False
+    if not job.legacy_layout and (root / METADATA_FILE).is_file():
+        # the manifest entries go with the files (a DatasetWriter opens the folder as the generator will)
+        probe = make_env(job.env_name, **job.env_params)
+        writer = DatasetWriter(root, job.env_name, job.env_params,
+                               [_jsonable(probe.task_params(i)) for i in range(probe.n_tasks)],
+                               probe.observation_space.shape[0], probe.action_space.shape[0],
+                               job.generator_config())
+        moved = bool(writer.set_aside_tasks(job.tasks, dest))
+    aside = [legacy_task_dirname(t) for t in job.tasks] + [f"weights/task_{t:02d}" for t in job.tasks]
+    aside += [f"{STATE_DIR}/{name}" for name in (job.state_path.name, f"replay_{job.tag}",
+                                                  f"ray_done_{job.tag}.json", f"ray_claim_{job.tag}.json")]
+    for rel in aside:
+        if (root / rel).exists():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).rename(dest / rel)
+            moved = True
+    return dest if moved else None
 
 
 class EpisodeCollector:
@@ -351,7 +405,9 @@ class BehaviourPolicyGenerator:
 
     def _run(self) -> None:
         job, cfg = self.job, self.job.sac
-        resumed = self.try_resume()
+        resumed = False if job.restart else self.try_resume()
+        if not resumed:
+            self._claim_tasks()
         n_eval = cfg.num_eval_episodes + cfg.num_eval_sample_episodes
         collector = EpisodeCollector(job, n_eval)
         venv = make_vector_env(job.env_name, job.env_params, job.tasks, autoreset_mode=AutoresetMode.SAME_STEP)
@@ -383,6 +439,28 @@ class BehaviourPolicyGenerator:
             collector.close()
             if tb is not None:
                 tb.close()
+
+    def _claim_tasks(self) -> None:
+        """A fresh job never rewrites checkpoints someone else wrote (``--tasks 5`` on a finished
+        dataset would silently make task 5 a mix of two generator runs): it refuses, or with
+        ``--restart`` moves them aside first. It then saves its step-0 state at once, so the same
+        command after a kill resumes this job instead of refusing its own first checkpoint."""
+        job = self.job
+        if job.restart:
+            aside = set_aside(job)
+            if aside is not None:
+                which = f"tasks {job.tasks[0]}..{job.tasks[-1]}" if len(job.tasks) > 1 else f"task {job.tasks[0]}"
+                print(f"moved the old checkpoints of {which} to {aside}")
+        existing = existing_checkpoints(job)
+        if existing:
+            tasks = sorted(existing)
+            shown = ",".join(map(str, tasks[:8])) + (",..." if len(tasks) > 8 else "")
+            steps = sorted({s for v in existing.values() for s in v})
+            raise DatasetError(
+                f"{job.data_dir} already holds checkpoints of task(s) {shown} (steps {steps[0]}..{steps[-1]}) written "
+                "by an earlier generation job, and a job never rewrites them: to generate them again add --restart "
+                "(moves them aside, deletes nothing), or write to another --data_dir")
+        self._save_state()
 
     def _reseed(self, venv, step: int) -> np.ndarray:
         s = derived_seed(self.job.seed, step)

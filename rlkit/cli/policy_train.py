@@ -3,7 +3,7 @@
 
     python policy_train.py --config configs/point-robot.json [--split K --split_idx j] [--gpu G]
         [--tasks 0,5,7] [--seed S] [--data_dir DIR] [--preset train|train_point|train_quick]
-        [--legacy-layout] [--eval] [--ray [ADDRESS]] [hydra overrides, e.g. num_train_steps=2000]
+        [--legacy-layout] [--eval] [--restart] [--ray [ADDRESS]] [hydra overrides, e.g. num_train_steps=2000]
 
 All selected tasks train together in one process (batched networks, lockstep
 envs). A killed run restarted with the same command continues from its last
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from rlkit.config import ConfigError, exit_on_config_error, load_config
-from rlkit.errors import cli, fail, on_interrupt
+from rlkit.errors import cli, fail, on_interrupt, this_command
 from rlkit.core.device import choose_device
 from rlkit.data.selection import fitting_steps, range_of
 from rlkit.envs import env_class
@@ -41,6 +41,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--legacy-layout", dest="legacy_layout", action="store_true",
                    help="write the reference's goal_idx{i}/trj_eval*_step*.npy files")
     p.add_argument("--eval", action="store_true", help="regenerate stochastic episodes from saved checkpoints")
+    p.add_argument("--restart", action="store_true",
+                   help="generate the selected tasks again although the folder has checkpoints of them: the old "
+                        "ones are moved to DATA_DIR/_replaced/TIMESTAMP/, never deleted (without it a job "
+                        "never rewrites a checkpoint another job wrote)")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run task groups as Ray tasks (no ADDRESS: a local Ray instance)")
     p.add_argument("--groups", type=int, default=None, help="task groups for --ray (default: one per GPU for CUDA jobs, else CPUs//2, at most one per task)")
@@ -88,16 +92,19 @@ def build_job(args):
     return GenerationJob(env_name=cfg["env_name"], env_params=dict(cfg["env_params"]), tasks=tasks, sac=sac,
                          data_dir=data_dir, seed=args.seed, device=str(device), legacy_layout=args.legacy_layout,
                          progress=args.progress, eval_chunk=facts.checkpoint_episode_chunk,
-                         extra_config={"preset": preset})
+                         extra_config={"preset": preset}, restart=args.restart)
 
 
 @cli
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.restart and args.eval:
+        fail("--restart regenerates whole checkpoints and --eval only their sampled episodes: give one of them")
     job = build_job(args)
     on_interrupt(where=f"generation of tasks {job.tasks[0]}..{job.tasks[-1]} into {job.data_dir} stopped "
                        "(finished checkpoints and episodes are kept)",
-                 how="continue it with the same command")
+                 how="continue it with the same command" if not args.restart else "continue it with",
+                 command=None if not args.restart else [a for a in this_command() if a != "--restart"])
     from rlkit.core.logger import SnapshotError
     from rlkit.data import DatasetError
 

@@ -466,6 +466,38 @@ class DatasetWriter:
             self._store.save(meta)
         return path
 
+    def set_aside_tasks(self, tasks: Iterable[int], dest: str | os.PathLike) -> list[str]:
+        """Move every recorded checkpoint file of ``tasks`` into ``dest`` and drop their entries.
+
+        What ``policy_train.py --restart`` does before generating these tasks again:
+        nothing is deleted. The files keep their relative paths under ``dest``, and
+        their manifest entries go to ``dest/dataset_entries.json``, so the old
+        checkpoints can be put back by hand. Entries are dropped before the files
+        move (under the writer lock), so a kill in between leaves them unrecorded,
+        never recorded and missing. Returns the moved relative paths.
+        """
+        wanted = {int(t) for t in tasks}
+        dest = Path(dest)
+        with file_lock(self.root / LOCK_FILE):
+            meta = self._store.load()
+            moved = {rel: e for rel, e in meta["files"].items() if int(e["task"]) in wanted}
+            if not moved:
+                return []
+            dest.mkdir(parents=True, exist_ok=True)
+            listing = dest / "dataset_entries.json"
+            old = json.loads(listing.read_text()) if listing.exists() else {}
+            atomic_write_bytes(listing, json.dumps({**old, **moved}, indent=1, sort_keys=True).encode(),
+                               fsync=self.fsync)
+            for rel in moved:
+                del meta["files"][rel]
+            self._store.save(meta)
+        for rel in moved:
+            src = self.root / rel
+            if src.exists():
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dest / rel)
+        return sorted(moved)
+
     def _records(self, eps: Sequence[Episode]) -> np.ndarray:
         return episodes_to_records(eps, self._dtype)
 
