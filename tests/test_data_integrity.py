@@ -51,6 +51,22 @@ def test_checksums_are_checked_on_load_and_cached(tmp_path, monkeypatch):
     assert any("SHA-256" in p for p in verify_dataset(root))
 
 
+def test_a_file_edited_in_place_with_size_and_mtime_kept_is_hashed_again(tmp_path):
+    """The stamp was keyed on (size, mtime): an edit that kept both (a careless tool, `touch -d`) was
+    trained on without a check. The inode's change time moves with any write and cannot be set back."""
+    import os
+
+    root = write_synthetic_dataset(tmp_path / "d", n_tasks=2, steps=STEPS, n_sampled=3)
+    load(root)  # stamps every file
+    target = root / "task_000" / "step_00000100.npy"
+    st = target.stat()
+    flip_bytes(target)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))  # size and mtime as the stamp knows them
+    assert target.stat().st_size == st.st_size and target.stat().st_mtime_ns == st.st_mtime_ns
+    with pytest.raises(DatasetError, match=r"task_000/step_00000100.npy fails its SHA-256 check"):
+        load(root)
+
+
 def test_non_finite_values_are_refused_with_their_place(tmp_path):
     root = tmp_path / "d"
     writer = DatasetWriter(root, "synthetic", {"n_tasks": 2, "max_episode_steps": 20},

@@ -438,14 +438,21 @@ def _episode_ends(offsets: np.ndarray, n: int) -> np.ndarray:
 
 
 class VerifiedStamp:
-    """Files whose SHA-256 already matched, keyed by (size, mtime, checksum): ``DATASET/.verified.json``.
+    """Files whose SHA-256 already matched: ``DATASET/.verified.json``, keyed by (size, mtime, ctime,
+    inode, checksum).
 
     Hashing a whole selection costs 20-50 % of loading it, every run. A file
-    that passed once and has not been modified since (same size and
-    modification time, same recorded checksum) is not hashed again; a file
-    rewritten or touched is. The stamp is a cache: when the dataset folder is
-    read-only it is simply not written. Bit rot that keeps size and mtime is
-    only caught by ``python -m rlkit.data verify``, which always hashes.
+    that passed once and has not been changed since is not hashed again. The
+    inode's change time (ctime) is what makes "not changed" hold: any write,
+    even one that keeps the size and sets the modification time back (``touch
+    -d``, an editor or a copy tool that preserves it), moves the ctime, which no
+    user call can set; a file replaced by another one has another inode. Size
+    and mtime alone let a file edited in place with both kept be trained on.
+    The stat call was made anyway, so the stronger key costs nothing
+    (``benchmarks/bench_verified_stamp.py``). The stamp is a cache: when the
+    dataset folder is read-only it is simply not written. Corruption below the
+    file system (bit rot on the disk) changes no inode field; ``python -m
+    rlkit.data verify`` always hashes.
     """
 
     NAME = ".verified.json"
@@ -458,7 +465,7 @@ class VerifiedStamp:
         try:
             loaded = json.loads(self.path.read_text(encoding="utf-8"))
             if isinstance(loaded, dict):
-                self.entries = {k: v for k, v in loaded.items() if isinstance(v, list) and len(v) == 3}
+                self.entries = {k: v for k, v in loaded.items() if isinstance(v, list) and len(v) == 5}
         except (OSError, ValueError):
             pass  # no stamp yet, or an unreadable one: everything is hashed
 
@@ -467,7 +474,7 @@ class VerifiedStamp:
             st = (self.root / rel).stat()
         except OSError:
             return None
-        return [int(st.st_size), int(st.st_mtime_ns), str(entry["sha256"])]
+        return [int(st.st_size), int(st.st_mtime_ns), int(st.st_ctime_ns), int(st.st_ino), str(entry["sha256"])]
 
     def covers(self, rel: str, entry) -> bool:
         key = self._key(rel, entry)
