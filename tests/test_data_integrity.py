@@ -5,12 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from rlkit.data import DatasetError, load_offline_data, verify_dataset
+from rlkit.data import DatasetError, check_tasks_match, load_offline_data, verify_dataset
 from rlkit.data import loader as loader_mod
 from rlkit.data.native import DatasetWriter
 from rlkit.data.synthetic import synthetic_episodes, write_synthetic_dataset
 from rlkit.envs import make_env
-from rlkit.launchers.meta_train import check_tasks_match
 
 STEPS = [100, 200]
 

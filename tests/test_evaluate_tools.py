@@ -342,3 +342,43 @@ def test_load_run_takes_the_highest_iteration_of_a_copied_run(tiny_csro_run, tmp
     future = time.time() + 100
     os.utime(copy / "agent_itr_0.pth", (future, future))
     assert load_run(copy).iteration == 1
+
+
+def test_an_older_snapshot_is_never_evaluated_silently(tiny_csro_run, tmp_path, capsys):
+    """A truncated newest snapshot used to make evaluate / context_shift / show_path fall back to an
+    older one without a word: the numbers would then be an earlier iteration's."""
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_csro_run.run_dir, copy)
+    (copy / "agent.pth").write_bytes((copy / "agent.pth").read_bytes()[:1000])  # a kill or a full disk
+    assert load_run(copy).iteration == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: ") and "agent.pth" in err[0]
+    assert err[0].endswith("using the newest snapshot that loads instead: agent_itr_0.pth (iteration 0)")
+    load_run(tiny_csro_run.run_dir)
+    assert capsys.readouterr().err == ""  # nothing to say when the newest one loads
+
+
+def test_the_evaluation_tools_check_their_data_as_training_does(tiny_csro_run, tmp_path, capsys):
+    """--data_dir was read without checksums or task parameters: another task set's data, or a damaged
+    file, gave offline-context numbers for the wrong tasks, or from corrupt transitions."""
+    other = tmp_path / "other_tasks"
+    shutil.copytree(tiny_csro_run.data_dir, other)
+    meta = json.loads((other / "dataset.json").read_text())
+    meta["tasks"] = [{k: (np.asarray(v) + 0.5).tolist() if k == "goal" else v for k, v in t.items()}
+                     for t in meta["tasks"]]
+    (other / "dataset.json").write_text(json.dumps(meta))
+    args = ["--protocols", "offline", "--num_evals", "1"]
+    assert ev.main([str(tiny_csro_run.run_dir), "--data_dir", str(other), *args]) == 2
+    err = capsys.readouterr().err
+    assert "made for other tasks" in err and len(err.strip().splitlines()) == 1
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_csro_run.data_dir, damaged)
+    (damaged / ".verified.json").unlink(missing_ok=True)
+    test_file = sorted((damaged / "task_002").glob("step_*.npy"))[0]
+    data = bytearray(test_file.read_bytes())
+    data[-5] ^= 0xFF
+    test_file.write_bytes(bytes(data))
+    assert cs.main([str(tiny_csro_run.run_dir), "--data_dir", str(damaged), "--num_evals", "1",
+                    "--out", str(tmp_path / "cs")]) == 2
+    assert "fails its SHA-256 check" in capsys.readouterr().err

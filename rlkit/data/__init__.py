@@ -28,7 +28,8 @@ from rlkit.data.convert import convert_dataset
 from rlkit.data.episodes import Episode, episodes_from_flat
 from rlkit.data.errors import DatasetError
 from rlkit.data.legacy import legacy_has_checkpoint, read_legacy_file, write_legacy_checkpoint, write_legacy_episode
-from rlkit.data.loader import OfflineData, checkpoint_steps, compute_abs_max, detect_layout, load_offline_data
+from rlkit.data.loader import (OfflineData, check_tasks_match, checkpoint_steps, compute_abs_max, detect_layout,
+                               load_offline_data, same_params)
 from rlkit.data.native import (
     FORMAT_VERSION,
     DatasetWriter,
@@ -59,6 +60,8 @@ __all__ = [
     "legacy_has_checkpoint",
     "load_normalizer",
     "load_offline_data",
+    "check_tasks_match",
+    "same_params",
     "read_checkpoint_episodes",
     "read_legacy_file",
     "read_metadata",

@@ -10,6 +10,7 @@ concatenated in the reference's order: task, then checkpoint, then k, then time.
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -21,6 +22,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from rlkit.core.logger import json_roundtrip
 from rlkit.data._io import atomic_write_bytes
 from rlkit.data.errors import DatasetError
 from rlkit.errors import ignore_interrupts
@@ -723,3 +725,37 @@ def compute_abs_max(data_dir: str | os.PathLike) -> np.ndarray:
     one normalizer serves whatever selection training uses.
     """
     return abs_max_of(iter_all_transitions(data_dir), what=str(data_dir))
+
+
+# ---- the data fits the config ------------------------------------------------------------------
+
+
+def check_tasks_match(metadata: dict, env, tasks, data_dir) -> None:
+    """Refuse a dataset made for other tasks than the config's env defines (native datasets record them).
+
+    A 20-task config on a 40-task dataset would otherwise train task 5's policy
+    on data whose goal is not the env's task 5.
+    """
+    recorded = (metadata or {}).get("tasks")
+    if not recorded:
+        return  # the reference's layout records no task parameters
+    for t in tasks:
+        t = int(t)
+        ours = json_roundtrip(env.task_params(t))
+        theirs = recorded[t] if t < len(recorded) else None
+        if theirs is None or not same_params(ours, theirs):
+            raise DatasetError(
+                f"{data_dir} was made for other tasks: task {t} there is {theirs}, but this config's env makes it "
+                f"{ours} (env_params {metadata.get('env_params')} there); use the env_params the data was made "
+                "with or point data_dir at a matching dataset")
+
+
+def same_params(a, b, rel: float = 1e-9) -> bool:
+    """Equal task parameters: same structure, numbers equal to ``rel``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_params(a[k], b[k], rel) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_params(x, y, rel) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=1e-12)
+    return a == b

@@ -13,6 +13,8 @@ path and, for a missing iteration, the iterations that do exist.
 
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -68,6 +70,9 @@ def resolve_snapshot(run_dir: str | Path, itr: int | None = None, device="cpu") 
                 raise RunLoadError(skipped[0])
             raise RunLoadError(f"no snapshot (agent.pth / agent_itr_K.pth) in {str(run_dir)!r}; "
                                "has the run finished an iteration?")
+        for reason in skipped:  # evaluating an older snapshot than the run's newest must never be silent
+            print(f"warning: {reason}; using the newest snapshot that loads instead: {path.name} "
+                  f"(iteration {int(state.get('iteration', -1))})", file=sys.stderr)
         return path, _checked(path, state)
     numbered = numbered_snapshots(run_dir)
     if itr in numbered:
@@ -149,8 +154,9 @@ class LoadedRun:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if split not in self._cache:
-            from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data
+            from rlkit.data import DatasetError, MultiTaskBuffer, check_tasks_match, load_offline_data
             from rlkit.data.minari_format import is_minari_ref
+            from rlkit.envs import make_env
 
             algo = self.algo
             data_dir = self.data_dir or Path(algo["data_dir"])
@@ -160,9 +166,13 @@ class LoadedRun:
             tasks = self.train_tasks if split == "train" else self.test_tasks
             epochs = algo["train_epoch"] if split == "train" else algo["eval_epoch"]
             try:
+                # checked as meta-training checks it: checksums (unless the run turned them off) and the
+                # task parameters, so another task set's data is never taken for this run's tasks
                 data = load_offline_data(data_dir, tasks, epochs, algo["n_trj"], bool(algo["sample"]),
                                          obs_dim=self.obs_dim, act_dim=self.act_dim, env_name=self.env_name,
-                                         max_transitions_per_task=algo["replay_buffer_size"])
+                                         max_transitions_per_task=algo["replay_buffer_size"],
+                                         verify=bool(algo.get("verify_data", True)))
+                check_tasks_match(data.metadata, make_env(self.env_name, **self.env_params), data.task_ids, data_dir)
                 self._cache[split] = MultiTaskBuffer(data, self.device, dtype=dtype_of(self.agent))
             except DatasetError as exc:
                 raise RunLoadError(f"cannot load the {split} tasks' offline data: {exc}") from None

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
-import math
 import os
 import sys
 import time
@@ -30,12 +29,12 @@ import torch
 from rlkit.config import Config, ConfigError, check_seed
 from rlkit.core.device import run_device
 from rlkit.core.precision import computing_in
-from rlkit.core.logger import (START_OVER, VARIANT_FILE, RunDirError, RunLogger, holds_a_run, json_roundtrip,
+from rlkit.core.logger import (START_OVER, VARIANT_FILE, RunDirError, RunLogger, holds_a_run,
                                latest_snapshot, load_snapshot, move_aside, numbered_snapshots,
                                newest_loadable_snapshot, run_dir_path, settings_drift)
 from rlkit.core.progress import progress
 from rlkit.core.tracking import attach_trackers, import_wandb, key_hparams
-from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data, split_tasks_from_variant
+from rlkit.data import MultiTaskBuffer, check_tasks_match, load_offline_data, split_tasks_from_variant
 from rlkit.data.selection import resolve_auto
 from rlkit.envs import ENVS, make_env
 from rlkit.errors import UserError
@@ -213,37 +212,6 @@ def load_experiment_data(cfg: Config, seed: int, device: torch.device) -> Experi
         check_tasks_match(data.metadata, env, data.task_ids, algo["data_dir"])
     return ExperimentData([int(t) for t in train_tasks], [int(t) for t in test_tasks],
                           MultiTaskBuffer(train, device), MultiTaskBuffer(test, device), train.obs_abs_max)
-
-
-def check_tasks_match(metadata: dict, env, tasks, data_dir) -> None:
-    """Refuse a dataset made for other tasks than the config's env defines (native datasets record them).
-
-    A 20-task config on a 40-task dataset would otherwise train task 5's policy
-    on data whose goal is not the env's task 5.
-    """
-    recorded = (metadata or {}).get("tasks")
-    if not recorded:
-        return  # the reference's layout records no task parameters
-    for t in tasks:
-        t = int(t)
-        ours = json_roundtrip(env.task_params(t))
-        theirs = recorded[t] if t < len(recorded) else None
-        if theirs is None or not same_params(ours, theirs):
-            raise DatasetError(
-                f"{data_dir} was made for other tasks: task {t} there is {theirs}, but this config's env makes it "
-                f"{ours} (env_params {metadata.get('env_params')} there); use the env_params the data was made "
-                "with or point data_dir at a matching dataset")
-
-
-def same_params(a, b, rel: float = 1e-9) -> bool:
-    """Equal task parameters: same structure, numbers equal to ``rel``."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_params(a[k], b[k], rel) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same_params(x, y, rel) for x, y in zip(a, b))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=1e-12)
-    return a == b
 
 
 class MetaTrainer:
