@@ -8,12 +8,15 @@ OSError the kernel would give.
 import errno
 
 import pytest
+from pathlib import Path
 
 import launch_experiment
 import policy_train
 from rlkit import plot as rplot
 from rlkit.data import __main__ as data_cli
 from rlkit.errors import cli
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def last_line(capsys) -> str:
@@ -117,6 +120,23 @@ def test_seeds_out_of_range_are_one_line_errors(tmp_path, capsys, argv):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "must be an integer from 0 to 4294967295 (2**32 - 1)" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("radius, says", [("-0.2", "goal_radius must be a positive number"),
+                                          ("0", "goal_radius must be a positive number"),
+                                          ("nan", "goal_radius must be a finite number")])
+def test_a_goal_radius_that_makes_the_sparse_reward_zero_everywhere_is_refused(tmp_path, capsys, radius, says):
+    """Was accepted: the sparse reward is then 0 for every method, and a table compares zeros."""
+    config = REPO / "configs" / "sparse-point-robot.json"
+    out = tmp_path / "out"
+    try:  # a config error exits from inside the config loader
+        rc = launch_experiment.main([str(config), f"env_params.goal_radius={radius}", f"util_params.base_log_dir={out}"])
+    except SystemExit as exc:
+        rc = exc.code
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0]
+    assert not out.exists()
 
 
 def test_an_override_without_equals_is_reported_as_such(tmp_path, capsys):

@@ -63,6 +63,42 @@ def test_convert_legacy_to_native_with_config(native, tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
 
 
+def test_convert_with_a_malformed_config_is_one_line(native, tmp_path, capsys):
+    """Was: a JSONDecodeError traceback."""
+    legacy = tmp_path / "legacy"
+    main(["convert", str(native), str(legacy), "--to", "legacy"])
+    capsys.readouterr()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"env_name": "cheetah-vel", ')
+    for cfg, says in ((bad, "is not valid JSON (line 1, column 29"), (tmp_path / "nope.json", "does not exist"),
+                      (tmp_path, "cannot be read")):
+        assert main(["convert", str(legacy), str(tmp_path / "out"), "--to", "native", "--config", str(cfg)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_convert_leaves_nothing_that_blocks_the_rerun(native, tmp_path, capsys):
+    """Was: the files converted before the failure stayed in DST, and the corrected rerun was refused
+    ("not empty"). Now the conversion is built beside DST and renamed into place only when complete."""
+    legacy = tmp_path / "legacy"
+    main(["convert", str(native), str(legacy), "--to", "legacy"])
+    victim = sorted((legacy / "goal_idx2").iterdir())[-1]
+    good = victim.read_bytes()
+    victim.write_bytes(b"not a numpy file")
+    out = tmp_path / "out"
+    assert main(["convert", str(legacy), str(out), "--to", "native"]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    victim.write_bytes(good)  # the corrected source: the same command now works
+    assert main(["convert", str(legacy), str(out), "--to", "native"]) == 0
+    assert main(["verify", str(out)]) == 0
+    out.joinpath("stray").write_text("x")  # an existing, non-empty DST is replaced only with --overwrite
+    assert main(["convert", str(legacy), str(out), "--to", "native"]) == 2
+    assert main(["convert", str(legacy), str(out), "--to", "native", "--overwrite"]) == 0
+    assert not (out / "stray").exists() and (out / "dataset.json").is_file()
+
+
 def test_normalizer_command_and_loading(native, tmp_path, capsys):
     assert main(["normalizer", str(native)]) == 0
     abs_max = load_normalizer(native, 4)

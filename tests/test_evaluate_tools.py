@@ -153,6 +153,26 @@ def test_show_path_point_robot_pngs(tiny_csro_run, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_show_path_refuses_a_config_of_other_env_settings(tiny_csro_run, tmp_path, capsys):
+    """Was: the run's own env was used silently, under a config that says otherwise."""
+    show_path = _show_path()
+    cfg = json.loads(tiny_csro_run.config.read_text())
+    cfg["env_params"]["max_episode_steps"] = 30
+    other = tmp_path / "point-robot.json"
+    other.write_text(json.dumps(cfg))
+    assert show_path.main([str(other), "--exp_name", "tiny", "--base_log_dir", str(tiny_csro_run.base_log_dir),
+                           "--out", str(tmp_path / "figs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sets env_params.max_episode_steps other than the run" in err[0]
+    assert not (tmp_path / "figs").exists()
+
+    class Run:  # a run folder copied under another env's name
+        env_name, env_params, run_dir = "sparse-point-robot", cfg["env_params"], tmp_path
+
+    with pytest.raises(ValueError, match="is a 'point-robot' config, but the run .* was trained on 'sparse-point-robot'"):
+        show_path.check_same_env(cfg, Run, other)
+
+
 @pytest.mark.parametrize("env_name,figure", [("cheetah-vel", "velocity_itr0.png"),
                                               ("ant-goal", "goal_distance_itr0.png")])
 def test_show_path_mujoco_figures(env_name, figure, tmp_path):

@@ -287,6 +287,21 @@ def make_figures(run, out_dir, protocols=("online", "offline", "np_online"), tas
     return paths
 
 
+def check_same_env(cfg, run, config_path) -> None:
+    """The figures are drawn in the run's own env; a config of another env or other env_params (the
+    sparse variant's radius, another task count) would label them with settings they were not made
+    with, so it is refused rather than silently replaced by the run's."""
+    from rlkit.core.logger import changed_keys, json_roundtrip
+
+    if cfg["env_name"] != run.env_name:
+        raise ValueError(f"{config_path} is a {cfg['env_name']!r} config, but the run at {run.run_dir} was trained on "
+                         f"{run.env_name!r}: pass the config the run was trained with")
+    diff = changed_keys(json_roundtrip(dict(run.env_params)), json_roundtrip(dict(cfg["env_params"])), "env_params.")
+    if diff:
+        raise ValueError(f"{config_path} sets {', '.join(d.rstrip('.') for d in diff)} other than the run at "
+                         f"{run.run_dir} was trained with: pass the config the run was trained with")
+
+
 @cli
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -307,6 +322,7 @@ def main(argv=None) -> int:
         if args.num_evals < 1:
             raise ValueError(f"--num_evals must be >= 1, got {args.num_evals}")
         run = load_run(run_dir, args.itr, device=choose_device(args.gpu), data_dir=args.data_dir)
+        check_same_env(cfg, run, args.config)
         tasks = pick_tasks(run.test_tasks, args.tasks, args.num_tasks)
         paths = make_figures(run, args.out or run_dir / "figures", protocols, tasks, args.num_evals,
                              seed=args.seed, fmt=args.format)

@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.cmd == "convert":
             env_name, env_params, task_params = args.env_name, {}, []
             if args.config:
-                cfg = json.loads(Path(args.config).read_text())
+                cfg = _read_config(args.config)
                 env_name = env_name or cfg.get("env_name")
                 env_params = cfg.get("env_params", {})
                 if args.to == "native" and env_name:
@@ -142,6 +142,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _read_config(path: str) -> dict:
+    """``convert --config``: the env_name / env_params of a config JSON, or a one-line error."""
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"--config {path} does not exist: pass the configs/ENV.json the data was made with") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"--config {path} cannot be read ({exc}); pass a readable config JSON") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"--config {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                           "fix it and run the same command") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("env_params", {}), dict):
+        raise DatasetError(f"--config {path} must be a JSON object with env_name and an env_params object")
+    return cfg
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -70,24 +72,44 @@ def convert_dataset(
         return export_minari(src, str(dst), tasks=tasks)
     if is_minari_ref(dst):
         raise DatasetError(f"{dst} is a Minari name: pass --to minari to write a Minari dataset")
-    if layout == "minari":
-        dst = Path(dst)
-        if dst.exists() and any(dst.iterdir()) and not overwrite:
-            raise DatasetError(f"{dst} is not empty; choose an empty folder or pass --overwrite")
-        return import_minari(src, dst, to=to, tasks=tasks, fsync=fsync)
-    src, dst = Path(src), Path(dst)
+    dst = Path(dst)
+    if dst.exists() and not dst.is_dir():
+        raise DatasetError(f"{dst} is a file, not a folder: choose a new folder for the converted dataset")
     if dst.exists() and any(dst.iterdir()) and not overwrite:
         raise DatasetError(f"{dst} is not empty; choose an empty folder or pass --overwrite")
-    dst.mkdir(parents=True, exist_ok=True)
-    wanted = None if tasks is None else {int(t) for t in tasks}
-    if to == "legacy":
-        stats = _native_to_legacy(src, dst, wanted, fsync)
-    else:
-        stats = _legacy_to_native(src, dst, wanted, env_name, env_params, task_params, max_episode_steps, fsync)
-    norm = src / NORMALIZER_FILE
-    if norm.exists():
-        (dst / NORMALIZER_FILE).write_bytes(norm.read_bytes())
+    # written into a hidden sibling and renamed into place once complete: a conversion that fails
+    # (bad source file, disk full, Ctrl-C) leaves no partial DST to block the corrected rerun
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{dst.name}.converting-", dir=dst.parent))
+    try:
+        if layout == "minari":
+            stats = import_minari(src, stage, to=to, tasks=tasks, fsync=fsync)
+        else:
+            src_path, wanted = Path(src), None if tasks is None else {int(t) for t in tasks}
+            if to == "legacy":
+                stats = _native_to_legacy(src_path, stage, wanted, fsync)
+            else:
+                stats = _legacy_to_native(src_path, stage, wanted, env_name, env_params, task_params,
+                                          max_episode_steps, fsync)
+            norm = src_path / NORMALIZER_FILE
+            if norm.exists():
+                (stage / NORMALIZER_FILE).write_bytes(norm.read_bytes())
+        _put_in_place(stage, dst)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     return stats
+
+
+def _put_in_place(stage: Path, dst: Path) -> None:
+    """Rename the finished ``stage`` to ``dst``; an existing ``dst`` (empty, or --overwrite) goes first."""
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.replaced-{os.getpid()}")
+        os.rename(dst, old)
+        os.rename(stage, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(stage, dst)
 
 
 def _native_to_legacy(src: Path, dst: Path, wanted, fsync) -> dict:

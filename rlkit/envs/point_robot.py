@@ -8,6 +8,8 @@ used by both the single env and :class:`PointRobotVectorEnv`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -44,6 +46,21 @@ def half_circle_goals(n_tasks: int, randomize: bool) -> np.ndarray:
 
 # The drawn window of the plane: the goals' half circle with a margin for overshooting paths.
 _VIEW_X, _VIEW_Y = (-1.35, 1.35), (-0.55, 1.35)
+
+
+def checked_goal_radius(goal_radius) -> float:
+    """``env_params.goal_radius`` as a float, or a one-line error: a radius of 0 or less makes the
+    sparse reward 0 everywhere (every method scores the same 0, silently), and NaN likewise."""
+    from rlkit.envs import EnvParamError
+
+    try:
+        radius = float(goal_radius)
+    except (TypeError, ValueError):
+        radius = float("nan")
+    if not (math.isfinite(radius) and radius > 0):
+        raise EnvParamError(f"env_params.goal_radius must be a positive number (the sparse reward's radius around "
+                            f"the goal; 0.2 in the paper), got {goal_radius!r}")
+    return radius
 
 
 def draw_point_robot(size: int, goals, goal, trail, goal_radius: float | None) -> np.ndarray:
@@ -143,7 +160,7 @@ class SparsePointRobotEnv(PointRobotEnv):
 
     def __init__(self, n_tasks: int = 2, randomize_tasks: bool = False, max_episode_steps: int = 20,
                  goal_radius: float = 0.2):
-        self.goal_radius = float(goal_radius)
+        self.goal_radius = checked_goal_radius(goal_radius)
         super().__init__(n_tasks, randomize_tasks, max_episode_steps)
 
 
@@ -153,7 +170,7 @@ class PointRobotWindEnv(PointRobotEnv):
 
     def __init__(self, n_tasks: int = 2, randomize_tasks: bool = False, max_episode_steps: int = 20,
                  goal_radius: float = 0.2):
-        self.goal_radius = float(goal_radius)
+        self.goal_radius = checked_goal_radius(goal_radius)
         super().__init__(n_tasks, randomize_tasks, max_episode_steps)
 
     def _make_tasks(self, randomize: bool) -> list[dict]:
