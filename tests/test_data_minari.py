@@ -247,6 +247,12 @@ def test_conversion_refusals(native, store, tmp_path, capsys):
     assert "--to minari" in _one_line_error(capsys, ["convert", str(native), "minari:x/y", "--to", "legacy"])
     # the normalizer is computed on the native dataset, not on its Minari copy
     assert "native dataset" in _one_line_error(capsys, ["normalizer", f"minari:{NS}"])
+    # a namespace is path parts of letters, digits, '_' and '-': '..' used to write outside the store
+    # (then a traceback from Minari's id parser)
+    for ns in ("../../escape", "x/../y", "x//y", "a b"):
+        err = _one_line_error(capsys, ["convert", str(native), f"minari:{ns}", "--to", "minari"])
+        assert "Minari namespace parts are letters, digits" in err
+    assert not (store.parent / "escape").exists() and not (store.parent.parent / "escape").exists()
 
 
 def test_without_minari_installed_the_error_says_what_to_install(monkeypatch):

@@ -26,6 +26,7 @@ refused on reading. ``minari`` is an optional dependency, imported here only.
 from __future__ import annotations
 
 import json
+import re
 import os
 import warnings
 from dataclasses import dataclass
@@ -79,11 +80,18 @@ def task_dataset_name(task: int) -> str:
     return f"task-{int(task):03d}-v0"
 
 
+_SAFE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
 def _namespace_of(ref: str) -> str:
     ns = ref[len(PREFIX):] if ref.startswith(PREFIX) else ref
     ns = ns.strip("/")
     if not ns:
         raise DatasetError(f"{ref!r} names no Minari namespace: write minari:NAMESPACE, e.g. minari:csro/point-robot")
+    bad = [part for part in ns.split("/") if not _SAFE_PART.fullmatch(part)]
+    if bad:  # '..' would write outside MINARI_DATASETS_PATH; other characters break Minari's dataset ids
+        raise DatasetError(f"{ref!r}: Minari namespace parts are letters, digits, '_' and '-' (no '..', '.', empty "
+                           f"parts or spaces), got {bad[0]!r}; e.g. minari:csro/point-robot")
     return ns
 
 
