@@ -393,12 +393,47 @@ def load_config(json_path: str | os.PathLike, overrides: Iterable[str] = (), *,
     data = _read_json(path)
     for key, value in data.items():
         _set_value(cfg, schema, key, value, f"in {str(path)!r}")
+    overridden = set()
     for text in overrides:  # algo_type=NAME on the command line picks the preset applied below
         key, raw = parse_override(text)
+        overridden.add(key)
         if key == "algo_type":
             _set_value(cfg, schema, key, raw.strip(), f"in override {text!r}")
+    written = dict(_leaves(data))
     apply_algo_preset(cfg, schema)
+    _refuse_preset_conflicts(path, written, cfg["algo_type"], overridden)
     return apply_overrides(cfg, overrides, schema=schema, check_env=check_env)
+
+
+def _leaves(tree: Mapping, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """(dotted key, value) of every non-section value of a JSON object (``_comment`` keys skipped)."""
+    for key, value in tree.items():
+        if str(key).startswith("_"):
+            continue
+        if isinstance(value, Mapping):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _refuse_preset_conflicts(path: Path, written: dict, algo_type: str, overridden: set) -> None:
+    """An env JSON that sets a method key to another value than the ``algo_type`` preset is refused.
+
+    The preset goes on top of the JSON, so before this check ``"use_club": false`` in an env JSON
+    loaded as true under the CSRO preset, silently: a run labelled with one method would have been
+    another, or the other way round. The command line still wins over both (a deliberate ablation).
+    """
+    preset_path = algo_presets()[algo_type]
+    for key, value in _leaves(_read_json(preset_path)):
+        if key in overridden or key not in written:
+            continue
+        mine = written[key]
+        if mine != value:
+            raise ConfigError(
+                f"{str(path)!r} sets {key}={json.dumps(mine)} but the {algo_type} preset ({preset_path.name}, "
+                f"algo_type={algo_type}) sets {json.dumps(value)}: the preset defines the method, so remove the key "
+                f"from the JSON, choose another algo_type, or give {key}={json.dumps(mine)} on the command line "
+                "(overrides win over both)")
 
 
 def algo_presets() -> dict[str, Path]:

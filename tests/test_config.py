@@ -11,6 +11,7 @@ import pytest
 
 from rlkit.config import (
     ConfigError,
+    algo_presets,
     apply_overrides,
     epoch_range,
     load_config,
@@ -458,3 +459,37 @@ def test_a_context_larger_than_a_tasks_buffer_is_refused(minimal):
     assert "algo_params.embedding_batch_size (10000000) exceeds algo_params.replay_buffer_size" in str(err.value)
     cfg = load_config(minimal, ["algo_params.embedding_batch_size=1000", "algo_params.replay_buffer_size=1000"])
     assert cfg["algo_params"]["embedding_batch_size"] == 1000
+
+
+def _env_json(tmp_path, **algo) -> Path:
+    cfg = json.loads((REPO / "configs" / "point-robot.json").read_text())
+    cfg["algo_params"].update(algo)
+    path = tmp_path / "env.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def test_an_env_json_that_contradicts_its_preset_is_refused(tmp_path):
+    """Was: the preset went on top, so "use_club": false in an env JSON loaded as true under CSRO."""
+    path = _env_json(tmp_path, use_club=False)
+    with pytest.raises(ConfigError, match=r"sets algo_params.use_club=false but the CSRO preset \(CSRO.json, "
+                                          r"algo_type=CSRO\) sets true: .*on the command line"):
+        load_config(path)
+    # the command line wins over both: a deliberate ablation is one override away
+    assert load_config(path, ["algo_params.use_club=false"])["algo_params"]["use_club"] is False
+    # agreeing with the preset (as the authors' JSONs do) is fine, whatever algo_type picks it
+    assert load_config(_env_json(tmp_path, use_club=True, use_FOCAL_cl=True))["algo_params"]["use_club"] is True
+    with pytest.raises(ConfigError, match="the FOCAL preset"):
+        load_config(_env_json(tmp_path, use_club=True), ["algo_type=FOCAL"])
+
+
+def test_every_shipped_env_config_runs_every_preset(tmp_path):
+    """The env JSONs leave the method to the preset, so `algo_type=X` works on each of them."""
+    from rlkit.config import _leaves
+
+    for env_json in sorted((REPO / "configs").glob("*.json")):
+        for name, preset in algo_presets().items():
+            cfg = load_config(env_json, [f"algo_type={name}"])
+            for key, value in _leaves(json.loads(preset.read_text())):
+                section, _, leaf = key.rpartition(".")
+                assert cfg[section][leaf] == value, (env_json.name, name, key)
