@@ -176,7 +176,13 @@ def test_padded_contexts_pool_like_each_context_on_its_own(ib):
             else:
                 spread = out.std(dim=0) if n > 1 else torch.zeros(hp.latent_size)
             torch.testing.assert_close(tr.agent.z_var_from_encoded(tr.agent.encode_context(ctx), lengths)[m], spread)
-    cached = tr.agent.z_from_encoded(tr.agent.encode_context(ctx), lengths)  # what evaluation caches
+    # what evaluation caches (the encoded rows, pooled per length) ignores whatever lies past each
+    # task's length: rows beyond it, here huge, must not reach z (a pooling that read them would fail)
+    junk = ctx.clone()
+    for m, n in enumerate(lengths.tolist()):
+        junk[m, n:] = 1e3 * torch.randn_like(junk[m, n:])
+    with torch.no_grad():
+        cached = tr.agent.z_from_encoded(tr.agent.encode_context(junk), lengths)
     torch.testing.assert_close(cached, z)
 
 

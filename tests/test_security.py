@@ -128,7 +128,10 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     code = ("import os, sys; from rlkit.core.logger import RunLogger; "
             f"RunLogger.create({str(tmp_path)!r}, 'point-robot', 'x', 0, {{}}, tensorboard=False, console=False); "
             "os.kill(os.getpid(), 9)")
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120)
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120, capture_output=True, text=True)
+    # the child really got the lock and died holding it (a child that failed to import would prove nothing)
+    assert res.returncode == -9, res.stderr
+    assert (tmp_path / "point-robot" / "x" / "seed0" / ".lock").exists()
     RunLogger.create(tmp_path, "point-robot", "x", 0, {}, tensorboard=False, console=False).close()
 
 
