@@ -73,13 +73,16 @@ def is_return_key(key: str) -> bool:
 
 
 def expand_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
-    """Run directories holding progress.csv; an experiment folder stands for its seed*/ runs."""
+    """Run directories holding progress.csv; an experiment folder stands for its seed*/ runs, an env
+    folder for every experiment's (one group per experiment: per grid point of a sweep)."""
     runs = []
     for p in map(Path, paths):
         if (p / "progress.csv").is_file():
             runs.append(p)
             continue
         seeds = sorted(d for d in p.glob("seed*") if (d / "progress.csv").is_file()) if p.is_dir() else []
+        if not seeds and p.is_dir():  # an env folder: every experiment in it, e.g. each point of a grid sweep
+            seeds = sorted(d for d in p.glob("*/seed*") if (d / "progress.csv").is_file())
         if not seeds:
             what = "does not exist" if not p.exists() else "has no progress.csv (nor seed*/progress.csv)"
             raise PlotError(f"{str(p)!r} {what}")

@@ -222,3 +222,48 @@ def test_execute_refuses_a_finished_run_made_with_other_settings(tiny_csro_run, 
     cfg["algo_params"]["policy_lr"] = 0.001
     outcome = execute(cfg, 0, "x")
     assert outcome.status == "failed" and "algo_params.policy_lr: 0.0003 then, 0.001 now" in outcome.message
+
+
+def test_a_two_value_grid_runs_the_product_into_folders_named_by_the_settings(tiny_csro_run, tmp_path, capsys):
+    """`club_loss_weight=10,25` was "expected a number"; now it is a grid axis, crossed with the seeds."""
+    config = make_config(tmp_path / "cfg", tiny_csro_run.data_dir, "g")
+    out = tmp_path / "out"
+    assert sweep(config, out, "--seeds", "0,1", "algo_params.club_loss_weight=10,25", iterations=1) == 0
+    assert "sweep: 4 run(s): 4 done" in capsys.readouterr().out
+    env = out / "point-robot"
+    assert sorted(p.name for p in env.iterdir()) == ["g__club_loss_weight=10", "g__club_loss_weight=25"]
+    for weight in (10, 25):
+        for seed in (0, 1):
+            variant = json.loads((env / f"g__club_loss_weight={weight}" / f"seed{seed}" / "variant.json").read_text())
+            assert variant["algo_params"]["club_loss_weight"] == weight and variant["seed"] == seed
+    # the grid points really differ, and the same command again finds every run finished
+    a = progress(env / "g__club_loss_weight=10" / "seed0")
+    b = progress(env / "g__club_loss_weight=25" / "seed0")
+    assert not a.equals(b)
+    assert sweep(config, out, "--seeds", "0,1", "algo_params.club_loss_weight=10,25", iterations=1) == 0
+    assert "sweep: 4 run(s): 0 done, 4 finished before" in capsys.readouterr().out
+    # rlkit.plot on the env folder: one group per grid point, each with its two seeds
+    from rlkit.plot import expand_run_dirs, group_runs
+
+    groups = group_runs(expand_run_dirs([env]))
+    assert {k: len(v) for k, v in groups.items()} == {"point-robot/g__club_loss_weight=10": 2,
+                                                       "point-robot/g__club_loss_weight=25": 2}
+
+
+def test_grid_axes_and_what_is_not_one():
+    from rlkit.launchers.sweep import grid_axes, grid_points
+
+    fixed, axes = grid_axes(["algo_params.club_loss_weight=10,25", "latent_size=5,8",
+                             "algo_params.train_epoch=[100,200,100]", "util_params.exp_name=a,b",
+                             "algo_params.eval_epoch=[100,200,100],[100,300,100]"])
+    assert fixed == ["algo_params.train_epoch=[100,200,100]", "util_params.exp_name=a,b"]  # a list; a string
+    assert axes == [("algo_params.club_loss_weight", ["10", "25"]), ("latent_size", ["5", "8"]),
+                    ("algo_params.eval_epoch", ["[100,200,100]", "[100,300,100]"])]
+    points = grid_points(axes)
+    assert len(points) == 8 and points[0] == (["algo_params.club_loss_weight=10", "latent_size=5",
+                                               "algo_params.eval_epoch=[100,200,100]"],
+                                              "club_loss_weight=10__latent_size=5__eval_epoch=_100_200_100_")
+    with pytest.raises(SweepError, match="lists a value twice"):
+        grid_axes(["latent_size=5,5"])
+    with pytest.raises(SweepError, match="a value between every two commas"):
+        grid_axes(["latent_size=5,"])

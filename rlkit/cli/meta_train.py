@@ -86,7 +86,9 @@ def check_sweep_args(args: argparse.Namespace) -> bool:
     """Whether the command is a sweep; a bad combination of options is a one-line error."""
     if args.seed is not None and args.seeds is not None:
         raise UsageError("give either --seed N (one run) or --seeds A,B,... (a sweep), not both")
-    sweep = args.seeds is not None or len(args.configs) > 1 or args.ray is not None
+    from rlkit.launchers.sweep import grid_axes
+
+    sweep = args.seeds is not None or len(args.configs) > 1 or args.ray is not None or bool(grid_axes(args.overrides)[1])
     if sweep and args.resume:
         raise UsageError("--resume continues one run; a sweep resumes its unfinished runs by itself (run it again)")
     if args.resume and args.restart:

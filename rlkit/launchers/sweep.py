@@ -19,6 +19,15 @@ run folder of the sweep aside (never deleting it) and starts them over. A run
 that fails is reported in one line (config, seed, why) and the others go on;
 the exit status is 1 when any failed.
 
+**Grids.** An override with several comma-separated values,
+``algo_params.club_loss_weight=10,25``, is an axis of a grid: the sweep runs
+the product of all axes with the configs and seeds. Each grid point writes its
+own experiment folder, ``EXP_NAME__club_loss_weight=10`` (the keys it varies,
+``algo_params.`` left out, and their values), so ``rlkit.plot`` on the env
+folder draws one curve per setting and a rerun checks each point against its
+own runs. A string-valued key (a path, a name) keeps its commas; a list-valued
+key is an axis only when its values are bracketed (``train_epoch=[..],[..]``).
+
 With ``--ray`` each run is a Ray task with ``--cpus-per-run`` CPUs and
 ``--gpus-per-run`` GPUs (a fraction shares one). Without ADDRESS a local Ray
 instance is started; with one, the workers need this checkout and the same
@@ -29,7 +38,9 @@ config mean the same as in a local run.
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import sys
 import time
 import traceback
@@ -51,15 +62,16 @@ class SweepError(UserError, ValueError):
 
 @dataclass
 class SweepRun:
-    """One (config, seed) of a sweep with its resolved config."""
+    """One (config, grid point, seed) of a sweep with its resolved config."""
 
     config: str
     seed: int
     cfg: Config = field(repr=False)
+    point: str = ""  # the grid point's settings, e.g. "club_loss_weight=10" ("" without a grid)
 
     @property
     def label(self) -> str:
-        return f"{self.config} seed {self.seed}"
+        return f"{self.config}{' ' + self.point if self.point else ''} seed {self.seed}"
 
     @property
     def run_dir(self) -> Path:
@@ -94,10 +106,84 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def split_values(raw: str) -> list[str]:
+    """``"10,25"`` -> ``["10", "25"]``: commas outside brackets and quotes separate values."""
+    parts, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(raw):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(raw[start:i].strip())
+            start = i + 1
+    parts.append(raw[start:].strip())
+    return parts
+
+
+def _default_of(key: str):
+    from rlkit.config import load_defaults
+
+    node: object = load_defaults()[0]
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def grid_axes(overrides: list[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """(fixed overrides, grid axes ``(key, values)``) of a command's ``KEY=VALUE`` overrides."""
+    from rlkit.config import parse_override
+
+    fixed, axes = [], []
+    for text in overrides:
+        key, raw = parse_override(text)
+        values = split_values(raw)
+        default = _default_of(key)
+        is_axis = len(values) > 1 and not isinstance(default, str) and not (
+            isinstance(default, list) and not all(v.startswith("[") for v in values))
+        if not is_axis:
+            fixed.append(text)
+            continue
+        if any(not v for v in values):
+            raise SweepError(f"{text!r}: a grid needs a value between every two commas, e.g. {key}=10,25")
+        if len(set(values)) != len(values):
+            raise SweepError(f"{text!r} lists a value twice")
+        if key in [k for k, _ in axes]:
+            raise SweepError(f"{key} is given twice as a grid; give its values once, comma-separated")
+        axes.append((key, values))
+    return fixed, axes
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]")
+
+
+def grid_points(axes: list[tuple[str, list[str]]]) -> list[tuple[list[str], str]]:
+    """Every combination: (its overrides, its folder suffix ``key=value__key=value``)."""
+    points = []
+    for combo in itertools.product(*[[(k, v) for v in vs] for k, vs in axes]):
+        overrides = [f"{k}={v}" for k, v in combo]
+        name = "__".join(f"{k.removeprefix('algo_params.')}={_UNSAFE.sub('_', v)}" for k, v in combo)
+        points.append((overrides, name))
+    return points or [([], "")]
+
+
 def plan_sweep(configs: list[str], seeds: list[int], overrides: list[str] = ()) -> list[SweepRun]:
-    """Every (config, seed) run, configs loaded and checked first: a bad one stops the sweep before any run."""
-    runs = [SweepRun(str(c), int(s), cfg) for c in configs
-            for cfg in [load_config(c, list(overrides), check_env=check_env_name)] for s in seeds]
+    """Every (config, grid point, seed) run, configs loaded and checked first: a bad one stops the sweep
+    before any run."""
+    fixed, axes = grid_axes(list(overrides))
+    runs = []
+    for c in configs:
+        base = load_config(c, fixed, check_env=check_env_name)
+        for point, name in grid_points(axes):
+            extra = [f"util_params.exp_name={base['util_params']['exp_name']}__{name}"] if name else []
+            cfg = load_config(c, fixed + point + extra, check_env=check_env_name)
+            runs += [SweepRun(str(c), int(s), cfg, name.replace("__", " ")) for s in seeds]
     owner: dict[Path, SweepRun] = {}
     for run in runs:
         key = run.run_dir.resolve()
