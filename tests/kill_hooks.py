@@ -19,6 +19,12 @@ up at call time, so wrapping ``os.replace`` sees them all); the evaluation is
 :func:`install` checks that both still exist, so a rename in rlkit breaks this hook loudly instead of
 letting the kill test pass without killing.
 
+``KILL_AT=PHASE:N:NAME`` counts from the first hit written to NAME on (that hit is number 1): a restarted
+command redoes part of what the killed one did (a generator resumes at its last checkpoint and rewrites
+that checkpoint's files), so plain hit numbers of successive attempts would all fall near the start;
+an anchor names a point of the run itself. NAME is the file's last two path components
+(``task_003/step_00000200.npy``), as in the log.
+
 ``KILL_LOG=FILE`` appends ``PHASE<TAB>NAME`` per phase reached (before the kill, so the fatal one is
 logged too): the test sizes its schedules from a clean run's log and checks each kill's phase from it.
 Test-only code: nothing in rlkit knows about it.
@@ -52,23 +58,33 @@ def phase_of_write(dst: str | os.PathLike) -> str | None:
     return None
 
 
-def parse_kill_at(text: str | None) -> tuple[str | None, int]:
-    """``PHASE:N`` -> (PHASE, N); a malformed value is an error, never a run that silently kills nothing."""
+def write_name(dst: str | os.PathLike) -> str:
+    """How the log and ``KILL_AT`` name a file: its last two path components."""
+    parts = Path(dst).parts
+    return "/".join(parts[-2:])
+
+
+def parse_kill_at(text: str | None) -> tuple[str | None, int, str | None]:
+    """``PHASE:N[:NAME]`` -> (PHASE, N, NAME); a malformed value is an error, never a run that kills nothing."""
     if not text:
-        return None, 0
-    phase, _, n = text.partition(":")
+        return None, 0, None
+    phase, _, rest = text.partition(":")
+    n, _, anchor = rest.partition(":")
     if phase not in PHASES or not n.isdigit() or int(n) < 1:
-        raise SystemExit(f"KILL_AT={text!r}: expected PHASE:N with PHASE one of {', '.join(PHASES)} and N >= 1")
-    return phase, int(n)
+        raise SystemExit(f"KILL_AT={text!r}: expected PHASE:N[:NAME] with PHASE one of {', '.join(PHASES)} "
+                         "and N >= 1")
+    return phase, int(n), anchor or None
 
 
 class Hits:
     """Counts the phases this process reaches; kills it at the chosen one."""
 
     def __init__(self, kill_at: str | None, log: str | None):
-        self.phase, self.n = parse_kill_at(kill_at)
+        self.phase, self.n, self.anchor = parse_kill_at(kill_at)
         self.log = log
         self.counts: dict[str, int] = {}
+        self.armed = 0  # hits of the chosen phase since the anchor (since the start without one)
+        self.anchored = self.anchor is None
 
     def reached(self, phase: str | None, name: str = "") -> None:
         if phase is None:
@@ -77,8 +93,11 @@ class Hits:
         if self.log:
             with open(self.log, "a", encoding="utf-8") as f:  # closed (so on disk) before any kill
                 f.write(f"{phase}\t{name}\n")
-        if phase == self.phase and self.counts[phase] == self.n:
-            os.kill(os.getpid(), signal.SIGKILL)
+        self.anchored = self.anchored or name == self.anchor
+        if phase == self.phase and self.anchored:
+            self.armed += 1
+            if self.armed == self.n:
+                os.kill(os.getpid(), signal.SIGKILL)
 
 
 def install(hits: Hits) -> None:
@@ -92,7 +111,7 @@ def install(hits: Hits) -> None:
     real_replace, real_evaluate = os.replace, meta_train.evaluate
 
     def replace(src, dst, *a, **kw):
-        hits.reached(phase_of_write(os.fspath(dst)), Path(os.fspath(dst)).name)
+        hits.reached(phase_of_write(os.fspath(dst)), write_name(os.fspath(dst)))
         return real_replace(src, dst, *a, **kw)
 
     def evaluate(*a, **kw):

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from rlkit.fileio import atomic_write_text
 
-out = Path(sys.argv[1])
+out = Path(sys.argv[1]) / "d"
+out.mkdir(exist_ok=True)
 for name in ["variant.json", "step_00000100.npy", "agent.pth", "step_00000200.npy", "CSRO_seed3.json"]:
     atomic_write_text(out / name, name)
 print("finished")
@@ -41,9 +42,9 @@ def test_the_process_dies_at_the_nth_hit_of_its_phase_and_the_log_counts_every_h
     proc, hits = run(tmp_path, "data:2")
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     # the first data file and the snapshot are in place, the second data file is not (killed before its rename)
-    assert hits == [("data", "step_00000100.npy"), ("snapshot", "agent.pth"), ("data", "step_00000200.npy")]
-    assert (tmp_path / "step_00000100.npy").is_file() and (tmp_path / "agent.pth").is_file()
-    assert not (tmp_path / "step_00000200.npy").exists() and not (tmp_path / "CSRO_seed3.json").exists()
+    assert hits == [("data", "d/step_00000100.npy"), ("snapshot", "d/agent.pth"), ("data", "d/step_00000200.npy")]
+    assert (tmp_path / "d" / "step_00000100.npy").is_file() and (tmp_path / "d" / "agent.pth").is_file()
+    assert not (tmp_path / "d" / "step_00000200.npy").exists() and not (tmp_path / "d" / "CSRO_seed3.json").exists()
     assert "finished" not in proc.stdout
 
     (tmp_path / "kill.log").unlink()
@@ -52,11 +53,20 @@ def test_the_process_dies_at_the_nth_hit_of_its_phase_and_the_log_counts_every_h
     assert [p for p, _ in hits] == ["data", "snapshot", "data", "record"]
 
 
+def test_an_anchored_kill_counts_from_the_named_file_on(tmp_path):
+    proc, hits = run(tmp_path, "data:1:d/agent.pth")  # the first data file after the snapshot
+    assert proc.returncode == -signal.SIGKILL and hits[-1] == ("data", "d/step_00000200.npy"), (hits, proc.stderr)
+    (tmp_path / "kill.log").unlink()
+    proc, hits = run(tmp_path, "record:1:d/no-such-file")  # an anchor never written: no kill
+    assert proc.returncode == 0 and [p for p, _ in hits] == ["data", "snapshot", "data", "record"]
+
+
 def test_a_kill_that_cannot_land_is_seen_and_a_malformed_one_refused(tmp_path):
+    (tmp_path / "kill.log").unlink(missing_ok=True)
     proc, hits = run(tmp_path, "data:3")  # only two data files: the command ends, the caller sees exit 0
     assert proc.returncode == 0 and [p for p, _ in hits].count("data") == 2
     proc, _ = run(tmp_path, "snapshots:1")
-    assert proc.returncode != 0 and "expected PHASE:N" in proc.stderr
+    assert proc.returncode != 0 and "expected PHASE:N[:NAME]" in proc.stderr
 
 
 @pytest.mark.parametrize("name, phase", [("dataset.json", "data"), ("step_00000100.npy", "data"),
