@@ -229,8 +229,18 @@ def test_meta_training_killed_at_snapshots_and_evaluations_writes_the_same_run(c
     schedule = [("snapshot", 1, None), ("evaluation", 2, None), ("snapshot", 2, None), ("evaluation", 1, None),
                 ("snapshot", 3, None)]
     assert clean["train"]["snapshot"] >= iterations and lands(schedule, iterations), (clean["train"], schedule)
-    report = run_schedule("meta-training", schedule, attempt, tmp_path / "kill.log")
+    rows = []  # progress rows after each kill: an iteration's row is written after its evaluation, before its
+    #            snapshot, and a resume first drops the rows after its snapshot
+
+    def after_kill() -> None:
+        rows.append(len(pd.read_csv(run_dir / "progress.csv")) if (run_dir / "progress.csv").is_file() else 0)
+
+    report = run_schedule("meta-training", schedule, attempt, tmp_path / "kill.log", after_kill=after_kill)
     check_report(report, {"snapshot", "evaluation"})
+    points = [(phase, r - 1 if phase == "snapshot" else r) for (phase, _, _), r in zip(schedule, rows)]
+    print(f"meta-training: killed at (phase, iteration) {points}")
+    # distinct points, reaching into the run's second half
+    assert len(set(points)) == len(points) and max(i for _, i in points) >= iterations // 2, points
     got, want = stable(run_dir / "progress.csv"), stable(clean["run"] / "progress.csv")
     assert list(got["Epoch"]) == list(range(iterations))
     pd.testing.assert_frame_equal(got[want.columns], want)
