@@ -38,6 +38,7 @@ import torch
 
 from rlkit.core.logger import holds_a_run, latest_snapshot, load_snapshot
 from rlkit.data import verify_dataset
+from rlkit.fileio import is_temp_name
 from tests.helpers import small_point_robot_config
 from tests.kill_hooks import hooked, read_log
 from tests.test_reproduce import args as reproduce_args
@@ -164,6 +165,11 @@ def stable(progress: Path) -> pd.DataFrame:
     return df[[c for c in df.columns if "Time (s)" not in c]]
 
 
+def stray_temps(folder: Path) -> list[Path]:
+    """Temp files that killed writers left and nothing removed (a finished command leaves none)."""
+    return [p for p in folder.rglob(".*") if is_temp_name(p.name)]
+
+
 def networks(snapshot: Path) -> dict[str, torch.Tensor]:
     state = load_snapshot(snapshot)
     return {f"{net}.{k}": v for net, sd in state["trainer"]["networks"].items() for k, v in sd.items()}
@@ -206,6 +212,7 @@ def test_generation_killed_while_writing_data_writes_the_same_dataset(clean, tmp
     check_report(report, {"data"})
     assert file_checksums(data) == file_checksums(clean["data"])
     assert verify_dataset(data) == []
+    assert stray_temps(data) == []
     returns = pd.read_csv(data / "_generator" / "returns.csv")
     assert not returns.duplicated(["step", "task"]).any()  # a checkpoint redone after a kill replaces its rows
     assert returns.equals(pd.read_csv(clean["data"] / "_generator" / "returns.csv"))
@@ -243,6 +250,7 @@ def test_meta_training_killed_at_snapshots_and_evaluations_writes_the_same_run(c
     assert len(set(points)) == len(points) and max(i for _, i in points) >= iterations // 2, points
     got, want = stable(run_dir / "progress.csv"), stable(clean["run"] / "progress.csv")
     assert list(got["Epoch"]) == list(range(iterations))
+    assert stray_temps(run_dir) == []
     pd.testing.assert_frame_equal(got[want.columns], want)
     got_nets, want_nets = networks(run_dir / "agent.pth"), networks(clean["run"] / "agent.pth")
     assert got_nets.keys() == want_nets.keys()
