@@ -41,6 +41,7 @@ from rlkit.data.native import generator_clash
 from rlkit.data.profile import profile_dataset
 from rlkit.core.logger import RunLock, latest_snapshot
 from rlkit.errors import INTERRUPTED_EXIT, UserError
+from rlkit.fileio import remove_stale_temps
 from rlkit.evaluation.protocols import PROGRESS_KEYS
 from rlkit.reproduce.plan import PROTOCOLS, Plan, settings_drift
 from rlkit.reproduce.records import PROFILE_FILE, build_record, load_records, record_path, write_record
@@ -505,6 +506,9 @@ class Reproduction:
 
     def run(self) -> bool:
         """Do what the budget allows; True when every selected run has its record."""
+        # a runner killed while writing a record or the profile leaves its hidden temp file in a folder
+        # that is committed with the results: gone before anything else happens there
+        remove_stale_temps(Path(self.layout.records) / self.plan.name)
         load_records(self.layout.records, self.plan)  # a record made under other settings stops everything here
         if not self.pending():
             return True
