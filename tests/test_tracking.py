@@ -64,9 +64,15 @@ def test_wandb_gets_the_variant_and_every_progress_row(tiny_csro_run, tmp_path, 
     progress = pd.read_csv(run_dir / "progress.csv")
     assert [step for _, step in fake.logs] == list(progress["Epoch"]) == [0, 1]
     for (row, _), (_, csv_row) in zip(fake.logs, progress.iterrows()):
-        assert set(row) == set(progress.columns)
+        # keys grouped into W&B sections (was ~100 flat keys in one): group/COLUMN, one per column
+        groups = {key.split("/", 1)[0] for key in row}
+        assert groups == {"train", "eval", "time", "diagnostics"}
+        column = {key: key if key in progress.columns else key.split("/", 1)[1] for key in row}  # eval/... stays
+        assert set(column.values()) == set(progress.columns)
+        assert {"train/QF Loss", "eval/Average_OnlineReturn_all_test_tasks", "time/Epoch",
+                "diagnostics/Z variance eval"} <= set(row)
         for key, value in row.items():  # NaN where the run does not compute a column (no BRAC: div_estimate)
-            assert value == pytest.approx(csv_row[key], rel=1e-12, nan_ok=True), key
+            assert value == pytest.approx(csv_row[column[key]], rel=1e-12, nan_ok=True), key
     assert fake.finished == 1
 
     # resuming the run (two more iterations) continues the same W&B run
@@ -206,22 +212,55 @@ def test_tensorboard_has_one_tag_per_scalar_and_the_run_hparams(tiny_csro_run, t
     columns = list(pd.read_csv(run_dir / "progress.csv").columns)
     assert len(tags) == len(columns)  # one tag per progress.csv column
     assert not [t for t in tags if t.count("/") > 1 or t.startswith("eval/eval/")]
-    assert {"eval/online_return_episode_1", "eval/Average_NpOnlineReturn_all_test_tasks", "trainer/QF Loss",
-            "time/Epoch"} <= tags
+    assert {"eval/online_return_episode_1", "eval/Average_NpOnlineReturn_all_test_tasks", "train/QF Loss",
+            "time/Epoch", "diagnostics/task_idx"} <= tags
 
-    content = acc.PluginTagToContent("hparams")
+    hp = EventAccumulator(str(run_dir / "hparams"))  # the finished run's one HParams session
+    hp.Reload()
+    content = hp.PluginTagToContent("hparams")
     data = {tag: plugin_data_pb2.HParamsPluginData.FromString(raw) for tag, raw in content.items()}
     experiment = next(d.experiment for d in data.values() if d.HasField("experiment"))
     start = next(d.session_start_info for d in data.values() if d.HasField("session_start_info"))
     metrics = {m.name.tag for m in experiment.metric_infos}
     assert metrics == {f"eval/Average_{p}{kind}_all_test_tasks" for p in ("Online", "Offline", "NpOnline")
                        for kind in ("Return", "NormalizedScore")} and metrics <= tags
+    assert metrics <= set(hp.Tags()["scalars"])  # their final values, beside the session
     variant = json.loads((run_dir / "variant.json").read_text())
     expected = key_hparams(variant, 4)
     assert set(start.hparams) == set(expected)
     assert start.hparams["seed"].number_value == 4 and start.hparams["algo_type"].string_value == "CSRO"
     assert start.hparams["algo_params.use_club"].number_value == 1  # torch writes booleans as 0 / 1
     assert start.hparams["algo_params.policy_lr"].number_value == pytest.approx(expected["algo_params.policy_lr"])
+
+
+def test_a_run_extended_by_a_resume_keeps_one_hparams_session_with_its_final_settings(tiny_csro_run, tmp_path):
+    """Was: a second session written into the run's events, and TensorBoard showed the first, stale one
+    (num_iterations 3 for a 5-iteration run)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    status, run_dir = tiny_run(tiny_csro_run, tmp_path, iterations=1)
+    assert status == 0
+    status, _ = tiny_run(tiny_csro_run, tmp_path, "--resume", str(run_dir), iterations=2)
+    assert status == 0
+    sessions = [p for p in run_dir.rglob("events.out.tfevents.*") if p.parent.name == "hparams"]
+    assert len(sessions) == 1 and not list(run_dir.glob(".hparams*"))
+    hp = EventAccumulator(str(run_dir / "hparams"))
+    hp.Reload()
+    starts = [plugin_data_pb2.HParamsPluginData.FromString(raw).session_start_info
+              for raw in hp.PluginTagToContent("hparams").values()
+              if plugin_data_pb2.HParamsPluginData.FromString(raw).HasField("session_start_info")]
+    assert len(starts) == 1 and starts[0].hparams["algo_params.num_iterations"].number_value == 2
+    final = pd.read_csv(run_dir / "progress.csv").iloc[-1]["Average_OnlineReturn_all_test_tasks"]
+    (event,) = hp.Scalars("eval/Average_OnlineReturn_all_test_tasks")
+    assert event.value == pytest.approx(final, rel=1e-6)
+    main = EventAccumulator(str(run_dir))  # the run's own events hold no session any more
+    main.Reload()
+    try:
+        in_main = main.PluginTagToContent("hparams")
+    except KeyError:  # no content of that plugin at all
+        in_main = {}
+    assert not in_main
 
 
 def test_record_tabular_does_not_double_a_group_prefix(tmp_path):

@@ -44,6 +44,7 @@ PROGRESS_FILE = "progress.csv"
 VARIANT_FILE = "variant.json"
 GIT_FILE = "git.txt"
 DEBUG_LOG = "debug.log"
+HPARAMS_DIR = "hparams"  # TensorBoard HParams session of the finished run (replaced when a resume finishes it again)
 LAST_SNAPSHOT = "agent.pth"
 _ITR_SNAPSHOT = re.compile(r"^agent_itr_(\d+)\.pth$")
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -589,8 +590,9 @@ class RunLogger:
                 if isinstance(value, numbers.Real) and not isinstance(value, bool):
                     self._tb.add_scalar(tag, float(value), global_step=int(step))
             self._tb.flush()
+        tagged = {tag: value for value, tag in self._pending.values()}  # W&B keys grouped as the tags are
         for sink in self._sinks:
-            sink.log(row, int(step))
+            sink.log(tagged, int(step))
         self.log.debug("iteration %s\n%s", step, _format_table([(k, v) for k, (v, _) in self._pending.items()]))
         self.last_row, self._pending = self._pending, {}
 
@@ -599,21 +601,40 @@ class RunLogger:
         self._sinks.append(sink)
 
     def write_hparams(self, hparams: Mapping[str, Any], metrics: list[str]) -> None:
-        """The run's hyperparameters and final metrics for TensorBoard's HParams tab, in this run's own events.
+        """The run's hyperparameters and final metrics for TensorBoard's HParams tab: ``RUN_DIR/hparams/``.
 
-        ``metrics`` are progress.csv columns of the last row; the HParams tab
-        reads their values from the scalars already logged under their tags, so
-        nothing is logged twice. Written once, when the run has finished.
+        ``metrics`` are progress.csv columns of the last row. The session lives in
+        a folder of its own, with the final value of each metric, and that folder
+        is replaced each time the run finishes: a run extended by a resume keeps
+        one session, with its final settings and results (one written into the
+        run's own events stayed there, and TensorBoard showed the first, stale one).
         """
         if self._tb is None:
             return
+        import shutil
+
+        from torch.utils.tensorboard import SummaryWriter
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-        tags = {self.last_row[k][1]: self.last_row[k][0] for k in metrics if k in self.last_row}
+        final = {self.last_row[k][1]: self.last_row[k][0] for k in metrics if k in self.last_row}
         values = {k: (v if isinstance(v, (bool, int, float, str)) else str(v)) for k, v in hparams.items()}
-        for summary in hparams_summary(values, tags):
-            self._tb.file_writer.add_summary(summary)
-        self._tb.flush()
+        target = self.run_dir / HPARAMS_DIR
+        stage = self.run_dir / f".{HPARAMS_DIR}.writing"
+        shutil.rmtree(stage, ignore_errors=True)
+        writer = SummaryWriter(log_dir=str(stage))
+        try:
+            for summary in hparams_summary(values, final):
+                writer.file_writer.add_summary(summary)
+            for tag, value in final.items():
+                writer.add_scalar(tag, float(value), global_step=0)
+        finally:
+            writer.close()
+        old = self.run_dir / f".{HPARAMS_DIR}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            os.rename(target, old)
+        os.rename(stage, target)
+        shutil.rmtree(old, ignore_errors=True)
 
     def _widen_progress(self, new_columns: list[str]) -> None:
         """A key first seen after some rows: rewrite progress.csv with the wider header.

@@ -40,7 +40,7 @@ from rlkit.envs import ENVS, make_env
 from rlkit.errors import UserError
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
 from rlkit.evaluation.reference import ReferenceUnavailable, reference_returns
-from rlkit.launchers.progress_columns import (NORMALIZED, eval_z_columns, normalized_columns, reference_columns,
+from rlkit.launchers.progress_columns import (NORMALIZED, eval_z_columns, is_eval_z_column, normalized_columns, reference_columns,
                                               with_missing_as_nan)
 from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
 from rlkit.torch.networks import context_from_sample
@@ -367,8 +367,9 @@ class MetaTrainer:
                      "Eval Time (s)": eval_time, "Epoch": itr}
             self.prev_eval_time = eval_time
             full = with_missing_as_nan({**{k: float(v) for k, v in stats.items()}, **row, **times}, self.columns)
-            for key, value in full.items():
-                group = "time" if key in times else "eval" if key in row else "trainer"
+            for key, value in full.items():  # TensorBoard tags and W&B keys: train/, eval/, time/, diagnostics/
+                group = ("time" if key in times else "diagnostics" if is_eval_z_column(key)
+                         else "eval" if key in row else "train")
                 self.logger.record_tabular(key, value, group=group)
             self.logger.dump_tabular(itr)  # the full table goes to debug.log
             summary = ", ".join(f"{k.split('_')[1].replace('Return', '')} {row[k]:.2f}" for k in row

@@ -55,6 +55,11 @@ def eval_z_columns(z_mean: np.ndarray, z_var: np.ndarray, task: int) -> dict[str
     return row
 
 
+def is_eval_z_column(key: str) -> bool:
+    """A column of :func:`eval_z_columns`: a diagnostic of the inferred z, not a return or a loss."""
+    return key in ("Z variance eval", "task_idx") or (key.startswith("Z mean eval") and key[11:].isdigit())
+
+
 def with_missing_as_nan(row: Mapping[str, float], columns: list[str]) -> dict[str, float]:
     """``row`` plus NaN for every column in ``columns`` it lacks (the header must not depend on the values)."""
     out = dict(row)
