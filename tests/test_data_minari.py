@@ -113,6 +113,29 @@ def test_minari_sees_episodes_flags_and_metadata(native, store):
             np.testing.assert_array_equal(ep.truncations, trunc)
 
 
+def test_a_minari_user_gets_a_card_an_eval_env_and_normalized_scores(native, store):
+    """Were: author, code_permalink and requirements "Not provided", no eval_env_spec, and
+    minari.get_normalized_score raised for want of ref_min_score / ref_max_score."""
+    import minari
+
+    from rlkit.data.minari_format import RANDOM_EPISODES, package_version
+    from rlkit.envs.random_policy import random_policy_return
+
+    env_params = read_metadata(native)["env_params"]
+    for task in (0, 2):
+        ds = minari.load_dataset(f"{NS}/task-{task:03d}-v0")
+        meta = ds.storage.metadata
+        assert any("CSRO" in a for a in meta["author"]) and meta["code_permalink"]  # minari keeps a set
+        assert f"csro=={package_version()}" in meta["requirements"]
+        assert ds.recover_environment(eval_env=True).spec.kwargs["task"] == task  # the task's own env
+        best = max(np.mean([e.rewards.sum() for e in read_checkpoint_episodes(native, task, s) if not e.sampled])
+                   for s in STEPS)
+        random = random_policy_return("point-robot", env_params, [task], LENGTH, episodes=RANDOM_EPISODES)
+        assert meta["ref_max_score"] == pytest.approx(best) and meta["ref_min_score"] == pytest.approx(random)
+        got = minari.get_normalized_score(ds, np.array([random, best, (random + best) / 2]))
+        np.testing.assert_allclose(got, [0.0, 1.0, 0.5], atol=1e-9)
+
+
 def test_recover_environment_in_a_fresh_process(native, store):
     """recover_environment() in a process that never imported rlkit builds the task's env (making the
     spec imports rlkit.envs, which registers csro/PointRobot-v0)."""

@@ -90,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="legacy->native: episodes shorter than this end in a true terminal")
     pc.add_argument("--tasks", type=int, nargs="*", help="only these task ids")
     pc.add_argument("--overwrite", action="store_true", help="allow a non-empty destination")
+    pc.add_argument("--author", help="--to minari: the dataset card's author (default: this project)")
+    pc.add_argument("--code-permalink", dest="code_permalink",
+                    help="--to minari: the card's code permalink, e.g. your fork's URL at the commit that made the data")
     pn = sub.add_parser("normalizer", help="compute normalizer.npz (abs_max of all observations)")
     pn.add_argument("dir", help="dataset folder; normalizer.npz is written there")
     pn.add_argument("--force", action="store_true", help="replace an existing normalizer.npz")
@@ -126,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stats = convert_dataset(
                 args.src, args.dst, args.to, env_name=env_name, env_params=env_params, task_params=task_params,
                 max_episode_steps=args.max_episode_steps, tasks=args.tasks, overwrite=args.overwrite,
+                author=args.author, code_permalink=args.code_permalink,
             )
             print(f"converted {args.src} -> {args.dst} ({args.to}): {stats}")
         elif args.cmd == "profile":

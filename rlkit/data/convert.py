@@ -44,6 +44,8 @@ def convert_dataset(
     tasks: Sequence[int] | None = None,
     overwrite: bool = False,
     fsync: bool = True,
+    author: str | None = None,
+    code_permalink: str | None = None,
 ) -> dict:
     """Copy every episode of ``src`` into ``dst`` in layout ``to`` ("native", "legacy" or "minari").
 
@@ -69,7 +71,7 @@ def convert_dataset(
         if layout != "native":
             raise DatasetError(f"{src} is a {layout} dataset: convert it to native first (--to native), "
                                "then to minari")
-        return export_minari(src, str(dst), tasks=tasks)
+        return export_minari(src, str(dst), tasks=tasks, author=author, code_permalink=code_permalink)
     if is_minari_ref(dst):
         raise DatasetError(f"{dst} is a Minari name: pass --to minari to write a Minari dataset")
     dst = Path(dst)

@@ -146,9 +146,49 @@ def _buffer(e: Episode):
                          truncations=trunc, infos=infos)
 
 
+DEFAULT_AUTHOR = "CSRO reference implementation (python -m rlkit.data convert)"
+RANDOM_EPISODES = 100  # episodes per task behind ref_min_score (Minari's own default count)
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("csro")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        return "0+unknown"
+
+
+def dataset_card(env_name: str, code_permalink: str | None) -> dict:
+    """What Minari shows for each task dataset besides the data: who made it with what, and what to install
+    to rebuild its env (the env ids are this package's, registered when ``rlkit.envs`` is imported)."""
+    return {"author": DEFAULT_AUTHOR,
+            "code_permalink": code_permalink or f"csro {package_version()} (CSRO reference implementation)",
+            "requirements": [f"csro=={package_version()}", "mujoco>=3.1", "gymnasium>=1.0"],
+            "algorithm_name": "SAC behaviour policy checkpoints (CSRO data generator)"}
+
+
+def reference_scores(env_name: str, env_params: Mapping[str, Any], task: int,
+                     checkpoint_returns: Mapping[int, float]) -> tuple[float, float]:
+    """(ref_min_score, ref_max_score) of one task: the mean return of a uniform-random policy over
+    :data:`RANDOM_EPISODES` episodes, and the best behaviour checkpoint's mean deterministic return (the
+    same two references as the project's normalized scores, so ``minari.get_normalized_score`` gives
+    score / 100 of what rlkit.plot --normalized shows for that task)."""
+    from rlkit.envs import make_env
+    from rlkit.envs.random_policy import random_policy_return
+
+    horizon = make_env(env_name, **dict(env_params)).max_episode_steps
+    low = random_policy_return(env_name, dict(env_params), [int(task)], int(horizon), episodes=RANDOM_EPISODES)
+    return float(low), float(max(checkpoint_returns.values()))
+
+
 def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | None = None,
-                  author: str | None = None) -> dict:
-    """Write the native dataset ``src`` as Minari namespace ``dst`` (``minari:NS`` or ``NS``)."""
+                  author: str | None = None, code_permalink: str | None = None) -> dict:
+    """Write the native dataset ``src`` as Minari namespace ``dst`` (``minari:NS`` or ``NS``).
+
+    Each task's dataset carries a card (author, code permalink, requirements with this package's
+    version), ``eval_env_spec`` (the task's env) and ``ref_min_score`` / ``ref_max_score``
+    (:func:`reference_scores`), so ``minari.get_normalized_score`` works on it."""
     from rlkit.data.normalizer import load_normalizer
     from rlkit.envs import make_env
 
@@ -186,24 +226,35 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
     abs_max_json = None if abs_max is None else [float(x) for x in abs_max]
     recorded_tasks = meta.get("tasks") or []
     names, n_eps, n_steps = {}, 0, 0
+    card = dataset_card(env_name, code_permalink)
+    if author:
+        card["author"] = author
     for task, steps in ckpts.items():
         dataset_id = f"{ns}/{task_dataset_name(task)}"
         dataset, ep_meta, files = None, [], {}
+        # the references need every checkpoint's deterministic return before the dataset is created
+        per_step = {step: read_checkpoint_episodes(src, task, step) for step in steps}
+        det = {step: float(np.mean([e.rewards.sum() for e in eps if not e.sampled]))
+               for step, eps in per_step.items() if any(not e.sampled for e in eps)}
+        low, high = reference_scores(env_name, env_params, task, det) if det else (None, None)
         for step in steps:
-            eps = read_checkpoint_episodes(src, task, step)
+            eps = per_step.pop(step)
             rel = checkpoint_relpath(task, step)
             files[rel] = meta["files"][rel]
             buffers = [_buffer(e) for e in eps]
             if dataset is None:
+                spec = _env_spec(env_name, env_params, task)
                 with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # author / permalink / eval_env unset
+                    warnings.filterwarnings("ignore", message=".*author_email", category=UserWarning)  # none to give
                     dataset = minari.create_dataset_from_buffers(
-                        dataset_id, buffers, env=_env_spec(env_name, env_params, task),
+                        dataset_id, buffers, env=spec, eval_env=spec,
                         observation_space=env.observation_space, action_space=env.action_space,
-                        algorithm_name="SAC behaviour policy checkpoints (CSRO data generator)",
-                        author=author, data_format="hdf5",
+                        ref_min_score=low, ref_max_score=high, num_episodes_average_score=RANDOM_EPISODES,
+                        data_format="hdf5",
                         description=f"CSRO offline data of {env_name}, task {task}: every episode of every "
-                                    "behaviour checkpoint (see episode metadata behaviour_checkpoint, action_mode)",
+                                    "behaviour checkpoint (see episode metadata behaviour_checkpoint, action_mode). "
+                                    "ref_min_score: uniform-random policy; ref_max_score: the best checkpoint's "
+                                    "deterministic return.", **card,
                     )
             else:
                 dataset.update_dataset_from_buffer(buffers)

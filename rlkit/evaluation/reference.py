@@ -26,7 +26,6 @@ behaviour checkpoint.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -35,14 +34,13 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from gymnasium.vector import AutoresetMode
 
 from rlkit.data import DatasetError, checkpoint_steps, detect_layout, read_metadata
+from rlkit.envs.random_policy import random_policy_return  # noqa: F401 (part of this module's API)
 from rlkit.data import split_tasks_from_variant
 from rlkit.data.native import read_checkpoint_file
 from rlkit.envs import make_env
 from rlkit.envs.point_robot import sparse_reward
-from rlkit.envs.vector import make_vector_env
 from rlkit.errors import UserError
 
 RETURNS_LOG = Path("_generator") / "returns.csv"
@@ -86,47 +84,6 @@ def normalized_score(returns, random_return: float, behaviour_return: float):
                          f"and {random_return}")
     out = 100.0 * (np.asarray(returns, dtype=np.float64) - float(random_return)) / span
     return float(out) if np.ndim(out) == 0 else out
-
-
-def random_policy_return(env_name: str, env_params: dict, task_ids: Sequence[int], max_path_length: int,
-                         episodes: int = 10, seed: int = 0, sparse_rewards: bool = False) -> float:
-    """Mean return of uniform-random actions: per task over ``episodes`` episodes, then over tasks.
-
-    All (task, episode) pairs run as one lockstep vector env; an episode ends
-    at ``max_path_length`` steps or when the env terminates, as in evaluation.
-    """
-    return float(_random_policy_return(env_name, json.dumps(env_params, sort_keys=True),
-                                       tuple(int(t) for t in task_ids), int(max_path_length), int(episodes),
-                                       int(seed), bool(sparse_rewards)))
-
-
-@functools.lru_cache(maxsize=32)
-def _random_policy_return(env_name, env_params_json, task_ids, max_path_length, episodes, seed, sparse) -> float:
-    if not task_ids or episodes < 1 or max_path_length < 1:
-        raise ValueError("random_policy_return needs tasks, episodes >= 1 and max_path_length >= 1")
-    task_of = np.repeat(np.asarray(task_ids), episodes)
-    venv = make_vector_env(env_name, json.loads(env_params_json), task_of, autoreset_mode=AutoresetMode.DISABLED)
-    try:
-        rng = np.random.default_rng(seed)
-        space = venv.single_action_space
-        low, high = np.broadcast_to(space.low, space.shape), np.broadcast_to(space.high, space.shape)
-        venv.reset(seed=seed)
-        total = np.zeros(len(task_of))
-        active = np.ones(len(task_of), dtype=bool)
-        for _ in range(max_path_length):
-            actions = rng.uniform(low, high, size=(len(task_of), *space.shape)).astype(space.dtype)
-            _, rewards, term, trunc, infos = venv.step(actions)
-            if sparse and "sparse_reward" in infos:
-                rewards = infos["sparse_reward"]
-            total += np.where(active, np.asarray(rewards, dtype=np.float64), 0.0)
-            active &= ~(np.asarray(term) | np.asarray(trunc))
-            if not active.any():
-                break
-            if (~active).any():  # DISABLED autoreset refuses to step an ended env: restart it, ignore its rewards
-                venv.reset(options={"reset_mask": ~active})
-    finally:
-        venv.close()
-    return float(np.mean([total[task_of == t].mean() for t in task_ids]))
 
 
 def behaviour_policy_returns(data_dir: str | Path, task_ids: Sequence[int], steps: Sequence[int] | None = None,
