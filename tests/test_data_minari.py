@@ -17,7 +17,7 @@ import torch
 pytest.importorskip("minari")
 
 from rlkit.config import load_config  # noqa: E402
-from rlkit.data import DatasetError, DatasetWriter, MultiTaskBuffer, load_offline_data  # noqa: E402
+from rlkit.data import DatasetError, DatasetWriter, MultiTaskBuffer, load_offline_data, split_tasks_from_variant  # noqa: E402
 from rlkit.data.__main__ import main  # noqa: E402
 from rlkit.data.native import read_checkpoint_episodes, read_metadata  # noqa: E402
 from rlkit.data.normalizer import load_normalizer, save_normalizer  # noqa: E402
@@ -201,6 +201,25 @@ def test_meta_training_reads_algo_params_data_dir_minari(native, tmp_path):
         assert len(a) == len(b)
         for key, value in a.gather(rows, True).items():
             assert torch.equal(value, b.gather(rows, True)[key]), (part, key)
+
+
+def test_a_run_on_minari_data_gets_the_same_reference_returns_as_on_the_native_data(native, tmp_path):
+    """Was: "normalized scores: NaN (dataset minari:... is not here)", and plot --normalized failed on the run.
+    The behaviour references come from the dataset's deterministic episodes when there is no generator log."""
+    from rlkit.evaluation.reference import reference_returns
+
+    config = small_point_robot_config(tmp_path, n_tasks=N_TASKS, n_train=3)
+    common = ["algo_params.train_epoch=[100,300,100]", "algo_params.eval_epoch=[100,300,100]",
+              "algo_params.n_trj=3"]
+    refs = [reference_returns(load_config(config, [*common, f"algo_params.data_dir={d}"]), 0)
+            for d in (native, f"minari:{NS}")]
+    assert refs[1].behaviour_best is not None and np.isfinite(refs[1].behaviour_best)
+    for field in ("random", "behaviour_best", "behaviour_best_step", "behaviour_data", "tasks"):
+        assert getattr(refs[0], field) == pytest.approx(getattr(refs[1], field)), field
+    _, test = split_tasks_from_variant(load_config(config, common), 0)
+    per_step = {s: np.mean([np.mean([e.rewards.sum() for e in read_checkpoint_episodes(native, t, s) if not e.sampled])
+                            for t in test]) for s in STEPS}
+    assert refs[1].behaviour_best == pytest.approx(max(per_step.values()))
 
 
 # ---- bad input ------------------------------------------------------------------------------

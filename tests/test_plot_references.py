@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from rlkit import plot as rplot
+from rlkit.data import read_checkpoint_episodes
 from rlkit.envs import make_wrapped_env
 from rlkit.evaluation import reference as ref
 from rlkit.evaluation.aggregate import iqm_with_ci
@@ -80,7 +81,7 @@ def test_behaviour_returns_best_complete_checkpoint_and_data_mean(tmp_path):
     # step 300 is incomplete for the test tasks; step 200: mean(-6+2, -6+6) = -2
     assert (best, step) == (-2.0, 200)
     assert used == pytest.approx(np.mean([-18.0 + 2, -18.0 + 6]))
-    with pytest.raises(ref.ReferenceUnavailable, match="no behaviour-policy log"):
+    with pytest.raises(ref.ReferenceUnavailable, match="no behaviour returns: .*nowhere does not exist"):
         ref.behaviour_policy_returns(tmp_path / "nowhere", [2, 6])
 
 
@@ -132,7 +133,8 @@ def test_sparse_behaviour_returns_sparsify_the_deterministic_episodes_of_the_dat
     best, step, used = ref.behaviour_policy_returns(data, [1, 3], steps=[100], sparse_goal_radius=0.2)
     assert step == best_step and best == pytest.approx(per_step[best_step]) and used == pytest.approx(per_step[100])
     assert best > 0  # on the sparse scale: random scores 0 there, not the dense -20
-    # the variant's sparse_rewards switch chooses it; without a generator log the dense path has nothing to read
+    # the variant's sparse_rewards switch chooses it; without a generator log the dense returns come from the
+    # same deterministic episodes, unsparsified
     variant = {"env_name": "sparse-point-robot", "env_params": {"n_tasks": 4, "randomize_tasks": False,
                                                                 "max_episode_steps": 20, "goal_radius": 0.2},
                "n_train_tasks": 2, "n_eval_tasks": 2, "interpolation": True, "randomize_tasks": False,
@@ -141,8 +143,10 @@ def test_sparse_behaviour_returns_sparsify_the_deterministic_episodes_of_the_dat
     r = ref.reference_returns(variant)
     assert (r.behaviour_best, r.behaviour_best_step) == (pytest.approx(per_step[best_step]), best_step)
     assert r.random >= 0.0
-    with pytest.raises(ref.ReferenceUnavailable, match="no behaviour-policy log"):
-        ref.reference_returns({**variant, "algo_params": {**variant["algo_params"], "sparse_rewards": False}})
+    dense = ref.reference_returns({**variant, "algo_params": {**variant["algo_params"], "sparse_rewards": False}})
+    dense_per_step = {step: np.mean([np.mean([float(e.rewards.sum()) for e in read_checkpoint_episodes(data, t, step)
+                                              if not e.sampled]) for t in (1, 3)]) for step in (100, 200)}
+    assert dense.behaviour_best == pytest.approx(max(dense_per_step.values())) and dense.behaviour_best < 0
 
 
 # ------------------------------------------------------------------------------ IQM aggregates

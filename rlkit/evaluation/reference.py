@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from rlkit.data import DatasetError, checkpoint_steps, detect_layout, read_metadata
+from rlkit.data.minari_format import NAMESPACE_FILE, MinariSource, is_minari_ref, resolve
 from rlkit.envs.random_policy import random_policy_return  # noqa: F401 (part of this module's API)
 from rlkit.data import split_tasks_from_variant
 from rlkit.data.native import read_checkpoint_file
@@ -96,10 +97,11 @@ def behaviour_policy_returns(data_dir: str | Path, task_ids: Sequence[int], step
     the generator's log. Missing log or dataset -> :class:`ReferenceUnavailable`.
     """
     tasks = sorted(set(int(t) for t in task_ids))
-    if sparse_goal_radius is None:
+    logged = not is_minari_ref(data_dir) and (Path(data_dir) / RETURNS_LOG).is_file()
+    if sparse_goal_radius is None and logged:
         table = _logged_returns(Path(data_dir), tasks)
     else:
-        table = _sparse_returns(Path(data_dir), tasks, float(sparse_goal_radius))
+        table = _dataset_returns(data_dir, tasks, None if sparse_goal_radius is None else float(sparse_goal_radius))
     per_step = table.groupby("step")["deterministic_return"].agg(["mean", "count"])
     per_step = per_step[per_step["count"] == len(tasks)]["mean"]
     if per_step.empty:
@@ -122,24 +124,31 @@ def _logged_returns(data_dir: Path, tasks: list[int]) -> pd.DataFrame:
     return log.drop_duplicates(["step", "task"], keep="last")
 
 
-def _sparse_returns(data_dir: Path, tasks: list[int], goal_radius: float) -> pd.DataFrame:
-    """(step, task, deterministic_return) with the sparse reward, from the dataset's deterministic
-    episodes (mean over them where a checkpoint holds several). dataset.json is read once; each
-    file's deterministic rows are summed per episode in one pass."""
+def _dataset_returns(data_dir: str | Path, tasks: list[int], goal_radius: float | None) -> pd.DataFrame:
+    """(step, task, deterministic_return) from the dataset's own deterministic episodes (mean over them
+    where a checkpoint holds several), with the sparse reward when ``goal_radius`` is given. For what
+    has no generator log: a Minari copy (``minari:NS``), or a sparse env. dataset.json is read once;
+    each file's deterministic rows are summed per episode in one pass."""
     try:
-        native = detect_layout(data_dir) == "native"
-        files = read_metadata(data_dir)["files"] if native else {}
+        if is_minari_ref(data_dir):
+            source = MinariSource(data_dir)
+            files, read = source.metadata["files"], source.records
+        elif detect_layout(data_dir) == "native":
+            files, read = read_metadata(data_dir)["files"], lambda rel, entry: read_checkpoint_file(data_dir, entry, rel)
+        else:
+            raise ReferenceUnavailable(f"behaviour returns from the episodes need a native or Minari dataset; "
+                                       f"{data_dir} is neither")
     except (DatasetError, OSError) as exc:
-        raise ReferenceUnavailable(f"no sparse behaviour returns: {exc}") from None
-    if not native:
-        raise ReferenceUnavailable(f"sparse behaviour returns need a dataset in the native layout; {data_dir} is not")
+        raise ReferenceUnavailable(f"no behaviour returns: {exc}") from None
     rows = []
     for rel, entry in files.items():
         if int(entry["task"]) not in tasks or not entry["episodes"]["deterministic"]["index"]:
             continue
-        rec = read_checkpoint_file(data_dir, entry, rel)
+        rec = read(rel, entry)
         det = ~rec["sampled"]
-        rewards = sparse_reward(rec["reward"][det].astype(np.float64), goal_radius)
+        rewards = rec["reward"][det].astype(np.float64)
+        if goal_radius is not None:
+            rewards = sparse_reward(rewards, goal_radius)
         _, episode = np.unique(rec["episode"][det], return_inverse=True)
         rows.append({"step": int(entry["step"]), "task": int(entry["task"]),
                      "deterministic_return": float(np.bincount(episode, weights=rewards).mean())})
@@ -160,9 +169,18 @@ def reference_returns(variant: dict, seed: int | None = 0, data_dir: str | Path 
     :class:`ReferenceUnavailable` when the dataset folder is not here.
     """
     algo = variant["algo_params"]
-    data_dir = Path(data_dir if data_dir is not None else algo["data_dir"])
-    if not data_dir.is_dir():
-        raise ReferenceUnavailable(f"dataset {data_dir} is not here")
+    data_dir = data_dir if data_dir is not None else algo["data_dir"]
+    if is_minari_ref(data_dir):
+        try:
+            here = (resolve(data_dir)[0] / NAMESPACE_FILE).is_file()
+        except DatasetError:  # minari is not installed
+            here = False
+        if not here:
+            raise ReferenceUnavailable(f"Minari dataset {data_dir} is not here")
+    else:
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir():
+            raise ReferenceUnavailable(f"dataset {data_dir} is not here")
     if seed is None and variant.get("interpolation") and variant.get("randomize_tasks"):
         raise ReferenceUnavailable("the run's seed (from its seedN folder) is needed for its randomised task split")
     _, test = split_tasks_from_variant(variant, 0 if seed is None else seed)
