@@ -173,6 +173,41 @@ def test_show_path_refuses_a_config_of_other_env_settings(tiny_csro_run, tmp_pat
         show_path.check_same_env(cfg, Run, other)
 
 
+def test_show_path_video_replays_each_protocol_side_by_side(tiny_csro_run, tmp_path, capsys):
+    from PIL import Image
+
+    from rlkit.cli.protocol_video import side_by_side, supports_video
+
+    show_path = _show_path()
+    out = tmp_path / "figs"
+    assert show_path.main([str(tiny_csro_run.config), "--exp_name", "tiny", "--base_log_dir",
+                           str(tiny_csro_run.base_log_dir), "--out", str(out), "--video", "--video_task", "6",
+                           "--protocols", "offline,online,np_online"]) == 0
+    gif = out / "protocols_task6_itr1.gif"
+    assert str(gif) in capsys.readouterr().out.split()
+    im = Image.open(gif)
+    # three 256-wide panels with 4-pixel gaps; one frame per step of the longest clip. Each clip: the
+    # protocol's exploration episodes, then 2 evaluation episodes; offline explores none: 2 x 20 steps
+    from rlkit.cli.protocol_video import protocol_frames
+
+    run = load_run(tiny_csro_run.run_dir)
+    results = show_path.rollouts(run, ["offline", "online", "np_online"], [6], seed=0)
+    clips = {p: protocol_frames(run, r, 6, p) for p, r in results.items()}
+    assert len(clips["offline"]) == 2 * run.settings().max_path_length
+    assert im.size[0] == 3 * 256 + 2 * 4 and im.n_frames == max(len(c) for c in clips.values())
+    im.seek(0)
+    first = np.asarray(im.convert("RGB"))
+    assert (first[:, :256] != 255).any() and (first[:, 260:516] != 255).any()  # every panel is drawn
+    # a clip that ends first holds its last frame
+    a, b = [np.zeros((2, 2, 3), np.uint8)] * 2, [np.ones((2, 2, 3), np.uint8)] * 3
+    frames = side_by_side([a, b], gap=1)
+    assert len(frames) == 3 and frames[2].shape == (2, 5, 3) and (frames[2][:, :2] == 0).all()
+    assert supports_video("point-robot") and supports_video("sparse-point-robot") and not supports_video("cheetah-vel")
+    assert show_path.main([str(tiny_csro_run.config), "--exp_name", "tiny", "--base_log_dir",
+                           str(tiny_csro_run.base_log_dir), "--video_task", "3"]) == 2  # not a test task
+    assert "not test tasks of this run" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("env_name,figure", [("cheetah-vel", "velocity_itr0.png"),
                                               ("ant-goal", "goal_distance_itr0.png")])
 def test_show_path_mujoco_figures(env_name, figure, tmp_path):

@@ -50,6 +50,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num_evals", type=int, default=1, help="repeats per task (the first one is drawn)")
     p.add_argument("--format", default="png", choices=("png", "pdf", "svg"))
     p.add_argument("--data_dir", default=None, help="offline dataset, if it moved since training")
+    p.add_argument("--video", action="store_true",
+                   help="also write protocols_taskT_itrK.gif: one test task under each protocol, side by side "
+                        "(point-robot envs)")
+    p.add_argument("--video_task", type=int, default=None, help="the task of the clip (default: the first drawn)")
     return p.parse_args(argv)
 
 
@@ -264,8 +268,11 @@ def _save(fig, path: Path) -> Path:
 
 
 def make_figures(run, out_dir, protocols=("online", "offline", "np_online"), tasks=None, num_evals: int = 1,
-                 seed: int = 0, fmt: str = "png") -> list[Path]:
-    """Roll out ``protocols`` on ``tasks`` (default: 4 test tasks) and save the figures; returns their paths."""
+                 seed: int = 0, fmt: str = "png", video_task: int | None = None) -> list[Path]:
+    """Roll out ``protocols`` on ``tasks`` (default: 4 test tasks) and save the figures; returns their paths.
+
+    With ``video_task`` (one of ``tasks``), also the GIF of that task under each protocol
+    (:mod:`rlkit.cli.protocol_video`), from the same rollouts as the figures."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -284,6 +291,11 @@ def make_figures(run, out_dir, protocols=("online", "offline", "np_online"), tas
     elif figure == "goal_distance" and "xy" in info:
         paths.append(plot_task_quantity(run, results, tasks, name("goal_distance"), "goal_distance"))
     paths.append(plot_episode_returns(run, results, tasks, name("returns")))
+    if video_task is not None:
+        from rlkit.cli.protocol_video import write_protocol_video
+
+        paths.append(write_protocol_video(run, results, video_task,
+                                          out_dir / f"protocols_task{video_task}_itr{run.iteration}.gif"))
     return paths
 
 
@@ -324,8 +336,17 @@ def main(argv=None) -> int:
         run = load_run(run_dir, args.itr, device=choose_device(args.gpu), data_dir=args.data_dir)
         check_same_env(cfg, run, args.config)
         tasks = pick_tasks(run.test_tasks, args.tasks, args.num_tasks)
+        video_task = None
+        if args.video or args.video_task is not None:
+            from rlkit.cli.protocol_video import supports_video
+
+            if not supports_video(run.env_name):
+                raise ValueError(f"--video draws its clips from recorded positions, which {run.env_name} does not "
+                                 "record (a MuJoCo observation leaves out the x position): leave --video out")
+            video_task = tasks[0] if args.video_task is None else pick_tasks(run.test_tasks, str(args.video_task), 1)[0]
+            tasks = tasks if video_task in tasks else [video_task, *tasks]
         paths = make_figures(run, args.out or run_dir / "figures", protocols, tasks, args.num_evals,
-                             seed=args.seed, fmt=args.format)
+                             seed=args.seed, fmt=args.format, video_task=video_task)
     except (RunLoadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
