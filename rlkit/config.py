@@ -174,7 +174,6 @@ _check_str_opt = _optional(_check_str)
 _SPECIAL_TYPES: dict[str, Callable[[Any], Any]] = {
     "path_to_weights": _check_str_opt,
     "epoch_to_weights": _optional(_check_int),
-    "seed_list": _list_of(_check_int),
     "algo_params.train_epoch": _check_epochs,
     "algo_params.eval_epoch": _check_epochs,
     "algo_params.n_trj": _check_count_or_auto,
@@ -360,6 +359,8 @@ def apply_overrides(cfg: Config, overrides: Iterable[str], *, schema: _Schema | 
     schema = schema or _Schema(*load_defaults())
     for text in overrides:
         path, raw = parse_override(text)
+        if path in IGNORED_KEYS:
+            raise ConfigError(f"override {text!r}: {path} has no effect here ({IGNORED_KEYS[path]}); remove it")
         value = parse_value(raw)
         if path in schema.types and _is_str_key(path, schema.types[path]) and value is not None and not isinstance(value, str):
             value = raw.strip()  # exp_name=2024 names a run "2024", it is not a number
@@ -372,6 +373,32 @@ def apply_overrides(cfg: Config, overrides: Iterable[str], *, schema: _Schema | 
 
 # --------------------------------------------------------------------------------------
 # public entry points
+
+
+# Keys of the authors' default.py and JSONs that nothing here reads. An authors' JSON that sets them
+# still loads (each is dropped with one note line naming why); a command-line override of one is refused,
+# since whoever typed it expects an effect.
+IGNORED_KEYS = {
+    "seed_list": "the authors' sweep list; a sweep here takes --seeds, a run --seed",
+    "algo_params.num_tasks_sample": "online PEARL's data collection per iteration; offline training collects nothing",
+    "algo_params.update_post_train": "online PEARL's posterior resampling during collection; offline training "
+                                     "collects nothing",
+    "algo_params.dropout": "the authors' launcher never passes it to the encoder, so no run of theirs used it",
+    "algo_params.dump_eval_paths": "the authors' pickle dump of evaluation paths; show_path.py records and draws "
+                                   "the rollouts instead, without pickles",
+}
+
+
+def _drop_ignored(data: dict, where: str) -> dict:
+    """``data`` without :data:`IGNORED_KEYS`, with one note on stderr per key it held."""
+    out = json.loads(json.dumps(data))
+    for key, why in IGNORED_KEYS.items():
+        parent, _, leaf = key.rpartition(".")
+        node = out.get(parent) if parent else out
+        if isinstance(node, dict) and leaf in node:
+            del node[leaf]
+            print(f"note: {where} sets {key}, which this implementation ignores ({why})", file=sys.stderr)
+    return out
 
 
 def load_config(json_path: str | os.PathLike, overrides: Iterable[str] = (), *,
@@ -390,7 +417,7 @@ def load_config(json_path: str | os.PathLike, overrides: Iterable[str] = (), *,
     defaults, optional = load_defaults()
     schema = _Schema(defaults, optional)
     cfg = defaults
-    data = _read_json(path)
+    data = _drop_ignored(_read_json(path), str(path))
     for key, value in data.items():
         _set_value(cfg, schema, key, value, f"in {str(path)!r}")
     overridden = set()

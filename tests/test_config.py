@@ -111,7 +111,7 @@ def test_focal_ablation_only_drops_club():
 def test_defaults_keep_reference_values():
     defaults, optional = load_defaults()
     algo = defaults["algo_params"]
-    assert defaults["env_name"] == "cheetah-dir" and defaults["seed_list"] == [0, 1, 2]
+    assert defaults["env_name"] == "cheetah-dir"
     assert defaults["env_params"] == dict(n_tasks=2, randomize_tasks=True, max_episode_steps=200)
     assert (algo["meta_batch"], algo["batch_size"], algo["num_iterations"]) == (16, 256, 500)
     assert (algo["alpha_init"], algo["alpha_max"], algo["alpha_lr"], algo["c_iter"]) == (500, 2000, 1, 3)
@@ -241,7 +241,7 @@ def test_misspelled_keys_in_overrides(minimal):
         ("algo_params.train_epoch=[1, 2]", "list of 3 integers"),
         ("env_params=4", "must be a section"),
         ('algo_params.batch_size={"a": 1}', "single value"),
-        ("seed_list=[0, x]", "expected an integer"),
+        ("latent_size=[0, x]", "expected an integer"),
     ],
 )
 def test_wrong_types(minimal, override, fragment):
@@ -493,3 +493,27 @@ def test_every_shipped_env_config_runs_every_preset(tmp_path):
             for key, value in _leaves(json.loads(preset.read_text())):
                 section, _, leaf = key.rpartition(".")
                 assert cfg[section][leaf] == value, (env_json.name, name, key)
+
+
+def test_the_authors_dead_keys_load_with_a_note_and_are_refused_on_the_command_line(tmp_path, capsys):
+    """seed_list, num_tasks_sample, update_post_train, dropout and dump_eval_paths are read by nothing here
+    (dump_eval_paths was documented as working). An authors' JSON that sets them loads, saying so once per
+    key; typing one on the command line expects an effect, and is refused."""
+    from rlkit.config import IGNORED_KEYS
+
+    cfg = json.loads((REPO / "configs" / "point-robot.json").read_text())
+    cfg["seed_list"] = [0, 1]
+    cfg["algo_params"].update(num_tasks_sample=10, update_post_train=1, dropout=0.1, dump_eval_paths=1)
+    path = tmp_path / "authors.json"
+    path.write_text(json.dumps(cfg))
+    loaded = load_config(path)
+    notes = capsys.readouterr().err.strip().splitlines()
+    assert len(notes) == len(IGNORED_KEYS) == 5
+    assert all(n.startswith(f"note: {path} sets ") and "ignores" in n for n in notes)
+    assert "seed_list" not in loaded and not set(loaded["algo_params"]) & {"num_tasks_sample", "update_post_train",
+                                                                         "dropout", "dump_eval_paths"}
+    for key in IGNORED_KEYS:
+        with pytest.raises(ConfigError, match=f"{key} has no effect here"):
+            load_config(REPO / "configs" / "point-robot.json", [f"{key}=1"])
+    load_config(REPO / "configs" / "point-robot.json")
+    assert capsys.readouterr().err == ""  # the shipped configs carry none of them

@@ -152,4 +152,4 @@ def test_a_failed_start_does_not_block_the_corrected_command(tiny_csro_run, tmp_
     good = subprocess.run(cmd + [f"algo_params.data_dir={tiny_csro_run.data_dir}"], capture_output=True, text=True,
                           cwd=tmp_path, timeout=300)
     assert good.returncode == 0, good.stderr
-    assert (run_dir / "agent.pth").is_file() and json.loads((run_dir / "variant.json").read_text())["seed_list"]
+    assert (run_dir / "agent.pth").is_file() and json.loads((run_dir / "variant.json").read_text())["seed"] == 0
