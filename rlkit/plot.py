@@ -462,7 +462,7 @@ def plot_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None,
             ax.grid(alpha=0.3)
             style_axes(ax)
         label_rows(axes, [_y_label(loaded, key, normalized) for key in keys])
-        handles, labels = _unique_legend(axes)
+        handles, labels = unique_legend(axes)
         if band_counts:
             labels.append(band_label(band, band_counts))
             handles.append(band_handle(labels[-1]))
@@ -477,7 +477,7 @@ def print_notes(loaded: LoadedRuns) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
-def _unique_legend(axes):
+def unique_legend(axes):
     """Legend entries of all panels, each label once (the reference lines repeat in every panel)."""
     seen = OrderedDict()
     for ax in axes:
@@ -569,7 +569,7 @@ def plot_aggregates(table, loaded: LoadedRuns, path: Path, normalized: bool = Fa
                    Line2D([], [], lw=6, alpha=0.35, color="grey", label="95% stratified bootstrap CI"),
                    Line2D([], [], marker="|", ls="", color="black", ms=8,
                           label="one seed's final score")]
-        extra_h, extra_l = _unique_legend(axes)
+        extra_h, extra_l = unique_legend(axes)
         paper_legend(fig, handles + extra_h, [h.get_label() for h in handles] + extra_l)
         return save_figure(fig, path, formats)
 
