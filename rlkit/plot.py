@@ -2,11 +2,12 @@
 
     python -m rlkit.plot RUN_DIR [RUN_DIR ...] [--keys Average_NpOnlineReturn_all_test_tasks,...]
         [--x Epoch | --x "Number of train steps total"] [--band minmax|std|none] [--out FILE]
-        [--normalized] [--no-reference] [--final-window 3]
+        [--format png,pdf] [--normalized] [--no-reference] [--final-window 3]
 
 Run directories that share a parent (output/ENV/EXP_NAME/seed*) are seeds of
 one experiment: they are drawn as one line (the mean over seeds at each x)
-with a band (min-max by default, or mean ± std). A directory without
+with a band (min-max by default, or mean ± std) where two or more seeds
+have data, named in the legend. A directory without
 progress.csv but with seed*/progress.csv inside counts as all its seeds.
 progress.csv files are only read, so viskit keeps working on them.
 Default keys: the three evaluation protocols' averages present in the files.
@@ -22,13 +23,17 @@ Runs of different envs are refused (one figure, one env: their returns are
 not comparable, and an aggregate over them means nothing). Seeds of one
 experiment that ran for different lengths are flagged with a warning line
 naming the lengths; their curve and aggregate use only the part all of them
-have. A legend's "(N seeds)" counts the seeds with data for that panel.
+have. A legend's "(mean of N seeds)" counts the seeds with data for that panel.
+
+Figures are made for a paper: one panel one column wide, more the full width
+of a two-column page, all text 9 pt; written as --out and, beside it, in each
+--format (default: a 300 dpi PNG and a vector PDF).
 
 When an experiment has two or more seeds, each seed's final score (the mean
 of its last ``--final-window`` evaluations) is aggregated per experiment and
 key: the interquartile mean with a 95 % stratified bootstrap interval
 (rlkit.evaluation.aggregate, rliable). The table is printed and written to
-FILE_aggregates.csv, the interval plot to FILE_aggregates.png.
+FILE_aggregates.csv, the interval plot to FILE_aggregates (same formats).
 """
 
 from __future__ import annotations
