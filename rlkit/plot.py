@@ -315,7 +315,7 @@ def _y_label(loaded: LoadedRuns, key: str, normalized: bool) -> str:
 def _title(key: str, normalized: bool = False) -> str:
     """Plain words for the protocols' columns (other columns keep their name); says when it is a normalized score."""
     title = KEY_TITLES.get(key, key)
-    return f"{title}, normalized score" if normalized and is_return_key(key) else title
+    return f"{title}\nnormalized score" if normalized and is_return_key(key) else title  # 2 lines: 9 pt fits
 
 
 # ------------------------------------------------------------------------------ paper layout
@@ -562,18 +562,16 @@ def plot_aggregates(table, loaded: LoadedRuns, path: Path, normalized: bool = Fa
             ax.set_yticks(range(len(labels)), [f"{lab} ({plural(n, 'seed')})" for lab, n in zip(labels, seeds)])
             ax.set_ylim(len(labels) - 0.5, -0.5)
             ax.set_title(_title(key, normalized))
+            what = ("normalized score" if normalized else "test return") if is_return_key(key) else key
+            ax.set_xlabel(f"final {what}")
             ax.grid(alpha=0.3, axis="x")
             style_axes(ax, integer_x=False)
-        # one label for the row: the panels' share the words, and three would not fit their width at 9 pt
-        what = ("normalized score" if normalized else "test return") if is_return_key(keys[0]) else keys[0]
-        fig.supxlabel(f"final {what} of each seed\n(mean of its last {plural(final_window, 'evaluation')})",
-                      fontsize=FONT_PT)
         small = table["seeds"].min() < 4
         handles = [Line2D([], [], marker="o", ls="", color="grey",
                           label="IQM over seeds" + (" (= mean with < 4 seeds)" if small else "")),
                    Line2D([], [], lw=6, alpha=0.35, color="grey", label="95% stratified bootstrap CI"),
                    Line2D([], [], marker="|", ls="", color="black", ms=8,
-                          label="one seed's final score")]
+                          label=f"one seed's final score: mean of its last {plural(final_window, 'evaluation')}")]
         extra_h, extra_l = unique_legend(axes)
         paper_legend(fig, handles + extra_h, [h.get_label() for h in handles] + extra_l)
         return save_figure(fig, path, formats)
