@@ -388,15 +388,19 @@ def test_plot_text_is_9_pt_at_the_figure_s_printed_width(tmp_path, monkeypatch):
     curves, intervals, one, one_intervals, normalized, normalized_intervals = seen
     assert one.get_figwidth() == rplot.COLUMN_WIDTH_IN and curves.get_figwidth() == rplot.FULL_WIDTH_IN
     for fig in seen:
-        texts = figure_texts(fig)
-        assert len(texts) > 10
-        small = [(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < 9]
-        assert small == []
-        # nothing sticks out of the figure (placed at its width, it is printed at its size) nor covers other text
-        boxes = [(t.get_text(), t.get_window_extent()) for t in texts]
-        for i, (text, box) in enumerate(boxes):
-            assert box.x0 >= -1 and box.x1 <= fig.bbox.x1 + 1, text
-            assert not [other for other, b in boxes[i + 1:] if box.overlaps(b)], text
+        assert_legible_at_its_width(fig)
+
+
+def assert_legible_at_its_width(fig) -> None:
+    """Every text 9 pt or more; none sticks out of the figure's width (placed at that width, the figure
+    prints at its size) nor covers another text."""
+    texts = figure_texts(fig)
+    assert len(texts) > 10
+    assert [(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < 9] == []
+    boxes = [(t.get_text(), t.get_window_extent()) for t in texts]
+    for i, (text, box) in enumerate(boxes):
+        assert box.x0 >= -1 and box.x1 <= fig.bbox.x1 + 1, text
+        assert not [other for other, b in boxes[i + 1:] if box.overlaps(b)], text
 
 
 def test_plot_wraps_a_legend_too_wide_for_the_figure(tmp_path, monkeypatch):

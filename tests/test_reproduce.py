@@ -733,7 +733,15 @@ def test_the_plan_figure_is_fit_for_a_paper(tmp_path, monkeypatch, capsys):
     from rlkit import plot as rplot
     from rlkit.reproduce.plan import DatasetPlan, Plan
     from rlkit.reproduce.report import plot_curves
-    from tests.test_plot_references import bands, capture_figures, figure_texts, legend_texts, png_dpi, png_size
+    from tests.test_plot_references import (
+        assert_legible_at_its_width,
+        bands,
+        capture_figures,
+        figure_texts,
+        legend_texts,
+        png_dpi,
+        png_size,
+    )
 
     plan = Plan(env="point-robot", scale="cpu-longer", config=Path("c.yaml"), description="",
                 dataset=DatasetPlan("expert"), methods=["CSRO", "FOCAL"], seeds=[0, 1, 2], train_overrides=[])
@@ -753,8 +761,8 @@ def test_the_plan_figure_is_fit_for_a_paper(tmp_path, monkeypatch, capsys):
     fig = seen[0]
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == [rplot.PROTOCOL_TITLES[p] for p in rplot.PROTOCOL_ORDER]
+    assert_legible_at_its_width(fig)
     texts = figure_texts(fig)
-    assert [t.get_text() for t in texts if t.get_fontsize() < 9] == []
     assert not any("scale" in t.get_text() or "cpu" in t.get_text() for t in texts)
     legend = legend_texts(fig)
     assert legend[:3] == ["CSRO (mean of 2 seeds)", "FOCAL (1 seed)", "uniform-random policy (-30.0)"]
