@@ -2,11 +2,12 @@
 
     python -m rlkit.plot RUN_DIR [RUN_DIR ...] [--keys Average_NpOnlineReturn_all_test_tasks,...]
         [--x Epoch | --x "Number of train steps total"] [--band minmax|std|none] [--out FILE]
-        [--normalized] [--no-reference] [--final-window 3]
+        [--format png,pdf] [--normalized] [--no-reference] [--final-window 3]
 
 Run directories that share a parent (output/ENV/EXP_NAME/seed*) are seeds of
 one experiment: they are drawn as one line (the mean over seeds at each x)
-with a band (min-max by default, or mean ± std). A directory without
+with a band (min-max by default, or mean ± std) where two or more seeds
+have data, named in the legend. A directory without
 progress.csv but with seed*/progress.csv inside counts as all its seeds.
 progress.csv files are only read, so viskit keeps working on them.
 Default keys: the three evaluation protocols' averages present in the files.
@@ -22,13 +23,17 @@ Runs of different envs are refused (one figure, one env: their returns are
 not comparable, and an aggregate over them means nothing). Seeds of one
 experiment that ran for different lengths are flagged with a warning line
 naming the lengths; their curve and aggregate use only the part all of them
-have. A legend's "(N seeds)" counts the seeds with data for that panel.
+have. A legend's "(mean of N seeds)" counts the seeds with data for that panel.
+
+Figures are made for a paper: one panel one column wide, more the full width
+of a two-column page, all text 9 pt; written as --out and, beside it, in each
+--format (default: a 300 dpi PNG and a vector PDF).
 
 When an experiment has two or more seeds, each seed's final score (the mean
 of its last ``--final-window`` evaluations) is aggregated per experiment and
 key: the interquartile mean with a 95 % stratified bootstrap interval
 (rlkit.evaluation.aggregate, rliable). The table is printed and written to
-FILE_aggregates.csv, the interval plot to FILE_aggregates.png.
+FILE_aggregates.csv, the interval plot to FILE_aggregates (same formats).
 """
 
 from __future__ import annotations
@@ -54,13 +59,29 @@ from rlkit.evaluation.reference import (
 )
 from rlkit.fileio import atomic_write_bytes, atomic_write_text
 
-DEFAULT_KEYS = tuple(PROGRESS_KEYS[p] for p in ("online", "offline", "np_online"))
+# The panel order of every learning-curve figure (this module's and the reproduce runner's page)
+PROTOCOL_ORDER = ("online", "offline", "np_online")
+PROTOCOL_TITLES = {"online": "online context", "offline": "offline context", "np_online": "non-prior context"}
+DEFAULT_KEYS = tuple(PROGRESS_KEYS[p] for p in PROTOCOL_ORDER)
 X_KEYS = ("Epoch", "Number of train steps total")
 X_LABELS = {"Epoch": "meta-training iteration", "Number of train steps total": "meta-training steps"}
-KEY_TITLES = {PROGRESS_KEYS["online"]: "online context", PROGRESS_KEYS["offline"]: "offline context",
-              PROGRESS_KEYS["np_online"]: "non-prior context"}
+KEY_TITLES = {PROGRESS_KEYS[p]: PROTOCOL_TITLES[p] for p in PROTOCOL_ORDER}
 BANDS = ("minmax", "std", "none")
-NORMALIZED_LABEL = "normalized score (0 = random, 100 = best behaviour checkpoint)"
+BAND_WORDS = {"minmax": "min-max", "std": "mean ± std"}
+NORMALIZED_LABEL = "normalized score"
+
+# Sized for a paper: a one-panel figure fits one column, more panels the full width of a two-column
+# page, so that its text prints at FONT_PT when placed at that width (no scaling down).
+COLUMN_WIDTH_IN = 3.4
+FULL_WIDTH_IN = 7.0
+PANELS_PER_ROW = 3
+FONT_PT = 9
+PNG_DPI = 300
+FORMATS = ("png", "pdf", "svg")
+DEFAULT_FORMATS = ("png", "pdf")  # a PNG for pages and a vector file for papers
+PAPER_RC = {"font.size": FONT_PT, "axes.titlesize": FONT_PT, "axes.labelsize": FONT_PT,
+            "xtick.labelsize": FONT_PT, "ytick.labelsize": FONT_PT, "legend.fontsize": FONT_PT,
+            "figure.titlesize": FONT_PT, "pdf.fonttype": 42}  # 42: TrueType fonts in the PDF, as journals ask
 
 
 class PlotError(UserError, ValueError):
@@ -257,18 +278,31 @@ def _distinct_refs(loaded: LoadedRuns, members: Sequence[Path]) -> list[Referenc
     return out
 
 
+def plural(n: int, word: str) -> str:
+    """``1 seed``, ``2 seeds``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _draw_references(ax, refs: list[ReferenceReturns], normalized: bool, color=None, suffix: str = "",
                      vertical: bool = False) -> None:
     """Dotted: uniform-random policy; dashed: best behaviour checkpoint (values in the legend)."""
     line = ax.axvline if vertical else ax.axhline
     for ref in refs:
         rand = 0.0 if normalized else ref.random
-        line(rand, color=color or "dimgrey", ls=":", lw=1.3,
-             label=f"uniform-random policy ({ref.random:.1f}){suffix}")
+        value = f"score 0, return {ref.random:.1f}" if normalized else f"{ref.random:.1f}"
+        line(rand, color=color or "dimgrey", ls=":", lw=1.3, label=f"uniform-random policy ({value}){suffix}")
         if ref.behaviour_best is not None:
             best = 100.0 if normalized else ref.behaviour_best
+            value = (f"score 100, return {ref.behaviour_best:.1f}" if normalized else f"{ref.behaviour_best:.1f}")
             line(best, color=color or "black", ls="--", lw=1.1,
-                 label=f"best behaviour checkpoint, step {ref.behaviour_best_step} ({ref.behaviour_best:.1f}){suffix}")
+                 label=f"best behaviour checkpoint, step {ref.behaviour_best_step} ({value}){suffix}")
+
+
+def return_label(n_tasks: int | None = None, episode_length: int | None = None) -> str:
+    """The y label of a return panel: what the number is, on which tasks (two lines: it fits a panel's height)."""
+    per = f", {episode_length}-step episodes" if episode_length is not None else ""  # only beside a task count
+    tasks = f"\n({n_tasks} test tasks{per})" if n_tasks is not None else ""
+    return "average test return" + tasks
 
 
 def _y_label(loaded: LoadedRuns, key: str, normalized: bool) -> str:
@@ -277,36 +311,129 @@ def _y_label(loaded: LoadedRuns, key: str, normalized: bool) -> str:
     if normalized:
         return NORMALIZED_LABEL
     lengths = {ref.episode_length for ref in loaded.refs.values() if ref is not None}
-    per = f", {lengths.pop()}-step episodes" if len(lengths) == 1 else ""
     ntasks = {len(ref.tasks) for ref in loaded.refs.values() if ref is not None}
-    tasks = f" ({ntasks.pop()} test tasks{per})" if len(ntasks) == 1 else ""
-    return "average test return" + tasks
+    return return_label(ntasks.pop() if len(ntasks) == 1 else None, lengths.pop() if len(lengths) == 1 else None)
 
 
-def _title(key: str) -> str:
-    return f"{KEY_TITLES[key]}\n{key}" if key in KEY_TITLES else key
+def _title(key: str, normalized: bool = False) -> str:
+    """Plain words for the protocols' columns (other columns keep their name); says when it is a normalized score."""
+    title = KEY_TITLES.get(key, key)
+    return f"{title}\nnormalized score" if normalized and is_return_key(key) else title  # 2 lines: 9 pt fits
 
 
-def save_figure(fig, path: Path, dpi: int = 120) -> Path:
-    """Render to memory and write atomically: a reader never sees half a PNG."""
+# ------------------------------------------------------------------------------ paper layout
+def paper_figure(n_panels: int, row_height_in: float, sharey: bool = False):
+    """A figure one column wide for one panel, two columns wide for more (rows of PANELS_PER_ROW)."""
+    import math
+
     import matplotlib.pyplot as plt
 
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=dpi, format=path.suffix.lstrip(".") or "png", bbox_inches="tight")
-    plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buf.getvalue(), fsync=False)
+    cols = min(n_panels, PANELS_PER_ROW)
+    rows = math.ceil(n_panels / cols)
+    width = COLUMN_WIDTH_IN if n_panels == 1 else FULL_WIDTH_IN
+    fig, axes = plt.subplots(rows, cols, figsize=(width, row_height_in * rows), squeeze=False, sharey=sharey,
+                             layout="constrained")
+    flat = list(axes.ravel())
+    for ax in flat[n_panels:]:
+        ax.set_visible(False)
+    return fig, flat[:n_panels]
+
+
+def style_axes(ax, integer_x: bool = True) -> None:
+    """Explicit text sizes (not the rc defaults a user may have changed) and whole-number x ticks:
+    iterations and steps have no fractions."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.tick_params(labelsize=FONT_PT)
+    ax.title.set_fontsize(FONT_PT)
+    ax.xaxis.label.set_fontsize(FONT_PT)
+    ax.yaxis.label.set_fontsize(FONT_PT)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10], integer=integer_x))  # 4: 9 pt labels fit
+
+
+def label_rows(axes: Sequence, labels: Sequence[str]) -> None:
+    """Y labels where they change: the first panel of a row, or one whose label differs from its left neighbour."""
+    for i, (ax, lab) in enumerate(zip(axes, labels)):
+        if i % PANELS_PER_ROW == 0 or labels[i - 1] != lab:
+            ax.set_ylabel(lab, fontsize=FONT_PT)
+
+
+def paper_legend(fig, handles, labels) -> None:
+    """The legend under the panels, in as many columns (up to 3) as the figure's width holds (long labels
+    wrapped if even one column is too wide); the figure grows by the legend's height, so that the
+    panels keep theirs."""
+    import textwrap
+
+    if not labels:
+        return
+    renderer = fig.canvas.get_renderer()
+
+    def place(ncol: int, texts):
+        legend = fig.legend(handles, texts, loc="outside lower center", ncol=ncol, fontsize=FONT_PT, frameon=False)
+        return legend, legend.get_window_extent(renderer)
+
+    for ncol in range(min(3, len(labels)), 0, -1):
+        legend, extent = place(ncol, labels)
+        if extent.width <= fig.bbox.width:
+            break
+        legend.remove()
+    else:
+        chars = max(20, int(max(map(len, labels)) * fig.bbox.width / extent.width) - 6)
+        legend, extent = place(1, [textwrap.fill(lab, chars, subsequent_indent="  ") for lab in labels])
+    fig.set_figheight(fig.get_figheight() + extent.height / fig.dpi + 0.05)
+
+
+def band_label(band: str, counts: set[int]) -> str:
+    """What the shading is: ``min-max over 3 seeds`` (``over 2-3 seeds`` where the number with data varies)."""
+    lo, hi = min(counts), max(counts)
+    return f"{BAND_WORDS[band]} over {lo if lo == hi else f'{lo}-{hi}'} seeds"
+
+
+def band_handle(label: str):
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor="grey", alpha=0.25, label=label)
+
+
+def figure_paths(path: Path, formats: Sequence[str] = DEFAULT_FORMATS) -> list[Path]:
+    """``path`` itself (in the format its suffix names) and, beside it, the same name in each of ``formats``."""
+    out = [path]
+    for fmt in formats:
+        other = path.with_suffix(f".{fmt}")
+        if other not in out:
+            out.append(other)
+    return out
+
+
+def save_figure(fig, path: Path, formats: Sequence[str] = DEFAULT_FORMATS) -> Path:
+    """Write ``path`` and its companions (:func:`figure_paths`): PNG at PNG_DPI, vector files as vectors.
+
+    Each is rendered to memory and written atomically: a reader never sees half a file."""
+    import matplotlib.pyplot as plt
+
+    try:
+        for target in figure_paths(path, formats):
+            fmt = target.suffix.lstrip(".").lower() or "png"
+            buf = io.BytesIO()
+            fig.savefig(buf, dpi=PNG_DPI, format=fmt, bbox_inches="tight", pad_inches=0.03)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(target, buf.getvalue(), fsync=False)
+    finally:
+        plt.close(fig)
     return path
 
 
 def plot_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None, out: str | Path | None = None,
               x: str = "Epoch", band: str = "minmax", references: bool = True, normalized: bool = False,
-              loaded: LoadedRuns | None = None) -> Path:
-    """Draw ``keys`` against ``x`` for the runs (seeds grouped by experiment) and save a PNG; returns its path.
+              loaded: LoadedRuns | None = None, formats: Sequence[str] = DEFAULT_FORMATS) -> Path:
+    """Draw ``keys`` against ``x`` for the runs (seeds grouped by experiment), save it; returns ``out``'s path.
 
     ``out`` defaults to ``learning_curves.png`` in the runs' common parent
-    folder. Return keys get the reference lines of :mod:`rlkit.evaluation.reference`
-    where the runs' dataset is here (a note on stderr where it is not).
+    folder; the same figure also goes beside it in each of ``formats``
+    (default PNG and PDF). Return keys get the reference lines of
+    :mod:`rlkit.evaluation.reference` where the runs' dataset is here (a note
+    on stderr where it is not). The band is drawn only at the x values where
+    two or more seeds have data, and the legend says what it is.
     """
     import matplotlib
 
@@ -319,33 +446,36 @@ def plot_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None,
         loaded = load_runs(run_dirs, keys, x, references=references or normalized)
         print_notes(loaded)
     keys, x, groups = loaded.keys, loaded.x, loaded.groups
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.0 * len(keys), 3.8), squeeze=False)
-    all_refs = _distinct_refs(loaded, loaded.runs)
-    for ax, key in zip(axes[0], keys):
-        for label, members in groups.items():
-            stats = aggregate(_frames_for(loaded, members, key, normalized), x, key, band)
-            n = seeds_with_data(loaded, members, key)
-            line, = ax.plot(stats.index, stats["mean"], label=f"{label} ({n} seed{'s' if n > 1 else ''})")
-            if band != "none" and n > 1:
-                ax.fill_between(stats.index, stats["low"], stats["high"], color=line.get_color(), alpha=0.2)
-            if is_return_key(key) and len(all_refs) > 1 and not normalized:
-                _draw_references(ax, _distinct_refs(loaded, members), False, line.get_color(), f", {label}")
-        if is_return_key(key) and (len(all_refs) == 1 or (normalized and all_refs)):
-            _draw_references(ax, all_refs[:1] if not normalized else [all_refs[0]], normalized)
-        ax.set_title(_title(key), fontsize=9)
-        ax.set_xlabel(X_LABELS.get(x, x))
-        ax.set_ylabel(_y_label(loaded, key, normalized), fontsize=8)
-        ax.grid(alpha=0.3)
-    handles, labels = _unique_legend(axes[0])
-    spread = ""
-    if band != "none" and any(len(m) > 1 for m in groups.values()):
-        spread = "; band: " + ("min-max over seeds" if band == "minmax" else "mean ± std over seeds")
-    if any(len(m) > 1 for m in groups.values()):
-        fig.suptitle(f"mean over seeds{spread}", fontsize=9)
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(labels)),
-               fontsize=7, frameon=False)
-    fig.tight_layout()
-    return save_figure(fig, Path(out) if out is not None else _default_out(loaded.runs))
+    with plt.rc_context(PAPER_RC):
+        fig, axes = paper_figure(len(keys), 2.0)
+        all_refs = _distinct_refs(loaded, loaded.runs)
+        band_counts: set[int] = set()
+        for ax, key in zip(axes, keys):
+            for label, members in groups.items():
+                stats = aggregate(_frames_for(loaded, members, key, normalized), x, key, band)
+                n = seeds_with_data(loaded, members, key)
+                what = "1 seed" if n == 1 else f"mean of {plural(n, 'seed')}"
+                line, = ax.plot(stats.index, stats["mean"], label=f"{label} ({what})")
+                several = (stats["count"] >= 2).to_numpy()
+                if band != "none" and several.any():
+                    ax.fill_between(stats.index, stats["low"], stats["high"], where=several, color=line.get_color(),
+                                    alpha=0.2, lw=0)
+                    band_counts |= set(stats["count"][several].astype(int))
+                if is_return_key(key) and len(all_refs) > 1 and not normalized:
+                    _draw_references(ax, _distinct_refs(loaded, members), False, line.get_color(), f", {label}")
+            if is_return_key(key) and (len(all_refs) == 1 or (normalized and all_refs)):
+                _draw_references(ax, all_refs[:1], normalized)
+            ax.set_title(_title(key, normalized))
+            ax.set_xlabel(X_LABELS.get(x, x))
+            ax.grid(alpha=0.3)
+            style_axes(ax)
+        label_rows(axes, [_y_label(loaded, key, normalized) for key in keys])
+        handles, labels = unique_legend(axes)
+        if band_counts:
+            labels.append(band_label(band, band_counts))
+            handles.append(band_handle(labels[-1]))
+        paper_legend(fig, handles, labels)
+        return save_figure(fig, Path(out) if out is not None else _default_out(loaded.runs), formats)
 
 
 def print_notes(loaded: LoadedRuns) -> None:
@@ -355,7 +485,7 @@ def print_notes(loaded: LoadedRuns) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
-def _unique_legend(axes):
+def unique_legend(axes):
     """Legend entries of all panels, each label once (the reference lines repeat in every panel)."""
     seen = OrderedDict()
     for ax in axes:
@@ -402,52 +532,52 @@ def aggregate_table(loaded: LoadedRuns, final_window: int = 3, normalized: bool 
     return pd.DataFrame(rows, columns=["experiment", "key", "seeds", "iqm", "ci_low", "ci_high", "mean", "scores"])
 
 
-def plot_aggregates(table, loaded: LoadedRuns, path: Path, normalized: bool = False, final_window: int = 3) -> Path:
-    """One panel per key: per experiment the IQM (dot), its 95 % CI (bar) and each seed's final score (ticks)."""
+def plot_aggregates(table, loaded: LoadedRuns, path: Path, normalized: bool = False, final_window: int = 3,
+                    formats: Sequence[str] = DEFAULT_FORMATS) -> Path:
+    """One panel per key: per experiment the IQM (dot), its 95 % CI (bar) and each seed's final score (ticks).
+
+    Written like the curves: ``path`` and beside it each of ``formats``, sized for a paper."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     keys = list(dict.fromkeys(table["key"]))
     labels = list(dict.fromkeys(table["experiment"]))
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 1.2 + 0.45 * len(labels)), squeeze=False,
-                             sharey=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    all_refs = _distinct_refs(loaded, loaded.runs)
-    for ax, key in zip(axes[0], keys):
-        for i, label in enumerate(labels):
-            row = table[(table["key"] == key) & (table["experiment"] == label)]
-            if row.empty:
-                continue
-            r = row.iloc[0]
-            c = colors[i % len(colors)]
-            ax.plot([r["ci_low"], r["ci_high"]], [i, i], color=c, lw=6, alpha=0.35, solid_capstyle="butt")
-            ax.plot([r["iqm"]], [i], "o", color=c, ms=6)
-            ax.plot([float(v) for v in r["scores"].split()], [i] * int(r["seeds"]), "|", color="black", ms=9)
-        if is_return_key(key) and all_refs and (normalized or len(all_refs) == 1):
-            _draw_references(ax, all_refs[:1], normalized, vertical=True)
-        ax.set_yticks(range(len(labels)), [f"{lab} ({int(table[table['experiment'] == lab]['seeds'].iloc[0])} seeds)"
-                                           for lab in labels], fontsize=8)
-        ax.set_ylim(len(labels) - 0.5, -0.5)
-        ax.set_title(_title(key), fontsize=9)
-        ax.set_xlabel(("final normalized score" if normalized else "final test return") if is_return_key(key)
-                      else f"final {key}", fontsize=8)
-        ax.grid(alpha=0.3, axis="x")
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], marker="o", ls="", color="grey", label="IQM over seeds"),
-               Line2D([], [], lw=6, alpha=0.35, color="grey", label="95% stratified bootstrap CI"),
-               Line2D([], [], marker="|", ls="", color="black", ms=9, label="one seed's final score")]
-    small = " (with fewer than 4 seeds the IQM trims nothing: it is the mean)" if table["seeds"].min() < 4 else ""
-    fig.suptitle(f"final score of each seed = mean of its last {final_window} evaluations; "
-                 f"{_y_label(loaded, keys[0], normalized) if is_return_key(keys[0]) else ''}\n"
-                 f"interquartile mean over seeds with 95% stratified bootstrap CI{small}", fontsize=8)
-    extra_h, extra_l = _unique_legend(axes[0])
-    fig.legend(handles + extra_h, [h.get_label() for h in handles] + extra_l, loc="upper center",
-               bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=7, frameon=False)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    with plt.rc_context(PAPER_RC):
+        fig, axes = paper_figure(len(keys), 1.3 + 0.3 * len(labels), sharey=True)
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        all_refs = _distinct_refs(loaded, loaded.runs)
+        for ax, key in zip(axes, keys):
+            for i, label in enumerate(labels):
+                row = table[(table["key"] == key) & (table["experiment"] == label)]
+                if row.empty:
+                    continue
+                r = row.iloc[0]
+                c = colors[i % len(colors)]
+                ax.plot([r["ci_low"], r["ci_high"]], [i, i], color=c, lw=6, alpha=0.35, solid_capstyle="butt")
+                ax.plot([r["iqm"]], [i], "o", color=c, ms=5)
+                ax.plot([float(v) for v in r["scores"].split()], [i] * int(r["seeds"]), "|", color="black", ms=8)
+            if is_return_key(key) and all_refs and (normalized or len(all_refs) == 1):
+                _draw_references(ax, all_refs[:1], normalized, vertical=True)
+            seeds = [int(table[table["experiment"] == lab]["seeds"].iloc[0]) for lab in labels]
+            ax.set_yticks(range(len(labels)), [f"{lab} ({plural(n, 'seed')})" for lab, n in zip(labels, seeds)])
+            ax.set_ylim(len(labels) - 0.5, -0.5)
+            ax.set_title(_title(key, normalized))
+            what = ("normalized score" if normalized else "test return") if is_return_key(key) else key
+            ax.set_xlabel(f"final {what}")
+            ax.grid(alpha=0.3, axis="x")
+            style_axes(ax, integer_x=False)
+        small = table["seeds"].min() < 4
+        handles = [Line2D([], [], marker="o", ls="", color="grey",
+                          label="IQM over seeds" + (" (= mean with < 4 seeds)" if small else "")),
+                   Line2D([], [], lw=6, alpha=0.35, color="grey", label="95% stratified bootstrap CI"),
+                   Line2D([], [], marker="|", ls="", color="black", ms=8,
+                          label=f"one seed's final score: mean of its last {plural(final_window, 'evaluation')}")]
+        extra_h, extra_l = unique_legend(axes)
+        paper_legend(fig, handles + extra_h, [h.get_label() for h in handles] + extra_l)
+        return save_figure(fig, path, formats)
 
 
 def format_table(table) -> str:
@@ -467,6 +597,20 @@ def _common_len(parts: list[tuple[str, ...]]) -> int:
     return n
 
 
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``--format png,pdf`` -> ("png", "pdf"); an unknown format is a one-line error."""
+    formats = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise PlotError(f"--format takes a comma-separated list of {', '.join(FORMATS)}, got {text!r}")
+    return formats
+
+
+def check_suffix(out: Path) -> None:
+    if out.suffix.lower().lstrip(".") not in FORMATS:
+        raise PlotError(f"--out {str(out)!r} must end in " + ", ".join(f".{f}" for f in FORMATS))
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m rlkit.plot", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -474,7 +618,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--keys", default=None, help="comma-separated progress.csv columns (default: the 3 protocols)")
     p.add_argument("--x", default="Epoch", help=f"x-axis column, e.g. {' or '.join(repr(k) for k in X_KEYS)}")
     p.add_argument("--band", choices=BANDS, default="minmax", help="spread over seeds")
-    p.add_argument("--out", default=None, help="PNG path (default: learning_curves.png beside the runs)")
+    p.add_argument("--out", default=None,
+                   help="figure path, .png, .pdf or .svg (default: learning_curves.png beside the runs)")
+    p.add_argument("--format", default=",".join(DEFAULT_FORMATS),
+                   help="comma-separated formats also written beside --out, of " + ", ".join(FORMATS)
+                   + f" (default {','.join(DEFAULT_FORMATS)}: a {PNG_DPI} dpi PNG and a vector PDF)")
     p.add_argument("--normalized", action="store_true",
                    help="plot returns as normalized scores (0 = random policy, 100 = best behaviour checkpoint)")
     p.add_argument("--no-reference", dest="reference", action="store_false",
@@ -493,10 +641,14 @@ def main(argv=None) -> int:
     try:
         if args.reps < 1:
             raise PlotError(f"--reps must be >= 1, got {args.reps}")
+        formats = parse_formats(args.format)
+        out = _default_out(expand_run_dirs(args.run_dirs)) if args.out is None else Path(args.out)
+        check_suffix(out)
         loaded = load_runs(args.run_dirs, keys, args.x, references=args.reference or args.normalized)
         print_notes(loaded)
-        out = plot_runs(args.run_dirs, out=args.out, band=args.band, normalized=args.normalized, loaded=loaded)
-        print(out)
+        plot_runs(args.run_dirs, out=out, band=args.band, normalized=args.normalized, loaded=loaded,
+                  formats=formats)
+        print("\n".join(map(str, figure_paths(out, formats))))
         if any(len(m) > 1 for m in loaded.groups.values()):
             try:
                 table = aggregate_table(loaded, args.final_window, args.normalized, args.reps, args.seed)
@@ -508,8 +660,9 @@ def main(argv=None) -> int:
             csv = stem.parent / f"{stem.name}_aggregates.csv"
             atomic_write_text(csv, table.to_csv(index=False), fsync=False)
             print(csv)
-            print(plot_aggregates(table, loaded, stem.parent / f"{stem.name}_aggregates.png", args.normalized,
-                                  args.final_window))
+            intervals = stem.parent / f"{stem.name}_aggregates{out.suffix}"
+            plot_aggregates(table, loaded, intervals, args.normalized, args.final_window, formats)
+            print("\n".join(map(str, figure_paths(intervals, formats))))
     except PlotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -363,6 +363,7 @@ def test_plot_runs_mean_and_band_over_seeds(tmp_path):
     # an experiment folder stands for its seeds; default output beside them
     assert rplot.main([str(tmp_path / "point-robot" / "exp"), "--band", "std"]) == 0
     assert (tmp_path / "point-robot" / "exp" / "learning_curves.png").is_file()
+    assert (tmp_path / "point-robot" / "exp" / "learning_curves.pdf").read_bytes()[:5] == b"%PDF-"  # for a paper
 
 
 def test_plot_errors(tmp_path, capsys):

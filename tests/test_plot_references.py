@@ -293,8 +293,185 @@ def test_plot_legend_counts_only_seeds_with_data(tmp_path, monkeypatch):
     members = loaded.groups["point-robot/exp"]
     assert rplot.seeds_with_data(loaded, members, key) == 1
     assert rplot.seeds_with_data(loaded, members, PROGRESS_KEYS["offline"]) == 2
-    seen = []
-    monkeypatch.setattr(rplot, "save_figure", lambda fig, path: seen.append(
-        [t.get_text() for t in fig.legends[0].get_texts()]) or path)
+    seen = capture_figures(monkeypatch)
     rplot.plot_runs(None, out=tmp_path / "c.png", loaded=loaded)
-    assert seen[0] == ["point-robot/exp (1 seed)", "point-robot/exp (2 seeds)"]
+    assert legend_texts(seen[0])[:2] == ["point-robot/exp (1 seed)", "point-robot/exp (mean of 2 seeds)"]
+
+
+# ------------------------------------------------------------------------------ figures fit for a paper
+def png_dpi(path: Path) -> float:
+    """The resolution a PNG declares (its pHYs chunk, pixels per metre), in dots per inch."""
+    import struct
+
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    pos = 8
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"pHYs":
+            x, y, unit = struct.unpack(">IIB", data[pos + 8:pos + 17])
+            assert unit == 1 and x == y  # metres, square pixels
+            return x * 0.0254
+        pos += 12 + length
+    raise AssertionError(f"{path} has no pHYs chunk")
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    import struct
+
+    return struct.unpack(">II", path.read_bytes()[16:24])
+
+
+def capture_figures(monkeypatch, module=rplot) -> list:
+    """Keep the figures ``module`` would save (open, for inspection) instead of writing them."""
+    seen = []
+    monkeypatch.setattr(module, "save_figure", lambda fig, path, formats=(): seen.append(fig) or path)
+    return seen
+
+
+def figure_texts(fig) -> list:
+    """Every text a drawn figure shows: titles, axis labels, the tick labels inside the axes' limits, legends."""
+    fig.canvas.draw()
+    texts = list(fig.texts) + [t for legend in fig.legends for t in legend.get_texts()]
+    for ax in visible_axes(fig):
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label, ax.xaxis.offsetText, ax.yaxis.offsetText]
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            texts += [lab for loc, lab in zip(axis.get_ticklocs(), axis.get_ticklabels())
+                      if lo - 1e-9 <= loc <= hi + 1e-9]
+    return [t for t in texts if t.get_visible() and t.get_text().strip()]
+
+
+def legend_texts(fig) -> list[str]:
+    return [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def visible_axes(fig) -> list:
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def bands(ax) -> list:
+    from matplotlib.collections import PolyCollection
+
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def test_plot_writes_a_high_resolution_png_and_a_vector_file_in_the_formats_asked(tmp_path, capsys):
+    _run(tmp_path, "point-robot", "exp", 0, 5)
+    _run(tmp_path, "point-robot", "exp", 1, 5)
+    exp = tmp_path / "point-robot" / "exp"
+    assert rplot.main([str(exp), "--out", str(tmp_path / "c.png"), "--no-reference", "--reps", "50"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    for stem in ("c", "c_aggregates"):
+        png, pdf = tmp_path / f"{stem}.png", tmp_path / f"{stem}.pdf"
+        assert str(png) in printed and str(pdf) in printed
+        assert png_dpi(png) >= 200 and pdf.read_bytes()[:5] == b"%PDF-"
+        width_in = png_size(png)[0] / png_dpi(png)
+        assert 6.0 < width_in <= rplot.FULL_WIDTH_IN + 0.05  # three panels: the width of a two-column page
+    # --format: the aggregates follow it too, and --out's own format is always written
+    assert rplot.main([str(exp), "--out", str(tmp_path / "v.svg"), "--format", "png", "--no-reference",
+                       "--reps", "50"]) == 0
+    for stem in ("v", "v_aggregates"):
+        assert (tmp_path / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+        assert png_dpi(tmp_path / f"{stem}.png") >= 200 and not (tmp_path / f"{stem}.pdf").exists()
+    capsys.readouterr()
+    for bad in (["--format", "png,gif"], ["--out", str(tmp_path / "c.jpg")]):
+        assert rplot.main([str(exp), *bad, "--no-reference"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and "pdf" in err
+
+
+def test_plot_text_is_9_pt_at_the_figure_s_printed_width(tmp_path, monkeypatch):
+    data = _dataset(tmp_path)
+    runs = _runs_with_dataset(tmp_path, data)
+    seen = capture_figures(monkeypatch)
+    assert rplot.main([str(runs[0].parent), "--out", str(tmp_path / "c.png"), "--reps", "50"]) == 0
+    assert rplot.main([str(runs[0].parent), "--keys", PROGRESS_KEYS["online"], "--out", str(tmp_path / "one.png"),
+                       "--reps", "50"]) == 0
+    assert rplot.main([str(runs[0].parent), "--out", str(tmp_path / "n.png"), "--reps", "50", "--normalized"]) == 0
+    curves, intervals, one, one_intervals, normalized, normalized_intervals = seen
+    assert one.get_figwidth() == rplot.COLUMN_WIDTH_IN and curves.get_figwidth() == rplot.FULL_WIDTH_IN
+    for fig in seen:
+        assert_legible_at_its_width(fig)
+
+
+def assert_legible_at_its_width(fig) -> None:
+    """Every text 9 pt or more; none sticks out of the figure's width (placed at that width, the figure
+    prints at its size) nor covers another text."""
+    texts = figure_texts(fig)
+    assert len(texts) > 10
+    assert [(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < 9] == []
+    boxes = [(t.get_text(), t.get_window_extent()) for t in texts]
+    for i, (text, box) in enumerate(boxes):
+        assert box.x0 >= -1 and box.x1 <= fig.bbox.x1 + 1, text
+        assert not [other for other, b in boxes[i + 1:] if box.overlaps(b)], text
+
+
+def test_plot_wraps_a_legend_too_wide_for_the_figure(tmp_path, monkeypatch):
+    exp = "an_experiment_name_long_enough_to_be_wider_than_one_column_of_a_paper_at_nine_points"
+    _run(tmp_path, "point-robot", exp, 0, 3)
+    seen = capture_figures(monkeypatch)
+    rplot.plot_runs([tmp_path / "point-robot" / exp], keys=[PROGRESS_KEYS["online"]], out=tmp_path / "c.png",
+                    references=False)
+    fig = seen[0]
+    assert "\n" in legend_texts(fig)[0] and legend_texts(fig)[0].replace("\n  ", " ").startswith("point-robot/")
+    fig.canvas.draw()
+    assert fig.legends[0].get_window_extent().width <= fig.bbox.width
+
+
+def test_plot_band_only_where_two_seeds_have_data_and_says_what_it_is(tmp_path, monkeypatch):
+    key, off = PROGRESS_KEYS["online"], PROGRESS_KEYS["offline"]
+    _run(tmp_path, "point-robot", "exp", 0, 5)
+    _run(tmp_path, "point-robot", "exp", 1, 5, online=[np.nan, np.nan, np.nan, -17.0, -16.0])
+    _run(tmp_path, "point-robot", "exp", 2, 5, online=[np.nan] * 5)
+    _run(tmp_path, "point-robot", "solo", 0, 5)
+    seen = capture_figures(monkeypatch)
+    for band in ("minmax", "std", "none"):
+        rplot.plot_runs([tmp_path / "point-robot" / "exp", tmp_path / "point-robot" / "solo"], keys=[key, off],
+                        out=tmp_path / "c.png", references=False, band=band)
+    minmax, std, none = seen
+    online, offline = visible_axes(minmax)
+    assert len(bands(online)) == 1 and len(bands(offline)) == 1  # the one-seed experiment has none
+    assert bands(online)[0].get_paths()[0].vertices[:, 0].min() == 3  # epochs 3-4: two seeds; before, one
+    assert bands(offline)[0].get_paths()[0].vertices[:, 0].min() == 0
+    assert "min-max over 2-3 seeds" in legend_texts(minmax)
+    assert "mean ± std over 2-3 seeds" in legend_texts(std)
+    assert all(not bands(ax) for ax in visible_axes(none)) and not any("over" in t for t in legend_texts(none))
+    # the online panel counts 2 seeds with data, the offline panel 3
+    assert legend_texts(minmax)[:3] == ["point-robot/exp (mean of 2 seeds)", "point-robot/solo (1 seed)",
+                                        "point-robot/exp (mean of 3 seeds)"]
+    # one seed everywhere: no band, no band in the legend
+    rplot.plot_runs([tmp_path / "point-robot" / "solo"], keys=[key], out=tmp_path / "c.png", references=False)
+    assert not bands(visible_axes(seen[-1])[0]) and legend_texts(seen[-1]) == ["point-robot/solo (1 seed)"]
+
+
+def test_plot_iteration_ticks_are_whole_numbers(tmp_path, monkeypatch):
+    _run(tmp_path, "point-robot", "exp", 0, 5)
+    seen = capture_figures(monkeypatch)
+    rplot.plot_runs([tmp_path / "point-robot" / "exp"], out=tmp_path / "c.png", references=False)
+    for ax in visible_axes(seen[0]):
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_plot_normalized_titles_labels_and_reference_lines_say_so(tmp_path, monkeypatch):
+    data = _dataset(tmp_path)
+    runs = _runs_with_dataset(tmp_path, data)
+    seen = capture_figures(monkeypatch)
+    args = [str(runs[0].parent), "--out", str(tmp_path / "c.png"), "--reps", "50"]
+    assert rplot.main(args) == 0
+    assert rplot.main([*args, "--normalized"]) == 0
+    raw, raw_intervals, norm, norm_intervals = seen
+    titles = [rplot.PROTOCOL_TITLES[p] for p in rplot.PROTOCOL_ORDER]
+    assert [ax.get_title() for ax in visible_axes(raw)] == titles
+    assert [ax.get_title() for ax in visible_axes(norm)] == [f"{t}\nnormalized score" for t in titles]
+    assert [ax.get_title() for ax in visible_axes(norm_intervals)] == [f"{t}\nnormalized score" for t in titles]
+    assert visible_axes(norm)[0].get_ylabel() == "normalized score"
+    assert visible_axes(raw)[0].get_ylabel() == "average test return\n(2 test tasks, 20-step episodes)"
+    assert {ax.get_xlabel() for ax in visible_axes(norm_intervals)} == {"final normalized score"}
+    assert {ax.get_xlabel() for ax in visible_axes(raw_intervals)} == {"final test return"}
+    assert "one seed's final score: mean of its last 3 evaluations" in legend_texts(raw_intervals)
+    legend = " | ".join(legend_texts(norm))
+    assert "uniform-random policy (score 0, return" in legend and "(score 100, return -2.0)" in legend
+    assert "score" not in " | ".join(legend_texts(raw))

@@ -715,3 +715,60 @@ def test_a_budget_too_small_to_start_anything_is_refused_up_front(tmp_path, caps
         assert f"--budget '{text}' is under the minimum of 60s" in err and err.count("\n") == 1
         assert not (tmp_path / "work").exists()
     assert parse_budget("60s") == 60 and parse_budget("1m") == 60
+
+
+def _curve_record(method: str, seed: int, steps: list[int], online: list | None = None) -> dict:
+    from rlkit.evaluation.reference import ReferenceReturns
+
+    values = [-20.0 + i + seed for i in range(len(steps))]
+    return {"method": method, "seed": seed,
+            "curves": {"steps": steps, "offline": values, "online": values if online is None else online,
+                       "np_online": values},
+            "reference": ReferenceReturns(-30.0, -5.0, 400, -8.0, tuple(range(10)), 20, 10, "data").as_dict()}
+
+
+def test_the_plan_figure_is_fit_for_a_paper(tmp_path, monkeypatch, capsys):
+    """Before: a 90 dpi PNG 13 in wide (8 pt when printed at page width), titled with the plan's scale name,
+    offline panel first unlike rlkit.plot, a band where one seed had data."""
+    from rlkit import plot as rplot
+    from rlkit.reproduce.plan import DatasetPlan, Plan
+    from rlkit.reproduce.report import plot_curves
+    from tests.test_plot_references import (
+        assert_legible_at_its_width,
+        bands,
+        capture_figures,
+        figure_texts,
+        legend_texts,
+        png_dpi,
+        png_size,
+    )
+
+    plan = Plan(env="point-robot", scale="cpu-longer", config=Path("c.yaml"), description="",
+                dataset=DatasetPlan("expert"), methods=["CSRO", "FOCAL"], seeds=[0, 1, 2], train_overrides=[])
+    steps = [100, 200, 300, 400, 500]
+    records = [_curve_record("CSRO", 0, steps), _curve_record("CSRO", 1, steps, [None, None, None, -17.0, -16.0]),
+               _curve_record("CSRO", 2, [*steps, 600], [None] * 6), _curve_record("FOCAL", 0, steps)]
+    path = plot_curves(plan, records, tmp_path / "fig" / "plan.png")
+    assert path == tmp_path / "fig" / "plan.png" and png_dpi(path) >= 200
+    assert png_size(path)[0] / png_dpi(path) <= rplot.FULL_WIDTH_IN + 0.05
+    assert (tmp_path / "fig" / "plan.pdf").read_bytes()[:5] == b"%PDF-"
+    err = capsys.readouterr().err
+    assert ("warning: the CSRO runs have different lengths (seed 0 to step 500, seed 1 to step 500, seed 2 to step "
+            "600); the figure uses only the steps up to 500, which all of them reached") in err
+
+    seen = capture_figures(monkeypatch)
+    plot_curves(plan, records, tmp_path / "plan.png")
+    fig = seen[0]
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == [rplot.PROTOCOL_TITLES[p] for p in rplot.PROTOCOL_ORDER]
+    assert_legible_at_its_width(fig)
+    texts = figure_texts(fig)
+    assert not any("scale" in t.get_text() or "cpu" in t.get_text() for t in texts)
+    legend = legend_texts(fig)
+    assert legend[:3] == ["CSRO (mean of 2 seeds)", "FOCAL (1 seed)", "uniform-random policy (-30.0)"]
+    assert "CSRO (mean of 3 seeds)" in legend and "min-max over 2-3 seeds" in legend
+    assert "best behaviour checkpoint, generator step 400 (-5.0)" in legend
+    online, offline, _ = axes
+    assert len(bands(online)) == 1 and len(bands(offline)) == 1  # FOCAL's one seed has none
+    assert bands(online)[0].get_paths()[0].vertices[:, 0].min() == 400  # where seed 1 joins seed 0
+    assert bands(offline)[0].get_paths()[0].vertices[:, 0].min() == 100

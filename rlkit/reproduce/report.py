@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from rlkit import plot as rplot
 from rlkit.behavior.config import compose_sac_config
 from rlkit.data import DatasetError
 from rlkit.data.native import generator_clash, read_metadata
@@ -16,8 +17,6 @@ from rlkit.data.profile import KINDS, reference_for
 from rlkit.envs import offline_data_env
 from rlkit.evaluation.reference import ReferenceReturns, ReferenceUnavailable, reference_returns
 from rlkit.reproduce.plan import PROTOCOLS, Plan
-
-PROTOCOL_TITLES = {"offline": "offline context", "online": "online context", "np_online": "non-prior context"}
 
 
 def _mean_std(values: list[float | None]) -> tuple[float, float, int]:
@@ -257,8 +256,33 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str,
     return "\n".join(lines) + "\n"
 
 
+def _method_curves(recs: list[dict], protocol: str) -> tuple[np.ndarray, np.ndarray]:
+    """x (steps) and one row per seed of ``protocol``'s curve, over the steps every seed reached."""
+    n = min(len(r["curves"]["steps"]) for r in recs)
+    x = np.array(recs[0]["curves"]["steps"][:n])
+    y = np.array([[np.nan if v is None else v for v in r["curves"][protocol][:n]] for r in recs], dtype=float)
+    return x, y
+
+
+def length_warnings(plan: Plan, records: list[dict]) -> list[str]:
+    """One line per method whose seeds' curves end at different steps (the figure uses the common part)."""
+    out = []
+    for m in plan.methods:
+        recs = [r for r in records if r["method"] == m]
+        ends = {r["seed"]: r["curves"]["steps"][-1] if r["curves"]["steps"] else 0 for r in recs}
+        if len(set(ends.values())) > 1:
+            out.append(f"the {m} runs have different lengths (" + ", ".join(f"seed {s} to step {v:,}" for s, v in
+                                                                              ends.items())
+                       + f"); the figure uses only the steps up to {min(ends.values()):,}, which all of them reached")
+    return out
+
+
 def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
-    """One panel per protocol; per method the mean over seeds with a min-max band; random / behaviour lines."""
+    """One panel per protocol, in rlkit.plot's order; per method the mean over the seeds with data and,
+    where two or more have data, their min-max band; random / behaviour reference lines.
+
+    Written as ``path`` (a PNG for the page) and the same name in PDF, sized and lettered for a paper
+    (rlkit.plot's layout). Returns ``path``."""
     if not records:
         return None
     import matplotlib
@@ -269,35 +293,46 @@ def plot_curves(plan: Plan, records: list[dict], path: Path) -> Path | None:
     ref, note = plan_reference(records)
     if note:
         print(f"note: {note}", file=sys.stderr)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
-    for ax, p in zip(axes, PROTOCOLS):
-        for m in plan.methods:
-            recs = [r for r in records if r["method"] == m]
-            if not recs:
-                continue
-            n = min(len(r["curves"]["steps"]) for r in recs)
-            x = np.array(recs[0]["curves"]["steps"][:n])
-            y = np.array([[np.nan if v is None else v for v in r["curves"][p][:n]] for r in recs], dtype=float)
-            line, = ax.plot(x, np.nanmean(y, 0), label=f"{m} ({len(recs)} seed{'' if len(recs) == 1 else 's'})")
-            if len(recs) > 1:
-                ax.fill_between(x, np.nanmin(y, 0), np.nanmax(y, 0), color=line.get_color(), alpha=0.2)
-        if ref is not None:
-            ax.axhline(ref["random"], color="dimgrey", ls=":", lw=1.3,
-                       label=f"uniform-random policy ({ref['random']:.1f})")
-            if ref["behaviour_best"] is not None:
-                ax.axhline(ref["behaviour_best"], color="black", ls="--", lw=1.1,
-                           label=f"best behaviour checkpoint{_step(ref)} ({ref['behaviour_best']:.1f})")
-        ax.set_title(PROTOCOL_TITLES[p])
-        ax.set_xlabel("meta-training steps")
-        ax.grid(alpha=0.3)
-    tasks = f"{ref['n_tasks']} held-out tasks, {ref['episode_length']}-step episodes" if ref else "held-out tasks"
-    axes[0].set_ylabel(f"average test return\n({tasks})")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), frameon=False, fontsize=9,
-               bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"{plan.env}, {plan.scale} scale: mean over seeds, band = min-max over seeds")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    for warning in length_warnings(plan, records):
+        print(f"warning: {warning}", file=sys.stderr)
+    with plt.rc_context(rplot.PAPER_RC):
+        fig, axes = rplot.paper_figure(len(rplot.PROTOCOL_ORDER), 2.0, sharey=True)
+        band_counts: set[int] = set()
+        for ax, p in zip(axes, rplot.PROTOCOL_ORDER):
+            for m in plan.methods:
+                recs = [r for r in records if r["method"] == m]
+                if not recs:
+                    continue
+                x, y = _method_curves(recs, p)
+                count = np.isfinite(y).sum(0)
+                mean = np.where(count > 0, np.nansum(y, 0) / np.maximum(count, 1), np.nan)
+                n = int(np.isfinite(y).any(1).sum())
+                what = "1 seed" if n == 1 else f"mean of {rplot.plural(n, 'seed')}"
+                line, = ax.plot(x, mean, label=f"{m} ({what})")
+                several = count >= 2
+                if several.any():
+                    low, high = np.full(len(x), np.nan), np.full(len(x), np.nan)
+                    low[several], high[several] = np.nanmin(y[:, several], 0), np.nanmax(y[:, several], 0)
+                    ax.fill_between(x, low, high, where=several, color=line.get_color(), alpha=0.2, lw=0)
+                    band_counts |= set(count[several].tolist())
+            if ref is not None:
+                ax.axhline(ref["random"], color="dimgrey", ls=":", lw=1.3,
+                           label=f"uniform-random policy ({ref['random']:.1f})")
+                if ref["behaviour_best"] is not None:
+                    ax.axhline(ref["behaviour_best"], color="black", ls="--", lw=1.1,
+                               label="best behaviour checkpoint" + (f", generator step {ref['behaviour_best_step']}"
+                                                                    if ref.get("behaviour_best_step") is not None
+                                                                    else "") + f" ({ref['behaviour_best']:.1f})")
+            ax.set_title(rplot.PROTOCOL_TITLES[p])
+            ax.set_xlabel("meta-training steps")
+            ax.grid(alpha=0.3)
+            rplot.style_axes(ax)
+        axes[0].set_ylabel(rplot.return_label(ref["n_tasks"], ref["episode_length"]) if ref
+                           else rplot.return_label())
+        handles, labels = rplot.unique_legend(axes)
+        if band_counts:
+            labels.append(rplot.band_label("minmax", band_counts))
+            handles.append(rplot.band_handle(labels[-1]))
+        rplot.paper_legend(fig, handles, labels)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return rplot.save_figure(fig, path, ("png", "pdf"))
