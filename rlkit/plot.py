@@ -405,17 +405,25 @@ def figure_paths(path: Path, formats: Sequence[str] = DEFAULT_FORMATS) -> list[P
     return out
 
 
+# no creation date in vector files: the same records give the same bytes, so a regenerated committed
+# figure changes in git only when what it shows changes
+_NO_DATE = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
+
+
 def save_figure(fig, path: Path, formats: Sequence[str] = DEFAULT_FORMATS) -> Path:
     """Write ``path`` and its companions (:func:`figure_paths`): PNG at PNG_DPI, vector files as vectors.
 
     Each is rendered to memory and written atomically: a reader never sees half a file."""
+    import matplotlib
     import matplotlib.pyplot as plt
 
     try:
         for target in figure_paths(path, formats):
             fmt = target.suffix.lstrip(".").lower() or "png"
             buf = io.BytesIO()
-            fig.savefig(buf, dpi=PNG_DPI, format=fmt, bbox_inches="tight", pad_inches=0.03)
+            with matplotlib.rc_context({"svg.hashsalt": "csro"}):  # SVG element ids from a fixed salt
+                fig.savefig(buf, dpi=PNG_DPI, format=fmt, bbox_inches="tight", pad_inches=0.03,
+                            metadata=_NO_DATE.get(fmt))
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, buf.getvalue(), fsync=False)
     finally:
