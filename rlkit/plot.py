@@ -50,7 +50,8 @@ from typing import Sequence
 
 from rlkit.errors import UserError, cli
 from rlkit.evaluation.aggregate import DEFAULT_REPS, AggregateUnavailable, iqm_with_ci
-from rlkit.evaluation.protocols import PROGRESS_KEYS
+from rlkit.evaluation.protocols import PROGRESS_KEYS, PROTOCOLS
+from rlkit.evaluation.protocols import PROTOCOL_TITLES as REGISTRY_TITLES
 from rlkit.evaluation.reference import (
     ReferenceReturns,
     ReferenceUnavailable,
@@ -59,9 +60,9 @@ from rlkit.evaluation.reference import (
 )
 from rlkit.fileio import atomic_write_bytes, atomic_write_text
 
-# The panel order of every learning-curve figure (this module's and the reproduce runner's page)
-PROTOCOL_ORDER = ("online", "offline", "np_online")
-PROTOCOL_TITLES = {"online": "online context", "offline": "offline context", "np_online": "non-prior context"}
+# The panel order and titles of every learning-curve figure: the protocol registry's
+PROTOCOL_ORDER = PROTOCOLS
+PROTOCOL_TITLES = REGISTRY_TITLES
 DEFAULT_KEYS = tuple(PROGRESS_KEYS[p] for p in PROTOCOL_ORDER)
 X_KEYS = ("Epoch", "Number of train steps total")
 X_LABELS = {"Epoch": "meta-training iteration", "Number of train steps total": "meta-training steps"}

@@ -465,7 +465,7 @@ def test_status_says_what_is_done_from_the_files(tmp_path, capsys):
         run_dir / "progress.csv", index=False)
     out = status()
     assert "offline_dataset: ready" in out
-    assert "CSRO seed 0: 2 of 3 iterations (last iteration: offline -7.25, online -7.25, np_online -7.25)" in out
+    assert "CSRO seed 0: 2 of 3 iterations (last iteration: online -7.25, offline -7.25, np_online -7.25)" in out
     record = record_path(tmp_path / "records", plan, "FOCAL", 0)
     record.parent.mkdir(parents=True)
     record.write_text("{}")

@@ -54,6 +54,7 @@ class Protocol:
     """
 
     name: ClassVar[str]
+    title: ClassVar[str]  # what figures and tables call it, in plain words
     progress_key: ClassVar[str]  # the reference's progress.csv column
     context: ClassVar[frozenset[str]]
     reinfer: ClassVar[str]
@@ -83,6 +84,7 @@ class Online(Protocol):
     """Exploration by the agent's own prior policy (§6.1): where context shift bites."""
 
     name = "online"
+    title = "online context"
     progress_key = "Average_OnlineReturn_all_test_tasks"
     context = frozenset({EVALUATION})  # every transition the agent takes
     reinfer = AFTER_EVALUATION
@@ -92,6 +94,7 @@ class Offline(Protocol):
     """The behaviour policies' context (§6.2): no shift, an upper reference."""
 
     name = "offline"
+    title = "offline context"
     progress_key = "Average_OfflineReturn_all_test_tasks"
     context = frozenset({OFFLINE_DATA})  # the episodes' own transitions never join
     reinfer = BEFORE_EVALUATION
@@ -101,6 +104,7 @@ class NonPrior(Protocol):
     """CSRO's non-prior collection (§6.3): the context carries no policy signature early on."""
 
     name = "np_online"
+    title = "non-prior context"
     progress_key = "Average_NpOnlineReturn_all_test_tasks"
     context = frozenset({EXPLORATION})  # evaluation episodes add nothing
     reinfer = AFTER_EVALUATION
@@ -112,9 +116,12 @@ class NonPrior(Protocol):
         return np.where((steps < settings.num_steps_per_eval / 2)[:, None], uniform, sampled)
 
 
+# The registry: every table, figure panel, record field and CLI choice iterates it, in this order
+# (which is also the order evaluate() runs them in, so it fixes each protocol's seed: keep it).
 PROTOCOL_CLASSES: dict[str, type[Protocol]] = {cls.name: cls for cls in (Online, Offline, NonPrior)}
 PROTOCOLS = tuple(PROTOCOL_CLASSES)  # ("online", "offline", "np_online")
 PROGRESS_KEYS = {name: cls.progress_key for name, cls in PROTOCOL_CLASSES.items()}
+PROTOCOL_TITLES = {name: cls.title for name, cls in PROTOCOL_CLASSES.items()}  # figure panels, table headers
 
 
 def get_protocol(protocol: str | Protocol) -> Protocol:

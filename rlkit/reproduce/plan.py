@@ -21,9 +21,9 @@ from rlkit.config import REPO_CONFIG_DIR, ConfigError, algo_presets, load_config
 # sweeps and --resume (imported from here by records and runner)
 from rlkit.core.logger import settings_drift  # noqa: F401
 from rlkit.envs import UnknownEnvError, offline_data_env
+from rlkit.evaluation.protocols import PROTOCOLS  # noqa: F401  (the registry: records, tables, paper numbers)
 
 PLAN_DIR = REPO_CONFIG_DIR / "reproduce"
-PROTOCOLS = ("offline", "online", "np_online")
 # What the runner sets for each run itself: a plan that set them would train one method under
 # another's label, one seed under another's, or read and write elsewhere than the plan's folders.
 RUNNER_KEYS = ("algo_type", "util_params.exp_name", "seed", "seed_list", "algo_params.data_dir",

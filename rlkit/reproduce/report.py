@@ -16,6 +16,7 @@ from rlkit.data.native import generator_clash, read_metadata
 from rlkit.data.profile import KINDS, reference_for
 from rlkit.envs import offline_data_env
 from rlkit.evaluation.reference import ReferenceReturns, ReferenceUnavailable, reference_returns
+from rlkit.evaluation.protocols import PROTOCOL_TITLES
 from rlkit.reproduce.plan import PROTOCOLS, Plan
 
 
@@ -212,8 +213,8 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str,
              "Final test return (mean of the last "
              f"{plan.final_window} iterations' evaluations, 10 held-out tasks), mean ± std over seeds; "
              "the paper's number in brackets where it gives one.", "",
-             "| method | seeds | offline context | online context | non-prior context | steps | wall time / run |",
-             "|---|---|---|---|---|---|---|"]
+             "| method | seeds | " + " | ".join(PROTOCOL_TITLES[p] for p in PROTOCOLS) + " | steps | wall time / run |",
+             "|---|---|" + "---|" * len(PROTOCOLS) + "---|---|"]
     for m, row in summary.items():
         cells = [_fmt(row[p]) + _paper(plan, m, p) for p in PROTOCOLS]
         lines.append(f"| {m} | {', '.join(map(str, row['seeds']))} | " + " | ".join(cells)
