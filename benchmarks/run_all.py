@@ -12,6 +12,7 @@ import time
 
 BENCHMARKS = [
     "benchmarks.bench_data_load",       # issue #3: dataset loading (native vs legacy)
+    "benchmarks.bench_minari_load",     # issue 21: loading from a Minari copy (first load, cached) vs native
     "benchmarks.bench_verified_stamp",  # issue 19: the integrity check's cost per load (stamp vs hashing)
     "benchmarks.bench_buffer_sample",   # issue #3: meta-batch sampling vs per-task loop
     "benchmarks.bench_sac_update",      # issue #4: batched SAC update vs per-task loop
@@ -24,7 +25,7 @@ BENCHMARKS = [
 
 
 # benchmarks without a device: the CPU-only hot paths (reading files into host memory)
-HOST_ONLY = {"benchmarks.bench_data_load", "benchmarks.bench_verified_stamp"}
+HOST_ONLY = {"benchmarks.bench_data_load", "benchmarks.bench_verified_stamp", "benchmarks.bench_minari_load"}
 
 
 def main(argv=None) -> int:

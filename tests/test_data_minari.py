@@ -90,7 +90,7 @@ def test_minari_sees_episodes_flags_and_metadata(native, store):
     are the native ones, in file order, with checkpoint / action mode / index as episode metadata."""
     import minari
 
-    names = sorted(d.name for d in (store / NS).iterdir() if d.is_dir())
+    names = sorted(d.name for d in (store / NS).iterdir() if d.is_dir() and d.name != "_csro_native")  # not a dataset
     assert names == [f"task-{t:03d}-v0" for t in range(N_TASKS)]
     recorded = read_metadata(native)
     for task in (0, 1):
@@ -220,6 +220,34 @@ def test_a_run_on_minari_data_gets_the_same_reference_returns_as_on_the_native_d
     per_step = {s: np.mean([np.mean([e.rewards.sum() for e in read_checkpoint_episodes(native, t, s) if not e.sampled])
                             for t in test]) for s in STEPS}
     assert refs[1].behaviour_best == pytest.approx(max(per_step.values()))
+
+
+def test_later_loads_read_the_checked_native_cache_not_the_minari_episodes(native, store, monkeypatch):
+    """Loading from Minari was ~150x the native time (one HDF5 group per episode). The first load caches
+    the rebuilt native files in the namespace; later loads read them, checked against the recorded
+    checksums, and a damaged cache file is rebuilt, never used. `verify` reads Minari itself."""
+    from rlkit.data.minari_format import NATIVE_CACHE, MinariSource, resolve
+
+    args = dict(tasks=[0, 1, 2], epochs=[100, 300, 100], n_trj=3, verify=True)
+    want = load_offline_data(native, args["tasks"], args["epochs"], args["n_trj"], verify=True)
+    load_offline_data(f"minari:{NS}", args["tasks"], args["epochs"], args["n_trj"], verify=True)  # fills the cache
+    cache = resolve(f"minari:{NS}")[0] / NATIVE_CACHE
+    assert (cache / "task_001" / "step_00000200.npy").read_bytes() == (native / "task_001" / "step_00000200.npy").read_bytes()
+    rebuilt = []
+    real = MinariSource._rebuilt_records
+    monkeypatch.setattr(MinariSource, "_rebuilt_records", lambda self, rel, *a, **k: rebuilt.append(rel) or real(
+        self, rel, *a, **k))
+    got = load_offline_data(f"minari:{NS}", args["tasks"], args["epochs"], args["n_trj"], verify=True)
+    assert rebuilt == [] and np.array_equal(got.obs, want.obs) and np.array_equal(got.rewards, want.rewards)
+    damaged = cache / "task_002" / "step_00000100.npy"
+    data = bytearray(damaged.read_bytes())
+    data[-3] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    got = load_offline_data(f"minari:{NS}", args["tasks"], args["epochs"], args["n_trj"], verify=True)
+    assert rebuilt == ["task_002/step_00000100.npy"] and np.array_equal(got.obs, want.obs)
+    assert damaged.read_bytes() == (native / "task_002" / "step_00000100.npy").read_bytes()  # rewritten
+    rebuilt.clear()
+    assert main(["verify", f"minari:{NS}"]) == 0 and len(rebuilt) == N_TASKS * len(STEPS)  # Minari, not the cache
 
 
 # ---- bad input ------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def verify_dataset(data_dir: str | os.PathLike) -> list[str]:
         for rel, entry in sorted(meta["files"].items()):
             try:
                 rec = (read_checkpoint_file(root, entry, rel, expected_dtype=dt, verify=True) if source is None
-                       else source.records(rel, entry, dt, verify=True))
+                       else source.records(rel, entry, dt, verify=True, cache=False))
             except DatasetError as e:
                 problems.append(str(e))
                 continue
