@@ -146,3 +146,14 @@ def test_benchmarks_quick_smoke(name, tmp_path):
     payload = mod.main(["--quick", "--workdir", str(tmp_path / "work"), "--json", str(out)])
     assert json.loads(out.read_text())["quick"] is True and payload["quick"]
     assert not (tmp_path / "work" / "point-robot-native").exists()  # synthetic data is deleted afterwards
+
+
+@pytest.mark.parametrize("name, first", [("bench_verified_stamp", "no check"), ("bench_minari_load", "native")])
+def test_integrity_and_minari_benchmarks_quick_smoke(name, first, tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "store"))
+    payload = importlib.import_module(f"benchmarks.{name}").main(["--quick"])
+    assert payload["quick"] and payload["rows"][0]["vs_no_check" if name == "bench_verified_stamp" else "vs_native"] == 1
+    assert payload["rows"][0][("variant" if name == "bench_verified_stamp" else "source")] == first
+    assert all(r["median_s"] > 0 for r in payload["rows"])
