@@ -119,6 +119,20 @@ class MetaBatch:
     extra_actions: Optional[torch.Tensor] = None
 
 
+@dataclass
+class _Forward:
+    """What one step's forward pass computed (§5.2), shared by the part updates that follow."""
+
+    per_transition: torch.Tensor  # the encoder's per-transition outputs (CLUB reads them too)
+    posterior: object  # the encoder's posterior of them: z, mean, var
+    z: torch.Tensor  # [T, 1, L]
+    z_d: torch.Tensor  # z detached: what the policy, V and (without allow_backward_z) Q see
+    pol: object  # the policy's output at (s, z_d): action, log_prob, mean, log_std, pre_tanh_value
+    q1_pred: torch.Tensor
+    q2_pred: torch.Tensor
+    v_pred: torch.Tensor
+
+
 class CSROTrainer:
     """Networks, optimizers and the update of docs/method.md §5."""
 
@@ -183,45 +197,65 @@ class CSROTrainer:
 
     # ------------------------------------------------------------------ the step
     def train_step(self, batch: MetaBatch, with_stats: bool = False) -> dict[str, torch.Tensor]:
-        """One meta-training step (docs/method.md §5.2-5.10). Returns detached statistics if asked."""
-        hp, stats = self.hp, {}
-        obs, actions = batch.obs, batch.actions
+        """One meta-training step (docs/method.md §5.2-5.10): one ``_update_*`` per part, in the
+        reference's order, each returning its own statistics. Returns them (detached) if asked."""
+        f = self._forward(batch)                                   # §5.2 z, policy, Q and V predictions
+        div, stats = self._update_dual_critic(batch, f)            # §5.3-5.4 (BRAC's dual critic)
+        q_tgt = self._q_target(batch, f, div)                      # §5.4
+        encoder_loss, rep_stats = self._representation_losses(batch, f)  # §5.5-5.6 CLUB, FOCAL, ...
+        stats.update(rep_stats)
+        stats.update(self._update_q_and_encoder(f, q_tgt, encoder_loss))  # §5.7
+        min_q_new, v_stats = self._update_v(batch, f)              # §5.8
+        stats.update(v_stats)
+        stats.update(self._update_policy(f, min_q_new, div))       # §5.9
+        self._update_alpha(div)                                    # §5.10
+        self.num_steps += 1
+        if not with_stats:
+            return {}
+        return {**stats, **self._step_statistics(batch, f, div)}
 
-        # §5.2 task inference and policy on (s, z.detach())
-        # the encoder runs once: z is the posterior of its per-transition outputs, CLUB uses them too
+    def _forward(self, batch: MetaBatch) -> _Forward:
+        """§5.2 task inference and the policy on (s, z.detach()). The encoder runs once: z is the
+        posterior of its per-transition outputs, which CLUB uses too."""
+        hp = self.hp
         per_transition = self.agent.encoder.per_transition(batch.context)
         posterior = self.agent.encoder.posterior_from_outputs(per_transition)
         z = posterior.z[:, None, :]  # [T, 1, L], broadcast over the batch
         z_d = z.detach()
-        pol = self.agent.policy(obs, z_d)
-        a_pi, log_pi = pol.action, pol.log_prob
+        pol = self.agent.policy(batch.obs, z_d)
         z_q = z if hp.allow_backward_z else z_d
-        q1_pred, q2_pred = self.qf1(obs, actions, z_q), self.qf2(obs, actions, z_q)
-        v_pred = self.vf(obs, z_d)
+        return _Forward(per_transition, posterior, z, z_d, pol, self.qf1(batch.obs, batch.actions, z_q),
+                        self.qf2(batch.obs, batch.actions, z_q), self.vf(batch.obs, z_d))
 
-        # §5.3 dual critic: one update on this batch, c_iter - 1 on fresh ones
-        div = None
-        if self.trains_dual_critic:
-            c_loss = self._dual_critic_update(obs, actions, a_pi, z_d)
-            if batch.extra_obs is not None:
-                for k in range(batch.extra_obs.shape[0]):
-                    with torch.no_grad():
-                        a_pi_k = self.agent.policy(batch.extra_obs[k], z_d).action
-                    self._dual_critic_update(batch.extra_obs[k], batch.extra_actions[k], a_pi_k, z_d)
-            # §5.4 divergence with gradient to a_pi only
-            div = L.divergence_for_actor(self.dual_critic, obs, a_pi, actions, z_d, divergence=hp.divergence_name)
-            stats["Dual Critic Loss"] = c_loss
+    def _update_dual_critic(self, batch: MetaBatch, f: _Forward) -> tuple[torch.Tensor | None, dict]:
+        """§5.3 one dual-critic update on this batch, c_iter - 1 on fresh ones; §5.4 the divergence,
+        with gradient to the policy's actions only. (None, {}) when the dual critic does not train."""
+        if not self.trains_dual_critic:
+            return None, {}
+        c_loss = self._dual_critic_update(batch.obs, batch.actions, f.pol.action, f.z_d)
+        if batch.extra_obs is not None:
+            for k in range(batch.extra_obs.shape[0]):
+                with torch.no_grad():
+                    a_pi_k = self.agent.policy(batch.extra_obs[k], f.z_d).action
+                self._dual_critic_update(batch.extra_obs[k], batch.extra_actions[k], a_pi_k, f.z_d)
+        div = L.divergence_for_actor(self.dual_critic, batch.obs, f.pol.action, batch.actions, f.z_d,
+                                     divergence=self.hp.divergence_name)
+        return div, {"Dual Critic Loss": c_loss}
 
-        # §5.4 value target
-        with torch.no_grad():
-            v_next = self.target_vf(batch.next_obs, z)
-            if hp.use_brac and hp.use_value_penalty:
-                v_next = L.value_penalized_target(v_next, self.alpha, div)
-            q_tgt = L.q_target(batch.rewards, batch.terminals, v_next, hp.reward_scale, hp.discount)
+    @torch.no_grad()
+    def _q_target(self, batch: MetaBatch, f: _Forward, div: torch.Tensor | None) -> torch.Tensor:
+        """§5.4 r_scale * r + gamma * (1 - done) * V_target(s', z), value-penalised under BRAC."""
+        hp = self.hp
+        v_next = self.target_vf(batch.next_obs, f.z)
+        if hp.use_brac and hp.use_value_penalty:
+            v_next = L.value_penalized_target(v_next, self.alpha, div)
+        return L.q_target(batch.rewards, batch.terminals, v_next, hp.reward_scale, hp.discount)
 
-        # §5.5-5.6 representation objectives: each fits its own model first (CLUB's q), then
-        # their weighted terms are summed into the encoder's loss
-        encoded = EncodedBatch(batch.context, per_transition, posterior, batch.task_ids, hp.latent_size)
+    def _representation_losses(self, batch: MetaBatch, f: _Forward) -> tuple[torch.Tensor, dict]:
+        """§5.5-5.6 each objective fits its own model first (CLUB's q), then their weighted terms are
+        summed into the encoder's loss (applied with Q's in :meth:`_update_q_and_encoder`)."""
+        encoded = EncodedBatch(batch.context, f.per_transition, f.posterior, batch.task_ids, self.hp.latent_size)
+        stats: dict = {}
         encoder_loss = torch.zeros((), device=self.device)
         for obj in self.objectives:
             stats.update(obj.fit(encoded))
@@ -229,49 +263,61 @@ class CSROTrainer:
             term, obj_stats = obj.loss(encoded)
             encoder_loss = encoder_loss + term
             stats.update(obj_stats)
+        return encoder_loss, stats
 
-        # §5.7 Q (and the encoder, which learns from CLUB/FOCAL, plus Q if allow_backward_z)
-        qf_loss = L.q_loss(q1_pred, q2_pred, q_tgt)
+    def _update_q_and_encoder(self, f: _Forward, q_tgt: torch.Tensor, encoder_loss: torch.Tensor) -> dict:
+        """§5.7 Q, and the encoder, which learns from the representation objectives (plus Q's loss
+        when allow_backward_z), in one backward pass."""
+        qf_loss = L.q_loss(f.q1_pred, f.q2_pred, q_tgt)
         for name in ("qf1", "qf2", "context"):
             self.optimizers[name].zero_grad(set_to_none=True)
         (qf_loss + encoder_loss).backward()
         for name in ("qf1", "qf2", "context"):
             self._step(name)
+        return {"QF Loss": qf_loss.detach(), "Q Predictions Mean": f.q1_pred.detach().mean(),
+                "Q Targets Mean": q_tgt.mean()}
 
-        # §5.8 V against the updated Qs; Polyak update of the target V
-        min_q_new = torch.min(L.frozen_call(self.qf1, obs, a_pi, z_d), L.frozen_call(self.qf2, obs, a_pi, z_d))
-        v_tgt = L.v_target_max_entropy(min_q_new, log_pi) if hp.max_entropy else min_q_new
-        vf_loss = L.v_loss(v_pred, v_tgt)
+    def _update_v(self, batch: MetaBatch, f: _Forward) -> tuple[torch.Tensor, dict]:
+        """§5.8 V against the updated Qs (min of the two at the policy's action), then the Polyak
+        update of the target V. Returns that min Q, which the policy loss uses too."""
+        hp = self.hp
+        a_pi, z_d = f.pol.action, f.z_d
+        min_q_new = torch.min(L.frozen_call(self.qf1, batch.obs, a_pi, z_d), L.frozen_call(self.qf2, batch.obs, a_pi, z_d))
+        v_tgt = L.v_target_max_entropy(min_q_new, f.pol.log_prob) if hp.max_entropy else min_q_new
+        vf_loss = L.v_loss(f.v_pred, v_tgt)
         self._step("vf", vf_loss)
         self._soft_update()
+        return min_q_new, {"VF Loss": vf_loss.detach(), "V Predictions Mean": f.v_pred.detach().mean()}
 
-        # §5.9 policy
+    def _update_policy(self, f: _Forward, min_q_new: torch.Tensor, div: torch.Tensor | None) -> dict:
+        """§5.9 the policy: entropy, -min Q, the BRAC penalty and the mean/std/pre-activation terms."""
+        hp, pol = self.hp, f.pol
         pol_loss = L.policy_loss(
-            log_pi if hp.max_entropy else None, min_q_new, div if hp.use_brac else None, self.alpha,
+            pol.log_prob if hp.max_entropy else None, min_q_new, div if hp.use_brac else None, self.alpha,
             pol.mean, pol.log_std, hp.policy_mean_reg_weight, hp.policy_std_reg_weight,
             pre_tanh_value=pol.pre_tanh_value, pre_activation_reg=hp.policy_pre_activation_weight,
         )
         self._step("policy", pol_loss)
+        return {"Policy Loss": pol_loss.detach(), "Log Pis Mean": pol.log_prob.detach().mean(),
+                "Policy mu Mean": pol.mean.detach().mean(), "Policy log std Mean": pol.log_std.detach().mean()}
 
-        # §5.10 alpha: one SGD step on -mean(alpha_var (div - target)), gradient written out
+    def _update_alpha(self, div: torch.Tensor | None) -> None:
+        """§5.10 alpha: one SGD step on -mean(alpha_var (div - target)), the gradient written out."""
+        hp = self.hp
         if hp.use_brac and hp.train_alpha:
             self.alpha_var = self.alpha_var + hp.alpha_lr * (div.detach().mean() - hp.target_divergence)
-        self.num_steps += 1
 
-        if not with_stats:
-            return {}
+    def _step_statistics(self, batch: MetaBatch, f: _Forward, div: torch.Tensor | None) -> dict:
+        """The step-wide columns of the reference's table: alpha, z, the task, and the reference's
+        Mean/Std/Max/Min blocks (population std, as numpy's)."""
+        posterior, pol = f.posterior, f.pol
         z_first = posterior.mean.detach()[0]  # the reference logs the meta batch's first task
-        stats.update({
-            "QF Loss": qf_loss.detach(), "VF Loss": vf_loss.detach(), "Policy Loss": pol_loss.detach(),
-            "Q Predictions Mean": q1_pred.detach().mean(), "Q Targets Mean": q_tgt.mean(),
-            "V Predictions Mean": v_pred.detach().mean(), "Log Pis Mean": log_pi.detach().mean(),
-            "Policy mu Mean": pol.mean.detach().mean(), "Policy log std Mean": pol.log_std.detach().mean(),
+        stats = {
             "alpha": self.alpha.detach(), "Z mean train": posterior.mean.detach().abs().mean(),
             **{f"Z mean train{i}": z_first[i] for i in range(z_first.shape[0])},
             "Z variance train": posterior.var.detach()[0].mean(), "task idx": batch.task_ids[0],
-        })
-        # the reference's Mean/Std/Max/Min blocks (population std, as numpy's)
-        for name, x in (("Q Predictions", q1_pred), ("V Predictions", v_pred), ("Log Pis", log_pi),
+        }
+        for name, x in (("Q Predictions", f.q1_pred), ("V Predictions", f.v_pred), ("Log Pis", pol.log_prob),
                         ("Policy mu", pol.mean), ("Policy log std", pol.log_std), ("alpha", self.alpha_var),
                         ("div_estimate", div)):
             if x is not None:
