@@ -62,6 +62,7 @@ class _SpreadObjective(RepresentationObjective):
     """A toy objective for the test: push the task embeddings' mean towards 1, with a counter step."""
 
     name = "spread"
+    statistics = ("Spread fits", "Spread Loss")
     calls: list = []
 
     @classmethod
@@ -89,6 +90,23 @@ def test_a_new_objective_plugs_in_through_the_registry(monkeypatch):
     assert _SpreadObjective.calls == ["fit", "loss"]
     assert "Spread Loss" in stats and "Spread fits" in stats
     assert any(not torch.equal(v, tr.agent.encoder.state_dict()[k]) for k, v in enc_before.items())
+    # its columns enter every run's progress.csv header from the same registry line, and nothing else's
+    from rlkit.launchers.progress_columns import objective_statistics, reference_columns
+
+    assert objective_statistics(hp) == ["Spread fits", "Spread Loss"]
+    header = reference_columns(4, {}, objective_statistics(hp))
+    assert header.index("Spread Loss") < header.index("QF Loss") and "Club Loss" not in header
+
+
+def test_the_header_lists_the_enabled_objectives_statistics_from_the_registry():
+    """The columns were typed again in progress_columns.py (from use_club / use_FOCAL_cl), and offline
+    PEARL's KL Divergence only appeared by widening the table after its first row."""
+    from rlkit.launchers.progress_columns import objective_statistics
+
+    for preset, want in (("CSRO", ["Club model Loss", "Club Loss", "Z Loss"]), ("FOCAL", ["Z Loss"]),
+                         ("offline-PEARL", ["KL Divergence"])):
+        cfg = load_config(REPO_CONFIG_DIR / "point-robot.json", [f"algo_type={preset}"])
+        assert objective_statistics(CSROHyperParams.from_config(cfg)) == want, preset
 
 
 def test_unknown_setting_is_refused_with_the_closest_key():

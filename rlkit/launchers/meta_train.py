@@ -40,7 +40,8 @@ from rlkit.envs import ENVS, make_env
 from rlkit.errors import UserError
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
 from rlkit.evaluation.reference import ReferenceUnavailable, reference_returns
-from rlkit.launchers.progress_columns import (NORMALIZED, eval_z_columns, is_eval_z_column, normalized_columns, reference_columns,
+from rlkit.launchers.progress_columns import (NORMALIZED, eval_z_columns, is_eval_z_column, normalized_columns,
+                                              objective_statistics, reference_columns,
                                               with_missing_as_nan)
 from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
 from rlkit.torch.networks import context_from_sample
@@ -230,7 +231,8 @@ class MetaTrainer:
         self._train_ids = np.asarray(data.train_tasks)
         # the authors' timing columns: the previous iteration's eval time, wall time summed over resumes
         self.prev_eval_time, self.total_time = 0.0, 0.0
-        self.columns = reference_columns(int(cfg["latent_size"]), self.algo) + list(NORMALIZED.values())
+        self.columns = (reference_columns(int(cfg["latent_size"]), self.algo, objective_statistics(self.hp))
+                        + list(NORMALIZED.values()))
         self.random_return, self.behaviour_return = self._reference_returns()
         # embedding_mini_batch_size < embedding_batch_size: each step is batch // mini updates, one per context
         # chunk of mini transitions, each with its own RL batch (the authors' loop); a mini size at or above

@@ -10,7 +10,7 @@ than left out, so the header is the same for every method.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -23,19 +23,18 @@ COUNTERS = ("Number of train steps total", "Number of env steps total", "Number 
 TIMES = ("Train Time (s)", "(Previous) Eval Time (s)", "Epoch Time (s)", "Total Train Time (s)")
 
 
-def reference_columns(latent_size: int, algo: Mapping) -> list[str]:
+def reference_columns(latent_size: int, algo: Mapping, objective_statistics: Sequence[str] = ()) -> list[str]:
     """The header the authors' code writes for these settings, in its order.
 
     Their trainer statistics (per-dimension z of the meta batch's first task, the
-    losses of the parts that are on, Mean/Std/Max/Min blocks), then the
-    evaluation's (z of the last evaluated context, the three average returns),
-    then counters, times and the epoch.
+    representation objectives' statistics: ``objective_statistics``, each enabled
+    objective's declared ``statistics`` in registry order, as
+    :func:`objective_statistics` gives them; then the losses of the parts that
+    are on, Mean/Std/Max/Min blocks), then the evaluation's (z of the last
+    evaluated context, the three average returns), then counters, times and the epoch.
     """
     cols = [f"Z mean train{i}" for i in range(latent_size)] + ["Z variance train", "task idx"]
-    if algo.get("use_club"):
-        cols += ["Club model Loss", "Club Loss"]
-    if algo.get("use_FOCAL_cl"):
-        cols += ["Z Loss"]
+    cols += list(objective_statistics)
     cols += ["QF Loss", "VF Loss", "Policy Loss"]
     if algo.get("use_brac"):
         cols += ["Dual Critic Loss"]
@@ -85,3 +84,10 @@ def normalized_columns(row: Mapping[str, float], random_return: float | None,
         except (TypeError, ValueError):  # a reference missing (None) or no span between the two
             out[name] = math.nan
     return out
+
+
+def objective_statistics(hp) -> list[str]:
+    """The columns of the objectives ``hp`` switches on, from the registry (rlkit.torch.objectives)."""
+    from rlkit.torch import objectives
+
+    return [col for cls in objectives.OBJECTIVES if cls.enabled(hp) for col in cls.statistics]

@@ -50,12 +50,16 @@ class RepresentationObjective:
     """One way of training the context encoder: networks, an optional own step, one loss term.
 
     Subclasses set ``name`` (the key of their networks and optimizers in
-    snapshots) and implement :meth:`enabled` and :meth:`loss`; those with a
-    model of their own also override :meth:`fit`, :meth:`modules` and
-    :meth:`optimizers`.
+    snapshots) and ``statistics`` (the progress.csv columns their :meth:`fit`
+    and :meth:`loss` return, in the order the table lists them: the header of
+    every run is built from the registry, so a new objective's columns appear
+    without a list elsewhere), and implement :meth:`enabled` and :meth:`loss`;
+    those with a model of their own also override :meth:`fit`, :meth:`modules`
+    and :meth:`optimizers`.
     """
 
     name: ClassVar[str]
+    statistics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, obs_dim: int, action_dim: int, hp: CSROHyperParams, device: torch.device):
         self.hp = hp

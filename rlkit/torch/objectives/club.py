@@ -18,6 +18,7 @@ from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective, S
 
 class ClubObjective(RepresentationObjective):
     name = "club"
+    statistics = ("Club model Loss", "Club Loss")  # the authors' column names, in their order
 
     def __init__(self, obs_dim, action_dim, hp, device):
         super().__init__(obs_dim, action_dim, hp, device)

@@ -12,6 +12,7 @@ from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective
 
 class DistanceMetricObjective(RepresentationObjective):
     name = "distance_metric"
+    statistics = ("Z Loss",)
 
     @classmethod
     def enabled(cls, hp) -> bool:

@@ -12,6 +12,7 @@ from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective
 
 class InformationBottleneckObjective(RepresentationObjective):
     name = "information_bottleneck"
+    statistics = ("KL Divergence",)
 
     @classmethod
     def enabled(cls, hp) -> bool:
