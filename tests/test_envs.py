@@ -511,3 +511,20 @@ def test_every_env_states_the_facts_the_tools_read():
         assert cls.checkpoint_episode_chunk >= 0, name
     assert env_class("point-robot").sac_preset == env_class("sparse-point-robot").sac_preset == "train_point"
     assert env_class("cheetah-vel").sac_preset == "train" and env_class("cheetah-dir").path_figure == "velocity"
+
+
+def test_the_context_reward_is_the_envs_rule():
+    """How a sparse run's context reward is derived lives with the env (the training step imported the
+    point robot's formula before): sparse variants apply PEARL's rule, dense envs leave it unchanged."""
+    import torch
+
+    from rlkit.envs import make_env
+    from rlkit.torch.networks import context_from_sample
+
+    dense = torch.tensor([-0.05, -0.19, -0.21, -1.0])
+    sparse = make_env("sparse-point-robot", n_tasks=2, goal_radius=0.2).context_reward(dense)
+    torch.testing.assert_close(sparse, torch.tensor([0.95, 0.81, 0.0, 0.0]))
+    assert make_env("point-robot", n_tasks=2).context_reward(dense) is dense
+    part = {"obs": torch.zeros(4, 2), "actions": torch.zeros(4, 2), "rewards": dense[:, None], "next_obs": torch.zeros(4, 2)}
+    ctx = context_from_sample(part, False, make_env("sparse-point-robot", n_tasks=2).context_reward)
+    torch.testing.assert_close(ctx[:, 4], sparse)

@@ -124,6 +124,11 @@ class MultiTaskEnv(gym.Env):
             return None
         return self.render_frame()
 
+    def context_reward(self, rewards):
+        """The reward a sparse-reward run's context holds for these dense ``rewards`` (tensor or array):
+        the env's own rule, so the networks never need to know one simulator's. Dense envs: unchanged."""
+        return rewards
+
     def render_frame(self) -> np.ndarray:
         """The frame :meth:`render` returns, whatever ``render_mode`` is (the video tools call it)."""
         raise NotImplementedError(f"{type(self).__name__} does not draw frames")

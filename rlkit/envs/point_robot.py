@@ -139,6 +139,10 @@ class PointRobotEnv(MultiTaskEnv):
         return self._state.copy(), float(dense[0]), False, info
 
 
+    def context_reward(self, rewards):
+        """PEARL's sparse reward within ``goal_radius`` (the sparse variants); the dense reward otherwise."""
+        return rewards if self.goal_radius is None else sparse_reward(rewards, self.goal_radius)
+
     def render_frame(self, size: int = 256) -> np.ndarray:
         """The plane from above: every task's goal (grey), this task's (red, with the sparse radius
         as a ring), the path since the last reset (light blue) and the robot (blue)."""

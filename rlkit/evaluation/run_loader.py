@@ -183,15 +183,15 @@ class LoadedRun:
 
         Sparse-reward runs see the sparse reward in their context (as meta-training does).
         """
-        radius = self._goal_radius() if self.algo["sparse_rewards"] else None
-        return context_from_sample(part, self.agent.use_next_obs_in_context, radius)
+        reward = self._context_reward() if self.algo["sparse_rewards"] else None
+        return context_from_sample(part, self.agent.use_next_obs_in_context, reward)
 
-    def _goal_radius(self):
-        if "goal_radius" not in self._cache:
+    def _context_reward(self):
+        if "context_reward" not in self._cache:
             from rlkit.envs import make_env
 
-            self._cache["goal_radius"] = getattr(make_env(self.env_name, **self.env_params), "goal_radius", None)
-        return self._cache["goal_radius"]
+            self._cache["context_reward"] = make_env(self.env_name, **self.env_params).context_reward
+        return self._cache["context_reward"]
 
     def sample_offline_context(self, task_ids: Sequence[int] | torch.Tensor, n: int,
                                generator: torch.Generator | None = None) -> torch.Tensor:

@@ -223,7 +223,7 @@ class MetaTrainer:
         self.algo = cfg["algo_params"]
         env = make_env(cfg["env_name"], **cfg["env_params"])
         self.obs_dim, self.act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-        self.goal_radius = getattr(env, "goal_radius", None)
+        self.context_reward = env.context_reward
         self.hp = CSROHyperParams.from_config(cfg)
         self.trainer = CSROTrainer(self.obs_dim, self.act_dim, self.hp, device=device)
         self.settings = EvalSettings.from_algo_params(self.algo)
@@ -255,8 +255,8 @@ class MetaTrainer:
 
     # ------------------------------------------------------------------ data
     def _context(self, part: dict) -> torch.Tensor:
-        radius = self.goal_radius if self.algo["sparse_rewards"] else None
-        return context_from_sample(part, self.hp.use_next_obs_in_context, radius)
+        return context_from_sample(part, self.hp.use_next_obs_in_context,
+                                   self.context_reward if self.algo["sparse_rewards"] else None)
 
     def draw_tasks(self, rng: np.random.Generator, n_steps: int) -> torch.Tensor:
         """[n_steps, meta_batch] task ids of an iteration's steps, uploaded to the device at once.

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlkit.envs.point_robot import sparse_reward
 from rlkit.torch.losses import kl_to_standard_normal
 
 # docs/method.md §4: the policy's log_std is clamped to [-20, 0] (reference policies.py agrees).
@@ -201,12 +200,12 @@ def build_context(
     return torch.cat(parts, dim=-1)
 
 
-def context_from_sample(part: dict, use_next_obs: bool, sparse_goal_radius: float | None = None) -> torch.Tensor:
-    """The context the agent sees from a buffer sample: (s, a, r[, s']) with, for sparse-reward
-    runs (``sparse_goal_radius`` set), the sparse reward in place of the dense one."""
+def context_from_sample(part: dict, use_next_obs: bool, context_reward: Callable | None = None) -> torch.Tensor:
+    """The context the agent sees from a buffer sample: (s, a, r[, s']) with, for sparse-reward runs,
+    ``context_reward(r)`` in place of the dense reward (the env's rule: ``MultiTaskEnv.context_reward``)."""
     rewards = part["rewards"]
-    if sparse_goal_radius is not None:
-        rewards = sparse_reward(rewards, sparse_goal_radius)
+    if context_reward is not None:
+        rewards = context_reward(rewards)
     return build_context(part["obs"], part["actions"], rewards, part["next_obs"], use_next_obs)
 
 
