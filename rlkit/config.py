@@ -30,7 +30,9 @@ from rlkit.fileio import atomic_write_text
 
 Config = dict[str, Any]
 
-REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+# The shipped configs live in the package (an installed, non-editable csro has them too); the
+# checkout's top-level configs/ is a link to this folder, so the authors' command paths still work.
+REPO_CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 ALGO_CONFIG_DIR = REPO_CONFIG_DIR / "algos"
 DIVERGENCES = ("kl", "w")
 # util_params.dtype: what a run computes in (rlkit.core.precision turns the name into a torch dtype)

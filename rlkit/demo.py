@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rlkit.config import REPO_CONFIG_DIR  # the shipped configs, inside the package
 from rlkit.errors import cli
 
-REPO = Path(__file__).resolve().parents[1]
 QUICK_EPOCHS = "[200,1000,100]"  # the quick preset's checkpoints: 200, 300, ..., 900
 
 
@@ -68,7 +68,7 @@ def run_demo(out: Path, iterations: int, steps_per_itr: int, seed: int) -> Path:
 
     data_dir = out / "offline_dataset" / "point-robot"
     log_dir = out / "output"
-    config = str(REPO / "configs" / "point-robot.json")
+    config = str(REPO_CONFIG_DIR / "point-robot.json")
 
     t0 = time.perf_counter()
     print(f"[1/3] behaviour policies: 40 point-robot tasks, quick preset -> {data_dir}", flush=True)

@@ -7,15 +7,14 @@ matter, and without disturbing any hydra instance the caller already set up.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from rlkit.config import COMPUTE_DTYPES
+from rlkit.config import COMPUTE_DTYPES, REPO_CONFIG_DIR
 
 #: configs/sac at the repository root.
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "sac"
+CONFIG_DIR = REPO_CONFIG_DIR / "sac"
 
 
 def available_presets() -> list[str]:
