@@ -249,7 +249,8 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str,
             verdict = "not yet measured" if held is None else ("**held**" if held else "**not held**")
             lines.append(f"| {statement} | {verdict} | {numbers} |")
     if figure:
-        lines += ["", f"![learning curves]({figure})"]
+        vector = str(Path(figure).with_suffix(".pdf"))
+        lines += ["", f"![learning curves]({figure})", "", f"The same figure as a vector file: [{vector}]({vector})."]
     if plan.reductions:
         lines += ["", "Reductions from the paper's settings at this scale:", "", "| what | why |", "|---|---|"]
         for r in plan.reductions:
