@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from rlkit.errors import cli
-from rlkit.evaluation.protocols import PROGRESS_KEYS, PROTOCOLS, ProtocolResult
+from rlkit.evaluation.protocols import (ALL_PROTOCOLS, OFFLINE_DATA, PROGRESS_KEYS, PROTOCOL_CLASSES, PROTOCOLS,
+                                       ProtocolResult)
 from rlkit.core.device import choose_device
 
 SPLITS = ("train", "test")
@@ -43,9 +44,9 @@ def average_key(protocol: str, split: str) -> str:
 
 def parse_protocols(text: str) -> list[str]:
     names = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [p for p in names if p not in PROTOCOLS]
+    bad = [p for p in names if p not in ALL_PROTOCOLS]
     if bad or not names:
-        raise ValueError(f"unknown protocol(s) {', '.join(bad) or repr(text)}; choose from {', '.join(PROTOCOLS)}")
+        raise ValueError(f"unknown protocol(s) {', '.join(bad) or repr(text)}; choose from {', '.join(ALL_PROTOCOLS)}")
     return list(dict.fromkeys(names))
 
 
@@ -141,7 +142,8 @@ def run_evaluation(run, protocols: Sequence[str] = PROTOCOLS, tasks: str = "test
     torch.manual_seed(seed)  # np_online samples policy actions: the same --seed gives the same returns
     task_ids = run.tasks(tasks)
     settings = run.settings(num_evals=num_evals)
-    offline = run.offline_context(seed) if "offline" in protocols else None
+    # what the protocols put in their context, not their names: any that reads offline data needs it
+    offline = run.offline_context(seed) if any(OFFLINE_DATA in PROTOCOL_CLASSES[p].context for p in protocols) else None
     if offline is not None:  # fail before any rollout if the data is missing
         for split in {run.split_of(t) for t in task_ids}:
             run.offline_buffer(split)
@@ -165,7 +167,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", help="output/ENV/EXP_NAME/seedN")
     p.add_argument("--itr", type=int, default=None, help="snapshot iteration (default: the newest snapshot)")
-    p.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated subset of " + ",".join(PROTOCOLS))
+    p.add_argument("--protocols", default=",".join(PROTOCOLS),
+                   help="comma-separated subset of " + ",".join(ALL_PROTOCOLS) + " (default: those run in training)")
     p.add_argument("--tasks", choices=("train", "test", "all"), default="test")
     p.add_argument("--num_evals", type=int, default=None, help="repeats per task (default: the run's num_evals)")
     p.add_argument("--seed", type=int, default=0)

@@ -74,6 +74,30 @@ def test_offline_protocol_adds_only_offline_context():
     assert [int(c[0]) for c in agent.infer_calls] == [20, 40, 60, 80, 100]  # before every episode
 
 
+def test_a_fourth_protocol_is_one_class_and_one_registry_line():
+    """offline_other_task (a context-shift stress test): the offline protocol fed the *next* test task's
+    behaviour data. It is in the registry, so --protocols and titles know it, and off in training, so
+    progress.csv, plans and figures (PROTOCOLS) are what they were."""
+    from rlkit.evaluation.protocols import ALL_PROTOCOLS, PROTOCOL_TITLES, PROTOCOLS
+    from rlkit.evaluate import parse_protocols
+
+    assert PROTOCOLS == ("online", "offline", "np_online") and ALL_PROTOCOLS[-1] == "offline_other_task"
+    assert PROTOCOL_TITLES["offline_other_task"] == "offline context of another task"
+    assert parse_protocols("offline,offline_other_task") == ["offline", "offline_other_task"]
+    agent, drawn = ScriptedAgent(), []
+
+    def offline_context(tasks, n):
+        drawn.append(tasks.clone())
+        return torch.zeros(len(tasks), n, 5)
+
+    res = run_protocol("offline_other_task", agent, "point-robot", PARAMS, [2, 5, 4], SETTINGS,
+                       offline_context=offline_context)
+    assert len(drawn) == 5 and all(d.tolist() == [5, 5, 4, 4, 2, 2] for d in drawn)  # each task gets the next's
+    np.testing.assert_array_equal(res.context_lengths, 5 * 20)
+    with pytest.raises(ValueError, match="at least two tasks"):
+        run_protocol("offline_other_task", agent, "point-robot", PARAMS, [2], SETTINGS, offline_context=offline_context)
+
+
 def test_np_online_protocol_random_then_policy_exploration():
     agent = ScriptedAgent()
     res = run_protocol("np_online", agent, "point-robot", PARAMS, [3], SETTINGS, record_trace=True, seed=7)

@@ -15,7 +15,7 @@ import torch
 from rlkit import context_shift as cs
 from rlkit import evaluate as ev
 from rlkit import plot as rplot
-from rlkit.evaluation.protocols import PROGRESS_KEYS, EvalSettings, run_protocol, trace_episodes
+from rlkit.evaluation.protocols import PROGRESS_KEYS, PROTOCOLS, EvalSettings, run_protocol, trace_episodes
 from rlkit.evaluation.run_loader import LoadedRun, RunLoadError, load_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,15 +73,15 @@ def test_evaluator_cli_writes_csv_and_json(tiny_csro_run, tmp_path, capsys):
     assert "return_episode_2" in rows[0]  # 40 evaluation steps / 20-step episodes
     per_task = [r for r in rows if r["task"] != "all"]
     averages = {r["key"]: r for r in rows if r["task"] == "all"}
-    assert {(r["protocol"], int(r["task"])) for r in per_task} == {(p, t) for p in PROGRESS_KEYS for t in (2, 6)}
-    assert set(averages) == set(PROGRESS_KEYS.values())
-    for protocol, key in PROGRESS_KEYS.items():
+    assert {(r["protocol"], int(r["task"])) for r in per_task} == {(p, t) for p in PROTOCOLS for t in (2, 6)}
+    assert set(averages) == {PROGRESS_KEYS[p] for p in PROTOCOLS}  # the default: the protocols of training
+    for protocol, key in ((p, PROGRESS_KEYS[p]) for p in PROTOCOLS):
         mine = [float(r["final_return"]) for r in per_task if r["protocol"] == protocol]
         assert float(averages[key]["final_return"]) == pytest.approx(np.mean(mine))
 
     summary = json.loads(out.with_suffix(".json").read_text())
     assert summary["iteration"] == 1 and summary["num_evals"] == 2 and summary["task_ids"] == [2, 6]
-    assert set(summary["averages"]) == set(PROGRESS_KEYS.values())
+    assert set(summary["averages"]) == {PROGRESS_KEYS[p] for p in PROTOCOLS}
     record = summary["per_task"][0]
     assert len(record["episode_returns"]) == 2 and len(record["return_curve"]) == 2
     assert record["final_return"] == pytest.approx(np.mean([r[-1] for r in record["episode_returns"]]))
@@ -89,6 +89,18 @@ def test_evaluator_cli_writes_csv_and_json(tiny_csro_run, tmp_path, capsys):
     logged = pd.read_csv(tiny_csro_run.run_dir / "progress.csv").iloc[-1]
     assert summary["averages"]["Average_OnlineReturn_all_test_tasks"] == pytest.approx(
         logged["Average_OnlineReturn_all_test_tasks"], rel=1e-5)
+
+
+def test_evaluator_runs_the_on_demand_stress_test_protocol(tiny_csro_run, tmp_path):
+    """--protocols offline,offline_other_task: the same offline data, each test task given the other's;
+    it needs the offline data like the offline protocol (what it reads, not its name)."""
+    out = tmp_path / "stress"
+    assert ev.main([str(tiny_csro_run.run_dir), "--protocols", "offline,offline_other_task", "--num_evals", "1",
+                    "--out", str(out)]) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["protocols"] == ["offline", "offline_other_task"]
+    assert set(summary["averages"]) >= {"Average_OfflineReturn_all_test_tasks",
+                                         "Average_OfflineOtherTaskReturn_all_test_tasks"}
 
 
 def test_evaluator_default_output_and_train_tasks(tiny_csro_run, tmp_path):

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from rlkit.config import ConfigError, save_config
-from rlkit.reproduce.plan import load_plan, plan_path
+from rlkit.reproduce.plan import PROTOCOLS, load_plan, plan_path
 from rlkit.reproduce.report import claims, plan_reference
 from rlkit.reproduce.runner import ReproduceError, parse_budget
 from tests.helpers import small_point_robot_config
@@ -461,7 +461,7 @@ def test_status_says_what_is_done_from_the_files(tmp_path, capsys):
     layout.dataset_stamp.write_text("{}")
     run_dir = layout.run_dir(plan, "CSRO", 0)
     run_dir.mkdir(parents=True)
-    pd.DataFrame({"Epoch": [0, 1], **{key: [-9.0, -7.25] for key in PROGRESS_KEYS.values()}}).to_csv(
+    pd.DataFrame({"Epoch": [0, 1], **{PROGRESS_KEYS[p]: [-9.0, -7.25] for p in PROTOCOLS}}).to_csv(
         run_dir / "progress.csv", index=False)
     out = status()
     assert "offline_dataset: ready" in out

@@ -31,6 +31,7 @@ import torch
 from rlkit.errors import cli
 from rlkit.core.device import choose_device
 from rlkit.envs import env_class
+from rlkit.evaluation.protocols import ALL_PROTOCOLS, PROTOCOLS
 
 STYLE = {"exploration": dict(ls="--", lw=0.8, alpha=0.45), "last": dict(ls="-", lw=2.2, alpha=1.0)}
 
@@ -44,7 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--itr", type=int, default=None, help="snapshot iteration (default: the newest)")
     p.add_argument("--base_log_dir", default=None, help="default: the config's util_params.base_log_dir")
     p.add_argument("--out", default=None, help="figure folder (default: RUN_DIR/figures)")
-    p.add_argument("--protocols", default="online,offline,np_online")
+    p.add_argument("--protocols", default=",".join(PROTOCOLS),
+                   help="comma-separated, of " + ",".join(ALL_PROTOCOLS) + " (default: those run in training)")
     p.add_argument("--tasks", default=None, help="comma-separated test task ids (default: --num_tasks spread out)")
     p.add_argument("--num_tasks", type=int, default=4, help="how many test tasks to draw")
     p.add_argument("--num_evals", type=int, default=1, help="repeats per task (the first one is drawn)")
@@ -74,6 +76,13 @@ def pick_tasks(test_tasks: list[int], tasks: str | None, num_tasks: int) -> list
     return [test_tasks[i] for i in idx]
 
 
+def reads_offline_data(protocol: str) -> bool:
+    """Whether the protocol's context comes from the offline data (what it reads, not its name)."""
+    from rlkit.evaluation.protocols import OFFLINE_DATA, get_protocol
+
+    return OFFLINE_DATA in get_protocol(protocol).context
+
+
 def rollouts(run, protocols, tasks, num_evals: int = 1, seed: int = 0) -> dict:
     """``{protocol: ProtocolResult}`` with traces, sharing one vector env like meta-training does."""
     from gymnasium.vector import AutoresetMode
@@ -89,7 +98,7 @@ def rollouts(run, protocols, tasks, num_evals: int = 1, seed: int = 0) -> dict:
     bar = progress(total=eval_transitions(settings, len(tasks), len(protocols)), desc="rollouts", unit="transition")
     try:
         return {p: run_protocol(p, run.agent, run.env_name, run.env_params, tasks, settings,
-                                offline_context=run.offline_context(seed) if p == "offline" else None,
+                                offline_context=run.offline_context(seed) if reads_offline_data(p) else None,
                                 obs_absmax=run.obs_absmax, seed=seed + k, device=run.device,
                                 record_trace=True, venv=venv, progress=bar)
                 for k, p in enumerate(protocols)}

@@ -59,6 +59,9 @@ class Protocol:
     context: ClassVar[frozenset[str]]
     reinfer: ClassVar[str]
     explores: ClassVar[bool] = False
+    # run at every meta-training evaluation (progress.csv column, plans, figures), or only on demand
+    # (rlkit.evaluate / context_shift / show_path --protocols): a stress test need not cost every run
+    in_training: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -68,6 +71,11 @@ class Protocol:
                             f"or reinfer {cls.reinfer!r}")
         if (EXPLORATION in cls.context) != cls.explores:
             raise TypeError(f"protocol {cls.name}: exploration transitions join the context iff it explores")
+
+    def context_tasks(self, task_of: torch.Tensor, tasks: Sequence[int]) -> torch.Tensor:
+        """Whose offline data the sub-envs of tasks ``task_of`` get as context (OFFLINE_DATA protocols):
+        their own by default. ``tasks``: the distinct tasks of this evaluation, in order."""
+        return task_of
 
     def exploration_actions(self, rng: np.random.Generator, sampled: np.ndarray, steps: np.ndarray,
                             settings: "EvalSettings") -> np.ndarray:
@@ -116,10 +124,33 @@ class NonPrior(Protocol):
         return np.where((steps < settings.num_steps_per_eval / 2)[:, None], uniform, sampled)
 
 
+class OfflineOtherTask(Protocol):
+    """A context-shift stress test: the offline protocol, with the behaviour data of *another* test task
+    (the next one in the evaluation's task list). A method whose z follows its context goes to that
+    task's goal and scores like a wrong-task agent; one that ignores its context scores as with its own
+    task's data. On demand only (``rlkit.evaluate --protocols offline,offline_other_task``)."""
+
+    name = "offline_other_task"
+    title = "offline context of another task"
+    progress_key = "Average_OfflineOtherTaskReturn_all_test_tasks"
+    context = frozenset({OFFLINE_DATA})
+    reinfer = BEFORE_EVALUATION
+    in_training = False
+
+    def context_tasks(self, task_of, tasks):
+        if len(tasks) < 2:
+            raise ValueError(f"the {self.name} protocol needs at least two tasks to swap their data")
+        order = torch.as_tensor(list(tasks), device=task_of.device)
+        position = (task_of[:, None] == order[None, :]).int().argmax(dim=1)  # each sub-env's task in the list
+        return torch.roll(order, -1)[position]
+
+
 # The registry: every table, figure panel, record field and CLI choice iterates it, in this order
 # (which is also the order evaluate() runs them in, so it fixes each protocol's seed: keep it).
-PROTOCOL_CLASSES: dict[str, type[Protocol]] = {cls.name: cls for cls in (Online, Offline, NonPrior)}
-PROTOCOLS = tuple(PROTOCOL_CLASSES)  # ("online", "offline", "np_online")
+# A new protocol is one class and one line here.
+PROTOCOL_CLASSES: dict[str, type[Protocol]] = {cls.name: cls for cls in (Online, Offline, NonPrior, OfflineOtherTask)}
+ALL_PROTOCOLS = tuple(PROTOCOL_CLASSES)  # what --protocols accepts
+PROTOCOLS = tuple(n for n, cls in PROTOCOL_CLASSES.items() if cls.in_training)  # ("online", "offline", "np_online")
 PROGRESS_KEYS = {name: cls.progress_key for name, cls in PROTOCOL_CLASSES.items()}
 PROTOCOL_TITLES = {name: cls.title for name, cls in PROTOCOL_CLASSES.items()}  # figure panels, table headers
 
@@ -409,7 +440,7 @@ def run_protocol(
             return
         if OFFLINE_DATA in proto.context:
             idx = torch.as_tensor(np.flatnonzero(mask), device=device)
-            add_context(idx, offline_context(task_tensor[idx], mpl).to(device, dtype))
+            add_context(idx, offline_context(proto.context_tasks(task_tensor[idx], task_ids), mpl).to(device, dtype))
         if proto.reinfer == BEFORE_EVALUATION:
             reinfer(mask)
 

@@ -293,7 +293,7 @@ def progress_rows(run_dir: Path, progress: pd.DataFrame | None = None) -> int:
 
 
 def _last_returns(progress: pd.DataFrame | None) -> str:
-    if progress is None or not all(k in progress for k in PROGRESS_KEYS.values()):
+    if progress is None or not all(PROGRESS_KEYS[p] in progress for p in PROTOCOLS):
         return ""
     row = progress.iloc[-1]
     return ", ".join(f"{p} {float(row[PROGRESS_KEYS[p]]):.2f}" for p in PROTOCOLS)
