@@ -14,11 +14,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from rlkit.evaluation.protocols import PROGRESS_KEYS, PROTOCOLS
 from rlkit.evaluation.reference import normalized_score
 
 STAT_BLOCKS = ("Q Predictions", "V Predictions", "Log Pis", "Policy mu", "Policy log std", "alpha", "div_estimate")
-AVERAGE_RETURNS = ("Average_OnlineReturn_all_test_tasks", "Average_OfflineReturn_all_test_tasks",
-                   "Average_NpOnlineReturn_all_test_tasks")
+# the protocols run in training, from the registry: each one's average return column
+AVERAGE_RETURNS = tuple(PROGRESS_KEYS[p] for p in PROTOCOLS)
 COUNTERS = ("Number of train steps total", "Number of env steps total", "Number of rollouts total")
 TIMES = ("Train Time (s)", "(Previous) Eval Time (s)", "Epoch Time (s)", "Total Train Time (s)")
 
