@@ -389,140 +389,167 @@ def run_protocol(
         raise ValueError(f"the {proto.name} protocol needs the test tasks' offline data (offline_context)")
     task_ids = [int(t) for t in task_ids]
     task_of = np.repeat(np.asarray(task_ids), settings.num_evals)
-    m = len(task_of)
-    device = torch.device(device)
-    dtype = dtype_of(agent)  # observations and contexts in the agent's dtype (float32 or float64)
     if venv is None:
         venv = make_vector_env(env_name, env_params, task_of, obs_absmax=obs_absmax,
                                autoreset_mode=AutoresetMode.DISABLED)
-    rng = np.random.default_rng(seed)  # uniform exploration actions; policy sampling uses torch's RNG
+    return _ProtocolRun(proto, agent, venv, task_ids, task_of, settings, offline_context, seed,
+                        torch.device(device), record_trace, progress).run()
 
-    mpl, budget = settings.max_path_length, settings.num_steps_per_eval
-    threshold = settings.num_exp_traj_eval * mpl
-    act_dim = venv.single_action_space.shape[0]
-    obs_dim = venv.single_observation_space.shape[0]
-    ctx_dim = context_dim(obs_dim, act_dim, agent.use_next_obs_in_context)
-    store = _ContextStore.empty(m, ctx_dim, budget + 2 * mpl, device, dtype)
-    # With an encoder that maps transitions independently, each row is encoded once, when it
-    # enters the context, and re-inference only pools the cached encodings.
-    cached = hasattr(agent, "encode_context") and hasattr(agent, "z_from_encoded")
-    encoded = None
-    z = torch.zeros(m, agent.latent_dim, device=device, dtype=dtype)  # the prior mean
-    task_tensor = torch.as_tensor(task_of, device=device)
-    st = _EnvState(m)
-    returns: list[list[float]] = [[] for _ in range(m)]
-    trace = _Trace() if record_trace else None
-    eval_joins, explore_joins = EVALUATION in proto.context, EXPLORATION in proto.context
-    reported = 0  # evaluation transitions already counted in ``progress``
 
-    def reinfer(mask: np.ndarray) -> None:
-        nonlocal z
+class _ProtocolRun:
+    """One protocol's lockstep rollout: the state it carries between steps, and one method per event
+    (a step's actions, transitions joining the context, episodes ending, an evaluation starting, z
+    re-inferred). :func:`run_protocol` builds one and calls :meth:`run`."""
+
+    def __init__(self, proto: Protocol, agent: ContextAgent, venv, task_ids: list[int], task_of: np.ndarray,
+                 settings: EvalSettings, offline_context: OfflineContextFn | None, seed: int,
+                 device: torch.device, record_trace: bool, progress):
+        self.proto, self.agent, self.venv, self.settings = proto, agent, venv, settings
+        self.task_ids, self.task_of, self.offline_context, self.seed = task_ids, task_of, offline_context, seed
+        self.device, self.progress = device, progress
+        self.m = m = len(task_of)
+        self.dtype = dtype_of(agent)  # observations and contexts in the agent's dtype (float32 or float64)
+        self.rng = np.random.default_rng(seed)  # uniform exploration actions; policy sampling uses torch's RNG
+        self.mpl, self.budget = settings.max_path_length, settings.num_steps_per_eval
+        self.threshold = settings.num_exp_traj_eval * self.mpl
+        self.act_dim = venv.single_action_space.shape[0]
+        self.obs_dim = venv.single_observation_space.shape[0]
+        ctx_dim = context_dim(self.obs_dim, self.act_dim, agent.use_next_obs_in_context)
+        self.store = _ContextStore.empty(m, ctx_dim, self.budget + 2 * self.mpl, device, self.dtype)
+        # With an encoder that maps transitions independently, each row is encoded once, when it
+        # enters the context, and re-inference only pools the cached encodings.
+        self.cached = hasattr(agent, "encode_context") and hasattr(agent, "z_from_encoded")
+        self.encoded = None
+        self.z = torch.zeros(m, agent.latent_dim, device=device, dtype=self.dtype)  # the prior mean
+        self.task_tensor = torch.as_tensor(task_of, device=device)
+        self.st = _EnvState(m)
+        self.returns: list[list[float]] = [[] for _ in range(m)]
+        self.trace = _Trace() if record_trace else None
+        self.eval_joins, self.explore_joins = EVALUATION in proto.context, EXPLORATION in proto.context
+        self.reported = 0  # evaluation transitions already counted in ``progress``
+
+    # ---- context and z ----------------------------------------------------------------------------
+    def reinfer(self, mask: np.ndarray) -> None:
         if mask.any():
-            idx = torch.as_tensor(np.flatnonzero(mask), device=device)
-            if cached:
-                z[idx] = agent.z_from_encoded(encoded.data[idx], encoded.lengths[idx]).to(z.dtype)
+            idx = torch.as_tensor(np.flatnonzero(mask), device=self.device)
+            if self.cached:
+                self.z[idx] = self.agent.z_from_encoded(self.encoded.data[idx], self.encoded.lengths[idx]).to(self.z.dtype)
             else:
-                n = int(store.lengths[idx].max())
-                z[idx] = agent.infer_z(store.data[idx, :n], store.lengths[idx]).to(z.dtype)
+                n = int(self.store.lengths[idx].max())
+                self.z[idx] = self.agent.infer_z(self.store.data[idx, :n], self.store.lengths[idx]).to(self.z.dtype)
 
-    def add_context(idx: torch.Tensor, rows: torch.Tensor) -> None:
-        nonlocal encoded
-        store.append(idx, rows)
-        if cached:
-            enc = agent.encode_context(rows)
-            if encoded is None:
-                encoded = _ContextStore.empty(m, enc.shape[-1], store.data.shape[1], device, enc.dtype)
-            encoded.append(idx, enc)
+    def add_context(self, idx: torch.Tensor, rows: torch.Tensor) -> None:
+        self.store.append(idx, rows)
+        if self.cached:
+            enc = self.agent.encode_context(rows)
+            if self.encoded is None:
+                self.encoded = _ContextStore.empty(self.m, enc.shape[-1], self.store.data.shape[1], self.device, enc.dtype)
+            self.encoded.append(idx, enc)
 
-    def start_evaluation(mask: np.ndarray) -> None:
+    def start_evaluation(self, mask: np.ndarray) -> None:
         """Sub-envs in ``mask`` are about to start an evaluation episode."""
         if not mask.any():
             return
-        if OFFLINE_DATA in proto.context:
-            idx = torch.as_tensor(np.flatnonzero(mask), device=device)
-            add_context(idx, offline_context(proto.context_tasks(task_tensor[idx], task_ids), mpl).to(device, dtype))
-        if proto.reinfer == BEFORE_EVALUATION:
-            reinfer(mask)
+        if OFFLINE_DATA in self.proto.context:
+            idx = torch.as_tensor(np.flatnonzero(mask), device=self.device)
+            tasks = self.proto.context_tasks(self.task_tensor[idx], self.task_ids)
+            self.add_context(idx, self.offline_context(tasks, self.mpl).to(self.device, self.dtype))
+        if self.proto.reinfer == BEFORE_EVALUATION:
+            self.reinfer(mask)
 
-    obs_np, _ = venv.reset(seed=seed)
-    st.exploring[:] = proto.explores
-    start_evaluation(~st.exploring)
-
-    while not st.done.all():
-        obs = torch.as_tensor(obs_np, device=device, dtype=dtype)
-        active = ~st.done
+    # ---- one lockstep step -----------------------------------------------------------------------
+    def actions(self, obs: torch.Tensor) -> np.ndarray:
+        st = self.st
         if st.exploring.any():
-            det_actions, sampled = _policy_actions(agent, obs, z)
-            explore = proto.exploration_actions(rng, sampled, st.eval_steps + st.episode_len, settings)
+            det_actions, sampled = _policy_actions(self.agent, obs, self.z)
+            explore = self.proto.exploration_actions(self.rng, sampled, st.eval_steps + st.episode_len, self.settings)
             actions = np.where(st.exploring[:, None], explore, det_actions)
         else:
-            actions = agent.act(obs, z, deterministic=True).cpu().numpy()
-        actions = actions.astype(np.float32)
-        next_obs_np, rewards, term, trunc, infos = venv.step(actions)
-        if settings.sparse_rewards and "sparse_reward" in infos:
-            rewards = np.asarray(infos["sparse_reward"], dtype=np.float64)
-        if trace is not None:
-            trace.add(obs=obs_np, actions=actions, exploring=st.exploring, active=active, rewards=rewards,
-                      next_obs=next_obs_np)
-            trace.add_infos(infos, m)
+            actions = self.agent.act(obs, self.z, deterministic=True).cpu().numpy()
+        return actions.astype(np.float32)
 
-        add = active & np.where(st.exploring, explore_joins, eval_joins)  # which transitions join the context
-        if add.any():
-            idx = np.flatnonzero(add)
-            # s, a, r, s' packed on the host: one copy to the device instead of four (each a
-            # blocking transfer on a GPU), split there and assembled by build_context; the rewards are
-            # rounded to the agent's dtype, not to float32, in a float64 run
-            packed = np.concatenate([obs_np[idx], actions[idx], np.asarray(rewards)[idx, None], next_obs_np[idx]],
-                                    axis=1)
-            o, a, r, o2 = torch.as_tensor(packed, device=device, dtype=dtype).split([obs_dim, act_dim, 1, obs_dim],
-                                                                                   dim=1)
-            rows = build_context(o, a, r, o2, agent.use_next_obs_in_context)
-            add_context(torch.as_tensor(idx, device=device), rows[:, None])
+    def join_context(self, add: np.ndarray, obs_np, actions, rewards, next_obs_np) -> None:
+        """The transitions of sub-envs ``add`` join their context."""
+        if not add.any():
+            return
+        idx = np.flatnonzero(add)
+        # s, a, r, s' packed on the host: one copy to the device instead of four (each a blocking
+        # transfer on a GPU), split there and assembled by build_context; the rewards are rounded to
+        # the agent's dtype, not to float32, in a float64 run
+        packed = np.concatenate([obs_np[idx], actions[idx], np.asarray(rewards)[idx, None], next_obs_np[idx]], axis=1)
+        o, a, r, o2 = torch.as_tensor(packed, device=self.device, dtype=self.dtype).split(
+            [self.obs_dim, self.act_dim, 1, self.obs_dim], dim=1)
+        rows = build_context(o, a, r, o2, self.agent.use_next_obs_in_context)
+        self.add_context(torch.as_tensor(idx, device=self.device), rows[:, None])
 
-        st.episode_len += active
-        st.explore_steps += active & st.exploring
-        st.ep_return += np.where(active & ~st.exploring, rewards, 0.0)
-        ended = active & (term | trunc | (st.episode_len >= mpl))
-        if trace is not None:
-            trace.add(ended=ended)
-        obs_np = next_obs_np
-        if not (ended.any() or (term | trunc).any()):
-            continue
-
+    def end_episodes(self, ended: np.ndarray) -> None:
+        """Bookkeeping of the episodes that ended this step: scores, progress, re-inference, rounds."""
+        st, proto = self.st, self.proto
         # an exploration round goes on, episode after episode, until it holds a full path's worth
         eval_end = ended & ~st.exploring
-        st.exploring[ended & st.exploring & (st.explore_steps >= mpl)] = False
+        st.exploring[ended & st.exploring & (st.explore_steps >= self.mpl)] = False
         if eval_end.any():
             for i in np.flatnonzero(eval_end):
-                returns[i].append(float(st.ep_return[i]))
+                self.returns[i].append(float(st.ep_return[i]))
             st.eval_steps += np.where(eval_end, st.episode_len, 0)
-            if progress is not None:
-                counted = int(np.minimum(st.eval_steps, budget).sum())
-                progress.update(counted - reported)
-                reported = counted
+            if self.progress is not None:
+                counted = int(np.minimum(st.eval_steps, self.budget).sum())
+                self.progress.update(counted - self.reported)
+                self.reported = counted
             st.ep_return[eval_end] = 0.0
             if proto.reinfer == AFTER_EVALUATION:
-                reinfer(eval_end & (st.eval_steps >= threshold))
-            st.done |= eval_end & (st.eval_steps >= budget)
+                self.reinfer(eval_end & (st.eval_steps >= self.threshold))
+            st.done |= eval_end & (st.eval_steps >= self.budget)
             if proto.explores:
                 next_round = eval_end & ~st.done
                 st.exploring[next_round] = True
                 st.explore_steps[next_round] = 0
         st.episode_len[ended] = 0
-        # finished sub-envs idle along in lockstep; they are reset too, since gymnasium's
-        # DISABLED autoreset mode refuses to step an env whose episode has ended
-        restart = ended | (~active & (term | trunc))
-        if restart.any():
-            obs_np, _ = venv.reset(options={"reset_mask": restart.copy()})
-            start_evaluation(restart & ~st.done & ~st.exploring)
 
-    return ProtocolResult(
-        protocol=proto.name, task_ids=task_ids, task_of=task_of, episode_returns=returns,
-        trace=trace.arrays() if trace is not None else None,
-        context_lengths=store.lengths.cpu().numpy(), z=z.cpu().numpy(),
-        z_var=(agent.z_var_from_encoded(encoded.data, encoded.lengths).cpu().numpy()
-               if cached and encoded is not None and hasattr(agent, "z_var_from_encoded") else None),
-    )
+    # ---- the loop --------------------------------------------------------------------------------
+    def run(self) -> ProtocolResult:
+        st, venv, trace, settings = self.st, self.venv, self.trace, self.settings
+        obs_np, _ = venv.reset(seed=self.seed)
+        st.exploring[:] = self.proto.explores
+        self.start_evaluation(~st.exploring)
+        while not st.done.all():
+            obs = torch.as_tensor(obs_np, device=self.device, dtype=self.dtype)
+            active = ~st.done
+            actions = self.actions(obs)
+            next_obs_np, rewards, term, trunc, infos = venv.step(actions)
+            if settings.sparse_rewards and "sparse_reward" in infos:
+                rewards = np.asarray(infos["sparse_reward"], dtype=np.float64)
+            if trace is not None:
+                trace.add(obs=obs_np, actions=actions, exploring=st.exploring, active=active, rewards=rewards,
+                          next_obs=next_obs_np)
+                trace.add_infos(infos, self.m)
+            joins = active & np.where(st.exploring, self.explore_joins, self.eval_joins)
+            self.join_context(joins, obs_np, actions, rewards, next_obs_np)
+
+            st.episode_len += active
+            st.explore_steps += active & st.exploring
+            st.ep_return += np.where(active & ~st.exploring, rewards, 0.0)
+            ended = active & (term | trunc | (st.episode_len >= self.mpl))
+            if trace is not None:
+                trace.add(ended=ended)
+            obs_np = next_obs_np
+            if not (ended.any() or (term | trunc).any()):
+                continue
+            self.end_episodes(ended)
+            # finished sub-envs idle along in lockstep; they are reset too, since gymnasium's
+            # DISABLED autoreset mode refuses to step an env whose episode has ended
+            restart = ended | (~active & (term | trunc))
+            if restart.any():
+                obs_np, _ = venv.reset(options={"reset_mask": restart.copy()})
+                self.start_evaluation(restart & ~st.done & ~st.exploring)
+        encoded = self.encoded
+        return ProtocolResult(
+            protocol=self.proto.name, task_ids=self.task_ids, task_of=self.task_of, episode_returns=self.returns,
+            trace=trace.arrays() if trace is not None else None,
+            context_lengths=self.store.lengths.cpu().numpy(), z=self.z.cpu().numpy(),
+            z_var=(self.agent.z_var_from_encoded(encoded.data, encoded.lengths).cpu().numpy()
+                   if self.cached and encoded is not None and hasattr(self.agent, "z_var_from_encoded") else None),
+        )
 
 
 def evaluate(
