@@ -16,3 +16,17 @@ def small_point_robot_config(folder: Path, n_tasks: int = 6, n_train: int = 4, m
     path = Path(folder) / f"point-robot-{n_tasks}.json"
     path.write_text(json.dumps(cfg))
     return path
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of this machine's live processes that contain ``text`` (children of a runner
+    that must die with it, a runner's leftovers)."""
+    out = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in args:
+            out.append(args)
+    return out

@@ -39,7 +39,7 @@ import torch
 from rlkit.core.logger import holds_a_run, latest_snapshot, load_snapshot
 from rlkit.data import verify_dataset
 from rlkit.fileio import is_temp_name
-from tests.helpers import small_point_robot_config
+from tests.helpers import processes_mentioning, small_point_robot_config
 from tests.kill_hooks import hooked, read_log
 from tests.test_reproduce import args as reproduce_args
 from tests.test_reproduce import tiny_plan
@@ -257,18 +257,6 @@ def test_meta_training_killed_at_snapshots_and_evaluations_writes_the_same_run(c
     assert all(torch.equal(got_nets[k], want_nets[k]) for k in want_nets)
 
 
-def _processes_mentioning(text: str) -> list[str]:
-    out = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in args:
-            out.append(args)
-    return out
-
-
 def test_reproduce_runner_killed_while_writing_records_ends_with_the_same_records(tmp_path):
     """Two methods x two seeds: four records, written one by one as runs finish, and a dataset profile.
     The killed runner takes over the clean runner's finished dataset (dataset generation is the case
@@ -294,8 +282,8 @@ def test_reproduce_runner_killed_while_writing_records_ends_with_the_same_record
         """The runner's children stop when it dies (PR_SET_PDEATHSIG); the next runner must find their
         runs unlocked, as a user's next command would a moment later."""
         deadline = time.monotonic() + 120
-        while _processes_mentioning(str(killed_root)):
-            assert time.monotonic() < deadline, _processes_mentioning(str(killed_root))
+        while processes_mentioning(str(killed_root)):
+            assert time.monotonic() < deadline, processes_mentioning(str(killed_root))
             time.sleep(0.2)
         in_place.append(len(list(got_dir.glob("*_seed*.json"))) if got_dir.is_dir() else 0)
 

@@ -16,7 +16,7 @@ from rlkit.config import ConfigError, save_config
 from rlkit.reproduce.plan import PROTOCOLS, load_plan, plan_path
 from rlkit.reproduce.report import claims, plan_reference
 from rlkit.reproduce.runner import ReproduceError, parse_budget
-from tests.helpers import small_point_robot_config
+from tests.helpers import processes_mentioning, small_point_robot_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -169,18 +169,6 @@ def test_a_longer_plan_extends_an_unfinished_run_but_never_matches_a_shorter_rec
     assert settings_drift(wider, planned, resuming=True) == ["util_params.dtype: 'float64' then, 'float32' now"]
 
 
-def _processes_mentioning(text: str) -> list[str]:
-    out = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in args:
-            out.append(args)
-    return out
-
-
 def _ignore_sigint():  # what a shell without job control does to a command started with `&`
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -204,7 +192,7 @@ def test_stopping_the_runner_stops_its_children(tmp_path, sig, background):
     started = tmp_path / "work" / "point-robot-tiny" / "offline_dataset" / "_generator"
     # the dataset child is up and past its interpreter's start (its lock file is written): a SIGINT that
     # lands while Python is still starting kills it silently, which a CPU-starved machine makes likely
-    while not (any("policy_train.py" in a for a in _processes_mentioning(marker)) and started.is_dir()):
+    while not (any("policy_train.py" in a for a in processes_mentioning(marker)) and started.is_dir()):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.2)
     proc.send_signal(sig)
@@ -215,7 +203,7 @@ def test_stopping_the_runner_stops_its_children(tmp_path, sig, background):
     # out the grace period and dying by SIGKILL without a word (timing cannot tell: a starved CPU slows both)
     assert "interrupted" in child_log or "KeyboardInterrupt" in child_log
     assert "the reproduction stopped" in err and "continue it with the same command: " in err and "Traceback" not in err
-    assert _processes_mentioning(marker) == []
+    assert processes_mentioning(marker) == []
 
 
 def test_report_only_needs_no_work_folder(tmp_path):
@@ -577,14 +565,14 @@ def test_sigkill_of_the_runner_stops_its_children(tmp_path):
     marker = str(tmp_path / "work")
     started = tmp_path / "work" / "point-robot-tiny" / "offline_dataset" / "_generator"
     deadline = time.monotonic() + 60
-    while not (any("policy_train.py" in a for a in _processes_mentioning(marker)) and started.is_dir()):
+    while not (any("policy_train.py" in a for a in processes_mentioning(marker)) and started.is_dir()):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.2)
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 60
-    while _processes_mentioning(marker):
-        assert time.monotonic() < deadline, _processes_mentioning(marker)
+    while processes_mentioning(marker):
+        assert time.monotonic() < deadline, processes_mentioning(marker)
         time.sleep(0.2)
     child_log = (tmp_path / "work" / "point-robot-tiny" / "logs" / "dataset.log").read_text()
     assert "interrupted" in child_log or "KeyboardInterrupt" in child_log  # stopped cleanly, not killed

@@ -381,9 +381,9 @@ def _import_ray():
 
 def _claim_at_driver(job: GenerationJob) -> None:
     """Gathering mode: refuse (or with ``--restart`` move aside) a group's tasks that already have
-    checkpoints in the driver's folder, as :meth:`BehaviourPolicyGenerator._claim_tasks` does on a
-    shared folder; the gathered files would otherwise replace them."""
-    from rlkit.behavior.generate import existing_checkpoints, set_aside
+    checkpoints in the driver's folder (:func:`~rlkit.behavior.generate.claim_tasks`, as a generator does
+    on a shared folder); the gathered files would otherwise replace them."""
+    from rlkit.behavior.generate import claim_tasks
 
     claim = Path(job.data_dir) / STATE_DIR / f"ray_claim_{job.tag}.json"
     if not job.restart:
@@ -392,15 +392,7 @@ def _claim_at_driver(job: GenerationJob) -> None:
                 return  # this group's own files, from a gather that was interrupted: it goes on
         except (OSError, ValueError):
             pass
-    if job.restart:
-        aside = set_aside(job)
-        if aside is not None:
-            print(f"moved the old checkpoints of tasks {_task_range(job.tasks)} to {aside}")
-    existing = existing_checkpoints(job)
-    if existing:
-        fail(f"{job.data_dir} already holds checkpoints of tasks {_task_range(sorted(existing))} written by an "
-             "earlier generation job, and a job never rewrites them: to generate them again add --restart "
-             "(moves them aside, deletes nothing), or write to another --data_dir")
+    claim_tasks(job)
     claim.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(claim, json.dumps(_marker(job)))
 

@@ -158,6 +158,27 @@ def set_aside(job: GenerationJob) -> Path | None:
     return dest if moved else None
 
 
+def claim_tasks(job: GenerationJob) -> None:
+    """Before a fresh job writes: it never rewrites checkpoints someone else wrote (``--tasks 5`` on a
+    finished dataset would silently make task 5 a mix of two generator runs). It refuses in one line,
+    or with ``--restart`` moves them aside first (:func:`set_aside`). Used by a generator on its folder
+    and by the ``--ray`` driver for the groups whose results it gathers."""
+    if job.restart:
+        aside = set_aside(job)
+        if aside is not None:
+            which = f"tasks {job.tasks[0]}..{job.tasks[-1]}" if len(job.tasks) > 1 else f"task {job.tasks[0]}"
+            print(f"moved the old checkpoints of {which} to {aside}")
+    existing = existing_checkpoints(job)
+    if existing:
+        tasks = sorted(existing)
+        shown = ",".join(map(str, tasks[:8])) + (",..." if len(tasks) > 8 else "")
+        steps = sorted({s for v in existing.values() for s in v})
+        raise DatasetError(
+            f"{job.data_dir} already holds checkpoints of task(s) {shown} (steps {steps[0]}..{steps[-1]}) written "
+            "by an earlier generation job, and a job never rewrites them: to generate them again add --restart "
+            "(moves them aside, deletes nothing), or write to another --data_dir")
+
+
 class EpisodeCollector:
     """Rolls out E tasks x K episodes of the ensemble's policies in one vector env.
 
@@ -441,25 +462,9 @@ class BehaviourPolicyGenerator:
                 tb.close()
 
     def _claim_tasks(self) -> None:
-        """A fresh job never rewrites checkpoints someone else wrote (``--tasks 5`` on a finished
-        dataset would silently make task 5 a mix of two generator runs): it refuses, or with
-        ``--restart`` moves them aside first. It then saves its step-0 state at once, so the same
-        command after a kill resumes this job instead of refusing its own first checkpoint."""
-        job = self.job
-        if job.restart:
-            aside = set_aside(job)
-            if aside is not None:
-                which = f"tasks {job.tasks[0]}..{job.tasks[-1]}" if len(job.tasks) > 1 else f"task {job.tasks[0]}"
-                print(f"moved the old checkpoints of {which} to {aside}")
-        existing = existing_checkpoints(job)
-        if existing:
-            tasks = sorted(existing)
-            shown = ",".join(map(str, tasks[:8])) + (",..." if len(tasks) > 8 else "")
-            steps = sorted({s for v in existing.values() for s in v})
-            raise DatasetError(
-                f"{job.data_dir} already holds checkpoints of task(s) {shown} (steps {steps[0]}..{steps[-1]}) written "
-                "by an earlier generation job, and a job never rewrites them: to generate them again add --restart "
-                "(moves them aside, deletes nothing), or write to another --data_dir")
+        """:func:`claim_tasks`, then the step-0 state at once, so the same command after a kill
+        resumes this job instead of refusing its own first checkpoint."""
+        claim_tasks(self.job)
         self._save_state()
 
     def _reseed(self, venv, step: int) -> np.ndarray:

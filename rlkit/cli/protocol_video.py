@@ -29,6 +29,13 @@ def supports_video(env_name: str) -> bool:
     return env_class(env_name).path_figure == "paths"
 
 
+def check_video(env_name: str) -> None:
+    """A one-line ValueError for an env whose clips cannot be drawn (checked before any rollout)."""
+    if not supports_video(env_name):
+        raise ValueError(f"--video draws its clips from recorded positions, which {env_name} does not record "
+                         "(a MuJoCo observation leaves out the x position): leave --video out")
+
+
 def _label(frame: np.ndarray, lines: list[str]) -> np.ndarray:
     from PIL import Image, ImageDraw
 
@@ -101,9 +108,6 @@ def write_protocol_video(run, results: dict, task: int, path: Path, size: int = 
                          episodes: int = EPISODES) -> Path:
     """The GIF of ``task`` under every protocol in ``results`` (in their order), side by side: each one's
     exploration episodes and first ``episodes`` evaluation episodes."""
-    if not supports_video(run.env_name):
-        raise ValueError(f"--video draws clips from the recorded positions, which {run.env_name} does not "
-                         "record (a MuJoCo observation leaves out the x position); use it on the point-robot "
-                         "envs, or the figures without --video")
+    check_video(run.env_name)
     clips = [protocol_frames(run, result, task, protocol, size, episodes) for protocol, result in results.items()]
     return write_gif(side_by_side(clips), Path(path))

@@ -347,11 +347,9 @@ def main(argv=None) -> int:
         tasks = pick_tasks(run.test_tasks, args.tasks, args.num_tasks)
         video_task = None
         if args.video or args.video_task is not None:
-            from rlkit.cli.protocol_video import supports_video
+            from rlkit.cli.protocol_video import check_video
 
-            if not supports_video(run.env_name):
-                raise ValueError(f"--video draws its clips from recorded positions, which {run.env_name} does not "
-                                 "record (a MuJoCo observation leaves out the x position): leave --video out")
+            check_video(run.env_name)
             video_task = tasks[0] if args.video_task is None else pick_tasks(run.test_tasks, str(args.video_task), 1)[0]
             tasks = tasks if video_task in tasks else [video_task, *tasks]
         paths = make_figures(run, args.out or run_dir / "figures", protocols, tasks, args.num_evals,

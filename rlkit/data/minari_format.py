@@ -169,16 +169,14 @@ def dataset_card(env_name: str, code_permalink: str | None) -> dict:
             "algorithm_name": "SAC behaviour policy checkpoints (CSRO data generator)"}
 
 
-def reference_scores(env_name: str, env_params: Mapping[str, Any], task: int,
+def reference_scores(env_name: str, env_params: Mapping[str, Any], task: int, horizon: int,
                      checkpoint_returns: Mapping[int, float]) -> tuple[float, float]:
     """(ref_min_score, ref_max_score) of one task: the mean return of a uniform-random policy over
     :data:`RANDOM_EPISODES` episodes, and the best behaviour checkpoint's mean deterministic return (the
     same two references as the project's normalized scores, so ``minari.get_normalized_score`` gives
-    score / 100 of what rlkit.plot --normalized shows for that task)."""
-    from rlkit.envs import make_env
+    score / 100 of what rlkit.plot --normalized shows for that task); ``horizon``: the env's episode length."""
     from rlkit.envs.random_policy import random_policy_return
 
-    horizon = make_env(env_name, **dict(env_params)).max_episode_steps
     low = random_policy_return(env_name, dict(env_params), [int(task)], int(horizon), episodes=RANDOM_EPISODES)
     return float(low), float(max(checkpoint_returns.values()))
 
@@ -237,7 +235,7 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
         per_step = {step: read_checkpoint_episodes(src, task, step) for step in steps}
         det = {step: float(np.mean([e.rewards.sum() for e in eps if not e.sampled]))
                for step, eps in per_step.items() if any(not e.sampled for e in eps)}
-        low, high = reference_scores(env_name, env_params, task, det) if det else (None, None)
+        low, high = reference_scores(env_name, env_params, task, env.max_episode_steps, det) if det else (None, None)
         for step in steps:
             eps = per_step.pop(step)
             rel = checkpoint_relpath(task, step)
