@@ -276,7 +276,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def make_figures(run, out_dir, protocols=("online", "offline", "np_online"), tasks=None, num_evals: int = 1,
+def make_figures(run, out_dir, protocols=PROTOCOLS, tasks=None, num_evals: int = 1,
                  seed: int = 0, fmt: str = "png", video_task: int | None = None) -> list[Path]:
     """Roll out ``protocols`` on ``tasks`` (default: 4 test tasks) and save the figures; returns their paths.
 

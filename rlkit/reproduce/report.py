@@ -15,9 +15,14 @@ from rlkit.data import DatasetError
 from rlkit.data.native import generator_clash, read_metadata
 from rlkit.data.profile import KINDS, reference_for
 from rlkit.envs import offline_data_env
-from rlkit.evaluation.reference import ReferenceReturns, ReferenceUnavailable, reference_returns
+from rlkit.context_shift import SOURCES
 from rlkit.evaluation.protocols import PROTOCOL_TITLES
+from rlkit.evaluation.reference import ReferenceReturns, ReferenceUnavailable, reference_returns
 from rlkit.reproduce.plan import PROTOCOLS, Plan
+
+
+# the diagnostics' first-inference sources (rlkit.context_shift.SOURCES without the end-of-protocol ones)
+SHIFT_SOURCES = tuple(s for s in SOURCES if not s.endswith("_full"))
 
 
 def _mean_std(values: list[float | None]) -> tuple[float, float, int]:
@@ -93,7 +98,7 @@ def summarise(plan: Plan, records: list[dict]) -> dict:
             continue
         row = {p: _mean_std([r["final"][p] for r in recs]) for p in PROTOCOLS}
         shift = {}
-        for src in ("offline", "online", "np_online"):
+        for src in SHIFT_SOURCES:
             acc = [r["context_shift"]["sources"][src]["accuracy"] for r in recs if r.get("context_shift")]
             ratio = [r["context_shift"]["sources"][src]["shift_ratio"] for r in recs if r.get("context_shift")]
             shift[src] = (_mean_std(acc)[0], _mean_std(ratio)[0])
@@ -241,7 +246,7 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str,
               "|---|---|---|---|"]
     for m, row in summary.items():
         lines.append(f"| {m} | " + " | ".join(f"{a:.2f} / {r:.2f}" for a, r in
-                                             (row["shift"][s] for s in ("offline", "online", "np_online"))) + " |")
+                                             (row["shift"][s] for s in SHIFT_SOURCES)) + " |")
     if plan.claims:
         lines += ["", "The paper's claims, checked on these numbers (a claim needs every number it compares):", "",
                   "| claim | held? | numbers |", "|---|---|---|"]
