@@ -80,6 +80,18 @@ default_config = dict(
         club_model_loss_weight=10.0,  # [from the env JSONs] weight of the CLUB network's likelihood loss
         club_loss_weight=25.0,  # [from the env JSONs] weight of the CLUB bound in the encoder loss
         club_use_sa=False,  # CLUB network conditions on (s, a) even when the context includes s'
+        use_corro=False,  # [ours] CORRO: InfoNCE on transition embeddings, negatives from a conditional VAE (docs/method.md §8.2)
+        corro_loss_weight=1.0,  # [ours] weight of CORRO's InfoNCE loss in the encoder loss
+        corro_temperature=0.1,  # [ours] InfoNCE temperature on cosine similarities (CORRO's 0.1)
+        corro_batch_size=64,  # [ours] InfoNCE queries per step, each with one positive key (CORRO's 64)
+        corro_negatives=16,  # [ours] CVAE negatives per query (CORRO's 16)
+        corro_cvae_hidden_size=64,  # [ours] hidden units of the CVAE's one hidden layer (CORRO's 64)
+        corro_cvae_latent_size=5,  # [ours] dimension of the CVAE's latent h (CORRO's 5)
+        corro_cvae_kl_weight=0.2,  # [ours] weight of the CVAE's KL term (CORRO's beta 0.2)
+        corro_cvae_lr=3e-4,  # [ours] CVAE learning rate (CORRO's 3e-4)
+        use_unicorn_decoder=False,  # [ours] UNICORN-SS: train the encoder with a decoder's likelihood of (r, s' - s) given (s, a, z) (docs/method.md §8.3)
+        unicorn_recon_weight=1.0,  # [ours] weight of the reconstruction term in the encoder loss (UNICORN's 1, beside 0.15 on the metric)
+        unicorn_decoder_hidden_size=64,  # [ours] hidden units of each of the decoder's 2 layers (UNICORN's 64)
         use_next_obs_in_context=False,  # context transitions include s' (needed when tasks differ in dynamics)
         allow_backward_z=False,  # let the Q loss train the encoder through z
         true_gradient_penalty=False,  # [ours] dual-critic penalty on the gradient at the interpolate (BRAC paper) instead of the reference's penalty on the critic value (docs/method.md §5.3)
@@ -101,7 +113,7 @@ default_config = dict(
         wandb=False,  # also log each run to Weights & Biases (pip install wandb; --wandb sets it)
         dtype="float32",  # [ours] what networks and batches compute in: float32, or float64 (runs on different CPUs agree to ~1e-10 instead of up to ~10% in small statistics; the golden tests use it)
     ),
-    algo_type="CSRO",  # method preset from configs/algos/ (CSRO, FOCAL, offline-PEARL), applied over the env JSON
+    algo_type="CSRO",  # method preset from configs/algos/ (CSRO, FOCAL, offline-PEARL, CORRO, UNICORN-SS), applied over the env JSON
 )
 
 # Keys that are valid but absent by default: they are passed to the env constructor,

@@ -28,7 +28,8 @@ def test_each_preset_switches_on_its_objectives(preset, names):
 def _encoded(trainer, batch):
     per = trainer.agent.encoder.per_transition(batch.context)
     post = trainer.agent.encoder.posterior_from_outputs(per)
-    return EncodedBatch(batch.context, per, post, batch.task_ids, trainer.hp.latent_size)
+    return EncodedBatch(batch.context, per, post, batch.task_ids, trainer.hp.latent_size, trainer.agent.encoder,
+                        trainer.agent.obs_dim, trainer.agent.action_dim)
 
 
 def test_computing_losses_moves_nothing_and_fit_moves_only_its_model():

@@ -254,7 +254,8 @@ class CSROTrainer:
     def _representation_losses(self, batch: MetaBatch, f: _Forward) -> tuple[torch.Tensor, dict]:
         """§5.5-5.6 each objective fits its own model first (CLUB's q), then their weighted terms are
         summed into the encoder's loss (applied with Q's in :meth:`_update_q_and_encoder`)."""
-        encoded = EncodedBatch(batch.context, f.per_transition, f.posterior, batch.task_ids, self.hp.latent_size)
+        encoded = EncodedBatch(batch.context, f.per_transition, f.posterior, batch.task_ids, self.hp.latent_size,
+                               self.agent.encoder, self.agent.obs_dim, self.agent.action_dim)
         stats: dict = {}
         encoder_loss = torch.zeros((), device=self.device)
         for obj in self.objectives:
@@ -269,10 +270,11 @@ class CSROTrainer:
         """§5.7 Q, and the encoder, which learns from the representation objectives (plus Q's loss
         when allow_backward_z), in one backward pass."""
         qf_loss = L.q_loss(f.q1_pred, f.q2_pred, q_tgt)
-        for name in ("qf1", "qf2", "context"):
+        names = ("qf1", "qf2", "context", *(n for obj in self.objectives for n in obj.joint_optimizers()))
+        for name in names:
             self.optimizers[name].zero_grad(set_to_none=True)
         (qf_loss + encoder_loss).backward()
-        for name in ("qf1", "qf2", "context"):
+        for name in names:
             self._step(name)
         return {"QF Loss": qf_loss.detach(), "Q Predictions Mean": f.q1_pred.detach().mean(),
                 "Q Targets Mean": q_tgt.mean()}

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective, Stats
 from rlkit.torch.objectives.club import ClubObjective
+from rlkit.torch.objectives.corro import CorroObjective
 from rlkit.torch.objectives.distance_metric import DistanceMetricObjective
 from rlkit.torch.objectives.information_bottleneck import InformationBottleneckObjective
+from rlkit.torch.objectives.unicorn import UnicornDecoderObjective
 
 OBJECTIVES: tuple[type[RepresentationObjective], ...] = (
     ClubObjective,
     DistanceMetricObjective,
     InformationBottleneckObjective,
+    CorroObjective,
+    UnicornDecoderObjective,
 )
 
 
@@ -25,4 +29,5 @@ def build_objectives(obs_dim: int, action_dim: int, hp, device) -> list[Represen
 
 
 __all__ = ["OBJECTIVES", "EncodedBatch", "RepresentationObjective", "Stats", "build_objectives",
-           "ClubObjective", "DistanceMetricObjective", "InformationBottleneckObjective"]
+           "ClubObjective", "CorroObjective",
+           "DistanceMetricObjective", "InformationBottleneckObjective", "UnicornDecoderObjective"]

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from rlkit.torch.hyperparams import CSROHyperParams
-from rlkit.torch.networks import Posterior
+from rlkit.torch.networks import ContextEncoder, Posterior
 
 Stats = dict[str, torch.Tensor]
 
@@ -29,9 +29,13 @@ Stats = dict[str, torch.Tensor]
 class EncodedBatch:
     """The encoder's view of one meta batch, computed once per step and shared by all objectives.
 
-    ``context`` [T, N, D]; ``per_transition`` [T, N, out] the encoder's outputs
-    per context transition (with gradient); ``posterior`` the pooled task
-    posterior (z [T, L]); ``task_ids`` [T].
+    ``context`` [T, N, D] with columns (s, a, r[, s']); ``per_transition``
+    [T, N, out] the encoder's outputs per context transition (with gradient);
+    ``posterior`` the pooled task posterior (z [T, L]); ``task_ids`` [T];
+    ``encoder`` the context encoder itself, for objectives that encode
+    transitions the batch does not hold (CORRO's generated negatives): its
+    outputs carry gradient to the encoder like ``per_transition`` does.
+    ``obs_dim`` / ``action_dim`` say where the context's columns split.
     """
 
     context: torch.Tensor
@@ -39,11 +43,24 @@ class EncodedBatch:
     posterior: Posterior
     task_ids: torch.Tensor
     latent_size: int
+    encoder: ContextEncoder
+    obs_dim: int
+    action_dim: int
 
     @property
     def z_t(self) -> torch.Tensor:
         """Per-transition embeddings [T, N, L] (the first L outputs; the means under the IB)."""
         return self.per_transition[..., : self.latent_size]
+
+    def split_context(self) -> dict[str, torch.Tensor]:
+        """The context's columns by name: ``obs``, ``actions``, ``rewards`` [.., 1] and, when the
+        context includes it, ``next_obs`` (the layout of :func:`rlkit.torch.networks.build_context`)."""
+        o, a = self.obs_dim, self.action_dim
+        parts = {"obs": self.context[..., :o], "actions": self.context[..., o:o + a],
+                 "rewards": self.context[..., o + a:o + a + 1]}
+        if self.context.shape[-1] > o + a + 1:
+            parts["next_obs"] = self.context[..., o + a + 1:]
+        return parts
 
 
 class RepresentationObjective:
@@ -55,7 +72,10 @@ class RepresentationObjective:
     every run is built from the registry, so a new objective's columns appear
     without a list elsewhere), and implement :meth:`enabled` and :meth:`loss`;
     those with a model of their own also override :meth:`fit`, :meth:`modules`
-    and :meth:`optimizers`.
+    and :meth:`optimizers`. A model trained *jointly* with the encoder (by the
+    same loss term, in the same backward pass, as UNICORN's decoder) names its
+    optimizers in :meth:`joint_optimizers`: the trainer zeroes and steps them
+    with the encoder's.
     """
 
     name: ClassVar[str]
@@ -77,6 +97,10 @@ class RepresentationObjective:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Optimizers of :meth:`modules` (saved in snapshots under these names)."""
         return {}
+
+    def joint_optimizers(self) -> tuple[str, ...]:
+        """Names (keys of :meth:`optimizers`) stepped together with the encoder on :meth:`loss`."""
+        return ()
 
     def fit(self, batch: EncodedBatch) -> Stats:
         """The objective's own update, before the encoder step (default: none). Returns statistics."""
