@@ -41,13 +41,16 @@ def test_progress_equals_the_committed_golden_table(fresh_tables, name):
 
 def test_golden_variants_really_differ(fresh_tables):
     """The variants exercise different code, in what this code computes now (not only in the committed
-    CSVs): BRAC adds the dual critic, only CSRO has the CLUB statistics, only offline PEARL the KL, and
+    CSVs): BRAC adds the dual critic, only CSRO has the CLUB statistics, only offline PEARL the KL, CORRO
+    its InfoNCE without FOCAL's metric, UNICORN-SS the metric with its decoder's reconstruction, and
     every pair of variants trains to different losses (by more than the tolerance the tables are
     compared with: in 3 iterations CLUB moves the policy loss by ~1e-6 relative)."""
     t = fresh_tables
     assert "Dual Critic Loss" in t["csro-brac"].columns and "Dual Critic Loss" not in t["csro"].columns
     assert "Club Loss" in t["csro"].columns and "Club Loss" not in t["focal"].columns
     assert "KL Divergence" in t["offline-pearl"].columns and "KL Divergence" not in t["csro"].columns
+    assert "CORRO InfoNCE Loss" in t["corro"].columns and "Z Loss" not in t["corro"].columns
+    assert {"Reconstruction Loss", "Z Loss"} <= set(t["unicorn-ss"].columns) and "Club Loss" not in t["unicorn-ss"]
     names = sorted(t)
     for i, a in enumerate(names):
         for b in names[i + 1:]:

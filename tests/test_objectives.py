@@ -15,7 +15,9 @@ from tests.test_csro_step import ACT, OBS, changed, make_batch, snapshot
 
 @pytest.mark.parametrize("preset,names", [("CSRO", ["club", "distance_metric"]),
                                           ("FOCAL", ["distance_metric"]),
-                                          ("offline-PEARL", ["information_bottleneck"])])
+                                          ("offline-PEARL", ["information_bottleneck"]),
+                                          ("CORRO", ["corro"]),
+                                          ("UNICORN-SS", ["distance_metric", "unicorn_decoder"])])
 def test_each_preset_switches_on_its_objectives(preset, names):
     cfg = load_config(REPO_CONFIG_DIR / "point-robot.json", [f"algo_type={preset}"])
     hp = CSROHyperParams.from_config(cfg)
@@ -105,7 +107,8 @@ def test_the_header_lists_the_enabled_objectives_statistics_from_the_registry():
     from rlkit.launchers.progress_columns import objective_statistics
 
     for preset, want in (("CSRO", ["Club model Loss", "Club Loss", "Z Loss"]), ("FOCAL", ["Z Loss"]),
-                         ("offline-PEARL", ["KL Divergence"])):
+                         ("offline-PEARL", ["KL Divergence"]), ("CORRO", ["CORRO CVAE Loss", "CORRO InfoNCE Loss"]),
+                         ("UNICORN-SS", ["Z Loss", "Reconstruction Loss"])):
         cfg = load_config(REPO_CONFIG_DIR / "point-robot.json", [f"algo_type={preset}"])
         assert objective_statistics(CSROHyperParams.from_config(cfg)) == want, preset
 
@@ -113,3 +116,107 @@ def test_the_header_lists_the_enabled_objectives_statistics_from_the_registry():
 def test_unknown_setting_is_refused_with_the_closest_key():
     with pytest.raises(ValueError, match="did you mean 'club_loss_weight'"):
         CSROHyperParams(club_los_weight=3.0)
+
+
+# ---------------------------------------------------------------- CORRO (rlkit/torch/objectives/corro.py)
+def test_info_nce_equals_the_cross_entropy_written_out_query_by_query():
+    from rlkit.torch.objectives.corro import info_nce
+
+    g = torch.Generator().manual_seed(1)
+    q, k, neg = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g), torch.randn(5, 4, 3, generator=g)
+    total = 0.0
+    for b in range(5):
+        cands = [k[b]] + [neg[b, j] for j in range(4)]
+        logits = torch.stack([torch.dot(q[b], c) / (q[b].norm() * c.norm()) / 0.1 for c in cands])
+        total += -(logits[0] - torch.logsumexp(logits, 0))
+    torch.testing.assert_close(info_nce(q, k, neg, 0.1), total / 5)
+    # a query that matches its key and opposes its negatives costs almost nothing; the reverse, a lot
+    assert info_nce(q, q, -q[:, None, :].expand(-1, 4, -1), 0.1) < 1e-6
+    assert info_nce(q, -q, q[:, None, :].expand(-1, 4, -1), 0.1) > 10
+
+
+def test_cvae_loss_is_the_mse_of_each_outcome_column_plus_the_weighted_kl(monkeypatch):
+    tr, hp = _trainer("CORRO")
+    corro = tr.objective("corro")
+    enc = _encoded(tr, make_batch(hp))
+    monkeypatch.setattr(torch, "randn_like", torch.zeros_like)  # h = the posterior mean: no noise to match
+    x, y = enc.context[..., :OBS + ACT].reshape(-1, OBS + ACT), enc.context[..., OBS + ACT:].reshape(-1, 1)
+    mean, logvar = corro.cvae.encoder(torch.cat([x, y], -1)).chunk(2, -1)
+    y_hat = corro.cvae.decoder(torch.cat([x, mean], -1))
+    recon = sum(((y_hat[:, j] - y[:, j]) ** 2).mean() for j in range(y.shape[1]))
+    kl = torch.stack([0.5 * sum(mean[i, d] ** 2 + logvar[i, d].exp() - 1 - logvar[i, d]
+                                for d in range(mean.shape[1])) for i in range(len(x))]).mean()
+    torch.testing.assert_close(corro.cvae_loss(enc), recon + hp.corro_cvae_kl_weight * kl)
+
+
+def test_corro_negatives_keep_the_querys_state_and_action_and_only_infonce_reaches_the_encoder():
+    tr, hp = _trainer("CORRO")
+    corro = tr.objective("corro")
+    enc = _encoded(tr, make_batch(hp))
+    task, query, _ = corro.draw(enc)
+    rows = corro.negatives(enc, task, query)
+    assert rows.shape == (hp.corro_batch_size, hp.corro_negatives, enc.context.shape[-1])
+    x_query = enc.context[task, query, :OBS + ACT]
+    assert torch.equal(rows[..., :OBS + ACT], x_query[:, None, :].expand_as(rows[..., :OBS + ACT]))
+    assert rows[..., OBS + ACT:].std() > 0  # the outcomes are drawn, not copied
+    before = snapshot(tr)
+    term, _ = corro.loss(enc)
+    term.backward()
+    grads = {name for name, m in tr.modules().items() for p in m.parameters() if p.grad is not None}
+    assert grads == {"agent"}
+    assert all(p.grad is None for p in tr.agent.policy.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tr.agent.encoder.parameters())
+    assert changed(before, tr) == set()  # computing the term steps nothing
+    corro.fit(enc)
+    assert changed(before, tr) == {"corro"}  # the CVAE's own step moves only the CVAE
+
+
+# ---------------------------------------------------------------- UNICORN-SS (rlkit/torch/objectives/unicorn.py)
+def test_decoder_nll_equals_the_gaussian_likelihood_written_out_with_soft_bounded_log_variance():
+    from rlkit.torch.objectives.unicorn import GaussianMLP
+
+    torch.manual_seed(0)
+    dec = GaussianMLP(4, 2, hidden=8)
+    x, y = torch.randn(6, 4), torch.randn(6, 2)
+    mean, logvar = dec(x)
+    assert (logvar < dec.max_logvar).all() and (logvar > dec.min_logvar).all()
+    terms = [(y[i, j] - mean[i, j]) ** 2 / logvar[i, j].exp() + logvar[i, j] for i in range(6) for j in range(2)]
+    penalty = 0.01 * (dec.max_logvar.sum() - dec.min_logvar.sum())
+    torch.testing.assert_close(dec.nll(x, y), sum(terms) / len(terms) + penalty)
+
+
+def test_unicorn_decoder_reads_each_tasks_z_and_trains_jointly_with_the_encoder():
+    tr, hp = _trainer("UNICORN-SS", use_next_obs_in_context=True)
+    dec = tr.objective("unicorn_decoder")
+    assert set(dec.decoders) == {"reward", "dynamics"}  # s' in the context: the dynamics head too
+    batch = make_batch(hp)
+    enc = _encoded(tr, batch)
+    term, _ = dec.loss(enc)
+    # written out: every transition of task t is decoded from z_t; targets r and s' - s
+    o, a = OBS, ACT
+    c = enc.context
+    want = 0.0
+    for name, target in (("reward", c[..., o + a:o + a + 1]), ("dynamics", c[..., o + a + 1:] - c[..., :o])):
+        rows = [dec.decoders[name].nll(torch.cat([enc.posterior.z[t].expand(c.shape[1], -1), c[t, :, :o + a]], -1),
+                                       target[t]) for t in range(c.shape[0])]
+        want = want + sum(rows) / len(rows)
+    torch.testing.assert_close(term, hp.unicorn_recon_weight * want)
+    term.backward()
+    grads = {name for name, m in tr.modules().items() for p in m.parameters() if p.grad is not None}
+    assert grads == {"agent", "unicorn_decoder"}
+    assert all(p.grad is None for p in tr.agent.policy.parameters())
+    # one training step moves the decoder with the encoder (its optimizer is stepped jointly)
+    tr2, hp2 = _trainer("UNICORN-SS", use_next_obs_in_context=True)
+    before = snapshot(tr2)
+    tr2.train_step(make_batch(hp2))
+    assert {"encoder", "unicorn_decoder"} <= changed(before, tr2)
+
+
+def _trainer(preset, **kw):
+    cfg = load_config(REPO_CONFIG_DIR / "point-robot.json", [f"algo_type={preset}"])
+    hp = CSROHyperParams.from_config(cfg)
+    hp.latent_size, hp.net_size = 4, 16
+    for k, v in kw.items():
+        setattr(hp, k, v)
+    torch.manual_seed(0)
+    return CSROTrainer(OBS, ACT, hp), hp

@@ -226,8 +226,11 @@ def test_tensorboard_has_one_tag_per_scalar_and_the_run_hparams(tiny_csro_run, t
                        for kind in ("Return", "NormalizedScore")} and metrics <= tags
     assert metrics <= set(hp.Tags()["scalars"])  # their final values, beside the session
     variant = json.loads((run_dir / "variant.json").read_text())
-    expected = key_hparams(variant, 4)
+    from rlkit.torch.objectives import method_keys
+
+    expected = key_hparams(variant, 4, method_keys())
     assert set(start.hparams) == set(expected)
+    assert {"algo_params.use_corro", "algo_params.use_unicorn_decoder", "algo_params.z_loss_weight"} <= set(expected)
     assert start.hparams["seed"].number_value == 4 and start.hparams["algo_type"].string_value == "CSRO"
     assert start.hparams["algo_params.use_club"].number_value == 1  # torch writes booleans as 0 / 1
     assert start.hparams["algo_params.policy_lr"].number_value == pytest.approx(expected["algo_params.policy_lr"])

@@ -30,20 +30,21 @@ KEY_HPARAMS = (
     "algo_params.meta_batch", "algo_params.batch_size", "algo_params.embedding_batch_size",
     "algo_params.num_iterations", "algo_params.num_train_steps_per_itr",
     "algo_params.policy_lr", "algo_params.qf_lr", "algo_params.vf_lr", "algo_params.context_lr",
-    "algo_params.reward_scale", "algo_params.discount", "algo_params.use_club", "algo_params.club_loss_weight",
-    "algo_params.use_FOCAL_cl", "algo_params.z_loss_weight", "algo_params.use_brac",
+    "algo_params.reward_scale", "algo_params.discount", "algo_params.allow_backward_z", "algo_params.use_brac",
     "algo_params.target_divergence", "algo_params.use_next_obs_in_context", "algo_params.n_trj",
-)
+)  # plus the method's own keys, which the caller passes from the objectives' registry
 
 
 class TrackingError(UserError, RuntimeError):
     """Tracking was asked for but cannot run (e.g. wandb is not installed)."""
 
 
-def key_hparams(cfg: Mapping[str, Any], seed: int) -> dict[str, Any]:
-    """``{dotted key: value}`` of :data:`KEY_HPARAMS` present in ``cfg``, plus exp_name and seed."""
+def key_hparams(cfg: Mapping[str, Any], seed: int, method_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``{dotted key: value}`` of :data:`KEY_HPARAMS` and of the ``method_keys`` (algo_params keys: the
+    representation objectives' switches and settings, rlkit.torch.objectives) present in ``cfg``, plus
+    exp_name and seed. This layer does not know the methods: the caller names their keys."""
     out: dict[str, Any] = {"exp_name": cfg["util_params"]["exp_name"], "seed": int(seed)}
-    for path in KEY_HPARAMS:
+    for path in (*KEY_HPARAMS, *(f"algo_params.{k}" for k in method_keys)):
         node: Any = cfg
         for part in path.split("."):
             node = node.get(part) if isinstance(node, Mapping) else None

@@ -43,6 +43,7 @@ from rlkit.evaluation.reference import ReferenceUnavailable, reference_returns
 from rlkit.launchers.progress_columns import (NORMALIZED, eval_z_columns, is_eval_z_column, normalized_columns,
                                               objective_statistics, reference_columns,
                                               with_missing_as_nan)
+from rlkit.torch import objectives
 from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
 from rlkit.torch.networks import context_from_sample
 
@@ -516,7 +517,7 @@ def _run_experiment(cfg: Config, seed: int, gpu: int | None, resume: str | None,
                 logger.info(f"networks {', '.join(loaded)} initialised from {path} (path_to_weights)")
             job.run()
             if job.start_itr < cfg["algo_params"]["num_iterations"]:  # finished here: once per run
-                logger.write_hparams(key_hparams(variant, seed), [k for k in logger.last_row if k.startswith("Average_")])
+                logger.write_hparams(key_hparams(variant, seed, objectives.method_keys()), [k for k in logger.last_row if k.startswith("Average_")])
     finally:
         logger.close()
     return Path(logger.run_dir)

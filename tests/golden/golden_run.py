@@ -37,12 +37,15 @@ VOLATILE = ("Time (s)", "time/")
 # name -> extra launch_experiment.py overrides. "csro" is point-robot as configured
 # (CLUB + FOCAL, no BRAC); "csro-brac" also exercises the dual critic, the value
 # penalty and alpha's update; "focal" and "offline-pearl" are the other presets
-# (configs/algos/), the latter covering the information bottleneck and Q -> encoder.
+# (configs/algos/), the latter covering the information bottleneck and Q -> encoder; "corro" and
+# "unicorn-ss" the CORRO (InfoNCE + CVAE negatives) and UNICORN-SS (jointly trained decoder) objectives.
 VARIANTS: dict[str, list[str]] = {
     "csro": [],
     "csro-brac": ["algo_params.use_brac=1", "algo_params.use_value_penalty=1", "algo_params.alpha_init=5.0"],
     "focal": ["algo_type=FOCAL"],
     "offline-pearl": ["algo_type=offline-PEARL"],
+    "corro": ["algo_type=CORRO", "algo_params.corro_batch_size=8", "algo_params.corro_negatives=4"],
+    "unicorn-ss": ["algo_type=UNICORN-SS"],
 }
 
 GENERATOR = ["--preset", "train_quick", "--no-progress", "--seed", "3", "num_train_steps=300", "num_seed_steps=100",

@@ -23,11 +23,16 @@ OBJECTIVES: tuple[type[RepresentationObjective], ...] = (
 )
 
 
+def method_keys() -> tuple[str, ...]:
+    """Every objective's config keys (switch, then settings), in registry order: what tells methods apart."""
+    return tuple(k for cls in OBJECTIVES for k in cls.keys())
+
+
 def build_objectives(obs_dim: int, action_dim: int, hp, device) -> list[RepresentationObjective]:
     """The objectives ``hp`` switches on, in registry order."""
     return [cls(obs_dim, action_dim, hp, device) for cls in OBJECTIVES if cls.enabled(hp)]
 
 
-__all__ = ["OBJECTIVES", "EncodedBatch", "RepresentationObjective", "Stats", "build_objectives",
+__all__ = ["OBJECTIVES", "EncodedBatch", "RepresentationObjective", "Stats", "build_objectives", "method_keys",
            "ClubObjective", "CorroObjective",
            "DistanceMetricObjective", "InformationBottleneckObjective", "UnicornDecoderObjective"]

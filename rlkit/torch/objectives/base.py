@@ -67,10 +67,10 @@ class RepresentationObjective:
     """One way of training the context encoder: networks, an optional own step, one loss term.
 
     Subclasses set ``name`` (the key of their networks and optimizers in
-    snapshots) and ``statistics`` (the progress.csv columns their :meth:`fit`
+    snapshots), ``switch`` and ``settings`` (the config keys they read) and ``statistics`` (the progress.csv columns their :meth:`fit`
     and :meth:`loss` return, in the order the table lists them: the header of
     every run is built from the registry, so a new objective's columns appear
-    without a list elsewhere), and implement :meth:`enabled` and :meth:`loss`;
+    without a list elsewhere), and implement :meth:`loss`;
     those with a model of their own also override :meth:`fit`, :meth:`modules`
     and :meth:`optimizers`. A model trained *jointly* with the encoder (by the
     same loss term, in the same backward pass, as UNICORN's decoder) names its
@@ -80,6 +80,8 @@ class RepresentationObjective:
 
     name: ClassVar[str]
     statistics: ClassVar[tuple[str, ...]] = ()
+    switch: ClassVar[str]  # the algo_params key that turns the objective on
+    settings: ClassVar[tuple[str, ...]] = ()  # the other algo_params keys it reads (weights, sizes)
 
     def __init__(self, obs_dim: int, action_dim: int, hp: CSROHyperParams, device: torch.device):
         self.hp = hp
@@ -87,8 +89,14 @@ class RepresentationObjective:
 
     @classmethod
     def enabled(cls, hp: CSROHyperParams) -> bool:
-        """Whether the config switches this objective on."""
-        raise NotImplementedError
+        """Whether the config switches this objective on (its :attr:`switch`)."""
+        return bool(getattr(hp, cls.switch))
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The algo_params keys this objective reads: its switch, then its settings. Trackers list
+        them among a run's key hyper-parameters (nothing types the methods' keys again)."""
+        return (cls.switch, *cls.settings)
 
     def modules(self) -> dict[str, nn.Module]:
         """Networks this objective owns (saved in snapshots under these names)."""

@@ -19,6 +19,8 @@ from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective, S
 class ClubObjective(RepresentationObjective):
     name = "club"
     statistics = ("Club model Loss", "Club Loss")  # the authors' column names, in their order
+    switch = "use_club"
+    settings = ("club_loss_weight", "club_model_loss_weight", "club_use_sa")
 
     def __init__(self, obs_dim, action_dim, hp, device):
         super().__init__(obs_dim, action_dim, hp, device)
@@ -26,10 +28,6 @@ class ClubObjective(RepresentationObjective):
                                hp.club_use_sa).to(device)
         # the reference gives CLUB the context encoder's learning rate
         self.optimizer = make_adam(hp)(self.net.parameters(), lr=hp.context_lr)
-
-    @classmethod
-    def enabled(cls, hp) -> bool:
-        return bool(hp.use_club)
 
     def modules(self):
         return {self.name: self.net}

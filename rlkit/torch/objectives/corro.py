@@ -75,6 +75,9 @@ class TransitionCVAE(nn.Module):
 class CorroObjective(RepresentationObjective):
     name = "corro"
     statistics = ("CORRO CVAE Loss", "CORRO InfoNCE Loss")
+    switch = "use_corro"
+    settings = ("corro_loss_weight", "corro_temperature", "corro_batch_size", "corro_negatives",
+                "corro_cvae_hidden_size", "corro_cvae_latent_size", "corro_cvae_kl_weight", "corro_cvae_lr")
 
     def __init__(self, obs_dim, action_dim, hp, device):
         super().__init__(obs_dim, action_dim, hp, device)
@@ -82,10 +85,6 @@ class CorroObjective(RepresentationObjective):
         self.cvae = TransitionCVAE(obs_dim, action_dim, outcome, hp.corro_cvae_hidden_size,
                                    hp.corro_cvae_latent_size).to(device)
         self.optimizer = make_adam(hp)(self.cvae.parameters(), lr=hp.corro_cvae_lr)
-
-    @classmethod
-    def enabled(cls, hp) -> bool:
-        return bool(hp.use_corro)
 
     def modules(self):
         return {self.name: self.cvae}

@@ -13,10 +13,8 @@ from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective
 class DistanceMetricObjective(RepresentationObjective):
     name = "distance_metric"
     statistics = ("Z Loss",)
-
-    @classmethod
-    def enabled(cls, hp) -> bool:
-        return bool(hp.use_FOCAL_cl)
+    switch = "use_FOCAL_cl"
+    settings = ("z_loss_weight",)
 
     def loss(self, batch: EncodedBatch):
         term = self.hp.z_loss_weight * L.focal_distance_metric_loss(batch.posterior.z, batch.task_ids)

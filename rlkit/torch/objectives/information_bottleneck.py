@@ -13,10 +13,8 @@ from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective
 class InformationBottleneckObjective(RepresentationObjective):
     name = "information_bottleneck"
     statistics = ("KL Divergence",)
-
-    @classmethod
-    def enabled(cls, hp) -> bool:
-        return bool(hp.use_information_bottleneck)
+    switch = "use_information_bottleneck"
+    settings = ("kl_lambda",)
 
     def loss(self, batch: EncodedBatch):
         term = self.hp.kl_lambda * ContextEncoder.kl_to_prior(batch.posterior)

@@ -58,6 +58,8 @@ class GaussianMLP(nn.Module):
 class UnicornDecoderObjective(RepresentationObjective):
     name = "unicorn_decoder"
     statistics = ("Reconstruction Loss",)
+    switch = "use_unicorn_decoder"
+    settings = ("unicorn_recon_weight", "unicorn_decoder_hidden_size")
 
     def __init__(self, obs_dim, action_dim, hp, device):
         super().__init__(obs_dim, action_dim, hp, device)
@@ -67,10 +69,6 @@ class UnicornDecoderObjective(RepresentationObjective):
             self.decoders["dynamics"] = GaussianMLP(inp, obs_dim, hidden)
         self.decoders.to(device)
         self.optimizer = make_adam(hp)(self.decoders.parameters(), lr=hp.context_lr)
-
-    @classmethod
-    def enabled(cls, hp) -> bool:
-        return bool(hp.use_unicorn_decoder)
 
     def modules(self):
         return {self.name: self.decoders}
