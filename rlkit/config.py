@@ -561,10 +561,14 @@ _NON_NEGATIVE = (
 )
 
 
-_POSITIVE_RATES = ("policy_lr", "qf_lr", "vf_lr", "context_lr", "c_lr", "reward_scale")
+_POSITIVE_RATES = ("policy_lr", "qf_lr", "vf_lr", "context_lr", "c_lr", "reward_scale", "corro_temperature",
+                   "corro_batch_size", "corro_negatives", "corro_cvae_hidden_size", "corro_cvae_latent_size",
+                   "corro_cvae_lr", "unicorn_decoder_hidden_size")
 _NON_NEGATIVE_WEIGHTS = ("alpha_lr", "kl_lambda", "z_loss_weight", "club_model_loss_weight", "club_loss_weight",
                          "alpha_init", "alpha_max", "policy_mean_reg_weight", "policy_std_reg_weight",
-                         "policy_pre_activation_weight")
+                         "policy_pre_activation_weight", "corro_loss_weight", "corro_cvae_kl_weight",
+                         "unicorn_recon_weight")
+CORRO_NEGATIVES = ("cvae", "relabel")  # where CORRO's negatives' outcomes come from (rlkit/torch/objectives/corro.py)
 
 
 def _numbers(tree: Mapping, prefix: str = "") -> Iterable[tuple[str, float]]:
@@ -609,6 +613,11 @@ def validate(cfg: Config) -> Config:
         f"algo_params.embedding_batch_size ({algo['embedding_batch_size']}) exceeds algo_params.replay_buffer_size "
         f"({algo['replay_buffer_size']}), the most transitions a task's context is drawn from; lower it (the "
         "paper's configs use 100 to 1024)",
+    )
+    _need(
+        algo["corro_negatives_from"] in CORRO_NEGATIVES,
+        f"algo_params.corro_negatives_from must be one of {', '.join(CORRO_NEGATIVES)}, got "
+        f"{algo['corro_negatives_from']!r}",
     )
     _need(
         algo["divergence_name"] in DIVERGENCES,

@@ -528,3 +528,37 @@ def test_the_context_reward_is_the_envs_rule():
     part = {"obs": torch.zeros(4, 2), "actions": torch.zeros(4, 2), "rewards": dense[:, None], "next_obs": torch.zeros(4, 2)}
     ctx = context_from_sample(part, False, make_env("sparse-point-robot", n_tasks=2).context_reward)
     torch.testing.assert_close(ctx[:, 4], sparse)
+
+
+@pytest.mark.parametrize("name", ["point-robot", "sparse-point-robot", "point-robot-wind"])
+def test_point_robot_relabelling_equals_stepping_the_env_in_the_other_task(name):
+    """CORRO's ground-truth negatives (MultiTaskEnv.relabel_outcomes): the outcome of a stored (s, a) in
+    another task must be what that task's env returns from s for a (actions at the stored [-1, 1] scale)."""
+    import torch
+
+    from rlkit.envs.vector import make_vector_env
+
+    env = make_env(name, n_tasks=6)
+    tasks = [0, 3, 5, 2]
+    venv = make_vector_env(name, {"n_tasks": 6}, tasks)
+    rng = np.random.default_rng(0)
+    obs, _ = venv.reset(seed=0)
+    for _ in range(3):  # a few steps away from the origin
+        obs, *_ = venv.step(rng.uniform(-1, 1, (4, 2)).astype(np.float32))
+    actions = rng.uniform(-1.2, 1.2, (4, 2)).astype(np.float32)  # beyond the bound too: both clip
+    nxt, rewards, *_ = venv.step(actions)
+    got_next, got_r = env.relabel_outcomes(torch.as_tensor(obs), torch.as_tensor(actions, dtype=torch.float64),
+                                           torch.as_tensor(tasks))
+    np.testing.assert_allclose(got_next.numpy(), nxt, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got_r.numpy(), rewards if name != "sparse-point-robot" else
+                               -np.linalg.norm(nxt - env.task_arrays(tasks)[0], axis=-1), rtol=1e-6, atol=1e-7)
+
+
+def test_envs_that_cannot_step_from_a_stored_state_refuse_relabelling_with_what_to_do():
+    import torch
+
+    from rlkit.envs import RelabelUnsupported
+
+    env = make_env("cheetah-vel", n_tasks=2)
+    with pytest.raises(RelabelUnsupported, match="corro_negatives_from=cvae"):
+        env.relabel_outcomes(torch.zeros(1, 20), torch.zeros(1, 6), torch.zeros(1, dtype=torch.long))

@@ -65,6 +65,26 @@ def test_run_directory_tells_the_whole_story(dataset, tmp_path):
     assert list(progress["Number of train steps total"]) == [4, 8]
 
 
+@pytest.mark.parametrize("preset,has,lacks", [
+    ("CORRO", ["CORRO CVAE Loss", "CORRO InfoNCE Loss"], ["Z Loss", "Club Loss"]),
+    ("CORRO-relabel", ["CORRO InfoNCE Loss"], ["CORRO CVAE Loss", "Z Loss"]),
+    ("UNICORN-SS", ["Z Loss", "Reconstruction Loss"], ["Club Loss", "CORRO InfoNCE Loss"]),
+])
+def test_the_newer_baselines_train_and_resume_from_their_presets(dataset, tmp_path, preset, has, lacks):
+    """CORRO (both sources of negatives) and UNICORN-SS run end to end on the same data as CSRO, log their
+    own statistics and nobody else's, and a resumed run picks their networks back up from the snapshot."""
+    run_dir = run(dataset, tmp_path, f"algo_type={preset}", iterations=1)
+    run(dataset, tmp_path, f"algo_type={preset}", "--resume", str(run_dir), iterations=2)  # extends the finished run
+    progress = pd.read_csv(run_dir / "progress.csv")
+    assert list(progress["Epoch"]) == [0, 1]
+    assert set(has) <= set(progress.columns) and not set(lacks) & set(progress.columns)
+    assert np.isfinite(progress[has].to_numpy(float)).all()
+    assert np.isfinite(progress["Average_NpOnlineReturn_all_test_tasks"]).all()
+    state = torch.load(run_dir / "agent.pth", map_location="cpu", weights_only=True)
+    nets = set(state["trainer"]["networks"])
+    assert ("corro" in nets) == (preset == "CORRO") and ("unicorn_decoder" in nets) == (preset == "UNICORN-SS")
+
+
 def test_progress_holds_every_column_of_the_authors_progress_csv(dataset, tmp_path):
     """viskit overlays runs by column name: all 89 of the authors' columns are there, with values."""
     fixture = REPO / "tests" / "fixtures" / "authors_progress_header_point_robot.txt"

@@ -98,6 +98,10 @@ def _check_name(name: str) -> None:
         )
 
 
+class RelabelUnsupported(UserError, NotImplementedError):
+    """The env cannot relabel a stored transition with another task's outcome (MultiTaskEnv.relabel_outcomes)."""
+
+
 class EnvParamError(UserError, TypeError):
     """An env_params key the env does not take (the optional keys belong to some envs only)."""
 

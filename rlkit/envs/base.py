@@ -129,6 +129,20 @@ class MultiTaskEnv(gym.Env):
         the env's own rule, so the networks never need to know one simulator's. Dense envs: unchanged."""
         return rewards
 
+    def relabel_outcomes(self, obs, actions, task_ids):
+        """What each transition's (s, a) leads to in task ``task_ids[...]``: ``(next_obs, rewards)``.
+
+        ``obs`` [..., obs_dim] and ``actions`` [..., act_dim] as the data stores them (actions in
+        [-1, 1], the agent's scale), ``task_ids`` [...] indices into :attr:`tasks`; torch tensors, on any
+        device. Ground-truth relabelling (CORRO's negatives from other tasks) needs one simulator step
+        from an arbitrary state, which only some envs can take in closed form; the others refuse.
+        """
+        from rlkit.envs import RelabelUnsupported
+
+        raise RelabelUnsupported(f"{type(self).__name__} cannot compute another task's outcome of a stored "
+                                 "transition (a MuJoCo step from an arbitrary state); use CORRO's generative "
+                                 "negatives: algo_params.corro_negatives_from=cvae")
+
     def render_frame(self) -> np.ndarray:
         """The frame :meth:`render` returns, whatever ``render_mode`` is (the video tools call it)."""
         raise NotImplementedError(f"{type(self).__name__} does not draw frames")

@@ -143,6 +143,19 @@ class PointRobotEnv(MultiTaskEnv):
         """PEARL's sparse reward within ``goal_radius`` (the sparse variants); the dense reward otherwise."""
         return rewards if self.goal_radius is None else sparse_reward(rewards, self.goal_radius)
 
+    def relabel_outcomes(self, obs, actions, task_ids):
+        """The point-robot step in torch, for every (s, a) under its task's goal (and wind): the position
+        moves by ``ACTION_BOUND`` times the clipped stored action, the reward is the dense -||s' - goal||."""
+        import torch
+
+        goals, winds = self.task_arrays(range(self.n_tasks))
+        ids = torch.as_tensor(task_ids, device=obs.device)
+        nxt = obs + ACTION_BOUND * actions.clamp(-1.0, 1.0)
+        if winds is not None:
+            nxt = nxt + torch.as_tensor(winds, dtype=obs.dtype, device=obs.device)[ids]
+        goal = torch.as_tensor(goals, dtype=obs.dtype, device=obs.device)[ids]
+        return nxt, -torch.linalg.vector_norm(nxt - goal, dim=-1)
+
     def render_frame(self, size: int = 256) -> np.ndarray:
         """The plane from above: every task's goal (grey), this task's (red, with the sparse radius
         as a ring), the path since the last reset (light blue) and the robot (blue)."""

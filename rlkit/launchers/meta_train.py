@@ -225,8 +225,15 @@ class MetaTrainer:
         env = make_env(cfg["env_name"], **cfg["env_params"])
         self.obs_dim, self.act_dim = env.observation_space.shape[0], env.action_space.shape[0]
         self.context_reward = env.context_reward
+        self.relabel_outcomes = env.relabel_outcomes
         self.hp = CSROHyperParams.from_config(cfg)
         self.trainer = CSROTrainer(self.obs_dim, self.act_dim, self.hp, device=device)
+        if "relabelled_context" in self.trainer.batch_fields:  # refuse before training, not at the first step
+            probe = torch.zeros(1, self.obs_dim, device=device)
+            self.relabel_outcomes(probe, torch.zeros(1, self.act_dim, device=device), torch.zeros(1, dtype=torch.long))
+            if data.obs_absmax is not None:
+                raise ConfigError("corro_negatives_from=relabel steps the env from stored states, which this dataset "
+                                  "keeps normalized (obs_absmax); use algo_params.corro_negatives_from=cvae")
         self.settings = EvalSettings.from_algo_params(self.algo)
         self.start_itr = 0
         self._train_ids = np.asarray(data.train_tasks)
@@ -279,11 +286,27 @@ class MetaTrainer:
         ctx = self._context({k: split(k, 0, n) for k in ("obs", "actions", "rewards", "next_obs")})
         rl = {k: split(k, n, n + b) for k in ("obs", "actions", "rewards", "next_obs", "terminals")}
         batch = MetaBatch(task_ids=task_ids, context=ctx, **rl)
+        if "relabelled_context" in self.trainer.batch_fields:
+            batch.relabelled_context = self._relabelled_context(split("obs", 0, n), split("actions", 0, n), generator)
         if extra:
             t = task_ids.shape[0]
             batch.extra_obs = split("obs", n + b, None).reshape(t, extra, b, -1).transpose(0, 1)
             batch.extra_actions = split("actions", n + b, None).reshape(t, extra, b, -1).transpose(0, 1)
         return batch
+
+    def _relabelled_context(self, obs: torch.Tensor, actions: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """[T, N, K, D] each context transition's (s, a) with its outcome in K training tasks drawn uniformly
+        (CORRO's ground-truth relabelling: the query's own task may be drawn, as in CORRO), from the env's
+        closed-form step, as the context would hold it (sparse reward rule included)."""
+        k = self.hp.corro_negatives
+        train_ids = torch.as_tensor(self._train_ids, device=obs.device)
+        pick = torch.randint(len(train_ids), (*obs.shape[:2], k), generator=generator, device=generator.device)
+        tasks = train_ids[pick.to(obs.device)]
+        s = obs[:, :, None, :].expand(-1, -1, k, -1)
+        a = actions[:, :, None, :].expand(-1, -1, k, -1)
+        next_obs, rewards = self.relabel_outcomes(s, a, tasks)
+        return self._context({"obs": s, "actions": a, "rewards": rewards[..., None].to(obs.dtype),
+                              "next_obs": next_obs.to(obs.dtype)})
 
     def offline_context(self, generator: torch.Generator):
         """For the offline protocol: ``n`` uniform transitions of each test task's data."""

@@ -91,4 +91,4 @@ def objective_statistics(hp) -> list[str]:
     """The columns of the objectives ``hp`` switches on, from the registry (rlkit.torch.objectives)."""
     from rlkit.torch import objectives
 
-    return [col for cls in objectives.OBJECTIVES if cls.enabled(hp) for col in cls.statistics]
+    return [col for cls in objectives.OBJECTIVES if cls.enabled(hp) for col in cls.columns(hp)]

@@ -106,6 +106,9 @@ class MetaBatch:
     ``context`` [T, N, D]; RL batch ``obs``, ``actions``, ``rewards`` [T, B, 1],
     ``next_obs``, ``terminals`` [T, B, 1]; ``extra_obs`` / ``extra_actions``
     [c_iter - 1, T, B, ...] are the fresh batches of the extra dual-critic updates.
+    ``relabelled_context`` [T, N, K, D] is each context transition's (s, a) with
+    its outcome (r[, s']) in K random training tasks, filled only when an enabled
+    objective lists it in ``batch_fields`` (CORRO's relabelled negatives).
     """
 
     task_ids: torch.Tensor
@@ -117,6 +120,7 @@ class MetaBatch:
     terminals: torch.Tensor
     extra_obs: Optional[torch.Tensor] = None
     extra_actions: Optional[torch.Tensor] = None
+    relabelled_context: Optional[torch.Tensor] = None  # [T, N, K, D], only when an objective asks for it
 
 
 @dataclass
@@ -177,6 +181,11 @@ class CSROTrainer:
         for obj in self.objectives:
             mods.update(obj.modules())
         return mods
+
+    @property
+    def batch_fields(self) -> set[str]:
+        """Optional :class:`MetaBatch` fields the enabled objectives need the sampler to fill."""
+        return {f for obj in self.objectives for f in obj.batch_fields()}
 
     def objective(self, name: str) -> RepresentationObjective | None:
         """The enabled objective called ``name`` (e.g. ``"club"``), or None."""
@@ -255,7 +264,8 @@ class CSROTrainer:
         """§5.5-5.6 each objective fits its own model first (CLUB's q), then their weighted terms are
         summed into the encoder's loss (applied with Q's in :meth:`_update_q_and_encoder`)."""
         encoded = EncodedBatch(batch.context, f.per_transition, f.posterior, batch.task_ids, self.hp.latent_size,
-                               self.agent.encoder, self.agent.obs_dim, self.agent.action_dim)
+                               self.agent.encoder, self.agent.obs_dim, self.agent.action_dim,
+                               batch.relabelled_context)
         stats: dict = {}
         encoder_loss = torch.zeros((), device=self.device)
         for obj in self.objectives:

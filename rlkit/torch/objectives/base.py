@@ -14,7 +14,7 @@ loss without stepping anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 import torch
 from torch import nn
@@ -36,6 +36,9 @@ class EncodedBatch:
     transitions the batch does not hold (CORRO's generated negatives): its
     outputs carry gradient to the encoder like ``per_transition`` does.
     ``obs_dim`` / ``action_dim`` say where the context's columns split.
+    ``relabelled_context`` [T, N, K, D]: each context transition's (s, a) with its
+    outcome in K random training tasks (the env's ground truth), present when an
+    enabled objective names it in :meth:`RepresentationObjective.batch_fields`.
     """
 
     context: torch.Tensor
@@ -46,6 +49,7 @@ class EncodedBatch:
     encoder: ContextEncoder
     obs_dim: int
     action_dim: int
+    relabelled_context: Optional[torch.Tensor] = None
 
     @property
     def z_t(self) -> torch.Tensor:
@@ -93,6 +97,12 @@ class RepresentationObjective:
         return bool(getattr(hp, cls.switch))
 
     @classmethod
+    def columns(cls, hp: CSROHyperParams) -> tuple[str, ...]:
+        """The :attr:`statistics` a run with ``hp`` logs (an objective whose settings drop a model drops
+        that model's columns)."""
+        return cls.statistics
+
+    @classmethod
     def keys(cls) -> tuple[str, ...]:
         """The algo_params keys this objective reads: its switch, then its settings. Trackers list
         them among a run's key hyper-parameters (nothing types the methods' keys again)."""
@@ -105,6 +115,10 @@ class RepresentationObjective:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Optimizers of :meth:`modules` (saved in snapshots under these names)."""
         return {}
+
+    def batch_fields(self) -> tuple[str, ...]:
+        """Optional meta-batch fields the sampler must fill for this objective (``relabelled_context``)."""
+        return ()
 
     def joint_optimizers(self) -> tuple[str, ...]:
         """Names (keys of :meth:`optimizers`) stepped together with the encoder on :meth:`loss`."""

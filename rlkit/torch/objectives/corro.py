@@ -8,6 +8,11 @@ task's transitions. Because a negative differs from the query only in what
 the task decides, the encoder cannot separate them by the behaviour policy's
 (s, a): that is CORRO's answer to context shift, as CLUB is CSRO's.
 
+CORRO's relabelling variant (``corro_negatives_from=relabel``) takes the
+negatives' outcomes from the env instead: the same (s, a) stepped in K random
+training tasks (:meth:`rlkit.envs.base.MultiTaskEnv.relabel_outcomes`, which
+the sampler calls; envs that cannot step from a stored state refuse).
+
 Choices (each discussed in docs/method.md §8.2):
 
 - The CVAE has CORRO's shape and loss: one hidden layer of
@@ -76,21 +81,30 @@ class CorroObjective(RepresentationObjective):
     name = "corro"
     statistics = ("CORRO CVAE Loss", "CORRO InfoNCE Loss")
     switch = "use_corro"
-    settings = ("corro_loss_weight", "corro_temperature", "corro_batch_size", "corro_negatives",
+    settings = ("corro_loss_weight", "corro_temperature", "corro_batch_size", "corro_negatives", "corro_negatives_from",
                 "corro_cvae_hidden_size", "corro_cvae_latent_size", "corro_cvae_kl_weight", "corro_cvae_lr")
 
     def __init__(self, obs_dim, action_dim, hp, device):
         super().__init__(obs_dim, action_dim, hp, device)
-        outcome = 1 + (obs_dim if hp.use_next_obs_in_context else 0)  # r, and s' when the context has it
-        self.cvae = TransitionCVAE(obs_dim, action_dim, outcome, hp.corro_cvae_hidden_size,
-                                   hp.corro_cvae_latent_size).to(device)
-        self.optimizer = make_adam(hp)(self.cvae.parameters(), lr=hp.corro_cvae_lr)
+        self.relabel = hp.corro_negatives_from == "relabel"
+        if not self.relabel:
+            outcome = 1 + (obs_dim if hp.use_next_obs_in_context else 0)  # r, and s' when the context has it
+            self.cvae = TransitionCVAE(obs_dim, action_dim, outcome, hp.corro_cvae_hidden_size,
+                                       hp.corro_cvae_latent_size).to(device)
+            self.optimizer = make_adam(hp)(self.cvae.parameters(), lr=hp.corro_cvae_lr)
+
+    @classmethod
+    def columns(cls, hp) -> tuple[str, ...]:
+        return cls.statistics if hp.corro_negatives_from == "cvae" else ("CORRO InfoNCE Loss",)
+
+    def batch_fields(self):
+        return ("relabelled_context",) if self.relabel else ()
 
     def modules(self):
-        return {self.name: self.cvae}
+        return {} if self.relabel else {self.name: self.cvae}
 
     def optimizers(self):
-        return {self.name: self.optimizer}
+        return {} if self.relabel else {self.name: self.optimizer}
 
     @staticmethod
     def _xy(batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,6 +119,8 @@ class CorroObjective(RepresentationObjective):
         return recon + self.hp.corro_cvae_kl_weight * kl
 
     def fit(self, batch: EncodedBatch) -> Stats:
+        if self.relabel:  # ground-truth outcomes need no model
+            return {}
         loss = self.cvae_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -120,7 +136,12 @@ class CorroObjective(RepresentationObjective):
                 torch.randint(n, (b,), device=dev))
 
     def negatives(self, batch: EncodedBatch, task: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-        """[B, K, D] context rows: each query's (s, a) with K outcomes sampled from the CVAE."""
+        """[B, K, D] context rows: each query's (s, a) with K outcomes sampled from the CVAE, or (relabelling)
+        the outcomes of the same (s, a) in K random training tasks, which the sampler computed with the env."""
+        if self.relabel:
+            if batch.relabelled_context is None:
+                raise ValueError("corro_negatives_from=relabel needs the batch's relabelled_context")
+            return batch.relabelled_context[task, query, : self.hp.corro_negatives]
         x, _ = self._xy(batch)
         xq = x[task, query]                                              # [B, s + a]
         xk = xq[:, None, :].expand(-1, self.hp.corro_negatives, -1)      # [B, K, s + a]
