@@ -15,9 +15,12 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# every preset of the source tree must reach an installed copy (the five methods and CORRO's relabelling variant)
+SHIPPED_PRESETS = sorted(p.stem for p in (REPO / "rlkit" / "configs" / "algos").glob("*.json"))
 
 
 def test_an_installed_copy_finds_its_configs_away_from_the_checkout(tmp_path):
+    assert {"CSRO", "FOCAL", "offline-PEARL", "CORRO", "UNICORN-SS"} <= set(SHIPPED_PRESETS)
     # built from a copy of the sources: building in the checkout would leave build/ there
     src = tmp_path / "src"
     src.mkdir()
@@ -38,11 +41,11 @@ def test_an_installed_copy_finds_its_configs_away_from_the_checkout(tmp_path):
         for env_json in sorted(c.REPO_CONFIG_DIR.glob("*.json")):
             for preset in c.algo_presets():
                 c.load_config(env_json, [f"algo_type={preset}"])
-        assert sorted(c.algo_presets()) == ["CSRO", "FOCAL", "offline-PEARL"]
+        assert sorted(c.algo_presets()) == PRESETS, sorted(c.algo_presets())
         assert compose_sac_config("train_quick", []).num_train_steps > 0
         assert load_plan(plan_path("point-robot", "cpu")).name == "point-robot-cpu"
         print("ok", c.REPO_CONFIG_DIR)
-    """).replace("TARGET", repr(str(target)))
+    """).replace("TARGET", repr(str(target))).replace("PRESETS", repr(SHIPPED_PRESETS))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                          cwd=tmp_path, env={**env, "PYTHONPATH": str(target)})
