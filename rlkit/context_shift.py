@@ -47,14 +47,16 @@ import torch
 from rlkit.errors import cli
 from rlkit.core.device import choose_device
 from rlkit.core.precision import dtype_of
+from rlkit.evaluation.protocols import OFFLINE_DATA, PROTOCOL_CLASSES, PROTOCOLS
 
-SOURCES = ("offline", "online", "np_online", "online_full", "np_online_full")
+# The training protocols whose context the policy collects itself (no offline data in it): the sources
+# this tool compares with the offline embedding, from the protocol registry (today online and np_online).
+ROLLOUT_PROTOCOLS = tuple(n for n in PROTOCOLS if OFFLINE_DATA not in PROTOCOL_CLASSES[n].context)
+SOURCES = ("offline", *ROLLOUT_PROTOCOLS, *(f"{p}_full" for p in ROLLOUT_PROTOCOLS))
 DESCRIPTIONS = {
     "offline": "held-out draws of max_path_length offline transitions (sanity check)",
-    "online": "online protocol context when z is first inferred (prior-policy exploration)",
-    "np_online": "np_online exploration context when z is first inferred (non-prior collection)",
-    "online_full": "online protocol context at its end",
-    "np_online_full": "np_online exploration context at its end",
+    **{p: f"{p} protocol ({PROTOCOL_CLASSES[p].title}) when z is first inferred" for p in ROLLOUT_PROTOCOLS},
+    **{f"{p}_full": f"{p} protocol ({PROTOCOL_CLASSES[p].title}) at its end" for p in ROLLOUT_PROTOCOLS},
 }
 
 
@@ -210,7 +212,7 @@ def collect_embeddings(run, agent=None, tasks: Sequence[int] | None = None, draw
                                                                            ["offline"] * (~fit).sum()]
     threshold = settings.num_exp_traj_eval * mpl
     bar = progress(total=eval_transitions(settings, len(tasks), 2), desc="context-shift rollouts", unit="transition")
-    for k, protocol in enumerate(("online", "np_online")):
+    for k, protocol in enumerate(ROLLOUT_PROTOCOLS):
         result = run_protocol(protocol, agent, run.env_name, run.env_params, tasks, settings,
                               obs_absmax=run.obs_absmax, seed=seed + 1 + k, device=run.device, record_trace=True,
                               progress=bar)
@@ -242,8 +244,10 @@ def analyse(emb: dict) -> dict:
 
 # ---------------------------------------------------------------------------- figure
 # drawing order: offline first, the first-inference sources last (on top)
-MARKERS = {"offline_fit": ("o", 10, True), "offline": ("o", 18, False), "online_full": ("X", 60, False),
-           "np_online_full": ("^", 60, False), "online": ("X", 60, True), "np_online": ("^", 60, True)}
+_SHAPES = ("X", "^", "s", "D", "v", "P")  # one marker shape per rollout protocol: filled when first inferred
+MARKERS = {"offline_fit": ("o", 10, True), "offline": ("o", 18, False),
+           **{f"{p}_full": (_SHAPES[k % len(_SHAPES)], 60, False) for k, p in enumerate(ROLLOUT_PROTOCOLS)},
+           **{p: (_SHAPES[k % len(_SHAPES)], 60, True) for k, p in enumerate(ROLLOUT_PROTOCOLS)}}
 LABELS = {"offline_fit": "offline (fit)", "offline": "offline (held out)"}
 
 
