@@ -290,7 +290,10 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     return out
 
 
-def _read_json(path: Path) -> Config:
+def read_json_object(path: Path) -> Config:
+    """The JSON object in ``path``, or a one-line :class:`ConfigError` (missing, unreadable, not JSON, a key
+    set twice, not an object). Every reader of a config file goes through here, so they all say it alike."""
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -419,7 +422,7 @@ def load_config(json_path: str | os.PathLike, overrides: Iterable[str] = (), *,
     defaults, optional = load_defaults()
     schema = _Schema(defaults, optional)
     cfg = defaults
-    data = _drop_ignored(_read_json(path), str(path))
+    data = _drop_ignored(read_json_object(path), str(path))
     for key, value in data.items():
         _set_value(cfg, schema, key, value, f"in {str(path)!r}")
     overridden = set()
@@ -453,7 +456,7 @@ def _refuse_preset_conflicts(path: Path, written: dict, algo_type: str, overridd
     another, or the other way round. The command line still wins over both (a deliberate ablation).
     """
     preset_path = algo_presets()[algo_type]
-    for key, value in _leaves(_read_json(preset_path)):
+    for key, value in _leaves(read_json_object(preset_path)):
         if key in overridden or key not in written:
             continue
         mine = written[key]
@@ -487,7 +490,7 @@ def apply_algo_preset(cfg: Config, schema: _Schema | None = None) -> Config:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"unknown algo_type {name!r}{hint}; presets: {', '.join(presets)} (configs/algos/)")
     where = f"in preset {str(presets[name])!r}"
-    for key, value in _read_json(presets[name]).items():
+    for key, value in read_json_object(presets[name]).items():
         if not key.startswith("_"):
             _set_value(cfg, schema, key, value, where)
     return cfg

@@ -70,8 +70,8 @@ def test_convert_with_a_malformed_config_is_one_line(native, tmp_path, capsys):
     capsys.readouterr()
     bad = tmp_path / "bad.json"
     bad.write_text('{"env_name": "cheetah-vel", ')
-    for cfg, says in ((bad, "is not valid JSON (line 1, column 29"), (tmp_path / "nope.json", "does not exist"),
-                      (tmp_path, "cannot be read")):
+    for cfg, says in ((bad, "is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 29"),
+                      (tmp_path / "nope.json", "not found"), (tmp_path, "cannot read config file")):
         assert main(["convert", str(legacy), str(tmp_path / "out"), "--to", "native", "--config", str(cfg)]) == 2
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1, err

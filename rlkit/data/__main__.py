@@ -149,17 +149,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _read_config(path: str) -> dict:
-    """``convert --config``: the env_name / env_params of a config JSON, or a one-line error."""
+    """``convert --config``: the env_name / env_params of a config JSON, or a one-line error (the config
+    reader's own wording, rlkit.config.read_json_object, plus what this option wants)."""
+    from rlkit.config import ConfigError, read_json_object
+
     try:
-        cfg = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"--config {path} does not exist: pass the configs/ENV.json the data was made with") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"--config {path} cannot be read ({exc}); pass a readable config JSON") from None
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"--config {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-                           "fix it and run the same command") from None
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("env_params", {}), dict):
+        cfg = read_json_object(Path(path))
+    except ConfigError as exc:
+        raise DatasetError(f"--config: {exc}; pass the configs/ENV.json the data was made with") from None
+    if not isinstance(cfg.get("env_params", {}), dict):
         raise DatasetError(f"--config {path} must be a JSON object with env_name and an env_params object")
     return cfg
 
