@@ -44,6 +44,12 @@ STEP_CONFIGS = {
     "point-robot+c": (2, 2, dict(use_brac=False, train_dual_critic_without_brac=True, reward_scale=100.0,
                                  discount=0.9, club_loss_weight=25.0), 16, 256, 1024),
     "cheetah-vel": (20, 6, dict(use_brac=True, alpha_init=50.0, club_loss_weight=10.0), 16, 256, 100),
+    # the other methods' encoder objectives on the point-robot step (configs/algos/*.json), against "point-robot"
+    "point-robot FOCAL": (2, 2, dict(use_brac=False, reward_scale=100.0, discount=0.9, use_club=False), 16, 256, 1024),
+    "point-robot CORRO": (2, 2, dict(use_brac=False, reward_scale=100.0, discount=0.9, use_club=False,
+                                     use_FOCAL_cl=False, use_corro=True), 16, 256, 1024),
+    "point-robot UNICORN-SS": (2, 2, dict(use_brac=False, reward_scale=100.0, discount=0.9, use_club=False,
+                                          z_loss_weight=0.15, use_unicorn_decoder=True), 16, 256, 1024),
 }
 
 
