@@ -138,6 +138,15 @@ def test_sweep_on_a_local_ray_instance(tiny_csro_run, tmp_path, capsys):
         pd.testing.assert_frame_equal(progress(out / "point-robot" / "ray" / "seed0"),
                                       progress(single / "point-robot" / "ray" / "seed0"))
         assert (out / "point-robot" / "ray" / "seed1" / "agent.pth").is_file()
+        # a grid on Ray: each point into its own folder, named by its setting
+        grid = tmp_path / "grid"
+        assert sweep(config, grid, "--seeds", "0", "algo_params.club_loss_weight=10,25", "--ray",
+                     "--cpus-per-run", "1", iterations=1) == 0
+        assert "2 run(s): 2 done" in capsys.readouterr().out
+        for weight in (10, 25):
+            variant = json.loads((grid / "point-robot" / f"ray__club_loss_weight={weight}" / "seed0" /
+                                  "variant.json").read_text())
+            assert variant["algo_params"]["club_loss_weight"] == weight
         # more CPUs per run than the instance has: one line, nothing runs
         assert sweep(config, out, "--seeds", "0,1", "--ray", "--cpus-per-run", "3", iterations=2) == 2
         assert "the Ray cluster has 2" in capsys.readouterr().err
