@@ -85,6 +85,24 @@ def test_the_newer_baselines_train_and_resume_from_their_presets(dataset, tmp_pa
     assert ("corro" in nets) == (preset == "CORRO") and ("unicorn_decoder" in nets) == (preset == "UNICORN-SS")
 
 
+def test_corro_negatives_compares_the_cvae_with_the_envs_truth_on_the_runs_data(dataset, tmp_path, capsys):
+    from rlkit import corro_negatives
+
+    run_dir = run(dataset, tmp_path, "algo_type=CORRO", iterations=1)
+    rep = corro_negatives.measure(run_dir, queries=64)
+    assert rep["queries"] == 64 and rep["negatives_per_query"] == 16
+    # stepping the env in each query's own task gives back the stored rewards: the relabelling is right
+    assert rep["own_task_max_error"] < 1e-5
+    for source in ("cvae", "env"):
+        assert rep[source]["spread"] >= 0 and 0 <= rep[source]["share_within_0.01"] <= 1
+    assert rep["env"]["spread"] > 0.01  # 4 training tasks' goals give different rewards
+    assert corro_negatives.main([str(run_dir), "--queries", "64"]) == 0
+    assert "the run's CVAE" in capsys.readouterr().out
+    csro = run(dataset, tmp_path / "csro", iterations=1)
+    assert corro_negatives.main([str(csro)]) == 2
+    assert "not a CORRO run with generated negatives" in capsys.readouterr().err
+
+
 def test_progress_holds_every_column_of_the_authors_progress_csv(dataset, tmp_path):
     """viskit overlays runs by column name: all 89 of the authors' columns are there, with values."""
     fixture = REPO / "tests" / "fixtures" / "authors_progress_header_point_robot.txt"
