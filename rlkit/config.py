@@ -618,6 +618,11 @@ def validate(cfg: Config) -> Config:
         "paper's configs use 100 to 1024)",
     )
     _need(
+        not (algo["normalize_transition_z"] and algo["use_information_bottleneck"]),
+        "algo_params.normalize_transition_z applies to the deterministic encoder; it cannot be combined with "
+        "use_information_bottleneck (a Gaussian per transition): turn one of them off",
+    )
+    _need(
         algo["corro_negatives_from"] in CORRO_NEGATIVES,
         f"algo_params.corro_negatives_from must be one of {', '.join(CORRO_NEGATIVES)}, got "
         f"{algo['corro_negatives_from']!r}",

@@ -80,6 +80,7 @@ default_config = dict(
         club_model_loss_weight=10.0,  # [from the env JSONs] weight of the CLUB network's likelihood loss
         club_loss_weight=25.0,  # [from the env JSONs] weight of the CLUB bound in the encoder loss
         club_use_sa=False,  # CLUB network conditions on (s, a) even when the context includes s'
+        normalize_transition_z=False,  # [ours] scale each transition's encoder output to unit length before the mean (CORRO's encoder; deterministic encoder only)
         use_corro=False,  # [ours] CORRO: InfoNCE on transition embeddings, negatives from a conditional VAE (docs/method.md §8.2)
         corro_loss_weight=1.0,  # [ours] weight of CORRO's InfoNCE loss in the encoder loss
         corro_temperature=0.1,  # [ours] InfoNCE temperature on cosine similarities (CORRO's 0.1)

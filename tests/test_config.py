@@ -270,6 +270,8 @@ def test_wrong_type_in_json_names_key_and_file(tmp_path, minimal):
         (["algo_params.meta_batch=4"], "meta_batch (4) exceeds n_train_tasks (3)"),
         (["algo_params.divergence_name=mmd"], "divergence_name must be one of kl, w"),
         (["algo_params.corro_negatives_from=gt"], "corro_negatives_from must be one of cvae, relabel"),
+        (["algo_params.normalize_transition_z=true", "algo_params.use_information_bottleneck=true"],
+         "cannot be combined with use_information_bottleneck"),
         (["algo_params.corro_temperature=0.0"], "corro_temperature must be positive"),
         (["algo_params.unicorn_recon_weight=-1.0"], "unicorn_recon_weight must not be negative"),
         (["algo_params.batch_size=0"], "algo_params.batch_size must be at least 1"),

@@ -220,3 +220,20 @@ def _trainer(preset, **kw):
         setattr(hp, k, v)
     torch.manual_seed(0)
     return CSROTrainer(OBS, ACT, hp), hp
+
+
+def test_corro_presets_normalise_each_transitions_embedding_and_z_keeps_a_readable_scale():
+    """CORRO's encoder outputs unit vectors (its normalize_z): InfoNCE cannot see their length, so without
+    it the raw outputs drift to ~0.01 and the policy reads an almost constant z (measured on point-robot)."""
+    for preset in ("CORRO", "CORRO-relabel"):
+        tr, hp = _trainer(preset)
+        assert hp.normalize_transition_z
+        per = tr.agent.encoder.per_transition(make_batch(hp).context)
+        torch.testing.assert_close(per.norm(dim=-1), torch.ones(per.shape[:-1]))
+    tr, hp = _trainer("CSRO")
+    per = tr.agent.encoder.per_transition(make_batch(hp).context)
+    assert not torch.allclose(per.norm(dim=-1), torch.ones(per.shape[:-1]))  # other presets: raw tanh outputs
+    with pytest.raises(ValueError, match="deterministic encoder only"):
+        from rlkit.torch.networks import ContextEncoder
+
+        ContextEncoder(OBS, ACT, 4, use_information_bottleneck=True, normalize_transition_z=True)

@@ -58,6 +58,7 @@ class CSROAgent(nn.Module):
             use_next_obs_in_context=hp.use_next_obs_in_context,
             use_information_bottleneck=hp.use_information_bottleneck,
             layer_norm=hp.layer_norm,
+            normalize_transition_z=hp.normalize_transition_z,
         )
         self.policy = TanhGaussianPolicy(obs_dim, self.latent_dim, action_dim, hidden_sizes=[hp.net_size] * 3)
 

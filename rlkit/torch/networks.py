@@ -249,10 +249,14 @@ class ContextEncoder(Mlp):
         use_information_bottleneck: bool = False,
         hidden_sizes: Sequence[int] = (200, 200, 200),
         layer_norm: bool = False,
+        normalize_transition_z: bool = False,
     ):
         self.latent_dim = int(latent_dim)
         self.use_next_obs_in_context = bool(use_next_obs_in_context)
         self.use_information_bottleneck = bool(use_information_bottleneck)
+        if normalize_transition_z and use_information_bottleneck:
+            raise ValueError("normalize_transition_z applies to the deterministic encoder only")
+        self.normalize_transition_z = bool(normalize_transition_z)
         out = 2 * self.latent_dim if self.use_information_bottleneck else self.latent_dim
         super().__init__(
             context_dim(obs_dim, action_dim, use_next_obs_in_context),
@@ -266,8 +270,11 @@ class ContextEncoder(Mlp):
         """``[T, N, D] -> [T, N, out]`` one output per transition (out = L, or 2L with the IB).
 
         The deterministic outputs are the z_t that CLUB and its likelihood fit use (docs/method.md §5.5).
+        With ``normalize_transition_z`` each output is scaled to unit length (CORRO's encoder), so z, their
+        mean, keeps a scale the policy can read while a scale-free objective (InfoNCE) trains the encoder.
         """
-        return self(context)
+        out = self(context)
+        return F.normalize(out, dim=-1) if self.normalize_transition_z else out
 
     def _gaussians(self, per: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split 2L-wide per-transition outputs into (mu, sigma^2 = softplus(pre-variance))."""
