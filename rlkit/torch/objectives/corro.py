@@ -21,8 +21,9 @@ Choices (each discussed in docs/method.md §8.2):
   100 epochs and freezes it; here it is fitted on each step's context
   transitions (its own Adam step, before the encoder's), so a run is one
   command and a snapshot resumes all of it.
-- InfoNCE on L2-normalised embeddings: logits are cosine similarities divided
-  by ``corro_temperature``; ``corro_batch_size`` queries per step, each with
+- InfoNCE on unit-length embeddings (the CORRO presets also set the encoder's
+  ``normalize_transition_z``, so the policy's z is the mean of unit vectors,
+  as CORRO's): logits are cosine similarities divided by ``corro_temperature``; ``corro_batch_size`` queries per step, each with
   ``corro_negatives`` negatives, as CORRO's 64 x 16 at temperature 0.1.
 - Only InfoNCE trains the encoder (the preset keeps ``allow_backward_z``
   off), as in CORRO, where RL never reaches the transition encoder.
