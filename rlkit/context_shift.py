@@ -46,6 +46,7 @@ import torch
 
 from rlkit.errors import cli
 from rlkit.core.device import choose_device
+from rlkit.evaluation.run_loader import RunLoadError, add_run_arguments, load_run
 from rlkit.core.precision import dtype_of
 from rlkit.evaluation.protocols import OFFLINE_DATA, PROTOCOL_CLASSES, PROTOCOLS
 
@@ -400,22 +401,18 @@ def format_report(report: dict) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m rlkit.context_shift", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="output/ENV/EXP_NAME/seedN")
-    p.add_argument("--itr", type=int, default=None, help="snapshot iteration (default: the newest)")
+    add_run_arguments(p)
     p.add_argument("--out", default=None, help="output folder (default: RUN_DIR)")
     p.add_argument("--draws", type=int, default=20, help="offline contexts per task (half fit, half held out)")
     p.add_argument("--num_evals", type=int, default=None, help="protocol repeats per task (default: the run's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
     p.add_argument("--projection", choices=("pca", "tsne"), default="pca", help="tsne needs scikit-learn")
-    p.add_argument("--data_dir", default=None, help="offline dataset, if it moved since training")
     return p.parse_args(argv)
 
 
 @cli
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from rlkit.evaluation.run_loader import RunLoadError, load_run
 
     try:
         if args.num_evals is not None and args.num_evals < 1:

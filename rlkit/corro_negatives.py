@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from rlkit.core.device import choose_device
+from rlkit.evaluation.run_loader import RunLoadError, add_run_arguments, resolve_snapshot
 from rlkit.errors import cli
 
 
@@ -39,7 +40,6 @@ def measure(run_dir, itr: int | None = None, queries: int = 4096, seed: int = 0,
             device="cpu") -> dict:
     """The report described in the module docstring, as a dict."""
     from rlkit.envs import make_env
-    from rlkit.evaluation.run_loader import RunLoadError, resolve_snapshot
     from rlkit.launchers.meta_train import load_experiment_data
     from rlkit.torch.csro import CSROHyperParams, CSROTrainer
 
@@ -103,12 +103,9 @@ def format_report(rep: dict) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m rlkit.corro_negatives", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="a CORRO run: output/ENV/EXP_NAME/seedN")
-    p.add_argument("--itr", type=int, default=None, help="snapshot iteration (default: the newest)")
+    add_run_arguments(p, "a CORRO run: output/ENV/EXP_NAME/seedN")
     p.add_argument("--queries", type=int, default=4096, help="query transitions, spread over the training tasks")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data_dir", default=None, help="offline dataset, if it moved since training")
-    p.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     return p.parse_args(argv)
 
@@ -116,7 +113,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 @cli
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from rlkit.evaluation.run_loader import RunLoadError
 
     try:
         if args.queries < 1:

@@ -33,6 +33,7 @@ from rlkit.errors import cli
 from rlkit.evaluation.protocols import (ALL_PROTOCOLS, OFFLINE_DATA, PROGRESS_KEYS, PROTOCOL_CLASSES, PROTOCOLS,
                                        ProtocolResult)
 from rlkit.core.device import choose_device
+from rlkit.evaluation.run_loader import RunLoadError, add_run_arguments, load_run
 
 SPLITS = ("train", "test")
 
@@ -165,23 +166,19 @@ def run_evaluation(run, protocols: Sequence[str] = PROTOCOLS, tasks: str = "test
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m rlkit.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="output/ENV/EXP_NAME/seedN")
-    p.add_argument("--itr", type=int, default=None, help="snapshot iteration (default: the newest snapshot)")
+    add_run_arguments(p)
     p.add_argument("--protocols", default=",".join(PROTOCOLS),
                    help="comma-separated subset of " + ",".join(ALL_PROTOCOLS) + " (default: those run in training)")
     p.add_argument("--tasks", choices=("train", "test", "all"), default="test")
     p.add_argument("--num_evals", type=int, default=None, help="repeats per task (default: the run's num_evals)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
     p.add_argument("--out", default=None, help="output path without suffix (default: RUN_DIR/eval_itrK)")
-    p.add_argument("--data_dir", default=None, help="offline dataset, if it moved since training")
     return p.parse_args(argv)
 
 
 @cli
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from rlkit.evaluation.run_loader import RunLoadError, load_run
 
     try:
         protocols = parse_protocols(args.protocols)

@@ -58,6 +58,16 @@ def _checked(path: Path, state: dict) -> dict:
     return state
 
 
+def add_run_arguments(parser, run_help: str = "output/ENV/EXP_NAME/seedN") -> None:
+    """The arguments every tool that reads a finished run takes, said the same way: the run folder,
+    ``--itr`` (which snapshot), ``--gpu`` and ``--data_dir`` (the dataset, if it moved since training).
+    :func:`load_run` / :func:`resolve_snapshot` consume them."""
+    parser.add_argument("run_dir", help=run_help)
+    parser.add_argument("--itr", type=int, default=None, help="snapshot iteration (default: the newest)")
+    parser.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
+    parser.add_argument("--data_dir", default=None, help="offline dataset, if it moved since training")
+
+
 def resolve_snapshot(run_dir: str | Path, itr: int | None = None, device="cpu") -> tuple[Path, dict]:
     """(path, loaded state) of the snapshot of iteration ``itr`` (None: the newest)."""
     run_dir = Path(run_dir)
