@@ -41,7 +41,8 @@ def measure(run_dir, itr: int | None = None, queries: int = 4096, seed: int = 0,
     """The report described in the module docstring, as a dict."""
     from rlkit.envs import make_env
     from rlkit.launchers.meta_train import load_experiment_data
-    from rlkit.torch.csro import CSROHyperParams, CSROTrainer
+    from rlkit.torch.csro import CSROHyperParams
+    from rlkit.torch.objectives import CorroObjective
 
     device = torch.device(device)
     path, state = resolve_snapshot(run_dir, itr, device)
@@ -52,9 +53,8 @@ def measure(run_dir, itr: int | None = None, queries: int = 4096, seed: int = 0,
     if not hp.use_corro or hp.corro_negatives_from != "cvae":
         raise RunLoadError(f"{run_dir} is not a CORRO run with generated negatives (use_corro="
                            f"{hp.use_corro}, corro_negatives_from={hp.corro_negatives_from!r}): nothing to measure")
-    trainer = CSROTrainer(int(state["obs_dim"]), int(state["act_dim"]), hp, device=device)
-    trainer.load_state_dict(state["trainer"])
-    cvae = trainer.objective("corro").cvae
+    cvae = CorroObjective(int(state["obs_dim"]), int(state["act_dim"]), hp, device).cvae  # only the CVAE is read
+    cvae.load_state_dict(state["trainer"]["networks"][CorroObjective.name])
     env = make_env(cfg["env_name"], **cfg["env_params"])
     try:  # the seed decides the task split; the snapshot keeps the split, variant.json the seed
         seed_of_run = int(json.loads((Path(run_dir) / "variant.json").read_text())["seed"])

@@ -200,6 +200,16 @@ def build_context(
     return torch.cat(parts, dim=-1)
 
 
+def split_context(context: torch.Tensor, obs_dim: int, action_dim: int) -> dict[str, torch.Tensor]:
+    """The columns of a context built by :func:`build_context`, by name: ``obs``, ``actions``,
+    ``rewards`` [..., 1] and, when the context holds it, ``next_obs`` (views, no copy)."""
+    o, a = int(obs_dim), int(action_dim)
+    parts = {"obs": context[..., :o], "actions": context[..., o:o + a], "rewards": context[..., o + a:o + a + 1]}
+    if context.shape[-1] > o + a + 1:
+        parts["next_obs"] = context[..., o + a + 1:]
+    return parts
+
+
 def context_from_sample(part: dict, use_next_obs: bool, context_reward: Callable | None = None) -> torch.Tensor:
     """The context the agent sees from a buffer sample: (s, a, r[, s']) with, for sparse-reward runs,
     ``context_reward(r)`` in place of the dense reward (the env's rule: ``MultiTaskEnv.context_reward``)."""

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from rlkit.torch.hyperparams import CSROHyperParams
-from rlkit.torch.networks import ContextEncoder, Posterior
+from rlkit.torch.networks import ContextEncoder, Posterior, split_context
 
 Stats = dict[str, torch.Tensor]
 
@@ -57,14 +57,9 @@ class EncodedBatch:
         return self.per_transition[..., : self.latent_size]
 
     def split_context(self) -> dict[str, torch.Tensor]:
-        """The context's columns by name: ``obs``, ``actions``, ``rewards`` [.., 1] and, when the
-        context includes it, ``next_obs`` (the layout of :func:`rlkit.torch.networks.build_context`)."""
-        o, a = self.obs_dim, self.action_dim
-        parts = {"obs": self.context[..., :o], "actions": self.context[..., o:o + a],
-                 "rewards": self.context[..., o + a:o + a + 1]}
-        if self.context.shape[-1] > o + a + 1:
-            parts["next_obs"] = self.context[..., o + a + 1:]
-        return parts
+        """The context's columns by name (:func:`rlkit.torch.networks.split_context`, beside the
+        :func:`~rlkit.torch.networks.build_context` that lays them out)."""
+        return split_context(self.context, self.obs_dim, self.action_dim)
 
 
 class RepresentationObjective:
