@@ -562,3 +562,61 @@ def test_envs_that_cannot_step_from_a_stored_state_refuse_relabelling_with_what_
     env = make_env("cheetah-vel", n_tasks=2)
     with pytest.raises(RelabelUnsupported, match="corro_negatives_from=cvae"):
         env.relabel_outcomes(torch.zeros(1, 20), torch.zeros(1, 6), torch.zeros(1, dtype=torch.long))
+
+
+# ---------------------------------------------------------------- replaying a recorded episode
+
+
+@pytest.mark.parametrize("name", ALL_ENVS)
+def test_every_env_draws_a_recorded_episode_and_a_mujoco_step_carries_its_whole_pose(name):
+    """A trace (observation + step info) holds the pose the step reached: qpos_from_obs gives it back
+    exactly, for every MuJoCo env, so a protocol clip is drawn from what was scored."""
+    from rlkit.envs import env_class
+    from rlkit.envs.mujoco_base import MujocoTaskEnv
+
+    assert env_class(name).draws_episodes()
+    env = make_env(name, n_tasks=2, max_episode_steps=50)
+    if not isinstance(env, MujocoTaskEnv):
+        return
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(15):
+        obs, _, term, _, info = env.step(rng.uniform(env.action_space.low, env.action_space.high))
+        np.testing.assert_array_equal(env.qpos_from_obs(obs, info), env.data.qpos)
+        if term:
+            break
+    assert len(env.hidden_qpos) == env.model.nq - len(obs[: env.model.nq - len(env.hidden_qpos)])
+
+
+def test_cheetah_vel_episode_frames_are_the_live_frames_with_the_target_gauge():
+    env, replay = (make_env("cheetah-vel", n_tasks=4, max_episode_steps=20) for _ in range(2))
+    env.reset_task(3)
+    first = env.reset(seed=1)[0]
+    rng = np.random.default_rng(0)
+    live, next_obs, infos = [], [], {"x_velocity": [], "root_x": []}
+    for _ in range(6):
+        obs, _, _, _, info = env.step(rng.uniform(-1, 1, size=env.action_space.shape))
+        mujoco.mj_forward(env.model, env.data)  # after mj_step, the body positions lag qpos by a substep
+        live.append(env.render_frame(256, 192))
+        next_obs.append(obs)
+        for key in infos:
+            infos[key].append(info[key])
+    frames = replay.episode_frames(3, first, np.array(next_obs), {k: np.array(v) for k, v in infos.items()}, 256)
+    assert len(frames) == 6 and all(f.shape == (192, 256, 3) and f.dtype == np.uint8 for f in frames)
+    for frame, want in zip(frames, live):
+        np.testing.assert_array_equal(frame[:-26], want[:-26])  # the pose set is the pose simulated
+    # the gauge: the target's red tick where 3.0 m/s lies on the [-1, 4] scale
+    from rlkit.envs.half_cheetah import GAUGE_RANGE
+
+    red_cols = np.flatnonzero(((frames[0][-12:, :, 0] > 200) & (frames[0][-12:, :, 1] < 80)).any(axis=0))
+    lo, hi = GAUGE_RANGE
+    assert abs(red_cols.mean() - (3.0 - lo) / (hi - lo) * 255) <= 1.5
+
+
+def test_point_robot_episode_frames_draw_the_path_so_far():
+    env = make_env("point-robot", n_tasks=10, max_episode_steps=20)
+    path = np.array([[0.1 * k, 0.05 * k] for k in range(1, 5)])
+    frames = env.episode_frames(2, np.zeros(2), path, {}, size=128)
+    assert len(frames) == 4
+    blue = [int(((f[..., 2] > 180) & (f[..., 0] < 200)).sum()) for f in frames]
+    assert blue == sorted(blue) and blue[0] < blue[-1]  # the trail grows step by step

@@ -214,7 +214,7 @@ def test_show_path_video_replays_each_protocol_side_by_side(tiny_csro_run, tmp_p
     a, b = [np.zeros((2, 2, 3), np.uint8)] * 2, [np.ones((2, 2, 3), np.uint8)] * 3
     frames = side_by_side([a, b], gap=1)
     assert len(frames) == 3 and frames[2].shape == (2, 5, 3) and (frames[2][:, :2] == 0).all()
-    assert supports_video("point-robot") and supports_video("sparse-point-robot") and not supports_video("cheetah-vel")
+    assert supports_video("point-robot") and supports_video("sparse-point-robot") and supports_video("cheetah-vel")
     assert show_path.main([str(tiny_csro_run.config), "--exp_name", "tiny", "--base_log_dir",
                            str(tiny_csro_run.base_log_dir), "--video_task", "3"]) == 2  # not a test task
     assert "not test tasks of this run" in capsys.readouterr().err
@@ -241,6 +241,44 @@ def test_show_path_mujoco_figures(env_name, figure, tmp_path):
     paths = _show_path().make_figures(run, tmp_path / "figs", protocols=("online", "np_online"), tasks=[2, 3])
     assert [p.name for p in paths] == [figure, "returns_itr0.png"]
     assert all(p.read_bytes()[:8] == PNG_MAGIC for p in paths)
+
+
+def test_show_path_video_of_a_mujoco_env_renders_the_scored_episode(tmp_path):
+    """Cheetah-vel clips from an untrained agent on 60-step episodes: a long episode's clip shows the
+    first evaluation episode after the protocol's exploration, one rendered frame per step."""
+    from PIL import Image
+
+    from rlkit.cli.protocol_video import clip_plan, protocol_frames
+    from rlkit.config import load_config
+    from rlkit.envs import make_env
+    from rlkit.torch.csro import CSROAgent, CSROHyperParams
+
+    cfg = load_config(REPO / "configs" / "cheetah-vel.json", [
+        "env_params.n_tasks=4", "n_train_tasks=2", "n_eval_tasks=2", "env_params.max_episode_steps=60",
+        "algo_params.max_path_length=60", "algo_params.num_steps_per_eval=120", "algo_params.meta_batch=2",
+        "algo_params.num_exp_traj_eval=1"])
+    env = make_env(cfg["env_name"], **cfg["env_params"])
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    torch.manual_seed(0)
+    agent = CSROAgent(obs_dim, act_dim, CSROHyperParams.from_config(cfg)).eval()
+    run = LoadedRun(run_dir=tmp_path, snapshot_path=tmp_path / "agent.pth", iteration=0, config=cfg, agent=agent,
+                    train_tasks=[0, 1], test_tasks=[2, 3], obs_dim=obs_dim, act_dim=act_dim, obs_absmax=None,
+                    device=torch.device("cpu"))
+    paths = _show_path().make_figures(run, tmp_path / "figs", protocols=("online", "np_online"), tasks=[3],
+                                      video_task=3)
+    gif = paths[-1]
+    assert gif.name == "protocols_task3_itr0.gif"
+    assert clip_plan(60) == (False, 1, 1) and clip_plan(200) == (False, 1, 2) and clip_plan(20) == (True, 2, 1)
+    im = Image.open(gif)
+    assert im.size == (2 * 256 + 4, 192) and im.n_frames == 60
+    im.seek(59)
+    last = np.asarray(im.convert("RGB"))
+    assert last[:, :256].std() > 10 and last[:, 260:].std() > 10  # both panels rendered
+    # the online panel shows its first evaluation episode after the prior-z episode, with its return
+    results = _show_path().rollouts(run, ["online"], [3], seed=0)
+    frames = protocol_frames(run, results["online"], 3, "online")
+    ep = [e for e in _show_path().labelled_episodes(results["online"], 0, 1, 60) if e["kind"] != "exploration"][0]
+    assert len(frames) == 60 and ep["steps"][0] == 60
 
 
 def test_trace_records_env_infos():

@@ -3,14 +3,20 @@
 Context shift is easier to see than to read about: the same trained agent on the same task, once
 with the behaviour policies' context (offline), once collecting its own (online), once with the
 non-prior exploration episode first (np_online). Each panel replays the recorded rollout step by
-step: the task's goal (red, with the sparse reward's radius where the env has one), the other
-tasks' goals (grey), the path of the current episode, and in the corner the protocol, the episode
-(exploration or evaluation k) and its return so far. A clip that ends earlier holds its last frame.
+step with the task drawn by the env (point robot: its goal in red, the other tasks' in grey, the
+path; cheetah-vel: a gauge of the target and the actual velocity) and, in the corner, the protocol,
+the episode (exploration or evaluation k) and its return so far. A clip that ends earlier holds its
+last frame.
 
-The frames are drawn from the rollout's recorded positions (``record_trace``), not by running the
-env again, so what is shown is exactly what was scored. That needs the env's state in the trace:
-the point-robot family, whose observation is the position. The MuJoCo envs' observations leave out
-the body's x position, so their clips would need a re-simulation; they are refused in one line.
+The frames are drawn from the rollout's trace (``record_trace``), not by running the env again, so
+what is shown is exactly what was scored: each env draws a recorded episode itself
+(:meth:`rlkit.envs.base.MultiTaskEnv.episode_frames`). The point robot's observation is its
+position; a MuJoCo env's step info carries the root coordinates its observation leaves out, so the
+pose is set and rendered off-screen (``mujoco.Renderer``).
+
+Short episodes (point robot, 20 steps) are shown whole: exploration and the first two evaluation
+episodes. Long ones (MuJoCo, 200 steps) would make a clip of minutes, so each panel shows the first
+evaluation episode after its protocol's context collection, every ``stride``-th step.
 """
 
 from __future__ import annotations
@@ -20,65 +26,85 @@ from pathlib import Path
 import numpy as np
 
 FPS = 10
+EPISODES = 2  # evaluation episodes per clip of short episodes, after the protocol's exploration ones
+LONG_EPISODE = 50  # steps: longer episodes get one evaluation episode per clip, subsampled
+FRAMES_PER_LONG_EPISODE = 100  # about 10 s at FPS
 
 
 def supports_video(env_name: str) -> bool:
-    """The envs whose clips can be drawn from a recorded trace: those with the 2-D path figure."""
+    """The envs that can draw a recorded episode (all registered ones do today)."""
     from rlkit.envs import env_class
 
-    return env_class(env_name).path_figure == "paths"
+    return env_class(env_name).draws_episodes()
 
 
 def check_video(env_name: str) -> None:
     """A one-line ValueError for an env whose clips cannot be drawn (checked before any rollout)."""
     if not supports_video(env_name):
-        raise ValueError(f"--video draws its clips from recorded positions, which {env_name} does not record "
-                         "(a MuJoCo observation leaves out the x position): leave --video out")
+        raise ValueError(f"{env_name} cannot draw a recorded episode (episode_frames), so it has no "
+                         "protocol clips: leave --video out")
 
 
 def _label(frame: np.ndarray, lines: list[str]) -> np.ndarray:
+    """``lines`` in the top-left corner, dark on a white box so they read on any background."""
     from PIL import Image, ImageDraw
+
+    from rlkit.envs import colours
 
     img = Image.fromarray(frame)
     draw = ImageDraw.Draw(img)
+    width = max(int(draw.textlength(text)) for text in lines)
+    draw.rectangle((2, 2, 10 + width, 6 + 12 * len(lines)), fill=colours.BACKGROUND)
     for i, text in enumerate(lines):
-        draw.text((6, 4 + 12 * i), text, fill=(20, 20, 20))
+        draw.text((6, 4 + 12 * i), text, fill=colours.TEXT)
     return np.asarray(img)
 
 
-EPISODES = 2  # evaluation episodes per clip, after the protocol's exploration ones: a few seconds
+def clip_plan(max_path_length: int) -> tuple[bool, int, int]:
+    """(show exploration episodes, evaluation episodes shown, stride in steps) for this episode length."""
+    if max_path_length <= LONG_EPISODE:
+        return True, EPISODES, 1
+    return False, 1, max(1, -(-max_path_length // FRAMES_PER_LONG_EPISODE))
 
 
 def protocol_frames(run, result, task: int, protocol: str, size: int = 256,
-                    episodes: int = EPISODES) -> list[np.ndarray]:
-    """The frames of ``task``'s first repeat under one protocol: one per env step, through its
-    exploration episodes (if any) and its first ``episodes`` evaluation episodes."""
+                    episodes: int | None = None) -> list[np.ndarray]:
+    """The frames of ``task``'s first repeat under one protocol, as :func:`clip_plan` picks them:
+    every step (or every stride-th) of its exploration episodes (short episodes only) and of its first
+    ``episodes`` evaluation episodes."""
     from rlkit.cli.show_path import _first_env_of, labelled_episodes
     from rlkit.envs import make_env
-    from rlkit.envs.point_robot import draw_point_robot
 
     env = make_env(run.env_name, **run.env_params)
-    goals = [t["goal"] for t in env.tasks]
-    goal = env.tasks[task]["goal"]
-    radius = getattr(env, "goal_radius", None)
-    scale = run.obs_absmax if run.obs_absmax is not None else 1.0
     settings = run.settings()
+    show_exploration, default_episodes, stride = clip_plan(settings.max_path_length)
+    episodes = default_episodes if episodes is None else episodes
+    scale = run.obs_absmax if run.obs_absmax is not None else 1.0
     tr = result.trace
     m = _first_env_of(result, task)
     frames, k = [], 0
-    for ep in labelled_episodes(result, m, settings.num_exp_traj_eval, settings.max_path_length):
-        if k == episodes:
-            break
-        steps = ep["steps"]
-        kind = "exploration" if ep["kind"] == "exploration" else f"evaluation {k + 1}"
-        k += ep["kind"] != "exploration"
-        trail = [np.asarray(tr["obs"][steps[0], m]) * scale]
-        total = 0.0
-        for s in steps:
-            trail.append(np.asarray(tr["next_obs"][s, m]) * scale)
-            total += float(tr["rewards"][s, m])
-            frame = draw_point_robot(size, goals, goal, np.array(trail), radius)
-            frames.append(_label(frame, [protocol, kind, f"return {total:.2f}"]))
+    try:
+        for ep in labelled_episodes(result, m, settings.num_exp_traj_eval, settings.max_path_length):
+            if k == episodes:
+                break
+            exploring = ep["kind"] == "exploration"
+            if exploring and not show_exploration:
+                continue
+            kind = "exploration" if exploring else f"evaluation {k + 1}"
+            k += not exploring
+            steps = np.asarray(ep["steps"])
+            returns = np.cumsum(np.asarray(tr["rewards"][steps, m], dtype=np.float64))
+            shown = list(range(stride - 1, len(steps), stride))
+            if shown[-1:] != [len(steps) - 1]:
+                shown.append(len(steps) - 1)  # the episode's end, with its final return
+            at = steps[shown]
+            drawn = env.episode_frames(task, np.asarray(tr["obs"][steps[0], m]) * scale,
+                                       np.asarray(tr["next_obs"][at, m]) * scale,
+                                       {key: v[at, m] for key, v in tr["info"].items()}, size)
+            for frame, t in zip(drawn, shown):
+                frames.append(_label(frame, [protocol, kind, f"return {returns[t]:.2f}"]))
+    finally:
+        env.close()
     return frames
 
 
@@ -95,19 +121,41 @@ def side_by_side(clips: list[list[np.ndarray]], gap: int = 4) -> list[np.ndarray
     return out
 
 
+GIF_COLOURS = 64  # one palette for the whole clip: a rendered floor needs no more, and the file stays small
+
+
+def shared_palette(frames: list[np.ndarray], colours: int = GIF_COLOURS):
+    """A palette image for every frame of a clip: the drawing colours (:mod:`rlkit.envs.colours`)
+    exactly, the rest fitted to a sample of the frames.
+
+    One palette without dithering lets the GIF's compression see what did not change between frames:
+    a 3-panel, 100-frame MuJoCo clip is about 4x smaller than with a palette per frame.
+    """
+    from PIL import Image
+
+    from rlkit.envs.colours import ALL
+
+    sample = np.concatenate(frames[:: max(1, len(frames) // 8)], axis=0)
+    fitted = Image.fromarray(sample).quantize(colors=colours - len(ALL), dither=Image.Dither.NONE)
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(fitted.getpalette()[: 3 * (colours - len(ALL))] + [c for rgb in ALL for c in rgb])
+    return palette
+
+
 def write_gif(frames: list[np.ndarray], path: Path, fps: int = FPS) -> Path:
     from PIL import Image
 
-    images = [Image.fromarray(f) for f in frames]
+    palette = shared_palette(frames)
+    images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0,
-                   optimize=True)
+                   optimize=False)
     return path
 
 
 def write_protocol_video(run, results: dict, task: int, path: Path, size: int = 256,
-                         episodes: int = EPISODES) -> Path:
-    """The GIF of ``task`` under every protocol in ``results`` (in their order), side by side: each one's
-    exploration episodes and first ``episodes`` evaluation episodes."""
+                         episodes: int | None = None) -> Path:
+    """The GIF of ``task`` under every protocol in ``results`` (in their order), side by side, each
+    panel as :func:`protocol_frames` picks its episodes."""
     check_video(run.env_name)
     clips = [protocol_frames(run, result, task, protocol, size, episodes) for protocol, result in results.items()]
     return write_gif(side_by_side(clips), Path(path))

@@ -54,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data_dir", default=None, help="offline dataset, if it moved since training")
     p.add_argument("--video", action="store_true",
                    help="also write protocols_taskT_itrK.gif: one test task under each protocol, side by side "
-                        "(point-robot envs)")
+                        "(MuJoCo envs render off-screen: MUJOCO_GL=egl or osmesa)")
     p.add_argument("--video_task", type=int, default=None, help="the task of the clip (default: the first drawn)")
     return p.parse_args(argv)
 

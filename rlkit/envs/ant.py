@@ -85,6 +85,8 @@ class AntDirEnv(AntTaskEnv):
         self.tasks = [{"direction": float(d)} for d in directions]
         self.reset_task(0)
 
+    hidden_qpos = ("root_x", "root_y")
+
     def _get_obs(self) -> np.ndarray:
         return np.concatenate([self.data.qpos.flat[2:], self.data.qvel.flat])
 
@@ -99,5 +101,6 @@ class AntDirEnv(AntTaskEnv):
         reward = forward_reward - ctrl_cost - contact_cost + 1.0
         state = self.state_vector()
         terminated = not (np.isfinite(state).all() and 0.2 <= state[2] <= 1.0)
-        info = {"reward_forward": forward_reward, "reward_ctrl": -ctrl_cost, "reward_contact": -contact_cost}
+        info = {"reward_forward": forward_reward, "reward_ctrl": -ctrl_cost, "reward_contact": -contact_cost,
+                **self.hidden_qpos_info()}
         return self._get_obs(), reward, terminated, info

@@ -147,6 +147,21 @@ class MultiTaskEnv(gym.Env):
         """The frame :meth:`render` returns, whatever ``render_mode`` is (the video tools call it)."""
         raise NotImplementedError(f"{type(self).__name__} does not draw frames")
 
+    def episode_frames(self, task: int, first_obs, next_obs, infos: dict, size: int = 256) -> list[np.ndarray]:
+        """One frame per recorded step of an episode of ``task``, drawn from the trace alone.
+
+        ``first_obs`` [obs_dim] is the observation the episode started from, ``next_obs`` [T, obs_dim]
+        each step's next observation (unnormalised), ``infos`` the step infos as arrays [T, ...]
+        (:class:`rlkit.evaluation.protocols._Trace`). The protocol clips (``show_path --video``) call
+        it, so a clip shows exactly the rollout that was scored, not a second one.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot draw a recorded episode")
+
+    @classmethod
+    def draws_episodes(cls) -> bool:
+        """Whether :meth:`episode_frames` is implemented (the protocol clips check before any rollout)."""
+        return cls.episode_frames is not MultiTaskEnv.episode_frames
+
     # ---- to implement ---------------------------------------------------------------
     def _apply_task(self, task: dict[str, Any]) -> None:
         raise NotImplementedError

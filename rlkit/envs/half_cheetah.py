@@ -4,8 +4,36 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlkit.envs import register_env
+from rlkit.envs import colours, register_env
 from rlkit.envs.mujoco_base import MujocoTaskEnv
+
+
+GAUGE_RANGE = (-1.0, 4.0)  # m/s shown by the gauge: the tasks' [1, 3] with room either side
+
+
+def draw_velocity_gauge(frame: np.ndarray, velocity: float, target: float) -> np.ndarray:
+    """``frame`` with a gauge in its bottom 26 rows: a grey scale over :data:`GAUGE_RANGE` with a tick
+    at every m/s, a blue bar from 0 to ``velocity``, a red tick at ``target``, and both in words."""
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(frame)
+    draw = ImageDraw.Draw(img)
+    w, h = img.size
+    lo, hi = GAUGE_RANGE
+
+    def col(v: float) -> int:
+        return int(round((min(max(v, lo), hi) - lo) / (hi - lo) * (w - 1)))
+
+    top = h - 26
+    draw.rectangle((0, top, w - 1, h - 1), fill=colours.PANEL)
+    draw.text((4, top + 1), f"velocity {velocity:.2f} m/s, target {target:.2f}", fill=colours.TEXT)
+    for v in range(int(lo), int(hi) + 1):
+        draw.line((col(v), h - 12, col(v), h - 9), fill=colours.SCALE)
+    a, b = sorted((col(0.0), col(velocity)))
+    draw.rectangle((a, h - 8, b, h - 3), fill=colours.AGENT)
+    c = col(target)
+    draw.rectangle((c - 1, h - 13, c + 1, h - 1), fill=colours.GOAL)
+    return np.asarray(img)
 
 
 class HalfCheetahTaskEnv(MujocoTaskEnv):
@@ -15,6 +43,7 @@ class HalfCheetahTaskEnv(MujocoTaskEnv):
     frame_skip = 5
     reset_noise_scale = 0.1
     qvel_noise = "normal"
+    hidden_qpos = ("root_x",)
 
     def _get_obs(self) -> np.ndarray:
         # qpos without the root x (position-invariant), qvel, torso position (20 dims)
@@ -34,7 +63,8 @@ class HalfCheetahTaskEnv(MujocoTaskEnv):
         forward_vel = self._forward_velocity(action)
         forward_reward = self._task_reward(forward_vel)
         ctrl_cost = 0.05 * float(np.sum(np.square(action)))
-        info = {"reward_forward": forward_reward, "reward_ctrl": -ctrl_cost, "x_velocity": forward_vel}
+        info = {"reward_forward": forward_reward, "reward_ctrl": -ctrl_cost, "x_velocity": forward_vel,
+                **self.hidden_qpos_info()}
         return self._get_obs(), forward_reward - ctrl_cost, False, info
 
 
@@ -53,6 +83,10 @@ class HalfCheetahVelEnv(HalfCheetahTaskEnv):
 
     def _task_reward(self, forward_vel: float) -> float:
         return -abs(forward_vel - self.tasks[self._task_idx]["velocity"])
+
+    def draw_task(self, frame: np.ndarray, info: dict) -> np.ndarray:
+        """A speed gauge along the bottom: the target velocity (red tick) and the step's (blue bar)."""
+        return draw_velocity_gauge(frame, float(info["x_velocity"]), self.tasks[self._task_idx]["velocity"])
 
 
 @register_env("cheetah-dir", n_tasks=2, randomize_tasks=0, max_episode_steps=200)

@@ -44,6 +44,8 @@ class HumanoidDirEnv(MujocoTaskEnv):
         mass = self.model.body_mass[:, None]
         return (mass * self.data.xipos).sum(0) / mass.sum()
 
+    hidden_qpos = ("root_x", "root_y")
+
     def _get_obs(self) -> np.ndarray:
         d = self.data
         return np.concatenate(
@@ -61,5 +63,6 @@ class HumanoidDirEnv(MujocoTaskEnv):
         reward = lin_vel_reward - ctrl_cost - impact_cost + 5.0
         z = self.data.qpos[2]
         terminated = bool(z < 1.0 or z > 2.0)
-        info = {"reward_linvel": lin_vel_reward, "reward_ctrl": -ctrl_cost, "reward_impact": -impact_cost}
+        info = {"reward_linvel": lin_vel_reward, "reward_ctrl": -ctrl_cost, "reward_impact": -impact_cost,
+                **self.hidden_qpos_info()}
         return self._get_obs(), reward, terminated, info

@@ -131,6 +131,42 @@ class MujocoTaskEnv(MultiTaskEnv):
     def _apply_task(self, task) -> None:
         """Goal-conditioned envs only store the task; physics envs override this."""
 
+    # ---- replaying a recorded episode --------------------------------------------------------------
+    # The info keys that carry the leading qpos coordinates the observation leaves out (the root's
+    # x, and y for the envs that drop both), in qpos order. Each env's step reports them, so that a
+    # recorded trace holds the whole pose: observation[:nq - k] is the rest of qpos.
+    hidden_qpos: tuple[str, ...] = ()
+
+    def hidden_qpos_info(self) -> dict[str, float]:
+        """The step info entries of :attr:`hidden_qpos`: ``root_x`` = qpos[0], ``root_y`` = qpos[1]."""
+        return {key: float(self.data.qpos[i]) for i, key in enumerate(self.hidden_qpos)}
+
+    def qpos_from_obs(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        """The pose a step reached, from its observation (unnormalised) and its info."""
+        k = len(self.hidden_qpos)
+        hidden = [float(np.asarray(info[key])) for key in self.hidden_qpos]
+        return np.concatenate([hidden, np.asarray(obs, dtype=np.float64)[: self.model.nq - k]])
+
+    def episode_frames(self, task: int, first_obs, next_obs, infos: dict, size: int = 256) -> list[np.ndarray]:
+        """Each recorded step's pose, rendered (width ``size``, 4:3) with the task drawn where the env can.
+
+        The pose is set, not simulated: what is shown is the state the scored step reached. Only qpos
+        matters to a picture, so the velocities are left at zero.
+        """
+        self.reset_task(task)
+        width, height = int(size), int(round(size * 3 / 4))
+        zeros = np.zeros(self.model.nv)
+        frames = []
+        for t in range(len(next_obs)):
+            info_t = {key: np.asarray(values)[t] for key, values in infos.items()}
+            self.set_state(self.qpos_from_obs(next_obs[t], info_t), zeros)
+            frames.append(self.draw_task(self.render_frame(width, height), info_t))
+        return frames
+
+    def draw_task(self, frame: np.ndarray, info: dict) -> np.ndarray:
+        """Mark the current task on a rendered frame (a target velocity's gauge, ...); default: as is."""
+        return frame
+
     # How far (m) the tracking camera stands from the body it follows (the torso).
     camera_distance: float = 3.5
 

@@ -14,7 +14,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from rlkit.envs import register_env
+from rlkit.envs import colours, register_env
 from rlkit.envs.base import MultiTaskEnv
 
 ACTION_BOUND = 0.1
@@ -66,7 +66,7 @@ def checked_goal_radius(goal_radius) -> float:
 def draw_point_robot(size: int, goals, goal, trail, goal_radius: float | None) -> np.ndarray:
     """A ``size`` x ``size`` RGB frame of the point-robot plane (numpy only: no display, no GL)."""
     height = int(round(size * (_VIEW_Y[1] - _VIEW_Y[0]) / (_VIEW_X[1] - _VIEW_X[0])))
-    frame = np.full((height, size, 3), 255, np.uint8)
+    frame = np.full((height, size, 3), colours.BACKGROUND, np.uint8)
     px_per_unit = size / (_VIEW_X[1] - _VIEW_X[0])
     cols = _VIEW_X[0] + (np.arange(size) + 0.5) / px_per_unit
     rows = _VIEW_Y[1] - (np.arange(height) + 0.5) / px_per_unit
@@ -80,15 +80,15 @@ def draw_point_robot(size: int, goals, goal, trail, goal_radius: float | None) -
         frame[mask] = colour
 
     dot = 3.0 / px_per_unit
-    frame[np.abs(yy) <= 0.5 / px_per_unit] = (225, 225, 225)  # the x axis: where the robot starts
+    frame[np.abs(yy) <= 0.5 / px_per_unit] = colours.AXIS  # the x axis: where the robot starts
     for g in goals:
-        disc(g, dot, (170, 170, 170))
+        disc(g, dot, colours.OTHER_GOALS)
     if goal_radius is not None:
-        disc(goal, goal_radius, (220, 60, 60), ring=True)
-    disc(goal, 1.6 * dot, (220, 60, 60))
+        disc(goal, goal_radius, colours.GOAL, ring=True)
+    disc(goal, 1.6 * dot, colours.GOAL)
     for p in trail[:-1]:
-        disc(p, 0.8 * dot, (150, 190, 240))
-    disc(trail[-1], 1.6 * dot, (30, 80, 200))
+        disc(p, 0.8 * dot, colours.TRAIL)
+    disc(trail[-1], 1.6 * dot, colours.AGENT)
     return frame
 
 
@@ -161,6 +161,12 @@ class PointRobotEnv(MultiTaskEnv):
         as a ring), the path since the last reset (light blue) and the robot (blue)."""
         return draw_point_robot(size, [t["goal"] for t in self.tasks], self.tasks[self._task_idx]["goal"],
                                 self._trail, self.goal_radius)
+
+    def episode_frames(self, task: int, first_obs, next_obs, infos: dict, size: int = 256) -> list[np.ndarray]:
+        """The plane after each recorded step: the positions are the observations."""
+        goals, goal = [t["goal"] for t in self.tasks], self.tasks[self._check_task(task)]["goal"]
+        trail = np.concatenate([np.asarray(first_obs, dtype=np.float64)[None], np.asarray(next_obs, dtype=np.float64)])
+        return [draw_point_robot(size, goals, goal, trail[: t + 2], self.goal_radius) for t in range(len(next_obs))]
 
 
 @register_env("sparse-point-robot", n_tasks=40, randomize_tasks=0, max_episode_steps=20,

@@ -52,6 +52,8 @@ class RandParamsEnv(MujocoTaskEnv):
     def _apply_task(self, task) -> None:
         self.randomizer.apply(task, self.data)
 
+    hidden_qpos = ("root_x",)
+
     def _get_obs(self) -> np.ndarray:
         return np.concatenate([self.data.qpos.flat[1:], np.clip(self.data.qvel.flat, -10, 10)])
 
@@ -64,7 +66,7 @@ class RandParamsEnv(MujocoTaskEnv):
         x_velocity = (self.data.qpos[0] - x_before) / self.dt
         reward = x_velocity + 1.0 - 1e-3 * float(np.sum(np.square(action)))
         terminated = not self._healthy()
-        return self._get_obs(), reward, terminated, {"x_velocity": x_velocity}
+        return self._get_obs(), reward, terminated, {"x_velocity": x_velocity, **self.hidden_qpos_info()}
 
 
 @register_env("hopper-rand-params", n_tasks=40, randomize_tasks=1, max_episode_steps=200)
