@@ -74,7 +74,7 @@ def measure(run_dir, itr: int | None = None, queries: int = 4096, seed: int = 0,
     r = s["rewards"][..., 0].double()                                           # [T, N]
     x = torch.cat([s["obs"], s["actions"]], -1)
     dtype = next(cvae.parameters()).dtype
-    r_cvae = cvae.sample(x[:, :, None, :].expand(-1, -1, k, -1).to(dtype))[..., 0].double()     # [T, N, K]
+    r_cvae = cvae.sample(x[:, :, None, :].expand(-1, -1, k, -1).to(dtype), g)[..., 0].double()  # [T, N, K]
     pick = ids[torch.randint(len(ids), (*r.shape, k), generator=g, device=device)]
     expand = lambda t: t[:, :, None, :].expand(-1, -1, k, -1)  # noqa: E731
     _, r_true = env.relabel_outcomes(expand(obs), expand(act), pick)

@@ -96,6 +96,9 @@ def test_corro_negatives_compares_the_cvae_with_the_envs_truth_on_the_runs_data(
     for source in ("cvae", "env"):
         assert rep[source]["spread"] >= 0 and 0 <= rep[source]["share_within_0.01"] <= 1
     assert rep["env"]["spread"] > 0.01  # 4 training tasks' goals give different rewards
+    torch.manual_seed(123)  # the global RNG must not matter: --seed decides the queries and the CVAE's draws
+    assert corro_negatives.measure(run_dir, queries=64) == rep
+    assert corro_negatives.measure(run_dir, queries=64, seed=1)["cvae"] != rep["cvae"]
     assert corro_negatives.main([str(run_dir), "--queries", "64"]) == 0
     assert "the run's CVAE" in capsys.readouterr().out
     csro = run(dataset, tmp_path / "csro", iterations=1)

@@ -72,9 +72,10 @@ class TransitionCVAE(nn.Module):
         return recon, kl
 
     @torch.no_grad()
-    def sample(self, x: torch.Tensor) -> torch.Tensor:
-        """An outcome per row of ``x`` [..., s + a], with h drawn from the prior (a random task)."""
-        h = torch.randn(*x.shape[:-1], self.latent, device=x.device, dtype=x.dtype)
+    def sample(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """An outcome per row of ``x`` [..., s + a], with h drawn from the prior (a random task);
+        ``generator`` for reproducible draws outside training (default: the global RNG)."""
+        h = torch.randn(*x.shape[:-1], self.latent, device=x.device, dtype=x.dtype, generator=generator)
         return self.decoder(torch.cat([x, h], -1))
 
 
