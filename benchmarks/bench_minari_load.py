@@ -1,14 +1,15 @@
 """Loading the point-robot selection from a Minari copy against the native dataset.
 
 Minari keeps one HDF5 group per episode; the selection meta-training loads (40 tasks x 14
-checkpoints x 51 episodes) is ~28,000 of them. The first load from ``minari:NS`` rebuilds the native
-files from those episodes and caches them in the namespace (``_csro_native/``, checked against the
-checksums the conversion recorded); later loads read the cache. Rows, all with checksum
-verification as training does it (``verify=True``):
+checkpoints x 51 episodes) is ~28,000 of them. The conversion seeds the namespace's native cache
+(``_csro_native/``, checked against the checksums the conversion recorded); a namespace copied
+without it rebuilds the native files from the episodes on its first load and caches them. Rows,
+all with checksum verification as training does it (``verify=True``):
 
 * ``native``: the native dataset, verified stamp warm (every run after the first);
-* ``minari, first load``: rebuilt from the Minari episodes (the cache removed before each repeat);
-* ``minari, cached``: every later load.
+* ``minari, first load``: a namespace without its cache, rebuilt from the Minari episodes (the
+  cache removed before each repeat);
+* ``minari, cached``: with the cache: the converting machine's first load, and every later load.
 
     python -m benchmarks.bench_minari_load [--quick] [--repeats 5]
 """

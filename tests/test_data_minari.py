@@ -223,20 +223,29 @@ def test_a_run_on_minari_data_gets_the_same_reference_returns_as_on_the_native_d
 
 
 def test_later_loads_read_the_checked_native_cache_not_the_minari_episodes(native, store, monkeypatch):
-    """Loading from Minari was ~150x the native time (one HDF5 group per episode). The first load caches
-    the rebuilt native files in the namespace; later loads read them, checked against the recorded
+    """Loading from Minari was ~150x the native time (one HDF5 group per episode). The conversion seeds
+    a native cache in the namespace, and a namespace without one caches the rebuilt files on its first
+    load; loads read them, checked against the recorded
     checksums, and a damaged cache file is rebuilt, never used. `verify` reads Minari itself."""
     from rlkit.data.minari_format import NATIVE_CACHE, MinariSource, resolve
 
     args = dict(tasks=[0, 1, 2], epochs=[100, 300, 100], n_trj=3, verify=True)
     want = load_offline_data(native, args["tasks"], args["epochs"], args["n_trj"], verify=True)
-    load_offline_data(f"minari:{NS}", args["tasks"], args["epochs"], args["n_trj"], verify=True)  # fills the cache
     cache = resolve(f"minari:{NS}")[0] / NATIVE_CACHE
-    assert (cache / "task_001" / "step_00000200.npy").read_bytes() == (native / "task_001" / "step_00000200.npy").read_bytes()
     rebuilt = []
     real = MinariSource._rebuilt_records
     monkeypatch.setattr(MinariSource, "_rebuilt_records", lambda self, rel, *a, **k: rebuilt.append(rel) or real(
         self, rel, *a, **k))
+    # the conversion seeded the cache: even the first load reads no Minari episode
+    got = load_offline_data(f"minari:{NS}", args["tasks"], args["epochs"], args["n_trj"], verify=True)
+    assert rebuilt == [] and np.array_equal(got.obs, want.obs) and np.array_equal(got.rewards, want.rewards)
+    # a namespace without the cache (copied without it) rebuilds on its first load and caches the result
+    import shutil
+
+    shutil.rmtree(cache)
+    load_offline_data(f"minari:{NS}", args["tasks"], args["epochs"], args["n_trj"], verify=True)
+    assert len(rebuilt) == 3 * len(STEPS) and rebuilt.clear() is None
+    assert (cache / "task_001" / "step_00000200.npy").read_bytes() == (native / "task_001" / "step_00000200.npy").read_bytes()
     got = load_offline_data(f"minari:{NS}", args["tasks"], args["epochs"], args["n_trj"], verify=True)
     assert rebuilt == [] and np.array_equal(got.obs, want.obs) and np.array_equal(got.rewards, want.rewards)
     damaged = cache / "task_002" / "step_00000100.npy"
@@ -277,6 +286,18 @@ def test_foreign_minari_dataset_is_refused(store, tmp_path, capsys):
         assert "CSRO" in err or "rlkit.data convert" in err
     err = _one_line_error(capsys, ["convert", "minari:no-such-namespace", str(tmp_path / "y"), "--to", "native"])
     assert "no Minari namespace" in err and "MINARI_DATASETS_PATH" in err
+
+
+def test_a_damaged_native_file_is_refused_before_any_minari_dataset_is_written(native, store, tmp_path, capsys):
+    copy = tmp_path / "damaged"
+    shutil.copytree(native, copy)
+    target = copy / "task_003" / "step_00000200.npy"  # the last file: earlier tasks would convert first
+    data = bytearray(target.read_bytes())
+    data[-5] ^= 0xFF
+    target.write_bytes(bytes(data))
+    err = _one_line_error(capsys, ["convert", str(copy), "minari:csro-test/damaged", "--to", "minari"])
+    assert "task_003/step_00000200.npy fails its SHA-256 check" in err
+    assert not (store / "csro-test" / "damaged").exists()  # nothing half-written to delete
 
 
 def test_missing_csro_metadata_is_refused(native, store, tmp_path, capsys):

@@ -51,7 +51,7 @@ from rlkit.data.native import (
 
 PREFIX = "minari:"
 NAMESPACE_FILE = "namespace_metadata.json"
-NATIVE_CACHE = "_csro_native"  # in a namespace: the native files rebuilt on first load (MinariSource.records)  # minari.namespace.NAMESPACE_METADATA_FILENAME
+NATIVE_CACHE = "_csro_native"  # in a namespace: the native files, seeded by the conversion or rebuilt on first load (MinariSource.records)
 KEY = "csro_dataset"
 ACTION_MODES = ("deterministic", "sampled")
 NEXT_OBS_INFO = "next_observations"
@@ -215,6 +215,9 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
     if not ckpts:
         raise DatasetError(f"{src} holds no recorded checkpoints to convert")
     _env_spec(env_name, env_params, 0)  # an unregistered env is refused before anything is written
+    for task, steps in ckpts.items():  # and so is a damaged source file: no half-written namespace
+        for step in steps:
+            _checked_source(src, checkpoint_relpath(task, step), meta["files"][checkpoint_relpath(task, step)])
     env = make_env(env_name, **env_params)
     if env.observation_space.shape != (obs_dim,) or env.action_space.shape != (act_dim,):
         raise DatasetError(
@@ -260,6 +263,7 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
             ep_meta += [{"behaviour_checkpoint": int(step), "action_mode": ACTION_MODES[int(e.sampled)],
                          "episode_index": int(e.index)} for e in eps]
             n_steps += sum(len(e) for e in eps)
+            _prefill_native_cache(folder, src, rel, files[rel])
         dataset.storage.update_episode_metadata(ep_meta, range(len(ep_meta)))
         dataset.storage.update_metadata({
             KEY: header, "csro_task": int(task),
@@ -274,6 +278,29 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
         **{KEY: header, "csro_task_datasets": names, "csro_obs_abs_max": abs_max_json},
     )
     return {"namespace": ns, "path": str(folder), "datasets": len(names), "episodes": n_eps, "transitions": n_steps}
+
+
+def _checked_source(src: Path, rel: str, entry: Mapping[str, Any]) -> bytes:
+    """A native checkpoint file's bytes, refused in one line unless they match their recorded checksum."""
+    try:
+        raw = (src / rel).read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{src / rel} cannot be read ({exc.strerror}): regenerate that checkpoint") from exc
+    if len(raw) != int(entry["bytes"]) or sha256_hex(raw) != entry["sha256"]:
+        raise DatasetError(f"{src / rel} fails its SHA-256 check (changed since it was written): "
+                           "regenerate that checkpoint before converting")
+    return raw
+
+
+def _prefill_native_cache(folder: Path, src: Path, rel: str, entry: Mapping[str, Any]) -> None:
+    """Seed the namespace's native cache (:meth:`MinariSource.records`) with the checked source file.
+
+    A rebuild from the Minari episodes gives these bytes exactly (the tests check it), so the first
+    load after a conversion is as fast as every later one; a copy of the namespace without
+    ``_csro_native/`` (or a dataset from elsewhere) rebuilds on its first load instead."""
+    raw = _checked_source(src, rel, entry)
+    (folder / NATIVE_CACHE / rel).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(folder / NATIVE_CACHE / rel, raw, fsync=False)
 
 
 # ---- reading ------------------------------------------------------------------------
@@ -379,8 +406,9 @@ class MinariSource:
         them, else rebuilt from the Minari episodes (and cached).
 
         Minari keeps one HDF5 group per episode; rebuilding a point-robot selection reads ~30,000 of
-        them, 150x the native load. The first load writes each rebuilt file, byte for byte the native
-        one, to ``NAMESPACE/_csro_native/``; later loads read it there, checked against the checksum
+        them, 150x the native load. The conversion seeds ``NAMESPACE/_csro_native/`` with the native
+        files; a namespace without them (copied without that folder, or from elsewhere) writes each
+        rebuilt file, byte for byte the native one, there on its first load. Loads read it there, checked against the checksum
         the conversion recorded (``verify``) or at least its size, so a cache file that does not match
         is rebuilt, never used. A read-only store just rebuilds every time. ``cache=False`` reads the
         Minari episodes themselves (``python -m rlkit.data verify`` checks what Minari holds)."""
