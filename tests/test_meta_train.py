@@ -85,6 +85,35 @@ def test_the_newer_baselines_train_and_resume_from_their_presets(dataset, tmp_pa
     assert ("corro" in nets) == (preset == "CORRO") and ("unicorn_decoder" in nets) == (preset == "UNICORN-SS")
 
 
+def test_relabelled_negatives_are_the_queried_rows_with_the_envs_outcome_in_training_tasks(dataset, tmp_path):
+    """CORRO-relabel's negatives come from the sampler on demand, for the queried context rows only: each
+    keeps its row's (s, a), and its (r, s') is the env's step from there in one of the training tasks."""
+    from rlkit.config import load_config
+    from rlkit.envs import make_env
+    from rlkit.launchers.meta_train import MetaTrainer, load_experiment_data
+
+    cfg = load_config(REPO / "configs" / "point-robot.json",
+                      [o.strip("'") for o in overrides(dataset, tmp_path, 1)] + ["algo_type=CORRO-relabel",
+                                                                               "algo_params.allow_eval=false"])
+    data = load_experiment_data(cfg, 1, torch.device("cpu"))
+    trainer = MetaTrainer(cfg, 1, torch.device("cpu"), logger=None, data=data)
+    g = torch.Generator().manual_seed(0)
+    task_ids = torch.as_tensor(data.train_tasks[:3])
+    batch = trainer.sample_meta_batch(task_ids, g)
+    task, row = torch.tensor([0, 2, 1, 2]), torch.tensor([5, 0, 31, 7])
+    rows = batch.relabel(task, row, 6)
+    ctx = batch.context
+    assert rows.shape == (4, 6, ctx.shape[-1])
+    env = make_env("point-robot", **cfg["env_params"])
+    for i in range(4):
+        np.testing.assert_array_equal(rows[i, :, :4], ctx[task[i], row[i], :4].expand(6, -1))  # s, a kept
+        s, a = rows[i, :, :2].double(), rows[i, :, 2:4].double()
+        outcomes = [env.relabel_outcomes(s, a, torch.full((6,), t)) for t in data.train_tasks]
+        for k in range(6):  # each negative is the env's outcome in some training task
+            assert any(abs(float(r[k]) - float(rows[i, k, 4])) < 1e-5 for _, r in outcomes)
+    assert batch.relabel(task, row, 6).shape == rows.shape and not torch.equal(batch.relabel(task, row, 6), rows)
+
+
 def test_corro_negatives_compares_the_cvae_with_the_envs_truth_on_the_runs_data(dataset, tmp_path, capsys):
     from rlkit import corro_negatives
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import json
 import os
 import sys
@@ -216,6 +217,25 @@ def load_experiment_data(cfg: Config, seed: int, device: torch.device) -> Experi
                           MultiTaskBuffer(train, device), MultiTaskBuffer(test, device), train.obs_abs_max)
 
 
+def relabelled_rows(relabel_outcomes, to_context, train_ids: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor,
+                    task: torch.Tensor, row: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """[B, k, D] context rows: the (s, a) of context transition (``task[i]``, ``row[i]``) of ``obs`` /
+    ``actions`` [T, N, ...] with its outcome in k of ``train_ids`` drawn uniformly (CORRO's ground-truth
+    relabelling: the query's own task may be drawn, as in CORRO), from the env's closed-form step
+    (``relabel_outcomes``), as the context would hold it (``to_context``: the sparse reward rule).
+
+    The sampler binds everything but the rows (:attr:`MetaBatch.relabel`), so only the rows an
+    objective asks for are relabelled: CORRO's 64 queries, not the 16 x 256 context transitions."""
+    s, a = obs[task, row], actions[task, row]                                       # [B, obs], [B, act]
+    pick = torch.randint(len(train_ids), (s.shape[0], k), generator=generator, device=generator.device)
+    tasks = train_ids.to(obs.device)[pick.to(obs.device)]
+    s = s[:, None, :].expand(-1, k, -1)
+    a = a[:, None, :].expand(-1, k, -1)
+    next_obs, rewards = relabel_outcomes(s, a, tasks)
+    return to_context({"obs": s, "actions": a, "rewards": rewards[..., None].to(obs.dtype),
+                       "next_obs": next_obs.to(obs.dtype)})
+
+
 class MetaTrainer:
     """Owns the trainer, the data and the logger of one run."""
 
@@ -228,7 +248,7 @@ class MetaTrainer:
         self.relabel_outcomes = env.relabel_outcomes
         self.hp = CSROHyperParams.from_config(cfg)
         self.trainer = CSROTrainer(self.obs_dim, self.act_dim, self.hp, device=device)
-        if "relabelled_context" in self.trainer.batch_fields:  # refuse before training, not at the first step
+        if "relabel" in self.trainer.batch_fields:  # refuse before training, not at the first step
             probe = torch.zeros(1, self.obs_dim, device=device)
             self.relabel_outcomes(probe, torch.zeros(1, self.act_dim, device=device), torch.zeros(1, dtype=torch.long))
             if data.obs_absmax is not None:
@@ -286,27 +306,15 @@ class MetaTrainer:
         ctx = self._context({k: split(k, 0, n) for k in ("obs", "actions", "rewards", "next_obs")})
         rl = {k: split(k, n, n + b) for k in ("obs", "actions", "rewards", "next_obs", "terminals")}
         batch = MetaBatch(task_ids=task_ids, context=ctx, **rl)
-        if "relabelled_context" in self.trainer.batch_fields:
-            batch.relabelled_context = self._relabelled_context(split("obs", 0, n), split("actions", 0, n), generator)
+        if "relabel" in self.trainer.batch_fields:
+            batch.relabel = functools.partial(
+                relabelled_rows, self.relabel_outcomes, self._context, torch.as_tensor(self._train_ids),
+                split("obs", 0, n), split("actions", 0, n), generator=generator)
         if extra:
             t = task_ids.shape[0]
             batch.extra_obs = split("obs", n + b, None).reshape(t, extra, b, -1).transpose(0, 1)
             batch.extra_actions = split("actions", n + b, None).reshape(t, extra, b, -1).transpose(0, 1)
         return batch
-
-    def _relabelled_context(self, obs: torch.Tensor, actions: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """[T, N, K, D] each context transition's (s, a) with its outcome in K training tasks drawn uniformly
-        (CORRO's ground-truth relabelling: the query's own task may be drawn, as in CORRO), from the env's
-        closed-form step, as the context would hold it (sparse reward rule included)."""
-        k = self.hp.corro_negatives
-        train_ids = torch.as_tensor(self._train_ids, device=obs.device)
-        pick = torch.randint(len(train_ids), (*obs.shape[:2], k), generator=generator, device=generator.device)
-        tasks = train_ids[pick.to(obs.device)]
-        s = obs[:, :, None, :].expand(-1, -1, k, -1)
-        a = actions[:, :, None, :].expand(-1, -1, k, -1)
-        next_obs, rewards = self.relabel_outcomes(s, a, tasks)
-        return self._context({"obs": s, "actions": a, "rewards": rewards[..., None].to(obs.dtype),
-                              "next_obs": next_obs.to(obs.dtype)})
 
     def offline_context(self, generator: torch.Generator):
         """For the offline protocol: ``n`` uniform transitions of each test task's data."""

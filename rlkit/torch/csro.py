@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -107,9 +107,10 @@ class MetaBatch:
     ``context`` [T, N, D]; RL batch ``obs``, ``actions``, ``rewards`` [T, B, 1],
     ``next_obs``, ``terminals`` [T, B, 1]; ``extra_obs`` / ``extra_actions``
     [c_iter - 1, T, B, ...] are the fresh batches of the extra dual-critic updates.
-    ``relabelled_context`` [T, N, K, D] is each context transition's (s, a) with
-    its outcome (r[, s']) in K random training tasks, filled only when an enabled
-    objective lists it in ``batch_fields`` (CORRO's relabelled negatives).
+    ``relabel(task, row, k)`` gives [B, k, D] context rows: context transition
+    (task[i], row[i])'s (s, a) with its outcome (r[, s']) in k random training
+    tasks; the sampler sets it only when an enabled objective lists it in
+    ``batch_fields`` (CORRO's relabelled negatives).
     """
 
     task_ids: torch.Tensor
@@ -121,7 +122,7 @@ class MetaBatch:
     terminals: torch.Tensor
     extra_obs: Optional[torch.Tensor] = None
     extra_actions: Optional[torch.Tensor] = None
-    relabelled_context: Optional[torch.Tensor] = None  # [T, N, K, D], only when an objective asks for it
+    relabel: Optional[Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]] = None  # only when asked for
 
 
 @dataclass
@@ -266,7 +267,7 @@ class CSROTrainer:
         summed into the encoder's loss (applied with Q's in :meth:`_update_q_and_encoder`)."""
         encoded = EncodedBatch(batch.context, f.per_transition, f.posterior, batch.task_ids, self.hp.latent_size,
                                self.agent.encoder, self.agent.obs_dim, self.agent.action_dim,
-                               batch.relabelled_context)
+                               batch.relabel)
         stats: dict = {}
         encoder_loss = torch.zeros((), device=self.device)
         for obj in self.objectives:

@@ -14,7 +14,7 @@ loss without stepping anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import Callable, ClassVar, Optional
 
 import torch
 from torch import nn
@@ -36,9 +36,11 @@ class EncodedBatch:
     transitions the batch does not hold (CORRO's generated negatives): its
     outputs carry gradient to the encoder like ``per_transition`` does.
     ``obs_dim`` / ``action_dim`` say where the context's columns split.
-    ``relabelled_context`` [T, N, K, D]: each context transition's (s, a) with its
-    outcome in K random training tasks (the env's ground truth), present when an
-    enabled objective names it in :meth:`RepresentationObjective.batch_fields`.
+    ``relabel(task, row, k)`` [B, k, D]: context transition (task[i], row[i])'s
+    (s, a) with its outcome in k random training tasks (the env's ground truth),
+    present when an enabled objective names it in
+    :meth:`RepresentationObjective.batch_fields`; computed on demand, so only
+    the rows an objective uses cost a relabelling.
     """
 
     context: torch.Tensor
@@ -49,7 +51,7 @@ class EncodedBatch:
     encoder: ContextEncoder
     obs_dim: int
     action_dim: int
-    relabelled_context: Optional[torch.Tensor] = None
+    relabel: Optional[Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]] = None
 
     @property
     def z_t(self) -> torch.Tensor:
@@ -112,7 +114,7 @@ class RepresentationObjective:
         return {}
 
     def batch_fields(self) -> tuple[str, ...]:
-        """Optional meta-batch fields the sampler must fill for this objective (``relabelled_context``)."""
+        """Optional meta-batch fields the sampler must fill for this objective (``relabel``)."""
         return ()
 
     def joint_optimizers(self) -> tuple[str, ...]:

@@ -100,7 +100,7 @@ class CorroObjective(RepresentationObjective):
         return cls.statistics if hp.corro_negatives_from == "cvae" else ("CORRO InfoNCE Loss",)
 
     def batch_fields(self):
-        return ("relabelled_context",) if self.relabel else ()
+        return ("relabel",) if self.relabel else ()
 
     def modules(self):
         return {} if self.relabel else {self.name: self.cvae}
@@ -141,9 +141,9 @@ class CorroObjective(RepresentationObjective):
         """[B, K, D] context rows: each query's (s, a) with K outcomes sampled from the CVAE, or (relabelling)
         the outcomes of the same (s, a) in K random training tasks, which the sampler computed with the env."""
         if self.relabel:
-            if batch.relabelled_context is None:
-                raise ValueError("corro_negatives_from=relabel needs the batch's relabelled_context")
-            return batch.relabelled_context[task, query, : self.hp.corro_negatives]
+            if batch.relabel is None:
+                raise ValueError("corro_negatives_from=relabel needs the batch's relabel (the sampler's)")
+            return batch.relabel(task, query, self.hp.corro_negatives)
         x, _ = self._xy(batch)
         xq = x[task, query]                                              # [B, s + a]
         xk = xq[:, None, :].expand(-1, self.hp.corro_negatives, -1)      # [B, K, s + a]
