@@ -220,24 +220,31 @@ def test_show_path_video_replays_each_protocol_side_by_side(tiny_csro_run, tmp_p
     assert "not test tasks of this run" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("env_name,figure", [("cheetah-vel", "velocity_itr0.png"),
-                                              ("ant-goal", "goal_distance_itr0.png")])
-def test_show_path_mujoco_figures(env_name, figure, tmp_path):
-    """MuJoCo figures from an untrained agent on 10-step episodes (online protocols need no data)."""
+def _untrained_run(env_name: str, run_dir, horizon: int, *extra: str) -> LoadedRun:
+    """A 4-task run of an untrained agent (tasks 2, 3 held out) with ``horizon``-step episodes, two per
+    evaluation: enough for the online protocols, which need no data."""
     from rlkit.config import load_config
     from rlkit.envs import make_env
     from rlkit.torch.csro import CSROAgent, CSROHyperParams
 
     cfg = load_config(REPO / "configs" / f"{env_name}.json", [
-        "env_params.n_tasks=4", "n_train_tasks=2", "n_eval_tasks=2", "env_params.max_episode_steps=10",
-        "algo_params.max_path_length=10", "algo_params.num_steps_per_eval=20", "algo_params.meta_batch=2"])
+        "env_params.n_tasks=4", "n_train_tasks=2", "n_eval_tasks=2", f"env_params.max_episode_steps={horizon}",
+        f"algo_params.max_path_length={horizon}", f"algo_params.num_steps_per_eval={2 * horizon}",
+        "algo_params.meta_batch=2", *extra])
     env = make_env(cfg["env_name"], **cfg["env_params"])
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     torch.manual_seed(0)
     agent = CSROAgent(obs_dim, act_dim, CSROHyperParams.from_config(cfg)).eval()
-    run = LoadedRun(run_dir=tmp_path, snapshot_path=tmp_path / "agent.pth", iteration=0, config=cfg, agent=agent,
-                    train_tasks=[0, 1], test_tasks=[2, 3], obs_dim=obs_dim, act_dim=act_dim, obs_absmax=None,
-                    device=torch.device("cpu"))
+    return LoadedRun(run_dir=run_dir, snapshot_path=run_dir / "agent.pth", iteration=0, config=cfg, agent=agent,
+                     train_tasks=[0, 1], test_tasks=[2, 3], obs_dim=obs_dim, act_dim=act_dim, obs_absmax=None,
+                     device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("env_name,figure", [("cheetah-vel", "velocity_itr0.png"),
+                                              ("ant-goal", "goal_distance_itr0.png")])
+def test_show_path_mujoco_figures(env_name, figure, tmp_path):
+    """MuJoCo figures from an untrained agent on 10-step episodes (online protocols need no data)."""
+    run = _untrained_run(env_name, tmp_path, 10)
     paths = _show_path().make_figures(run, tmp_path / "figs", protocols=("online", "np_online"), tasks=[2, 3])
     assert [p.name for p in paths] == [figure, "returns_itr0.png"]
     assert all(p.read_bytes()[:8] == PNG_MAGIC for p in paths)
@@ -249,21 +256,8 @@ def test_show_path_video_of_a_mujoco_env_renders_the_scored_episode(tmp_path):
     from PIL import Image
 
     from rlkit.cli.protocol_video import clip_plan, protocol_frames
-    from rlkit.config import load_config
-    from rlkit.envs import make_env
-    from rlkit.torch.csro import CSROAgent, CSROHyperParams
 
-    cfg = load_config(REPO / "configs" / "cheetah-vel.json", [
-        "env_params.n_tasks=4", "n_train_tasks=2", "n_eval_tasks=2", "env_params.max_episode_steps=60",
-        "algo_params.max_path_length=60", "algo_params.num_steps_per_eval=120", "algo_params.meta_batch=2",
-        "algo_params.num_exp_traj_eval=1"])
-    env = make_env(cfg["env_name"], **cfg["env_params"])
-    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    torch.manual_seed(0)
-    agent = CSROAgent(obs_dim, act_dim, CSROHyperParams.from_config(cfg)).eval()
-    run = LoadedRun(run_dir=tmp_path, snapshot_path=tmp_path / "agent.pth", iteration=0, config=cfg, agent=agent,
-                    train_tasks=[0, 1], test_tasks=[2, 3], obs_dim=obs_dim, act_dim=act_dim, obs_absmax=None,
-                    device=torch.device("cpu"))
+    run = _untrained_run("cheetah-vel", tmp_path, 60, "algo_params.num_exp_traj_eval=1")
     paths = _show_path().make_figures(run, tmp_path / "figs", protocols=("online", "np_online"), tasks=[3],
                                       video_task=3)
     gif = paths[-1]
