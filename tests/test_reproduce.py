@@ -760,3 +760,27 @@ def test_the_plan_figure_is_fit_for_a_paper(tmp_path, monkeypatch, capsys):
     assert len(bands(online)) == 1 and len(bands(offline)) == 1  # FOCAL's one seed has none
     assert bands(online)[0].get_paths()[0].vertices[:, 0].min() == 400  # where seed 1 joins seed 0
     assert bands(offline)[0].get_paths()[0].vertices[:, 0].min() == 100
+
+
+def test_runs_on_two_generations_of_a_plans_dataset_are_said_on_the_page():
+    """Same recipe, regenerated data: the records' behaviour references differ, and the page says which
+    runs trained on which generation instead of averaging them silently."""
+    from rlkit.reproduce.report import dataset_generations, generations_note
+
+    base = {"random": -448.0, "behaviour_best_step": 27500, "tasks": [2, 6], "episode_length": 200,
+            "random_episodes": 10, "data_dir": "gone"}
+    config = {"algo_params": {"data_dir": "gone"}}
+
+    def rec(method, seed, best, data):
+        return {"method": method, "seed": seed, "config": config,
+                "reference": {**base, "random": -448.0 - seed, "behaviour_best": best, "behaviour_data": data}}
+
+    same = [rec("CSRO", 0, -289.0, -344.4), rec("FOCAL", 0, -289.0, -344.4), rec("FOCAL", 1, -289.0, -344.4)]
+    assert len(dataset_generations(same)) == 1 and generations_note(same) == []  # random differs by seed: fine
+    mixed = same + [rec("CSRO", 1, -265.0, -330.2)]
+    gens = dataset_generations(mixed)
+    assert [len(recs) for _, recs in gens] == [3, 1]
+    note = " ".join(generations_note(mixed))
+    assert "2 generations" in note and "CSRO seed 0, FOCAL seed 0, FOCAL seed 1 (best behaviour checkpoint -289.0" in note
+    assert "CSRO seed 1 (best behaviour checkpoint -265.0, data -330.2)" in note
+    assert dataset_generations([{"seed": 0, "config": config}]) == []  # no references: nothing to compare

@@ -66,6 +66,41 @@ def _dataset_is_the_records(record: dict) -> bool:
     return not generator_clash(made, planned)
 
 
+def dataset_generations(records: list[dict]) -> list[tuple[ReferenceReturns, list[dict]]]:
+    """The records grouped by the behaviour data they trained on, as their references tell it.
+
+    A plan's recipe (generator preset, seed, overrides) is checked for every record, but the same
+    recipe run again can give other data: the generator is not bit-reproducible across thread
+    counts or code revisions. The behaviour returns of the test tasks (best checkpoint, data mean)
+    are read from the data itself, so two records whose values differ trained on two generations
+    of the dataset. Records without references are left out (nothing to compare)."""
+    groups: dict[tuple, tuple[ReferenceReturns, list[dict]]] = {}
+    for rec in records:
+        ref = record_reference(rec)
+        if ref is None or ref.behaviour_best is None:
+            continue
+        key = (round(ref.behaviour_best, 6), None if ref.behaviour_data is None else round(ref.behaviour_data, 6),
+               tuple(ref.tasks))
+        groups.setdefault(key, (ref, []))[1].append(rec)
+    return list(groups.values())
+
+
+def generations_note(records: list[dict]) -> list[str]:
+    """A paragraph for the page when the runs did not all train on one generation of the dataset."""
+    gens = dataset_generations(records)
+    if len(gens) < 2:
+        return []
+    parts = []
+    for ref, recs in gens:
+        runs = ", ".join(f"{r['method']} seed {r['seed']}" for r in sorted(recs, key=lambda r: (r["method"], r["seed"])))
+        data = "" if ref.behaviour_data is None else f", data {ref.behaviour_data:.1f}"
+        parts.append(f"{runs} (best behaviour checkpoint {ref.behaviour_best:.1f}{data})")
+    return ["", f"**These runs trained on {len(gens)} generations of this plan's dataset**: the same generator "
+            "settings, run again (the generator is not bit-reproducible across thread counts and code revisions), "
+            "so the spread over seeds includes the data's, and the reference values above are their mean: "
+            + "; ".join(parts) + "."]
+
+
 def plan_reference(records: list[dict]) -> tuple[dict | None, str]:
     """Reference values for the page: random / best behaviour / data mean, averaged over the records that have them.
 
@@ -233,6 +268,7 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str,
         lines += ["", f"For scale, on the same {ref['n_tasks']} test tasks ({ref['episode_length']}-step episodes): "
                   f"a uniform-random policy scores {ref['random']:.1f} (mean of {ref['random_episodes']} episodes "
                   f"per task){best}{data} (`rlkit.evaluation.reference`; the dashed and dotted lines of the figure)."]
+    lines += generations_note(records)
     lines += dataset_profile_lines(plan, profile)
     missing = [f"{m} seed {s}" for m in plan.methods for s in plan.seeds
                if not any(r["method"] == m and r["seed"] == s for r in records)]
