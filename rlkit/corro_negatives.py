@@ -40,7 +40,7 @@ def measure(run_dir, itr: int | None = None, queries: int = 4096, seed: int = 0,
             device="cpu") -> dict:
     """The report described in the module docstring, as a dict."""
     from rlkit.envs import make_env
-    from rlkit.launchers.meta_train import load_experiment_data
+    from rlkit.launchers.meta_train import load_experiment_data, relabelled_rows
     from rlkit.torch.csro import CSROHyperParams
     from rlkit.torch.objectives import CorroObjective
 
@@ -75,9 +75,11 @@ def measure(run_dir, itr: int | None = None, queries: int = 4096, seed: int = 0,
     x = torch.cat([s["obs"], s["actions"]], -1)
     dtype = next(cvae.parameters()).dtype
     r_cvae = cvae.sample(x[:, :, None, :].expand(-1, -1, k, -1).to(dtype), g)[..., 0].double()  # [T, N, K]
-    pick = ids[torch.randint(len(ids), (*r.shape, k), generator=g, device=device)]
-    expand = lambda t: t[:, :, None, :].expand(-1, -1, k, -1)  # noqa: E731
-    _, r_true = env.relabel_outcomes(expand(obs), expand(act), pick)
+    # the truth as CORRO-relabel's training draws it: each query's (s, a) in k uniform training tasks
+    task, row = (i.reshape(-1) for i in torch.meshgrid(torch.arange(r.shape[0], device=device),
+                                                       torch.arange(r.shape[1], device=device), indexing="ij"))
+    r_true = relabelled_rows(env.relabel_outcomes, lambda part: part["rewards"][..., 0], ids, obs, act, task, row, k,
+                             generator=g).reshape(*r.shape, k)                  # [T, N, K]
     _, r_own = env.relabel_outcomes(obs, act, ids[:, None].expand_as(r))
 
     def stats(neg: torch.Tensor) -> dict:
@@ -86,7 +88,7 @@ def measure(run_dir, itr: int | None = None, queries: int = 4096, seed: int = 0,
                 "share_within_0.01": float((gap < 0.01).double().mean())}
 
     return {"run_dir": str(run_dir), "iteration": int(state["iteration"]), "queries": int(r.numel()),
-            "negatives_per_query": k, "cvae": stats(r_cvae), "env": stats(r_true.double()),
+            "negatives_per_query": k, "cvae": stats(r_cvae), "env": stats(r_true),
             "own_task_max_error": float((r_own.double() - r).abs().max())}
 
 
