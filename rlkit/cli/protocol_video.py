@@ -129,7 +129,7 @@ def shared_palette(frames: list[np.ndarray], colours: int = GIF_COLOURS):
     exactly, the rest fitted to a sample of the frames.
 
     One palette without dithering lets the GIF's compression see what did not change between frames:
-    a 3-panel, 100-frame MuJoCo clip is about 4x smaller than with a palette per frame.
+    a 2-panel, 100-frame cheetah test clip took 1.07 MB against 1.5 MB with Pillow's palette per frame.
     """
     from PIL import Image
 
