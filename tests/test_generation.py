@@ -13,9 +13,9 @@ import pytest
 
 import policy_train
 from rlkit.behavior.config import compose_sac_config
-from rlkit.behavior.generate import (BehaviourPolicyGenerator, GenerationJob, checkpoint_schedule,
-                                     checkpoint_write_steps, weights_path)
+from rlkit.behavior.generate import BehaviourPolicyGenerator, GenerationJob, weights_path
 from rlkit.data import DatasetError, load_offline_data, read_checkpoint_episodes
+from rlkit.data.selection import checkpoint_plan, checkpoint_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["num_train_steps=500", "num_seed_steps=200", "eval_frequency=100", "num_eval_sample_episodes=3",
@@ -141,9 +141,68 @@ def test_cli_end_to_end_and_bad_input(tmp_path):
 
 def test_first_checkpoint_is_written_after_one_episode_of_updates():
     """The reference names its first checkpoint num_seed_steps but writes it one episode later."""
-    assert checkpoint_write_steps([2000, 2200, 2400], 2000, 20) == {2020: 2000, 2200: 2200, 2400: 2400}
-    assert checkpoint_write_steps([2000, 2200], 2000, 20, delay_first=False) == {2000: 2000, 2200: 2200}
-    assert checkpoint_write_steps([200, 300], 150, 20) == {200: 200, 300: 300}  # 200 > seed steps: on time
+    assert checkpoint_plan(2500, 2000, 200, 20) == {2020: 2000, 2200: 2200, 2400: 2400}
+    assert checkpoint_plan(2400, 2000, 200, 20, delay_first=False) == {2000: 2000, 2200: 2200}
+    assert checkpoint_plan(400, 150, 100, 20) == {200: 200, 300: 300}  # 200 > seed steps: on time
+
+
+def reference_checkpoints(num_train_steps, num_seed_steps, eval_frequency, episode_length):
+    """The reference generator's loop written out: {step at which it writes: the step its files are named}.
+
+    At every episode end with ``step > num_seed_steps``, it writes when ``step // eval_frequency`` has
+    passed the last checkpoint's, naming the files ``eval_times * eval_frequency``.
+    """
+    written, eval_times, step = {}, 0, 0
+    while step < num_train_steps:
+        if step > 0 and step % episode_length == 0 and step > num_seed_steps \
+                and step // eval_frequency > eval_times:
+            eval_times = step // eval_frequency
+            written[step] = eval_times * eval_frequency
+        step += 1
+    return written
+
+
+@pytest.mark.parametrize("train,seed,freq,length", [
+    (5000, 2000, 200, 20),           # train_point
+    (1_000_000, 50_000, 50_000, 200),  # train, MuJoCo
+    (1000, 200, 100, 200),           # train_quick on a MuJoCo env: episodes longer than eval_frequency
+    (1000, 200, 100, 20),            # train_quick on point-robot
+    (1000, 200, 300, 200), (900, 100, 100, 150), (2000, 0, 100, 30)])  # num_seed_steps a multiple of eval_frequency
+def test_checkpoints_fall_on_episode_ends_as_the_reference_writes_them(train, seed, freq, length):
+    assert checkpoint_plan(train, seed, freq, length) == reference_checkpoints(train, seed, freq, length)
+
+
+def test_episodes_longer_than_the_checkpoint_interval_write_every_checkpoint_they_promise(tmp_path, capsys):
+    """200-step episodes, a checkpoint every 100 steps: the checkpoints are 400, 600, 800 (the
+    reference's names), every one is written, and the command says the data is complete instead of
+    advising itself again. Before, the first checkpoint was delayed onto the next one's step and lost."""
+    cfg = json.loads(tiny_config(tmp_path, n_tasks=2).read_text())
+    cfg["env_params"]["max_episode_steps"] = 200
+    cfg["n_train_tasks"], cfg["n_eval_tasks"] = 1, 1
+    cfg["algo_params"]["meta_batch"] = 1
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps(cfg))
+    overrides = ["num_train_steps=1000", "num_seed_steps=200", "eval_frequency=100", "num_eval_sample_episodes=1",
+                 "agent.hidden_dim=16", "agent.batch_size=16"]
+    assert policy_train.main(["--config", str(path), "--preset", "train_quick", "--no-progress", *overrides]) == 0
+    out = capsys.readouterr().out
+    meta = json.loads((tmp_path / "data" / "dataset.json").read_text())
+    steps = sorted({int(e["step"]) for e in meta["files"].values()})
+    assert steps == [400, 600, 800]
+    assert meta["generator_config"]["episode_length"] == 200
+    assert "no complete data yet" not in out and "meta-train on it with" in out
+    for entry in meta["files"].values():  # a checkpoint's episodes are whole episodes
+        assert set(entry["episodes"]["deterministic"]["length"]) == {200}
+
+
+def test_a_schedule_that_writes_no_checkpoint_is_refused_before_training(tmp_path, capsys):
+    path = tiny_config(tmp_path)
+    rc = policy_train.main(["--config", str(path), "--preset", "train_quick", "--no-progress",
+                            "num_train_steps=200", "num_seed_steps=200"])
+    err = capsys.readouterr().err
+    assert rc != 0 and len(err.strip().splitlines()) == 1
+    assert "writes no checkpoint" in err and "num_train_steps" in err
+    assert not (tmp_path / "data" / "dataset.json").exists()
 
 
 @pytest.mark.parametrize("delay", [True, False])
@@ -229,15 +288,16 @@ def test_concurrent_generators_share_a_dataset_safely(tmp_path):
 
 
 def test_policy_train_prints_the_meta_training_command_that_fits():
-    from types import SimpleNamespace
-
     from rlkit.cli.policy_train import meta_train_command
 
-    cmd = meta_train_command("configs/point-robot.json",
-                             SimpleNamespace(sac=compose_sac_config("train_point"), data_dir="D"))
+    def of(env, preset, **params):
+        return GenerationJob(env_name=env, env_params=params, tasks=[0], sac=compose_sac_config(preset),
+                             data_dir=Path("D"))
+
+    cmd = meta_train_command("configs/point-robot.json", of("point-robot", "train_point", n_tasks=2))
     # the paper's point-robot selection, derived from the preset's schedule
     assert "'algo_params.train_epoch=[2200,5000,200]'" in cmd and "algo_params.n_trj=50" in cmd
-    cmd = meta_train_command("c.json", SimpleNamespace(sac=compose_sac_config("train"), data_dir="D"))
+    cmd = meta_train_command("c.json", of("cheetah-vel", "train", n_tasks=2))
     assert "'algo_params.eval_epoch=[100000,1000000,50000]'" in cmd
 
 

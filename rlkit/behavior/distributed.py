@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from rlkit.behavior.generate import STATE_DIR, GenerationJob, checkpoint_schedule, weights_path
+from rlkit.behavior.generate import STATE_DIR, GenerationJob, weights_path
 from rlkit.errors import fail
 from rlkit.fileio import atomic_write_text
 
@@ -129,7 +129,7 @@ def _group_complete(job: GenerationJob, writer) -> bool:
     except (OSError, ValueError):
         return False
     cfg = job.sac
-    steps = checkpoint_schedule(cfg.num_train_steps, cfg.num_seed_steps, cfg.eval_frequency)
+    steps = job.checkpoint_steps()
     n_det, n_sto = int(cfg.num_eval_episodes), int(cfg.num_eval_sample_episodes)
     for task in job.tasks:
         for step in steps:
@@ -264,8 +264,7 @@ def run_group(job: GenerationJob, label: str, *, regenerate: bool = False, gathe
             n = regenerate_sampled(job)
         else:
             BehaviourPolicyGenerator(job).run()
-            cfg = job.sac
-            n = len(checkpoint_schedule(cfg.num_train_steps, cfg.num_seed_steps, cfg.eval_frequency))
+            n = len(job.checkpoint_steps())
     except BaseException as exc:
         if gather and regenerate:  # nothing to resume: --eval starts over
             shutil.rmtree(root, ignore_errors=True)

@@ -25,6 +25,7 @@ after S; with fixed 20/200-step horizons that is S itself.)
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -45,27 +46,13 @@ from rlkit.core.progress import progress
 from rlkit.data import DatasetError, DatasetWriter, Episode, write_legacy_checkpoint
 from rlkit.data.legacy import legacy_task_dirname, scan_legacy
 from rlkit.data.native import METADATA_FILE, read_metadata, recorded_checkpoints
-from rlkit.data.selection import checkpoint_schedule
+from rlkit.data.selection import checkpoint_plan
 from rlkit.envs import make_env
 from rlkit.envs.vector import make_vector_env
 from rlkit.fileio import atomic_file
 
 STATE_DIR = "_generator"
 REPLACED_DIR = "_replaced"  # where --restart moves the checkpoints it regenerates (never deleted)
-
-
-def checkpoint_write_steps(schedule: Sequence[int], num_seed_steps: int, episode_length: int,
-                           delay_first: bool = True) -> dict[int, int]:
-    """{env step at which a checkpoint is written: the step S it is named after}.
-
-    The reference checks for a checkpoint at episode ends with
-    ``step > num_seed_steps``, so the checkpoint named ``num_seed_steps`` is
-    written one episode later, after that episode's updates (for point-robot:
-    after 20 updates, not from the untrained actor). Later checkpoints fall on
-    episode ends exactly for the fixed-horizon envs. ``delay_first=False``
-    writes every checkpoint at the step it is named after.
-    """
-    return {s + (episode_length if delay_first and s <= num_seed_steps else 0): s for s in schedule}
 
 
 def derived_seed(*parts: int) -> int:
@@ -99,9 +86,34 @@ class GenerationJob:
     def state_path(self) -> Path:
         return self.data_dir / STATE_DIR / f"state_{self.tag}.pt"
 
+    @functools.cached_property
+    def episode_length(self) -> int:
+        """The env's time limit: checkpoints fall on episode ends (:func:`checkpoint_plan`)."""
+        return int(make_env(self.env_name, **self.env_params).max_episode_steps)
+
+    def checkpoint_plan(self) -> dict[int, int]:
+        """{env step: checkpoint name} this job writes (:func:`rlkit.data.selection.checkpoint_plan`)."""
+        sac = self.sac
+        return checkpoint_plan(sac.num_train_steps, sac.num_seed_steps, sac.eval_frequency, self.episode_length,
+                               bool(sac.get("delay_first_checkpoint", True)))
+
+    def checkpoint_steps(self) -> list[int]:
+        """The checkpoints this job writes, ascending: what a complete task holds."""
+        return sorted(self.checkpoint_plan().values())
+
+    def check_schedule(self) -> None:
+        """A schedule under which no checkpoint is ever written is refused before any training."""
+        if not self.checkpoint_plan():
+            sac = self.sac
+            raise DatasetError(
+                f"this schedule writes no checkpoint: checkpoints fall on episode ends ({self.episode_length} steps) "
+                f"after num_seed_steps={sac.num_seed_steps}, every eval_frequency={sac.eval_frequency}, before "
+                f"num_train_steps={sac.num_train_steps}; set num_train_steps above "
+                f"{(int(sac.num_seed_steps) // self.episode_length + 1) * self.episode_length}")
+
     def generator_config(self) -> dict:
         return {"sac": OmegaConf.to_container(self.sac, resolve=True), "seed": self.seed,
-                "legacy_layout": self.legacy_layout, **self.extra_config}
+                "legacy_layout": self.legacy_layout, "episode_length": self.episode_length, **self.extra_config}
 
 
 def weights_path(data_dir: Path, task: int, step: int) -> Path:
@@ -296,9 +308,9 @@ class BehaviourPolicyGenerator:
         self.obs_dim, self.act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
         self.task_params = [_jsonable(probe.task_params(i)) for i in range(probe.n_tasks)]
         self.e = len(job.tasks)
-        self.schedule = checkpoint_schedule(cfg.num_train_steps, cfg.num_seed_steps, cfg.eval_frequency)
-        self.write_at = checkpoint_write_steps(self.schedule, int(cfg.num_seed_steps), probe.max_episode_steps,
-                                               bool(cfg.get("delay_first_checkpoint", True)))
+        job.check_schedule()
+        self.write_at = job.checkpoint_plan()
+        self.schedule = sorted(self.write_at.values())
         self.agent = initial_agent(cfg, self.e, self.obs_dim, self.act_dim, self.device, job.seed, job.tasks)
         self.replay = EnsembleReplayBuffer(self.e, int(cfg.replay_buffer_capacity), self.obs_dim, self.act_dim,
                                            device=self.device, dtype=self.agent.dtype)

@@ -144,11 +144,9 @@ def tasks_still_missing(job) -> list[int]:
     meta-training command would then stop at the first missing task, so the next
     step to suggest is generating the rest.
     """
-    from rlkit.behavior.generate import checkpoint_schedule
     from rlkit.data.tools import dataset_info
 
-    sac = job.sac
-    schedule = set(checkpoint_schedule(sac.num_train_steps, sac.num_seed_steps, sac.eval_frequency))
+    schedule = set(job.checkpoint_steps())
     info = dataset_info(job.data_dir)
     lacking = {int(t) for t in info["checkpoints"]["tasks_missing_steps"]}
     have = set(info["checkpoints"]["steps"])
@@ -176,10 +174,8 @@ def meta_train_command(config: str, job) -> str:
     dataset made with another preset or shorter schedule needs them overridden,
     which is easy to get wrong by hand.
     """
-    from rlkit.behavior.generate import checkpoint_schedule
-
     sac = job.sac
-    steps = checkpoint_schedule(sac.num_train_steps, sac.num_seed_steps, sac.eval_frequency)
+    steps = job.checkpoint_steps()
     parts = ["python", "launch_experiment.py", str(config), "--seed", "0", f"algo_params.data_dir={job.data_dir}"]
     if steps:  # the rule of train_epoch=auto (rlkit.data.selection), written out
         epochs = ",".join(str(x) for x in range_of(fitting_steps(steps)))

@@ -116,9 +116,11 @@ def _nan_if_none(x) -> float:
 
 def _schedule(meta: Mapping) -> list[int]:
     """The checkpoint steps the generator was to write, from its recorded settings (empty if unknown)."""
-    sac = (meta.get("generator_config") or {}).get("sac") or {}
+    generator = meta.get("generator_config") or {}
+    sac = generator.get("sac") or {}
     try:
-        return checkpoint_schedule(sac["num_train_steps"], sac["num_seed_steps"], sac["eval_frequency"])
+        return checkpoint_schedule(sac["num_train_steps"], sac["num_seed_steps"], sac["eval_frequency"],
+                                   generator.get("episode_length"), bool(sac.get("delay_first_checkpoint", False)))
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return []
 

@@ -23,10 +23,50 @@ from rlkit.data.native import GROUPS, episode_table, read_metadata
 AUTO = "auto"
 
 
-def checkpoint_schedule(num_train_steps: int, num_seed_steps: int, eval_frequency: int) -> list[int]:
-    """Checkpoint steps the generator writes: multiples of ``eval_frequency`` in [num_seed_steps, num_train_steps)."""
-    first = -(-int(num_seed_steps) // int(eval_frequency)) * int(eval_frequency)
-    return list(range(first, int(num_train_steps), int(eval_frequency)))
+def checkpoint_plan(num_train_steps: int, num_seed_steps: int, eval_frequency: int,
+                    episode_length: int | None = None, delay_first: bool = True) -> dict[int, int]:
+    """{env step at which the generator writes a checkpoint: the step S the checkpoint is named after}.
+
+    The reference writes checkpoints only at episode ends: at the first episode
+    end after ``num_seed_steps`` whose ``step // eval_frequency`` has moved on,
+    named ``(step // eval_frequency) * eval_frequency``. So the checkpoint named
+    ``num_seed_steps`` comes one episode later, after that episode's updates
+    (point robot: after 20 updates, not from the untrained actor), and when an
+    episode is longer than ``eval_frequency`` the names in between do not
+    exist (200-step episodes, a checkpoint every 100: 400, 600, ...). Writing
+    them mid-episode instead would cut the training episodes short, and
+    delaying one onto a later one's step would drop it.
+
+    When ``num_seed_steps`` is not a multiple of ``eval_frequency`` (no preset),
+    names still start at the first multiple after it, where the reference would
+    name a checkpoint below it.
+
+    ``episode_length`` None (a dataset that did not record it) and
+    ``delay_first=False`` (datasets made before the first checkpoint moved)
+    write every multiple of ``eval_frequency`` from ``num_seed_steps`` at the
+    step it is named after. Fixed-horizon episodes are assumed: every env here
+    runs to its time limit in the generator's lockstep vector env.
+    """
+    ef, seed, total = int(eval_frequency), int(num_seed_steps), int(num_train_steps)
+    if ef < 1:
+        raise ValueError(f"eval_frequency must be >= 1, got {ef}")
+    first = -(-seed // ef) * ef
+    if not delay_first or episode_length is None:
+        return {s: s for s in range(first, total, ef)}
+    length = int(episode_length)
+    plan, last = {}, max(first // ef - 1, 0)  # names start at num_seed_steps, as the reference's counter
+    for end in range((seed // length + 1) * length, total, length):  # episode ends after num_seed_steps
+        if end // ef > last:
+            last = end // ef
+            plan[end] = last * ef
+    return plan
+
+
+def checkpoint_schedule(num_train_steps: int, num_seed_steps: int, eval_frequency: int,
+                        episode_length: int | None = None, delay_first: bool = True) -> list[int]:
+    """The checkpoint steps the generator writes, ascending (the names of :func:`checkpoint_plan`)."""
+    return sorted(checkpoint_plan(num_train_steps, num_seed_steps, eval_frequency, episode_length,
+                                  delay_first).values())
 
 
 def episode_counts(files: Mapping[str, Any], task_ids: Iterable[int], sample: bool) -> dict[int, dict[int, int]]:
