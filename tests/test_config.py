@@ -522,3 +522,38 @@ def test_the_authors_dead_keys_load_with_a_note_and_are_refused_on_the_command_l
             load_config(REPO / "configs" / "point-robot.json", [f"{key}=1"])
     load_config(REPO / "configs" / "point-robot.json")
     assert capsys.readouterr().err == ""  # the shipped configs carry none of them
+
+
+# ---------------------------------------------------------------- presets close every method key
+
+
+def test_every_method_preset_fixes_every_method_defining_key():
+    """Each objective's switch, the encoder's method switches and the variant settings of the objectives
+    a preset turns on (the list comes from the objectives' registry, not typed here)."""
+    from rlkit.torch.objectives import preset_open_keys
+
+    for name, preset in algo_presets().items():
+        assert preset_open_keys(json.loads(preset.read_text())) == [], name
+
+
+@pytest.mark.parametrize("algo_type,key,value", [
+    ("CSRO", "use_corro", True), ("FOCAL", "use_unicorn_decoder", True), ("offline-PEARL", "use_corro", True),
+    ("CSRO", "normalize_transition_z", True), ("CORRO", "corro_negatives_from", "relabel")])
+def test_an_env_json_cannot_change_the_method_a_preset_names(tmp_path, algo_type, key, value):
+    """Was: CSRO, FOCAL and offline PEARL left use_corro, use_unicorn_decoder and normalize_transition_z
+    open, and CORRO corro_negatives_from: an env JSON that set one made a "CSRO" run with a CORRO loss."""
+    from rlkit.launchers.meta_train import load_run_config
+
+    with pytest.raises(ConfigError, match=rf"sets algo_params.{key}=.* but the {algo_type} preset"):
+        load_run_config(_env_json(tmp_path, **{key: value}), [f"algo_type={algo_type}"])
+
+
+def test_a_preset_that_leaves_a_method_key_open_is_refused(tmp_path, monkeypatch):
+    from rlkit.launchers import meta_train
+
+    open_preset = tmp_path / "MINE.json"
+    open_preset.write_text(json.dumps({"algo_params": {"use_FOCAL_cl": True, "use_club": False, "use_corro": True}}))
+    monkeypatch.setattr(meta_train, "algo_presets", lambda: {"MINE": open_preset})
+    with pytest.raises(ConfigError, match=r"MINE.json' does not fix use_information_bottleneck, use_unicorn_decoder, "
+                                          r"allow_backward_z, normalize_transition_z, corro_negatives_from"):
+        meta_train.check_method_preset("MINE")

@@ -26,7 +26,7 @@ import re
 import sys
 from pathlib import Path
 
-from rlkit.config import ConfigError, check_seed, exit_on_config_error, load_config
+from rlkit.config import ConfigError, check_seed, exit_on_config_error
 from rlkit.errors import UserError, cli, on_interrupt, this_command
 
 
@@ -124,10 +124,10 @@ def main(argv=None) -> int:
         return run_sweep(args, overrides)
     from rlkit.core.logger import RunDirError, SnapshotError
     from rlkit.data import DatasetError
-    from rlkit.launchers.meta_train import TrainingDiverged, check_env_name, run_directory, run_experiment
+    from rlkit.launchers.meta_train import TrainingDiverged, load_run_config, run_directory, run_experiment
 
     try:
-        cfg = load_config(args.configs[0], overrides, check_env=check_env_name)
+        cfg = load_run_config(args.configs[0], overrides)
     except ConfigError as exc:
         exit_on_config_error(exc)
     seed = 0 if args.seed is None else args.seed

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlkit.config import Config, ConfigError, check_seed
+from rlkit.config import Config, ConfigError, algo_presets, check_seed, load_config, read_json_object
 from rlkit.core.device import run_device
 from rlkit.core.precision import computing_in
 from rlkit.core.logger import (START_OVER, VARIANT_FILE, RunDirError, RunLogger, holds_a_run,
@@ -77,6 +77,28 @@ def check_env_name(name: str) -> None:
     close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.0)
     hint = f" (the closest is {close[0]!r})" if close else ""
     raise ConfigError(f"unknown env_name {name!r}{hint}; known envs: {', '.join(names)}")
+
+
+def check_method_preset(algo_type: str) -> None:
+    """A method preset that leaves a method-defining key open is refused (one line, naming the keys).
+
+    The env JSON sits under the preset, so a key the preset does not fix is the env JSON's to set:
+    ``use_corro: true`` in an env JSON would have made a "CSRO" run train CORRO's loss.
+    """
+    path = algo_presets().get(algo_type)
+    if path is None:
+        return  # load_config has refused an unknown algo_type already
+    open_keys = objectives.preset_open_keys(read_json_object(path))
+    if open_keys:
+        raise ConfigError(f"method preset {str(path)!r} does not fix {', '.join(open_keys)}: a preset defines its "
+                          "method, so add them to its algo_params")
+
+
+def load_run_config(path, overrides=()) -> Config:
+    """:func:`rlkit.config.load_config` for a training run: a known env and a closed method preset."""
+    cfg = load_config(path, list(overrides), check_env=check_env_name)
+    check_method_preset(cfg["algo_type"])
+    return cfg
 
 
 def _read_variant(run_dir: Path) -> dict | None:

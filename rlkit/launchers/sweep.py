@@ -47,10 +47,10 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlkit.config import Config, ConfigError, check_seed, load_config
+from rlkit.config import Config, ConfigError, check_seed
 from rlkit.core.logger import START_OVER, holds_a_run, newest_loadable_snapshot
 from rlkit.errors import UserError, describe, interrupt_behind
-from rlkit.launchers.meta_train import (TrainingDiverged, check_env_name, run_directory, run_experiment,
+from rlkit.launchers.meta_train import (TrainingDiverged, load_run_config, run_directory, run_experiment,
                                         run_settings_drift)
 
 MISSING_RAY = "--ray needs Ray: pip install 'ray[default]' (or pip install 'csro[ray]')"
@@ -179,10 +179,10 @@ def plan_sweep(configs: list[str], seeds: list[int], overrides: list[str] = ()) 
     fixed, axes = grid_axes(list(overrides))
     runs = []
     for c in configs:
-        base = load_config(c, fixed, check_env=check_env_name)
+        base = load_run_config(c, fixed)
         for point, name in grid_points(axes):
             extra = [f"util_params.exp_name={base['util_params']['exp_name']}__{name}"] if name else []
-            cfg = load_config(c, fixed + point + extra, check_env=check_env_name)
+            cfg = load_run_config(c, fixed + point + extra)
             runs += [SweepRun(str(c), int(s), cfg, name.replace("__", " ")) for s in seeds]
     owner: dict[Path, SweepRun] = {}
     for run in runs:

@@ -28,11 +28,29 @@ def method_keys() -> tuple[str, ...]:
     return tuple(k for cls in OBJECTIVES for k in cls.keys())
 
 
+# The encoder's switches that tell methods apart as much as an objective's: whether the Q loss trains
+# the encoder (offline PEARL) and whether transition embeddings are unit length (CORRO).
+ENCODER_METHOD_KEYS = ("allow_backward_z", "normalize_transition_z")
+
+
+def preset_open_keys(preset: dict) -> list[str]:
+    """The method-defining keys a preset's ``algo_params`` leaves to whatever the env JSON says.
+
+    A preset must fix every objective's switch, the encoder's method switches and the variant
+    settings of the objectives it turns on; a key it leaves open could be set by an env JSON
+    and turn a run labelled CSRO into another method (a "CSRO" run with a CORRO loss column).
+    """
+    params = {k: v for k, v in (preset.get("algo_params") or {}).items() if not str(k).startswith("_")}
+    need = [cls.switch for cls in OBJECTIVES] + list(ENCODER_METHOD_KEYS)
+    need += [k for cls in OBJECTIVES if params.get(cls.switch) for k in cls.variant_settings]
+    return [k for k in need if k not in params]
+
+
 def build_objectives(obs_dim: int, action_dim: int, hp, device) -> list[RepresentationObjective]:
     """The objectives ``hp`` switches on, in registry order."""
     return [cls(obs_dim, action_dim, hp, device) for cls in OBJECTIVES if cls.enabled(hp)]
 
 
-__all__ = ["OBJECTIVES", "EncodedBatch", "RepresentationObjective", "Stats", "build_objectives", "method_keys",
+__all__ = ["OBJECTIVES", "ENCODER_METHOD_KEYS", "EncodedBatch", "preset_open_keys", "RepresentationObjective", "Stats", "build_objectives", "method_keys",
            "ClubObjective", "CorroObjective",
            "DistanceMetricObjective", "InformationBottleneckObjective", "UnicornDecoderObjective"]

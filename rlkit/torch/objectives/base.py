@@ -83,6 +83,8 @@ class RepresentationObjective:
     statistics: ClassVar[tuple[str, ...]] = ()
     switch: ClassVar[str]  # the algo_params key that turns the objective on
     settings: ClassVar[tuple[str, ...]] = ()  # the other algo_params keys it reads (weights, sizes)
+    # the settings that choose which method it is, not how strongly it acts (a method preset fixes them)
+    variant_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, obs_dim: int, action_dim: int, hp: CSROHyperParams, device: torch.device):
         self.hp = hp

@@ -85,6 +85,7 @@ class CorroObjective(RepresentationObjective):
     switch = "use_corro"
     settings = ("corro_loss_weight", "corro_temperature", "corro_batch_size", "corro_negatives", "corro_negatives_from",
                 "corro_cvae_hidden_size", "corro_cvae_latent_size", "corro_cvae_kl_weight", "corro_cvae_lr")
+    variant_settings = ("corro_negatives_from",)  # CVAE negatives (CORRO) or the env's (CORRO-relabel)
 
     def __init__(self, obs_dim, action_dim, hp, device):
         super().__init__(obs_dim, action_dim, hp, device)
