@@ -1,6 +1,9 @@
 """Task-distribution envs: rewards, terminations, task lists, dynamics, bad input (docs/method.md §2)."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -622,3 +625,28 @@ def test_point_robot_episode_frames_draw_the_path_so_far():
     assert len(frames) == 4
     blue = [int(((f[..., 2] > 180) & (f[..., 0] < 200)).sum()) for f in frames]
     assert blue == sorted(blue) and blue[0] < blue[-1]  # the trail grows step by step
+
+
+@pytest.mark.parametrize("value", ["foo", "osmesa"])
+def test_a_mujoco_gl_that_cannot_load_stops_only_the_frames(value):
+    """Was: MUJOCO_GL=osmesa without OSMesa, or a typo, crashed every command importing rlkit.envs (point-robot
+    training included), because MuJoCo picks its OpenGL backend at import. Physics needs none: stepping works,
+    and a frame is one line naming the variable. (osmesa: on a machine that has OSMesa, frames just work.)"""
+    code = (
+        "from rlkit.envs import make_env\n"
+        "from rlkit.envs.mujoco_base import RenderError\n"
+        "for name in ('point-robot', 'cheetah-vel'):\n"
+        "    env = make_env(name, n_tasks=2); env.reset(seed=0); env.step(env.action_space.sample())\n"
+        "try:\n"
+        "    env.render_frame(); print('FRAME')\n"
+        "except RenderError as exc:\n"
+        "    print('ERROR', exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "MUJOCO_GL": value}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 1
+    if value == "foo":
+        assert lines[0].startswith("ERROR") and "MUJOCO_GL='foo'" in lines[0] and "unset it" in lines[0]
+    else:  # depending on what of OpenGL is installed, MuJoCo fails at import or at the first frame
+        assert lines[0] == "FRAME" or (lines[0].startswith("ERROR") and "MUJOCO_GL" in lines[0])

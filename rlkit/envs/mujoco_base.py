@@ -21,11 +21,11 @@ import os
 import warnings
 
 import gymnasium
-import mujoco
 import numpy as np
 from gymnasium import spaces
 
 from rlkit.envs.base import MultiTaskEnv
+from rlkit.envs.mujoco_gl import gl_problem, mujoco
 from rlkit.errors import UserError
 
 GYMNASIUM_ASSETS = os.path.join(os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets")
@@ -174,6 +174,8 @@ class MujocoTaskEnv(MultiTaskEnv):
         """An off-screen frame from a camera that follows the torso (``mujoco.Renderer``)."""
         renderer = getattr(self, "_renderer", None)
         if renderer is None or (renderer.width, renderer.height) != (width, height):
+            if gl_problem():
+                raise RenderError(gl_problem())
             try:
                 renderer = mujoco.Renderer(self.model, height, width)
             except Exception as exc:  # no GL library, no device: one line that says what to install

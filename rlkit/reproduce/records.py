@@ -39,8 +39,9 @@ def _finite(x: float) -> float | None:
 
 def _versions() -> dict:
     import gymnasium
-    import mujoco
     import torch
+
+    from rlkit.envs.mujoco_gl import mujoco
 
     return {"python": platform.python_version(), "torch": torch.__version__, "mujoco": mujoco.__version__,
             "gymnasium": gymnasium.__version__, "numpy": np.__version__}
