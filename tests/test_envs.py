@@ -650,3 +650,11 @@ def test_a_mujoco_gl_that_cannot_load_stops_only_the_frames(value):
         assert lines[0].startswith("ERROR") and "MUJOCO_GL='foo'" in lines[0] and "unset it" in lines[0]
     else:  # depending on what of OpenGL is installed, MuJoCo fails at import or at the first frame
         assert lines[0] == "FRAME" or (lines[0].startswith("ERROR") and "MUJOCO_GL" in lines[0])
+
+
+@pytest.mark.parametrize("value", [2.5, True, "3", 0])
+def test_a_task_count_that_is_not_a_whole_number_is_refused(value):
+    """Was: gym.make(..., n_tasks=2.5) built 2 tasks."""
+    with pytest.raises(ValueError, match=rf"n_tasks must be a whole number >= 1, got {value!r}"):
+        gym.make("csro/PointRobot-v0", n_tasks=value)
+    assert gym.make("csro/PointRobot-v0", n_tasks=3.0).unwrapped.n_tasks == 3  # a JSON number written 3.0

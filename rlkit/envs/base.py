@@ -25,6 +25,16 @@ class TaskIndexError(UserError, IndexError):
     """A task index outside ``range(n_tasks)``."""
 
 
+def _count(name: str, value: Any) -> int:
+    """A positive whole number, else a ValueError naming it: ``int(2.5)`` would build 2 tasks silently."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok and isinstance(value, (float, np.floating)) and float(value).is_integer():
+        ok = True  # 40.0, as a JSON number may be written
+    if not ok or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 class MultiTaskEnv(gym.Env):
     """Base class: a gymnasium env with a list of tasks.
 
@@ -47,12 +57,8 @@ class MultiTaskEnv(gym.Env):
     path_figure: str | None = None
 
     def __init__(self, n_tasks: int, max_episode_steps: int):
-        if int(n_tasks) < 1:
-            raise ValueError(f"n_tasks must be >= 1, got {n_tasks}")
-        if int(max_episode_steps) < 1:
-            raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
-        self.n_tasks = int(n_tasks)
-        self._max_episode_steps = int(max_episode_steps)
+        self.n_tasks = _count("n_tasks", n_tasks)
+        self._max_episode_steps = _count("max_episode_steps", max_episode_steps)
         self._elapsed = 0
         self._task_idx = 0
         self.tasks: list[dict[str, Any]] = []
