@@ -406,6 +406,28 @@ def _drop_ignored(data: dict, where: str) -> dict:
     return out
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The env configs this package ships, by env name (``configs/NAME.json``)."""
+    return {p.stem: p for p in sorted(REPO_CONFIG_DIR.glob("*.json"))}
+
+
+def resolve_config(arg: str | os.PathLike) -> Path:
+    """The config file ``arg`` names: a path that exists, else a shipped env config by its name
+    (``point-robot``), else ``configs/...`` inside the installed package (the checkout's
+    ``configs/`` links there), so an installed package runs ``csro-train point-robot`` from any folder.
+    A name that is none of these is refused in one line listing the shipped names."""
+    path = Path(arg)
+    if path.exists():
+        return path
+    shipped = shipped_configs()
+    if str(arg) in shipped:
+        return shipped[str(arg)]
+    if len(path.parts) >= 2 and path.parts[0] == "configs" and REPO_CONFIG_DIR.joinpath(*path.parts[1:]).exists():
+        return REPO_CONFIG_DIR.joinpath(*path.parts[1:])
+    raise ConfigError(f"config file {str(arg)!r} not found; the shipped env configs are named by env: "
+                      f"{', '.join(shipped)} (e.g. csro-train point-robot, --config point-robot)")
+
+
 def load_config(json_path: str | os.PathLike, overrides: Iterable[str] = (), *,
                 check_env: Callable[[str], Any] | None = None) -> Config:
     """The resolved config: defaults, then the JSON file, then the overrides.
@@ -416,7 +438,7 @@ def load_config(json_path: str | os.PathLike, overrides: Iterable[str] = (), *,
     n_tasks 2), so a run always names an ENV.json. ``check_env`` (see
     :func:`apply_overrides`) checks the env name before the values that depend on it.
     """
-    path = Path(json_path)
+    path = resolve_config(json_path)
     overrides = list(overrides)
     warn_if_default_py_beside(path)
     defaults, optional = load_defaults()

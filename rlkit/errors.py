@@ -109,6 +109,38 @@ def _program() -> list[str]:
     return [_python()]
 
 
+# The package's commands by what they do: (script at the top of a checkout, console script, module).
+TOOLS = {
+    "generate": ("policy_train.py", "csro-generate", "rlkit.cli.policy_train"),
+    "train": ("launch_experiment.py", "csro-train", "rlkit.cli.meta_train"),
+    "show-path": ("show_path.py", "csro-show-path", "rlkit.cli.show_path"),
+}
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def in_checkout() -> bool:
+    """Whether the working directory is the root of a checkout of this package (where the hints'
+    ``python policy_train.py --config configs/ENV.json`` forms run as typed)."""
+    cwd = os.path.abspath(os.getcwd())
+    return cwd == _PACKAGE_ROOT and os.path.isfile(os.path.join(cwd, "policy_train.py"))
+
+
+def tool_command(tool: str) -> list[str]:
+    """How to run one of :data:`TOOLS` from here: the checkout's script at its root, else the
+    installed console script, else ``python -m`` (a hint must name a command that exists)."""
+    script, console, module = TOOLS[tool]
+    if in_checkout():
+        return ["python", script]
+    return [console] if shutil.which(console) else [_python(), "-m", module]
+
+
+def config_argument(env_name: str | None) -> str:
+    """How a hint names a shipped env config: its path in a checkout, its env name elsewhere (an
+    installed package resolves names, :func:`rlkit.config.resolve_config`)."""
+    name = env_name or "ENV"
+    return f"configs/{name}.json" if in_checkout() else name
+
+
 def started_as_cli() -> bool:
     """Whether this process is one of the package's commands (``python -m rlkit...``, a root script,
     a ``csro-*`` console script), as opposed to a program or notebook that imports rlkit."""

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from rlkit.config import ConfigError, exit_on_config_error, load_config
-from rlkit.errors import cli, fail, on_interrupt, this_command
+from rlkit.errors import cli, fail, on_interrupt, this_command, tool_command
 from rlkit.core.device import choose_device
 from rlkit.data.selection import fitting_steps, range_of
 from rlkit.envs import env_class
@@ -156,7 +156,7 @@ def tasks_still_missing(job) -> list[int]:
 
 def generate_command(args, tasks: list[int]) -> str:
     """This command again, on ``tasks`` instead of the tasks it was given."""
-    parts = ["python", "policy_train.py", "--config", str(args.config), "--tasks", ",".join(map(str, tasks))]
+    parts = [*tool_command("generate"), "--config", str(args.config), "--tasks", ",".join(map(str, tasks))]
     for flag, value in (("--preset", args.preset), ("--data_dir", args.data_dir)):
         if value is not None:
             parts += [flag, str(value)]
@@ -176,7 +176,7 @@ def meta_train_command(config: str, job) -> str:
     """
     sac = job.sac
     steps = job.checkpoint_steps()
-    parts = ["python", "launch_experiment.py", str(config), "--seed", "0", f"algo_params.data_dir={job.data_dir}"]
+    parts = [*tool_command("train"), str(config), "--seed", "0", f"algo_params.data_dir={job.data_dir}"]
     if steps:  # the rule of train_epoch=auto (rlkit.data.selection), written out
         epochs = ",".join(str(x) for x in range_of(fitting_steps(steps)))
         parts += [f"algo_params.train_epoch=[{epochs}]", f"algo_params.eval_epoch=[{epochs}]"]

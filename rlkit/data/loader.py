@@ -13,6 +13,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import shlex
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -25,7 +26,7 @@ import numpy as np
 from rlkit.core.logger import json_roundtrip
 from rlkit.data._io import atomic_write_bytes
 from rlkit.data.errors import DatasetError
-from rlkit.errors import ignore_interrupts
+from rlkit.errors import config_argument, ignore_interrupts, tool_command
 from rlkit.data.selection import describe_counts, episode_counts
 from rlkit.data.legacy import (
     is_legacy_dataset,
@@ -238,7 +239,7 @@ def detect_layout(data_dir: str | os.PathLike, env_name: str | None = None) -> s
 
 def _generate_cmd(root: Path, env_name: str | None) -> str:
     """The command that writes a dataset at ``root`` (the env's config when the env is known)."""
-    return f"`python policy_train.py --config configs/{env_name or 'ENV'}.json --data_dir {root}`"
+    return f"`{shlex.join([*tool_command('generate'), '--config', config_argument(env_name), '--data_dir', str(root)])}`"
 
 
 def _preview(items: Sequence[Any], n: int = 6) -> str:
