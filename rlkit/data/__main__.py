@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pv.add_argument("dir", help="dataset folder or minari:NAMESPACE")
     pc = sub.add_parser("convert", help="convert between the native format, the reference layout and Minari")
     pc.add_argument("src", help="dataset folder or minari:NAMESPACE to read (layout detected)")
-    pc.add_argument("dst", help="new dataset folder (must be empty unless --overwrite), or minari:NAMESPACE "
+    pc.add_argument("dst", help="new dataset folder (empty or absent unless --overwrite), or minari:NAMESPACE "
                                 "with --to minari")
     pc.add_argument("--to", required=True, choices=["native", "legacy", "minari"], help="layout to write")
     pc.add_argument("--config", help="reference-style config JSON: env_name and env_params for the metadata")
@@ -89,7 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     pc.add_argument("--max-episode-steps", type=int,
                     help="legacy->native: episodes shorter than this end in a true terminal")
     pc.add_argument("--tasks", type=int, nargs="*", help="only these task ids")
-    pc.add_argument("--overwrite", action="store_true", help="allow a non-empty destination")
+    pc.add_argument("--overwrite", action="store_true",
+                    help="DST already holds a dataset of the --to layout: replace that dataset's own files "
+                         "(native: dataset.json, normalizer.npz and the task_NNN/ folders; legacy: the goal_idxN/ "
+                         "folders and normalizer.npz) with the conversion, swapped in once it is complete; other "
+                         "files in DST are kept. Any other non-empty DST (other files only, the other layout, a "
+                         "folder holding SRC, a Minari store) is refused, and so is SRC itself")
     pc.add_argument("--author", help="--to minari: the dataset card's author (default: this project)")
     pc.add_argument("--code-permalink", dest="code_permalink",
                     help="--to minari: the card's code permalink, e.g. your fork's URL at the commit that made the data")

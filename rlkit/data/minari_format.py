@@ -96,6 +96,12 @@ def _namespace_of(ref: str) -> str:
     return ns
 
 
+def store_root() -> Path:
+    """Where Minari keeps its datasets (``MINARI_DATASETS_PATH``, else ``~/.minari/datasets``), as Minari
+    finds it, without importing minari or creating the folder (a conversion checks it is not writing there)."""
+    return Path(os.environ.get("MINARI_DATASETS_PATH") or Path.home() / ".minari" / "datasets")
+
+
 def _datasets_root() -> Path:
     from minari.storage.datasets_root_dir import get_dataset_path
 
