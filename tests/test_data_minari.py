@@ -259,6 +259,70 @@ def test_later_loads_read_the_checked_native_cache_not_the_minari_episodes(nativ
     assert main(["verify", f"minari:{NS}"]) == 0 and len(rebuilt) == N_TASKS * len(STEPS)  # Minari, not the cache
 
 
+FIXED_NS = "csro-test/fixed-length"
+
+
+@pytest.fixture(scope="module")
+def fixed(tmp_path_factory, store):
+    """A point-robot dataset whose episodes all have the same length, so that every checkpoint file has
+    the same size (what a swap between tasks keeps), converted to Minari."""
+    root = tmp_path_factory.mktemp("minari_fixed") / "point-robot"
+    cfg = load_config(small_point_robot_config(root.parent, n_tasks=4, n_train=3))
+    env_params = dict(cfg["env_params"])
+    env = make_env("point-robot", **env_params)
+    writer = DatasetWriter(root, "point-robot", env_params, [env.task_params(i) for i in range(4)], 2, 2,
+                           {"seed": 1}, fsync=False)
+    rng = np.random.default_rng(5)
+    for task in range(3):
+        for step in STEPS:
+            writer.write_checkpoint(task, step, synthetic_episodes(rng, task, step, 1, 2, LENGTH, 2, 2,
+                                                                   early_end_prob=0.0))
+    assert main(["convert", str(root), f"minari:{FIXED_NS}", "--to", "minari"]) == 0
+    return root
+
+
+def test_a_cache_swapped_between_tasks_is_found_by_verify_and_never_trained_on(fixed, store, capsys, monkeypatch):
+    """Was: with --no-verify the cache was trusted by its size alone, so two tasks' cache files swapped
+    (same size) trained each task on the other's data, and `verify minari:NS` never read the cache and
+    reported 0 problems. Now every cache file is checked against the SHA-256 the namespace records: once,
+    then a stamp of its inode, size and times stands for the check (a swap or an in-place copy changes
+    them), and verify hashes the cache too."""
+    import rlkit.data.minari_format as mf
+
+    args = dict(tasks=[0, 1, 2], epochs=[100, 300, 100], n_trj=2)
+    want = load_offline_data(fixed, **args, verify=True)
+    cache = mf.resolve(f"minari:{FIXED_NS}")[0] / mf.NATIVE_CACHE
+    a, b = cache / "task_000" / "step_00000100.npy", cache / "task_001" / "step_00000100.npy"
+    c, d = cache / "task_002" / "step_00000200.npy", cache / "task_000" / "step_00000200.npy"
+    assert a.stat().st_size == b.stat().st_size and a.read_bytes() != b.read_bytes()
+
+    # a cache made by the conversion is stamped: a --no-verify load hashes nothing
+    hashed = []
+    real_sha = mf.sha256_hex
+    monkeypatch.setattr(mf, "sha256_hex", lambda raw: hashed.append(len(raw)) or real_sha(raw))
+    got = load_offline_data(f"minari:{FIXED_NS}", **args, verify=False)
+    assert hashed == [] and np.array_equal(got.obs, want.obs)
+    monkeypatch.undo()
+
+    # swapped by renames (other inodes at each path) and by copying bytes over (same inode, new ctime)
+    tmp = a.with_name("swap")
+    a.rename(tmp), b.rename(a), tmp.rename(b)
+    c_bytes = c.read_bytes()
+    c.write_bytes(d.read_bytes()), d.write_bytes(c_bytes)
+    assert main(["verify", f"minari:{FIXED_NS}"]) == 1
+    out = capsys.readouterr().out
+    for p in (a, b, c, d):
+        assert f"{p.relative_to(store)} does not match" in out or f"{p} does not match" in out, out
+    for verify in (False, True):
+        got = load_offline_data(f"minari:{FIXED_NS}", **args, verify=verify)
+        for name in ("obs", "actions", "rewards", "next_obs", "terminals"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    for p in (a, b, c, d):  # rebuilt from the Minari episodes, byte for byte the native files
+        assert p.read_bytes() == (fixed / p.relative_to(cache)).read_bytes()
+    assert "rebuilt" in capsys.readouterr().err
+    assert main(["verify", f"minari:{FIXED_NS}"]) == 0
+
+
 # ---- bad input ------------------------------------------------------------------------------
 
 

@@ -9,7 +9,6 @@ concatenated in the reference's order: task, then checkpoint, then k, then time.
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing as mp
 import os
@@ -23,7 +22,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from rlkit.core.logger import json_roundtrip
-from rlkit.data._io import atomic_write_bytes
+from rlkit.data._io import VerifiedStamp  # noqa: F401 (its home before the Minari cache used it too)
 from rlkit.data.errors import DatasetError
 from rlkit.errors import ignore_interrupts
 from rlkit.data.selection import describe_counts, episode_counts
@@ -439,64 +438,6 @@ def _episode_ends(offsets: np.ndarray, n: int) -> np.ndarray:
     return ends
 
 
-class VerifiedStamp:
-    """Files whose SHA-256 already matched: ``DATASET/.verified.json``, keyed by (size, mtime, ctime,
-    inode, checksum).
-
-    Hashing a whole selection costs 20-50 % of loading it, every run. A file
-    that passed once and has not been changed since is not hashed again. The
-    inode's change time (ctime) is what makes "not changed" hold: any write,
-    even one that keeps the size and sets the modification time back (``touch
-    -d``, an editor or a copy tool that preserves it), moves the ctime, which no
-    user call can set; a file replaced by another one has another inode. Size
-    and mtime alone let a file edited in place with both kept be trained on.
-    The stat call was made anyway, so the stronger key costs nothing
-    (``benchmarks/bench_verified_stamp.py``). The stamp is a cache: when the
-    dataset folder is read-only it is simply not written. Corruption below the
-    file system (bit rot on the disk) changes no inode field; ``python -m
-    rlkit.data verify`` always hashes.
-    """
-
-    NAME = ".verified.json"
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self.path = self.root / self.NAME
-        self.entries: dict[str, list] = {}
-        self.changed = False
-        try:
-            loaded = json.loads(self.path.read_text(encoding="utf-8"))
-            if isinstance(loaded, dict):
-                self.entries = {k: v for k, v in loaded.items() if isinstance(v, list) and len(v) == 5}
-        except (OSError, ValueError):
-            pass  # no stamp yet, or an unreadable one: everything is hashed
-
-    def _key(self, rel: str, entry) -> list | None:
-        try:
-            st = (self.root / rel).stat()
-        except OSError:
-            return None
-        return [int(st.st_size), int(st.st_mtime_ns), int(st.st_ctime_ns), int(st.st_ino), str(entry["sha256"])]
-
-    def covers(self, rel: str, entry) -> bool:
-        key = self._key(rel, entry)
-        return key is not None and self.entries.get(rel) == key
-
-    def add(self, rel: str, entry) -> None:
-        key = self._key(rel, entry)
-        if key is not None:
-            self.entries[rel] = key
-            self.changed = True
-
-    def save(self) -> None:
-        if not self.changed:
-            return
-        try:
-            atomic_write_bytes(self.path, json.dumps(self.entries).encode(), fsync=False)
-        except OSError:
-            pass  # read-only dataset: verify again next time
-
-
 def _data_env(env_name: str) -> str | None:
     """The env whose datasets ``env_name`` may train on (rlkit.envs.offline_data_env); None if unknown."""
     from rlkit.envs import UnknownEnvError, offline_data_env
@@ -588,6 +529,8 @@ def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify, source=
             pos += m
     if stamp is not None:
         stamp.save()
+    if source is not None:
+        source.save_stamp()
     terminals = out["terminal"]
     return OfflineData(
         task_ids=task_ids, obs=out["obs"], actions=out["action"], rewards=out["reward"], next_obs=out["next_obs"],
@@ -697,6 +640,7 @@ def iter_all_transitions(data_dir: str | os.PathLike) -> Iterator[tuple[np.ndarr
         for rel, entry in sorted(source.metadata["files"].items()):
             rec = source.records(rel, entry)
             yield rec["obs"], rec["next_obs"]
+        source.save_stamp()
     elif layout == "native":
         meta = read_metadata(root)
         for rel, entry in sorted(meta["files"].items()):

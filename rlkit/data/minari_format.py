@@ -26,8 +26,9 @@ refused on reading. ``minari`` is an optional dependency, imported here only.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from rlkit.data._io import atomic_write_bytes, npy_bytes, sha256_hex
+from rlkit.data._io import VerifiedStamp, atomic_write_bytes, npy_bytes, sha256_hex
 from rlkit.data.episodes import Episode
 from rlkit.data.errors import DatasetError
 from rlkit.data.native import (
@@ -234,6 +235,7 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
     abs_max_json = None if abs_max is None else [float(x) for x in abs_max]
     recorded_tasks = meta.get("tasks") or []
     names, n_eps, n_steps = {}, 0, 0
+    stamp = VerifiedStamp(folder / NATIVE_CACHE)
     card = dataset_card(env_name, code_permalink)
     if author:
         card["author"] = author
@@ -269,7 +271,7 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
             ep_meta += [{"behaviour_checkpoint": int(step), "action_mode": ACTION_MODES[int(e.sampled)],
                          "episode_index": int(e.index)} for e in eps]
             n_steps += sum(len(e) for e in eps)
-            _prefill_native_cache(folder, src, rel, files[rel])
+            _prefill_native_cache(folder, src, rel, files[rel], stamp)
         dataset.storage.update_episode_metadata(ep_meta, range(len(ep_meta)))
         dataset.storage.update_metadata({
             KEY: header, "csro_task": int(task),
@@ -278,6 +280,7 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
         })
         names[str(task)] = task_dataset_name(task)
         n_eps += len(ep_meta)
+    stamp.save()
     update_namespace_metadata(
         ns, f"CSRO offline multi-task dataset of {env_name}: one Minari dataset per task (read with "
             f"`python -m rlkit.data convert minari:{ns} DIR --to native`, or train on algo_params.data_dir=minari:{ns})",
@@ -298,8 +301,10 @@ def _checked_source(src: Path, rel: str, entry: Mapping[str, Any]) -> bytes:
     return raw
 
 
-def _prefill_native_cache(folder: Path, src: Path, rel: str, entry: Mapping[str, Any]) -> None:
-    """Seed the namespace's native cache (:meth:`MinariSource.records`) with the checked source file.
+def _prefill_native_cache(folder: Path, src: Path, rel: str, entry: Mapping[str, Any],
+                          stamp: VerifiedStamp) -> None:
+    """Seed the namespace's native cache (:meth:`MinariSource.records`) with the checked source file,
+    stamped as checked (its bytes matched the recorded SHA-256 as they were written).
 
     A rebuild from the Minari episodes gives these bytes exactly (the tests check it), so the first
     load after a conversion is as fast as every later one; a copy of the namespace without
@@ -307,6 +312,7 @@ def _prefill_native_cache(folder: Path, src: Path, rel: str, entry: Mapping[str,
     raw = _checked_source(src, rel, entry)
     (folder / NATIVE_CACHE / rel).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(folder / NATIVE_CACHE / rel, raw, fsync=False)
+    stamp.add(rel, entry)
 
 
 # ---- reading ------------------------------------------------------------------------
@@ -366,6 +372,7 @@ class MinariSource:
             self._tasks[task] = _Task(name, ids)
             files.update(entries)
         self.metadata = {**header, "files": files}
+        self._stamp = VerifiedStamp(self.root / NATIVE_CACHE)  # the cache files already checked (records)
 
     def _task_metadata(self, task: int, name: str) -> dict:
         path = self.root / name / "data" / "metadata.json"
@@ -414,32 +421,52 @@ class MinariSource:
         Minari keeps one HDF5 group per episode; rebuilding a point-robot selection reads ~30,000 of
         them, 150x the native load. The conversion seeds ``NAMESPACE/_csro_native/`` with the native
         files; a namespace without them (copied without that folder, or from elsewhere) writes each
-        rebuilt file, byte for byte the native one, there on its first load. Loads read it there, checked against the checksum
-        the conversion recorded (``verify``) or at least its size, so a cache file that does not match
-        is rebuilt, never used. A read-only store just rebuilds every time. ``cache=False`` reads the
-        Minari episodes themselves (``python -m rlkit.data verify`` checks what Minari holds)."""
+        rebuilt file, byte for byte the native one, there on its first load.
+
+        The cache is never trusted by its size: it is derived data beside the dataset, which anyone
+        can copy, swap or edit without touching what Minari holds. Every cache file is checked against
+        the SHA-256 that the namespace's metadata records for it (``csro_files``), whatever ``verify``
+        says, once: a stamp (``_csro_native/.verified.json``, :class:`VerifiedStamp`: size, times,
+        inode and checksum) then stands for the check, so later loads cost one stat per file. A file
+        swapped in by a rename has another inode at that path, one overwritten in place another
+        change time, so either is hashed again, found different, and rebuilt from the Minari episodes
+        with a warning; it is never used. A rebuild is checked against the same SHA-256 (its cost is
+        the HDF5 reads). A read-only store just rebuilds every time. ``cache=False`` reads the Minari
+        episodes themselves (``python -m rlkit.data verify`` checks what Minari holds, and the cache
+        with :meth:`cache_problem`)."""
         if not cache:
             return self._rebuilt_records(rel, entry, dtype, verify)
-        cached = self._cached_records(rel, entry, dtype, verify)
+        cached = self._cached_records(rel, entry, dtype)
         if cached is not None:
             return cached
         rec = self._rebuilt_records(rel, entry, dtype, verify)
         try:
             (self.root / NATIVE_CACHE / rel).parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.root / NATIVE_CACHE / rel, npy_bytes(rec), fsync=False)
+            self._stamp.add(rel, entry)
         except OSError:
             pass  # a read-only store: the cache is an optimisation
         return rec
 
-    def _cached_records(self, rel: str, entry: Mapping[str, Any], dtype, verify: bool) -> np.ndarray | None:
+    def save_stamp(self) -> None:
+        """Keep which cache files passed their check (a load calls it once, after its last file)."""
+        self._stamp.save()
+
+    def _cached_records(self, rel: str, entry: Mapping[str, Any], dtype) -> np.ndarray | None:
         import io
 
+        path = self.root / NATIVE_CACHE / rel
+        stamped = self._stamp.covers(rel, entry)
         try:
-            raw = (self.root / NATIVE_CACHE / rel).read_bytes()
+            raw = path.read_bytes()
         except OSError:
             return None
-        if len(raw) != int(entry["bytes"]) or (verify and sha256_hex(raw) != entry["sha256"]):
-            return None
+        if not stamped:
+            if len(raw) != int(entry["bytes"]) or sha256_hex(raw) != entry["sha256"]:
+                print(f"warning: {path} does not match the SHA-256 that {self.label} records for {rel} (changed or "
+                      "swapped since it was cached): rebuilt from the Minari episodes instead", file=sys.stderr)
+                return None
+            self._stamp.add(rel, entry)
         dt = dtype if dtype is not None else record_dtype(self.metadata["obs_dim"], self.metadata["act_dim"])
         try:
             rec = np.load(io.BytesIO(raw), allow_pickle=False)
@@ -447,9 +474,25 @@ class MinariSource:
             return None
         return rec if rec.dtype == dt and rec.ndim == 1 else None
 
+    def cache_problem(self, rel: str, entry: Mapping[str, Any]) -> str | None:
+        """What is wrong with the cached native file of ``rel`` (always hashed, no stamp), or None when it
+        matches its recorded SHA-256 or is not cached."""
+        path = self.root / NATIVE_CACHE / rel
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"{path} cannot be read ({exc.strerror}): delete it (the next load rebuilds it)"
+        if len(raw) != int(entry["bytes"]) or sha256_hex(raw) != entry["sha256"]:
+            return (f"{path} does not match the SHA-256 recorded for {rel} (changed or swapped since it was "
+                    f"cached): delete it, or all of {NATIVE_CACHE}/ (the next load rebuilds it from the Minari episodes)")
+        return None
+
     def _rebuilt_records(self, rel: str, entry: Mapping[str, Any], dtype: np.dtype | None = None,
                          verify: bool = False) -> np.ndarray:
-        """The native records of one (task, checkpoint), rebuilt from its Minari episodes."""
+        """The native records of one (task, checkpoint), rebuilt from its Minari episodes and checked
+        against the recorded SHA-256 (``verify`` or not: the HDF5 reads cost far more than the hash)."""
         from minari import MinariDataset
 
         task, step = int(entry["task"]), int(entry["step"])
@@ -465,7 +508,7 @@ class MinariSource:
             raise DatasetError(f"{where}: the episodes of {t.name} do not match its csro_files metadata "
                                "(edited or filtered with other tools?); convert again")
         rec = episodes_to_records(eps, dt)
-        if verify and sha256_hex(npy_bytes(rec)) != entry["sha256"]:
+        if sha256_hex(npy_bytes(rec)) != entry["sha256"]:
             raise DatasetError(f"{where}: the data fails its SHA-256 check (changed since conversion); "
                                "convert the native dataset again")
         return rec
@@ -520,6 +563,7 @@ def import_minari(src: str | os.PathLike, dst: str | os.PathLike, *, to: str = "
             write_legacy_checkpoint(dst, task, step, eps, fsync=fsync)
         n_files += 1
         n_trans += sum(len(e) for e in eps)
+    source.save_stamp()
     if source.abs_max is not None:
         save_normalizer(dst, source.abs_max, overwrite=True)
     return {"files": n_files, "transitions": n_trans}
