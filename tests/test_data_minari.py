@@ -115,18 +115,24 @@ def test_minari_sees_episodes_flags_and_metadata(native, store):
 
 def test_a_minari_user_gets_a_card_an_eval_env_and_normalized_scores(native, store):
     """Were: author, code_permalink and requirements "Not provided", no eval_env_spec, and
-    minari.get_normalized_score raised for want of ref_min_score / ref_max_score."""
+    minari.get_normalized_score raised for want of ref_min_score / ref_max_score. The card holds no
+    placeholder: what pyproject.toml gives (here: no authors, no URL) or nothing."""
     import minari
+    from packaging.requirements import Requirement
 
-    from rlkit.data.minari_format import RANDOM_EPISODES, package_version
+    from rlkit.data.card import project_info
+    from rlkit.data.minari_format import RANDOM_EPISODES
     from rlkit.envs.random_policy import random_policy_return
 
+    info = project_info()
     env_params = read_metadata(native)["env_params"]
     for task in (0, 2):
         ds = minari.load_dataset(f"{NS}/task-{task:03d}-v0")
         meta = ds.storage.metadata
-        assert any("CSRO" in a for a in meta["author"]) and meta["code_permalink"]  # minari keeps a set
-        assert f"csro=={package_version()}" in meta["requirements"]
+        assert set(meta.get("author", ())) == set(info.authors)  # minari keeps a set
+        assert set(meta.get("author_email", ())) == set(info.emails)
+        assert meta.get("code_permalink") == info.url
+        assert {Requirement(r).name for r in meta["requirements"]} == {"gymnasium", "mujoco"}  # all on PyPI
         assert ds.recover_environment(eval_env=True).spec.kwargs["task"] == task  # the task's own env
         best = max(np.mean([e.rewards.sum() for e in read_checkpoint_episodes(native, task, s) if not e.sampled])
                    for s in STEPS)
@@ -134,6 +140,68 @@ def test_a_minari_user_gets_a_card_an_eval_env_and_normalized_scores(native, sto
         assert meta["ref_max_score"] == pytest.approx(best) and meta["ref_min_score"] == pytest.approx(random)
         got = minari.get_normalized_score(ds, np.array([random, best, (random + best) / 2]))
         np.testing.assert_allclose(got, [0.0, 1.0, 0.5], atol=1e-9)
+
+
+def test_the_card_names_who_made_the_data_and_a_real_url(fixed, store, capsys):
+    """Were: author "CSRO reference implementation (...)" (a placeholder), no e-mail, code_permalink
+    "csro 0.1.0 (...)" (no URL: `minari show` rendered a broken link) and the requirement csro==0.1.0,
+    which no registry serves."""
+    import minari
+    from packaging.requirements import Requirement
+
+    ns = "csro-test/card"
+    assert main(["convert", str(fixed), f"minari:{ns}", "--to", "minari", "--author", "Ada Lovelace",
+                 "--author-email", "ada@example.org", "--code-permalink",
+                 "https://github.com/example/csro/tree/0123abc"]) == 0
+    meta = minari.load_dataset(f"{ns}/task-001-v0").storage.metadata
+    assert set(meta["author"]) == {"Ada Lovelace"} and set(meta["author_email"]) == {"ada@example.org"}
+    assert meta["code_permalink"] == "https://github.com/example/csro/tree/0123abc"
+    assert all(Requirement(r).name in ("gymnasium", "mujoco") for r in meta["requirements"])
+    capsys.readouterr()
+    for flag, value, says in (("--code-permalink", "csro 0.1.0", "must be a URL"),
+                              ("--code-permalink", "github.com/x/y", "must be a URL"),
+                              ("--author-email", "nobody", "e-mail address")):
+        err = _one_line_error(capsys, ["convert", str(fixed), "minari:csro-test/bad-card", "--to", "minari",
+                                       flag, value])
+        assert says in err and flag in err
+    assert not (store / "csro-test" / "bad-card").exists()
+
+
+def test_the_cards_defaults_come_from_pyproject(tmp_path, monkeypatch):
+    """One place for the card: [project] authors, urls and dependencies of pyproject.toml (or of the
+    installed package's metadata); a field that has no value there is left out, never made up."""
+    import rlkit.data.card as card
+
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('''[project]
+name = "csro"
+version = "9.9"
+authors = [{ name = "Grace Hopper", email = "grace@example.org" }, { name = "Alan Turing" }]
+dependencies = ["torch>=2.2", "gymnasium[mujoco]>=1.0,<2", "mujoco>=3.1,<5", "numpy"]
+[project.urls]
+Documentation = "https://example.org/docs"
+Source = "https://example.org/csro"
+''')
+    monkeypatch.setattr(card, "PYPROJECT", pyproject)
+    info = card.project_info()
+    assert info.authors == ["Grace Hopper", "Alan Turing"] and info.emails == ["grace@example.org"]
+    assert info.url == "https://example.org/csro"
+    assert info.requirements == ["gymnasium[mujoco]<2,>=1.0", "mujoco<5,>=3.1"]
+    got, missing = card.dataset_card()
+    assert got["author"] == {"Grace Hopper", "Alan Turing"} and got["author_email"] == {"grace@example.org"}
+    assert got["code_permalink"] == "https://example.org/csro" and missing == []
+    got, _ = card.dataset_card(author="Me", author_email="me@example.org", code_permalink="https://x.org/y")
+    assert got["author"] == {"Me"} and got["author_email"] == {"me@example.org"} and got["code_permalink"] == "https://x.org/y"
+    pyproject.write_text('[project]\nname = "csro"\nversion = "1"\ndependencies = ["mujoco"]\n')
+    got, missing = card.dataset_card()
+    assert "author" not in got and "author_email" not in got and "code_permalink" not in got
+    assert missing == ["author", "author_email", "code_permalink"] and got["requirements"] == ["mujoco"]
+    # this checkout's own pyproject is the one read
+    monkeypatch.undo()
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert card.project_info().authors == [a["name"] for a in project.get("authors", []) if "name" in a]
 
 
 def test_recover_environment_in_a_fresh_process(native, store):

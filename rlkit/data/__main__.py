@@ -95,9 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "folders and normalizer.npz) with the conversion, swapped in once it is complete; other "
                          "files in DST are kept. Any other non-empty DST (other files only, the other layout, a "
                          "folder holding SRC, a Minari store) is refused, and so is SRC itself")
-    pc.add_argument("--author", help="--to minari: the dataset card's author (default: this project)")
+    pc.add_argument("--author", help="--to minari: the dataset card's author, who made the data (default: the "
+                                     "authors in pyproject.toml's [project] table; left out when it names none)")
+    pc.add_argument("--author-email", dest="author_email",
+                    help="--to minari: the card's contact e-mail (default: the authors' e-mails in pyproject.toml)")
     pc.add_argument("--code-permalink", dest="code_permalink",
-                    help="--to minari: the card's code permalink, e.g. your fork's URL at the commit that made the data")
+                    help="--to minari: the card's code permalink, a URL, e.g. your fork at the commit that made the "
+                         "data (default: pyproject.toml's [project.urls] Source/Repository/Homepage; left out when "
+                         "there is none)")
     pn = sub.add_parser("normalizer", help="compute normalizer.npz (abs_max of all observations)")
     pn.add_argument("dir", help="dataset folder; normalizer.npz is written there")
     pn.add_argument("--force", action="store_true", help="replace an existing normalizer.npz")
@@ -134,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stats = convert_dataset(
                 args.src, args.dst, args.to, env_name=env_name, env_params=env_params, task_params=task_params,
                 max_episode_steps=args.max_episode_steps, tasks=args.tasks, overwrite=args.overwrite,
-                author=args.author, code_permalink=args.code_permalink,
+                author=args.author, author_email=args.author_email, code_permalink=args.code_permalink,
             )
             print(f"converted {args.src} -> {args.dst} ({args.to}): {stats}")
         elif args.cmd == "profile":

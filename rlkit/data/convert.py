@@ -58,6 +58,7 @@ def convert_dataset(
     overwrite: bool = False,
     fsync: bool = True,
     author: str | None = None,
+    author_email: str | None = None,
     code_permalink: str | None = None,
 ) -> dict:
     """Copy every episode of ``src`` into ``dst`` in layout ``to`` ("native", "legacy" or "minari").
@@ -87,7 +88,8 @@ def convert_dataset(
         if layout != "native":
             raise DatasetError(f"{src} is a {layout} dataset: convert it to native first (--to native), "
                                "then to minari")
-        return export_minari(src, str(dst), tasks=tasks, author=author, code_permalink=code_permalink)
+        return export_minari(src, str(dst), tasks=tasks, author=author, author_email=author_email,
+                             code_permalink=code_permalink)
     if is_minari_ref(dst):
         raise DatasetError(f"{dst} is a Minari name: pass --to minari to write a Minari dataset")
     dst = Path(dst)

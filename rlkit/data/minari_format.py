@@ -154,26 +154,7 @@ def _buffer(e: Episode):
                          truncations=trunc, infos=infos)
 
 
-DEFAULT_AUTHOR = "CSRO reference implementation (python -m rlkit.data convert)"
 RANDOM_EPISODES = 100  # episodes per task behind ref_min_score (Minari's own default count)
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("csro")
-    except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
-        return "0+unknown"
-
-
-def dataset_card(env_name: str, code_permalink: str | None) -> dict:
-    """What Minari shows for each task dataset besides the data: who made it with what, and what to install
-    to rebuild its env (the env ids are this package's, registered when ``rlkit.envs`` is imported)."""
-    return {"author": DEFAULT_AUTHOR,
-            "code_permalink": code_permalink or f"csro {package_version()} (CSRO reference implementation)",
-            "requirements": [f"csro=={package_version()}", "mujoco>=3.1", "gymnasium>=1.0"],
-            "algorithm_name": "SAC behaviour policy checkpoints (CSRO data generator)"}
 
 
 def reference_scores(env_name: str, env_params: Mapping[str, Any], task: int, horizon: int,
@@ -189,12 +170,15 @@ def reference_scores(env_name: str, env_params: Mapping[str, Any], task: int, ho
 
 
 def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | None = None,
-                  author: str | None = None, code_permalink: str | None = None) -> dict:
+                  author: str | None = None, author_email: str | None = None,
+                  code_permalink: str | None = None) -> dict:
     """Write the native dataset ``src`` as Minari namespace ``dst`` (``minari:NS`` or ``NS``).
 
-    Each task's dataset carries a card (author, code permalink, requirements with this package's
-    version), ``eval_env_spec`` (the task's env) and ``ref_min_score`` / ``ref_max_score``
+    Each task's dataset carries a card (:func:`rlkit.data.card.dataset_card`: author, e-mail and
+    code permalink from the arguments or pyproject, requirements that PyPI serves),
+    ``eval_env_spec`` (the task's env) and ``ref_min_score`` / ``ref_max_score``
     (:func:`reference_scores`), so ``minari.get_normalized_score`` works on it."""
+    from rlkit.data.card import dataset_card
     from rlkit.data.normalizer import load_normalizer
     from rlkit.envs import make_env
 
@@ -202,6 +186,7 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
     from minari.namespace import update_namespace_metadata
 
     src = Path(src)
+    card, unnamed = dataset_card(author, author_email, code_permalink)  # a bad one is refused before any write
     meta = read_metadata(src)
     ns = _namespace_of(str(dst))
     folder = _datasets_root() / ns
@@ -236,9 +221,11 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
     recorded_tasks = meta.get("tasks") or []
     names, n_eps, n_steps = {}, 0, 0
     stamp = VerifiedStamp(folder / NATIVE_CACHE)
-    card = dataset_card(env_name, code_permalink)
-    if author:
-        card["author"] = author
+    if unnamed:
+        flags = " ".join(f"--{k.replace('_', '-')}" for k in unnamed)
+        print(f"warning: the dataset card leaves out {', '.join(unnamed)} (pyproject.toml names none): "
+              f"pass {flags} to give them", file=sys.stderr)
+    where = card.get("code_permalink") or "this project's code (rlkit.envs)"
     for task, steps in ckpts.items():
         dataset_id = f"{ns}/{task_dataset_name(task)}"
         dataset, ep_meta, files = None, [], {}
@@ -255,7 +242,8 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
             if dataset is None:
                 spec = _env_spec(env_name, env_params, task)
                 with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message=".*author_email", category=UserWarning)  # none to give
+                    for key in unnamed:  # said above, in one line
+                        warnings.filterwarnings("ignore", message=f"`{key}` is set to None", category=UserWarning)
                     dataset = minari.create_dataset_from_buffers(
                         dataset_id, buffers, env=spec, eval_env=spec,
                         observation_space=env.observation_space, action_space=env.action_space,
@@ -264,7 +252,8 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
                         description=f"CSRO offline data of {env_name}, task {task}: every episode of every "
                                     "behaviour checkpoint (see episode metadata behaviour_checkpoint, action_mode). "
                                     "ref_min_score: uniform-random policy; ref_max_score: the best checkpoint's "
-                                    "deterministic return.", **card,
+                                    "deterministic return. recover_environment() needs the package that registers "
+                                    f"the csro/ env ids installed (not on PyPI): {where}.", **card,
                     )
             else:
                 dataset.update_dataset_from_buffer(buffers)
