@@ -271,6 +271,34 @@ def test_meta_training_reads_algo_params_data_dir_minari(native, tmp_path):
             assert torch.equal(value, b.gather(rows, True)[key]), (part, key)
 
 
+def test_auto_checkpoints_and_episode_counts_on_minari_data(native, tmp_path):
+    """Was: algo_params.train_epoch=auto on minari:NS failed with "... lacks dataset.json (a reference-layout
+    dataset?)", although the namespace records the same file table. The launcher's own resolver gives the
+    same selection as on the native folder."""
+    from rlkit.launchers import meta_train
+
+    config = small_point_robot_config(tmp_path, n_tasks=N_TASKS, n_train=3)
+    auto = ["algo_params.train_epoch=auto", "algo_params.eval_epoch=auto", "algo_params.n_trj=auto"]
+    got = {}
+    for d in (native, f"minari:{NS}"):
+        cfg = load_config(config, [*auto, f"algo_params.data_dir={d}"])
+        train, test = split_tasks_from_variant(cfg, 0)
+        algo = meta_train.resolve_auto(cfg["algo_params"], train, test)
+        got[str(d)] = (algo["train_epoch"], algo["eval_epoch"], algo["n_trj"])
+    assert got[f"minari:{NS}"] == got[str(native)] == ([100, 300, 100], [100, 300, 100], 3)
+
+
+def test_auto_on_the_reference_layout_says_why(native, tmp_path):
+    from rlkit.launchers import meta_train
+
+    legacy = tmp_path / "legacy"
+    assert main(["convert", str(native), str(legacy), "--to", "legacy"]) == 0
+    cfg = load_config(small_point_robot_config(tmp_path, n_tasks=N_TASKS, n_train=3),
+                      ["algo_params.train_epoch=auto", f"algo_params.data_dir={legacy}"])
+    with pytest.raises(DatasetError, match="reference layout, which records no checkpoints.*--to native"):
+        meta_train.resolve_auto(cfg["algo_params"], [0, 1, 2], [3])
+
+
 def test_a_run_on_minari_data_gets_the_same_reference_returns_as_on_the_native_data(native, tmp_path):
     """Was: "normalized scores: NaN (dataset minari:... is not here)", and plot --normalized failed on the run.
     The behaviour references come from the dataset's deterministic episodes when there is no generator log."""

@@ -25,7 +25,7 @@ from rlkit.core.logger import json_roundtrip
 from rlkit.data._io import VerifiedStamp  # noqa: F401 (its home before the Minari cache used it too)
 from rlkit.data.errors import DatasetError
 from rlkit.errors import ignore_interrupts
-from rlkit.data.selection import describe_counts, episode_counts
+from rlkit.data.selection import describe_counts, episode_counts, resolve_auto_from, wants_auto
 from rlkit.data.legacy import (
     is_legacy_dataset,
     legacy_columns,
@@ -233,6 +233,28 @@ def detect_layout(data_dir: str | os.PathLike, env_name: str | None = None) -> s
         f"{root} holds no offline dataset (neither {METADATA_FILE} nor goal_idx* folders): "
         f"generate it with {_generate_cmd(root, env_name)}"
     )
+
+
+def dataset_metadata(data_dir: str | os.PathLike) -> dict:
+    """The ``dataset.json`` contents (header and file table) that a native dataset or a Minari namespace
+    records; the reference layout records none, which is said in one line."""
+    layout = detect_layout(data_dir)
+    if layout == "minari":
+        return MinariSource(data_dir).metadata
+    if layout == "native":
+        return read_metadata(data_dir)
+    raise DatasetError(f"{data_dir} is in the reference layout, which records no checkpoints or episode counts: "
+                       "give train_epoch / eval_epoch / n_trj explicitly, or convert it once with "
+                       f"python -m rlkit.data convert {data_dir} DIR --to native and train on DIR")
+
+
+def resolve_auto(algo: dict, train_tasks: Sequence[int], test_tasks: Sequence[int]) -> dict:
+    """``algo_params`` with every ``auto`` of train_epoch / eval_epoch / n_trj replaced from what the
+    dataset at ``algo["data_dir"]`` records (rlkit.data.selection), native or Minari alike."""
+    if not wants_auto(algo):
+        return algo
+    meta = dataset_metadata(algo["data_dir"])
+    return resolve_auto_from(algo, meta["files"], str(algo["data_dir"]), train_tasks, test_tasks)
 
 
 def _generate_cmd(root: Path, env_name: str | None) -> str:
