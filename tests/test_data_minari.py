@@ -460,6 +460,43 @@ def test_a_damaged_native_file_is_refused_before_any_minari_dataset_is_written(n
     assert not (store / "csro-test" / "damaged").exists()  # nothing half-written to delete
 
 
+@pytest.mark.parametrize("where", ["hdf5", "cache", "namespace"])
+def test_a_full_disk_during_export_is_one_line_and_leaves_nothing(fixed, store, capsys, monkeypatch, where):
+    """Was: an h5py traceback, and a half-written namespace (and its parent namespace) left in the store.
+    The disk fills in Minari's HDF5 writer on the second task, in the native cache, or in the last write
+    (the namespace metadata)."""
+    import errno
+
+    import minari.namespace
+    from minari.dataset._storages.hdf5_storage import HDF5Storage
+
+    import rlkit.data.minari_format as mf
+
+    calls = {"n": 0}
+
+    def full(real):
+        def write(*a, **k):
+            calls["n"] += 1
+            if calls["n"] >= 2 or where == "namespace":
+                raise OSError(errno.ENOSPC, "No space left on device", str(store / "somewhere" / "main_data.hdf5"))
+            return real(*a, **k)
+        return write
+
+    if where == "hdf5":
+        monkeypatch.setattr(HDF5Storage, "update_episodes", full(HDF5Storage.update_episodes))
+    elif where == "cache":
+        monkeypatch.setattr(mf, "atomic_write_bytes", full(mf.atomic_write_bytes))
+    else:
+        monkeypatch.setattr(minari.namespace, "update_namespace_metadata", full(minari.namespace.update_namespace_metadata))
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    capsys.readouterr()
+    err = _one_line_error(capsys, ["convert", str(fixed), "minari:csro-full/ns", "--to", "minari", "--author", "A",
+                                   "--author-email", "a@example.org", "--code-permalink", "https://example.org/a"])
+    assert "No space left on device" in err and "main_data.hdf5" in err and "csro-full/ns" in err, err
+    assert "removed" in err and "free some disk space" in err
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before  # not even the parent namespace
+
+
 def test_missing_csro_metadata_is_refused(native, store, tmp_path, capsys):
     """A copy of the namespace (read by folder path) whose task dataset lost its csro metadata, or whose
     episodes no longer match it."""

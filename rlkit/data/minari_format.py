@@ -219,63 +219,116 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
     abs_max = load_normalizer(src, obs_dim)
     abs_max_json = None if abs_max is None else [float(x) for x in abs_max]
     recorded_tasks = meta.get("tasks") or []
-    names, n_eps, n_steps = {}, 0, 0
-    stamp = VerifiedStamp(folder / NATIVE_CACHE)
     if unnamed:
         flags = " ".join(f"--{k.replace('_', '-')}" for k in unnamed)
         print(f"warning: the dataset card leaves out {', '.join(unnamed)} (pyproject.toml names none): "
               f"pass {flags} to give them", file=sys.stderr)
     where = card.get("code_permalink") or "this project's code (rlkit.envs)"
-    for task, steps in ckpts.items():
-        dataset_id = f"{ns}/{task_dataset_name(task)}"
-        dataset, ep_meta, files = None, [], {}
-        # the references need every checkpoint's deterministic return before the dataset is created
-        per_step = {step: read_checkpoint_episodes(src, task, step) for step in steps}
-        det = {step: float(np.mean([e.rewards.sum() for e in eps if not e.sampled]))
-               for step, eps in per_step.items() if any(not e.sampled for e in eps)}
-        low, high = reference_scores(env_name, env_params, task, env.max_episode_steps, det) if det else (None, None)
-        for step in steps:
-            eps = per_step.pop(step)
-            rel = checkpoint_relpath(task, step)
-            files[rel] = meta["files"][rel]
-            buffers = [_buffer(e) for e in eps]
-            if dataset is None:
-                spec = _env_spec(env_name, env_params, task)
-                with warnings.catch_warnings():
-                    for key in unnamed:  # said above, in one line
-                        warnings.filterwarnings("ignore", message=f"`{key}` is set to None", category=UserWarning)
-                    dataset = minari.create_dataset_from_buffers(
-                        dataset_id, buffers, env=spec, eval_env=spec,
-                        observation_space=env.observation_space, action_space=env.action_space,
-                        ref_min_score=low, ref_max_score=high, num_episodes_average_score=RANDOM_EPISODES,
-                        data_format="hdf5",
-                        description=f"CSRO offline data of {env_name}, task {task}: every episode of every "
-                                    "behaviour checkpoint (see episode metadata behaviour_checkpoint, action_mode). "
-                                    "ref_min_score: uniform-random policy; ref_max_score: the best checkpoint's "
-                                    "deterministic return. recover_environment() needs the package that registers "
-                                    f"the csro/ env ids installed (not on PyPI): {where}.", **card,
-                    )
-            else:
-                dataset.update_dataset_from_buffer(buffers)
-            ep_meta += [{"behaviour_checkpoint": int(step), "action_mode": ACTION_MODES[int(e.sampled)],
-                         "episode_index": int(e.index)} for e in eps]
-            n_steps += sum(len(e) for e in eps)
-            _prefill_native_cache(folder, src, rel, files[rel], stamp)
-        dataset.storage.update_episode_metadata(ep_meta, range(len(ep_meta)))
-        dataset.storage.update_metadata({
-            KEY: header, "csro_task": int(task),
-            "csro_task_params": recorded_tasks[task] if task < len(recorded_tasks) else None,
-            "csro_files": files, "csro_obs_abs_max": abs_max_json,
-        })
-        names[str(task)] = task_dataset_name(task)
-        n_eps += len(ep_meta)
-    stamp.save()
-    update_namespace_metadata(
-        ns, f"CSRO offline multi-task dataset of {env_name}: one Minari dataset per task (read with "
-            f"`python -m rlkit.data convert minari:{ns} DIR --to native`, or train on algo_params.data_dir=minari:{ns})",
-        **{KEY: header, "csro_task_datasets": names, "csro_obs_abs_max": abs_max_json},
-    )
+    names, n_eps, n_steps = {}, 0, 0
+    created = _absent_folders(folder)  # what a failed write removes again: the namespace and new parents
+    try:
+        stamp = VerifiedStamp(folder / NATIVE_CACHE)
+        for task, steps in ckpts.items():
+            dataset_id = f"{ns}/{task_dataset_name(task)}"
+            dataset, ep_meta, files = None, [], {}
+            # the references need every checkpoint's deterministic return before the dataset is created
+            per_step = {step: read_checkpoint_episodes(src, task, step) for step in steps}
+            det = {step: float(np.mean([e.rewards.sum() for e in eps if not e.sampled]))
+                   for step, eps in per_step.items() if any(not e.sampled for e in eps)}
+            low, high = reference_scores(env_name, env_params, task, env.max_episode_steps, det) if det else (None, None)
+            for step in steps:
+                eps = per_step.pop(step)
+                rel = checkpoint_relpath(task, step)
+                files[rel] = meta["files"][rel]
+                buffers = [_buffer(e) for e in eps]
+                if dataset is None:
+                    spec = _env_spec(env_name, env_params, task)
+                    with warnings.catch_warnings():
+                        for key in unnamed:  # said above, in one line
+                            warnings.filterwarnings("ignore", message=f"`{key}` is set to None", category=UserWarning)
+                        dataset = minari.create_dataset_from_buffers(
+                            dataset_id, buffers, env=spec, eval_env=spec,
+                            observation_space=env.observation_space, action_space=env.action_space,
+                            ref_min_score=low, ref_max_score=high, num_episodes_average_score=RANDOM_EPISODES,
+                            data_format="hdf5",
+                            description=f"CSRO offline data of {env_name}, task {task}: every episode of every "
+                                        "behaviour checkpoint (see episode metadata behaviour_checkpoint, action_mode). "
+                                        "ref_min_score: uniform-random policy; ref_max_score: the best checkpoint's "
+                                        "deterministic return. recover_environment() needs the package that registers "
+                                        f"the csro/ env ids installed (not on PyPI): {where}.", **card,
+                        )
+                else:
+                    dataset.update_dataset_from_buffer(buffers)
+                ep_meta += [{"behaviour_checkpoint": int(step), "action_mode": ACTION_MODES[int(e.sampled)],
+                             "episode_index": int(e.index)} for e in eps]
+                n_steps += sum(len(e) for e in eps)
+                _prefill_native_cache(folder, src, rel, files[rel], stamp)
+            dataset.storage.update_episode_metadata(ep_meta, range(len(ep_meta)))
+            dataset.storage.update_metadata({
+                KEY: header, "csro_task": int(task),
+                "csro_task_params": recorded_tasks[task] if task < len(recorded_tasks) else None,
+                "csro_files": files, "csro_obs_abs_max": abs_max_json,
+            })
+            names[str(task)] = task_dataset_name(task)
+            n_eps += len(ep_meta)
+        stamp.save()
+        update_namespace_metadata(
+            ns, f"CSRO offline multi-task dataset of {env_name}: one Minari dataset per task (read with "
+                f"`python -m rlkit.data convert minari:{ns} DIR --to native`, or train on algo_params.data_dir=minari:{ns})",
+            **{KEY: header, "csro_task_datasets": names, "csro_obs_abs_max": abs_max_json},
+        )
+    except BaseException as exc:
+        _remove_created(folder, created)
+        full = _disk_full(exc)
+        if isinstance(exc, (OSError, RuntimeError)) and (full or isinstance(exc, OSError)):
+            raise DatasetError(_write_failure(exc, ns, folder, full)) from None
+        raise
     return {"namespace": ns, "path": str(folder), "datasets": len(names), "episodes": n_eps, "transitions": n_steps}
+
+
+def _absent_folders(folder: Path) -> list[Path]:
+    """``folder`` and each of its parents below the Minari store that do not exist yet (outermost last)."""
+    root, out = _datasets_root().resolve(), []
+    for p in (folder, *folder.parents):
+        if p.resolve() == root or p.exists():
+            break
+        out.append(p)
+    return out
+
+
+def _remove_created(folder: Path, created: list[Path]) -> None:
+    """Undo a namespace write that did not finish: nothing half-written stays in the store.
+
+    The outermost folder this export created goes (Minari writes a ``namespace_metadata.json`` into
+    every parent namespace too); a namespace folder that existed, empty, before is emptied again."""
+    import shutil
+
+    if created:
+        shutil.rmtree(created[-1], ignore_errors=True)
+    elif folder.is_dir():
+        for p in folder.iterdir():
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a full disk or quota, as Python or HDF5 (its errno in the text) says it."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "errno = 28" in text or "Disk quota exceeded" in text
+
+
+def _write_failure(exc: BaseException, ns: str, folder: Path, full: bool) -> str:
+    """The one line of a namespace write that failed (HDF5's messages run over several lines)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        what = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    else:
+        what = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    hint = "free some disk space and convert again" if full else "fix that and convert again"
+    return (f"writing the Minari namespace {ns} at {folder} failed: {what}; the half-written namespace was removed, "
+            f"{hint}")
 
 
 def _checked_source(src: Path, rel: str, entry: Mapping[str, Any]) -> bytes:
