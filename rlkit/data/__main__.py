@@ -27,7 +27,7 @@ from rlkit.data.errors import DatasetError
 from rlkit.data.loader import compute_abs_max
 from rlkit.data.minari_format import is_minari_ref
 from rlkit.data.normalizer import load_normalizer, save_normalizer
-from rlkit.data.profile import compare, format_profile, load_reference, profile_dataset
+from rlkit.data.profile import check_config_env, compare, format_profile, load_reference, profile_dataset
 from rlkit.data.split import split_tasks_from_variant
 from rlkit.data.tools import dataset_info, verify_dataset
 from rlkit.errors import cli
@@ -47,6 +47,7 @@ def _task_params_from_config(env_name: str, env_params: dict) -> list:
 def _profile(args) -> int:
     prof = profile_dataset(args.dir)
     reference = load_reference(args.reference) if args.reference else None
+    split = _config_split(args.config, prof) if args.config else None
     if args.json:
         if reference is not None:
             compare(prof, reference)  # the same refusals as the table
@@ -56,18 +57,25 @@ def _profile(args) -> int:
                   file=sys.stderr)
         print(json.dumps(prof.as_json(), indent=1))
         return 0
-    split = None
-    if args.config:
-        try:
-            variant = json.loads(Path(args.config).read_text())
-            split = split_tasks_from_variant(variant, 0)
-        except FileNotFoundError:
-            raise DatasetError(f"config {args.config} does not exist") from None
-        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise DatasetError(f"config {args.config} gives no task split ({exc}): pass the env's config JSON, "
-                               "e.g. configs/point-robot.json") from None
     print(format_profile(prof, split, reference))
     return 0
+
+
+def _config_split(path: str, prof) -> tuple:
+    """``profile --config``: the config's (train, test) task split, refused unless it is this dataset's env."""
+    try:
+        variant = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"config {path} does not exist") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"config {path} is not readable JSON ({exc}): pass the env's config JSON, "
+                           "e.g. configs/point-robot.json") from None
+    check_config_env(prof, variant.get("env_name") if isinstance(variant, dict) else None, path)
+    try:
+        return split_tasks_from_variant(variant, 0)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DatasetError(f"config {path} gives no task split ({exc}): pass the env's config JSON, "
+                           "e.g. configs/point-robot.json") from None
 
 
 @cli
