@@ -96,7 +96,7 @@ def test_a_failed_convert_leaves_nothing_that_blocks_the_rerun(native, tmp_path,
     out.joinpath("stray").write_text("x")  # an existing, non-empty DST is replaced only with --overwrite
     assert main(["convert", str(legacy), str(out), "--to", "native"]) == 2
     assert main(["convert", str(legacy), str(out), "--to", "native", "--overwrite"]) == 0
-    assert not (out / "stray").exists() and (out / "dataset.json").is_file()
+    assert (out / "stray").read_text() == "x" and (out / "dataset.json").is_file()  # the user's file stays
 
 
 def test_normalizer_command_and_loading(native, tmp_path, capsys):
@@ -157,3 +157,123 @@ def test_integrity_and_minari_benchmarks_quick_smoke(name, first, tmp_path, monk
     assert payload["quick"] and payload["rows"][0]["vs_no_check" if name == "bench_verified_stamp" else "vs_native"] == 1
     assert payload["rows"][0][("variant" if name == "bench_verified_stamp" else "source")] == first
     assert all(r["median_s"] > 0 for r in payload["rows"])
+
+
+# ---- convert --overwrite: only the dataset's own files, never anything else (issue 31) ----------------
+
+
+def _tree(root):
+    """{relative path: bytes} of every file under ``root`` (what must survive a refused --overwrite)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _refused(capsys, argv, *words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in err, err
+    return err
+
+
+def test_overwrite_refuses_a_folder_of_unrelated_files(native, tmp_path, capsys):
+    """Was: --overwrite deleted all of DST, whatever it held."""
+    dst = tmp_path / "mine"
+    (dst / "papers").mkdir(parents=True)
+    (dst / "notes.txt").write_text("keep me")
+    (dst / "papers" / "draft.tex").write_text("and me")
+    before = _tree(dst)
+    _refused(capsys, ["convert", str(native), str(dst), "--to", "legacy", "--overwrite"],
+             str(dst), "no legacy dataset", "--overwrite")
+    assert _tree(dst) == before
+
+
+def test_overwrite_refuses_a_dataset_of_the_other_layout(native, tmp_path, capsys):
+    """A native dataset is not replaced by a (lossy) legacy copy: DST must be a dataset of the --to layout."""
+    other = write_synthetic_dataset(tmp_path / "other", n_tasks=1, steps=[100], n_sampled=1, length=3)
+    before = _tree(other)
+    _refused(capsys, ["convert", str(native), str(other), "--to", "legacy", "--overwrite"], "native dataset",
+             "not a legacy")
+    assert _tree(other) == before
+
+
+def test_overwrite_refuses_a_destination_that_holds_the_source(tmp_path, capsys):
+    outer = tmp_path / "outer"
+    legacy = outer  # a legacy dataset whose folder also holds the native source
+    src = write_synthetic_dataset(outer / "native", n_tasks=2, steps=[100], n_sampled=1, length=3)
+    assert main(["convert", str(src), str(tmp_path / "l"), "--to", "legacy"]) == 0
+    for d in (tmp_path / "l").iterdir():
+        d.rename(legacy / d.name)
+    before = _tree(outer)
+    _refused(capsys, ["convert", str(src), str(outer), "--to", "legacy", "--overwrite"], "holds the source",
+             str(src))
+    assert _tree(outer) == before
+
+
+def test_overwrite_refuses_a_minari_store_and_a_namespace(native, tmp_path, monkeypatch, capsys):
+    store = tmp_path / "m" / "store"
+    ns = store / "csro" / "point-robot"
+    (ns / "task-000-v0" / "data").mkdir(parents=True)
+    (ns / "namespace_metadata.json").write_text("{}")
+    (ns / "task-000-v0" / "data" / "metadata.json").write_text("{}")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(store))
+    before = _tree(store)
+    for dst in (store, store / "csro", ns, store.parent):  # the last one holds the store
+        _refused(capsys, ["convert", str(native), str(dst), "--to", "legacy", "--overwrite"], "Minari")
+    assert _tree(store) == before
+
+
+def test_a_dataset_is_not_converted_onto_itself(native, tmp_path, capsys):
+    """Was: `convert D D --to legacy --overwrite` replaced the native original (checksums, flags,
+    generator state) by its lossy legacy copy."""
+    before = _tree(native)
+    for extra in ([], ["--overwrite"]):
+        _refused(capsys, ["convert", str(native), str(native), "--to", "legacy", *extra], "onto itself")
+        _refused(capsys, ["convert", str(native), f"{native}/../{native.name}/.", "--to", "legacy", *extra], "onto itself")
+    assert _tree(native) == before
+
+
+def test_overwrite_replaces_only_the_datasets_own_files_in_one_swap(native, tmp_path, capsys, monkeypatch):
+    """A legacy DST is replaced by the new conversion: its goal_idx* folders (one more task than the new
+    one) and normalizer go, a file the user keeps beside them stays; a conversion that fails leaves the old
+    DST as it was, and nothing beside it."""
+    import rlkit.data.convert as convert
+
+    dst = tmp_path / "legacy"
+    old = write_synthetic_dataset(tmp_path / "old", n_tasks=4, steps=[300], n_sampled=1, length=3, obs_dim=4,
+                                  act_dim=2)
+    assert main(["convert", str(old), str(dst), "--to", "legacy"]) == 0
+    (dst / "README.txt").write_text("how I made this")
+    before = _tree(dst)
+
+    def broken(*a, **k):
+        raise DatasetError("simulated failure halfway")
+
+    monkeypatch.setattr(convert, "write_legacy_checkpoint", broken)
+    _refused(capsys, ["convert", str(native), str(dst), "--to", "legacy", "--overwrite"], "simulated")
+    assert _tree(dst) == before and sorted(p.name for p in tmp_path.iterdir()) == ["cheetah-vel", "legacy", "old"]
+    monkeypatch.undo()
+
+    assert main(["convert", str(native), str(dst), "--to", "legacy", "--overwrite"]) == 0
+    assert (dst / "README.txt").read_text() == "how I made this"
+    assert sorted(p.name for p in dst.iterdir()) == ["README.txt", "goal_idx0", "goal_idx1", "goal_idx2"]
+    fresh = tmp_path / "fresh"
+    assert main(["convert", str(native), str(fresh), "--to", "legacy"]) == 0
+    assert {k: v for k, v in _tree(dst).items() if k != "README.txt"} == _tree(fresh)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cheetah-vel", "fresh", "legacy", "old"]
+
+
+def test_overwrite_refuses_foreign_files_inside_the_datasets_folders(native, tmp_path, capsys):
+    dst = tmp_path / "legacy"
+    assert main(["convert", str(native), str(dst), "--to", "legacy"]) == 0
+    (dst / "goal_idx1" / "my_analysis.csv").write_text("1,2")
+    before = _tree(dst)
+    _refused(capsys, ["convert", str(native), str(dst), "--to", "legacy", "--overwrite"], "my_analysis.csv")
+    assert _tree(dst) == before
+
+
+def test_overwrite_help_says_what_it_replaces(capsys):
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--overwrite" in text and "dataset.json" in text and "goal_idx" in text and "kept" in text

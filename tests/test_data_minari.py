@@ -115,18 +115,24 @@ def test_minari_sees_episodes_flags_and_metadata(native, store):
 
 def test_a_minari_user_gets_a_card_an_eval_env_and_normalized_scores(native, store):
     """Were: author, code_permalink and requirements "Not provided", no eval_env_spec, and
-    minari.get_normalized_score raised for want of ref_min_score / ref_max_score."""
+    minari.get_normalized_score raised for want of ref_min_score / ref_max_score. The card holds no
+    placeholder: what pyproject.toml gives (here: no authors, no URL) or nothing."""
     import minari
+    from packaging.requirements import Requirement
 
-    from rlkit.data.minari_format import RANDOM_EPISODES, package_version
+    from rlkit.data.card import project_info
+    from rlkit.data.minari_format import RANDOM_EPISODES
     from rlkit.envs.random_policy import random_policy_return
 
+    info = project_info()
     env_params = read_metadata(native)["env_params"]
     for task in (0, 2):
         ds = minari.load_dataset(f"{NS}/task-{task:03d}-v0")
         meta = ds.storage.metadata
-        assert any("CSRO" in a for a in meta["author"]) and meta["code_permalink"]  # minari keeps a set
-        assert f"csro=={package_version()}" in meta["requirements"]
+        assert set(meta.get("author", ())) == set(info.authors)  # minari keeps a set
+        assert set(meta.get("author_email", ())) == set(info.emails)
+        assert meta.get("code_permalink") == info.url
+        assert {Requirement(r).name for r in meta["requirements"]} == {"gymnasium", "mujoco"}  # all on PyPI
         assert ds.recover_environment(eval_env=True).spec.kwargs["task"] == task  # the task's own env
         best = max(np.mean([e.rewards.sum() for e in read_checkpoint_episodes(native, task, s) if not e.sampled])
                    for s in STEPS)
@@ -134,6 +140,68 @@ def test_a_minari_user_gets_a_card_an_eval_env_and_normalized_scores(native, sto
         assert meta["ref_max_score"] == pytest.approx(best) and meta["ref_min_score"] == pytest.approx(random)
         got = minari.get_normalized_score(ds, np.array([random, best, (random + best) / 2]))
         np.testing.assert_allclose(got, [0.0, 1.0, 0.5], atol=1e-9)
+
+
+def test_the_card_names_who_made_the_data_and_a_real_url(fixed, store, capsys):
+    """Were: author "CSRO reference implementation (...)" (a placeholder), no e-mail, code_permalink
+    "csro 0.1.0 (...)" (no URL: `minari show` rendered a broken link) and the requirement csro==0.1.0,
+    which no registry serves."""
+    import minari
+    from packaging.requirements import Requirement
+
+    ns = "csro-test/card"
+    assert main(["convert", str(fixed), f"minari:{ns}", "--to", "minari", "--author", "Ada Lovelace",
+                 "--author-email", "ada@example.org", "--code-permalink",
+                 "https://github.com/example/csro/tree/0123abc"]) == 0
+    meta = minari.load_dataset(f"{ns}/task-001-v0").storage.metadata
+    assert set(meta["author"]) == {"Ada Lovelace"} and set(meta["author_email"]) == {"ada@example.org"}
+    assert meta["code_permalink"] == "https://github.com/example/csro/tree/0123abc"
+    assert all(Requirement(r).name in ("gymnasium", "mujoco") for r in meta["requirements"])
+    capsys.readouterr()
+    for flag, value, says in (("--code-permalink", "csro 0.1.0", "must be a URL"),
+                              ("--code-permalink", "github.com/x/y", "must be a URL"),
+                              ("--author-email", "nobody", "e-mail address")):
+        err = _one_line_error(capsys, ["convert", str(fixed), "minari:csro-test/bad-card", "--to", "minari",
+                                       flag, value])
+        assert says in err and flag in err
+    assert not (store / "csro-test" / "bad-card").exists()
+
+
+def test_the_cards_defaults_come_from_pyproject(tmp_path, monkeypatch):
+    """One place for the card: [project] authors, urls and dependencies of pyproject.toml (or of the
+    installed package's metadata); a field that has no value there is left out, never made up."""
+    import rlkit.data.card as card
+
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('''[project]
+name = "csro"
+version = "9.9"
+authors = [{ name = "Grace Hopper", email = "grace@example.org" }, { name = "Alan Turing" }]
+dependencies = ["torch>=2.2", "gymnasium[mujoco]>=1.0,<2", "mujoco>=3.1,<5", "numpy"]
+[project.urls]
+Documentation = "https://example.org/docs"
+Source = "https://example.org/csro"
+''')
+    monkeypatch.setattr(card, "PYPROJECT", pyproject)
+    info = card.project_info()
+    assert info.authors == ["Grace Hopper", "Alan Turing"] and info.emails == ["grace@example.org"]
+    assert info.url == "https://example.org/csro"
+    assert info.requirements == ["gymnasium[mujoco]<2,>=1.0", "mujoco<5,>=3.1"]
+    got, missing = card.dataset_card()
+    assert got["author"] == {"Grace Hopper", "Alan Turing"} and got["author_email"] == {"grace@example.org"}
+    assert got["code_permalink"] == "https://example.org/csro" and missing == []
+    got, _ = card.dataset_card(author="Me", author_email="me@example.org", code_permalink="https://x.org/y")
+    assert got["author"] == {"Me"} and got["author_email"] == {"me@example.org"} and got["code_permalink"] == "https://x.org/y"
+    pyproject.write_text('[project]\nname = "csro"\nversion = "1"\ndependencies = ["mujoco"]\n')
+    got, missing = card.dataset_card()
+    assert "author" not in got and "author_email" not in got and "code_permalink" not in got
+    assert missing == ["author", "author_email", "code_permalink"] and got["requirements"] == ["mujoco"]
+    # this checkout's own pyproject is the one read
+    monkeypatch.undo()
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert card.project_info().authors == [a["name"] for a in project.get("authors", []) if "name" in a]
 
 
 def test_recover_environment_in_a_fresh_process(native, store):
@@ -203,6 +271,34 @@ def test_meta_training_reads_algo_params_data_dir_minari(native, tmp_path):
             assert torch.equal(value, b.gather(rows, True)[key]), (part, key)
 
 
+def test_auto_checkpoints_and_episode_counts_on_minari_data(native, tmp_path):
+    """Was: algo_params.train_epoch=auto on minari:NS failed with "... lacks dataset.json (a reference-layout
+    dataset?)", although the namespace records the same file table. The launcher's own resolver gives the
+    same selection as on the native folder."""
+    from rlkit.launchers import meta_train
+
+    config = small_point_robot_config(tmp_path, n_tasks=N_TASKS, n_train=3)
+    auto = ["algo_params.train_epoch=auto", "algo_params.eval_epoch=auto", "algo_params.n_trj=auto"]
+    got = {}
+    for d in (native, f"minari:{NS}"):
+        cfg = load_config(config, [*auto, f"algo_params.data_dir={d}"])
+        train, test = split_tasks_from_variant(cfg, 0)
+        algo = meta_train.resolve_auto(cfg["algo_params"], train, test)
+        got[str(d)] = (algo["train_epoch"], algo["eval_epoch"], algo["n_trj"])
+    assert got[f"minari:{NS}"] == got[str(native)] == ([100, 300, 100], [100, 300, 100], 3)
+
+
+def test_auto_on_the_reference_layout_says_why(native, tmp_path):
+    from rlkit.launchers import meta_train
+
+    legacy = tmp_path / "legacy"
+    assert main(["convert", str(native), str(legacy), "--to", "legacy"]) == 0
+    cfg = load_config(small_point_robot_config(tmp_path, n_tasks=N_TASKS, n_train=3),
+                      ["algo_params.train_epoch=auto", f"algo_params.data_dir={legacy}"])
+    with pytest.raises(DatasetError, match="reference layout, which records no checkpoints.*--to native"):
+        meta_train.resolve_auto(cfg["algo_params"], [0, 1, 2], [3])
+
+
 def test_a_run_on_minari_data_gets_the_same_reference_returns_as_on_the_native_data(native, tmp_path):
     """Was: "normalized scores: NaN (dataset minari:... is not here)", and plot --normalized failed on the run.
     The behaviour references come from the dataset's deterministic episodes when there is no generator log."""
@@ -259,6 +355,70 @@ def test_later_loads_read_the_checked_native_cache_not_the_minari_episodes(nativ
     assert main(["verify", f"minari:{NS}"]) == 0 and len(rebuilt) == N_TASKS * len(STEPS)  # Minari, not the cache
 
 
+FIXED_NS = "csro-test/fixed-length"
+
+
+@pytest.fixture(scope="module")
+def fixed(tmp_path_factory, store):
+    """A point-robot dataset whose episodes all have the same length, so that every checkpoint file has
+    the same size (what a swap between tasks keeps), converted to Minari."""
+    root = tmp_path_factory.mktemp("minari_fixed") / "point-robot"
+    cfg = load_config(small_point_robot_config(root.parent, n_tasks=4, n_train=3))
+    env_params = dict(cfg["env_params"])
+    env = make_env("point-robot", **env_params)
+    writer = DatasetWriter(root, "point-robot", env_params, [env.task_params(i) for i in range(4)], 2, 2,
+                           {"seed": 1}, fsync=False)
+    rng = np.random.default_rng(5)
+    for task in range(3):
+        for step in STEPS:
+            writer.write_checkpoint(task, step, synthetic_episodes(rng, task, step, 1, 2, LENGTH, 2, 2,
+                                                                   early_end_prob=0.0))
+    assert main(["convert", str(root), f"minari:{FIXED_NS}", "--to", "minari"]) == 0
+    return root
+
+
+def test_a_cache_swapped_between_tasks_is_found_by_verify_and_never_trained_on(fixed, store, capsys, monkeypatch):
+    """Was: with --no-verify the cache was trusted by its size alone, so two tasks' cache files swapped
+    (same size) trained each task on the other's data, and `verify minari:NS` never read the cache and
+    reported 0 problems. Now every cache file is checked against the SHA-256 the namespace records: once,
+    then a stamp of its inode, size and times stands for the check (a swap or an in-place copy changes
+    them), and verify hashes the cache too."""
+    import rlkit.data.minari_format as mf
+
+    args = dict(tasks=[0, 1, 2], epochs=[100, 300, 100], n_trj=2)
+    want = load_offline_data(fixed, **args, verify=True)
+    cache = mf.resolve(f"minari:{FIXED_NS}")[0] / mf.NATIVE_CACHE
+    a, b = cache / "task_000" / "step_00000100.npy", cache / "task_001" / "step_00000100.npy"
+    c, d = cache / "task_002" / "step_00000200.npy", cache / "task_000" / "step_00000200.npy"
+    assert a.stat().st_size == b.stat().st_size and a.read_bytes() != b.read_bytes()
+
+    # a cache made by the conversion is stamped: a --no-verify load hashes nothing
+    hashed = []
+    real_sha = mf.sha256_hex
+    monkeypatch.setattr(mf, "sha256_hex", lambda raw: hashed.append(len(raw)) or real_sha(raw))
+    got = load_offline_data(f"minari:{FIXED_NS}", **args, verify=False)
+    assert hashed == [] and np.array_equal(got.obs, want.obs)
+    monkeypatch.undo()
+
+    # swapped by renames (other inodes at each path) and by copying bytes over (same inode, new ctime)
+    tmp = a.with_name("swap")
+    a.rename(tmp), b.rename(a), tmp.rename(b)
+    c_bytes = c.read_bytes()
+    c.write_bytes(d.read_bytes()), d.write_bytes(c_bytes)
+    assert main(["verify", f"minari:{FIXED_NS}"]) == 1
+    out = capsys.readouterr().out
+    for p in (a, b, c, d):
+        assert f"{p.relative_to(store)} does not match" in out or f"{p} does not match" in out, out
+    for verify in (False, True):
+        got = load_offline_data(f"minari:{FIXED_NS}", **args, verify=verify)
+        for name in ("obs", "actions", "rewards", "next_obs", "terminals"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    for p in (a, b, c, d):  # rebuilt from the Minari episodes, byte for byte the native files
+        assert p.read_bytes() == (fixed / p.relative_to(cache)).read_bytes()
+    assert "rebuilt" in capsys.readouterr().err
+    assert main(["verify", f"minari:{FIXED_NS}"]) == 0
+
+
 # ---- bad input ------------------------------------------------------------------------------
 
 
@@ -298,6 +458,43 @@ def test_a_damaged_native_file_is_refused_before_any_minari_dataset_is_written(n
     err = _one_line_error(capsys, ["convert", str(copy), "minari:csro-test/damaged", "--to", "minari"])
     assert "task_003/step_00000200.npy fails its SHA-256 check" in err
     assert not (store / "csro-test" / "damaged").exists()  # nothing half-written to delete
+
+
+@pytest.mark.parametrize("where", ["hdf5", "cache", "namespace"])
+def test_a_full_disk_during_export_is_one_line_and_leaves_nothing(fixed, store, capsys, monkeypatch, where):
+    """Was: an h5py traceback, and a half-written namespace (and its parent namespace) left in the store.
+    The disk fills in Minari's HDF5 writer on the second task, in the native cache, or in the last write
+    (the namespace metadata)."""
+    import errno
+
+    import minari.namespace
+    from minari.dataset._storages.hdf5_storage import HDF5Storage
+
+    import rlkit.data.minari_format as mf
+
+    calls = {"n": 0}
+
+    def full(real):
+        def write(*a, **k):
+            calls["n"] += 1
+            if calls["n"] >= 2 or where == "namespace":
+                raise OSError(errno.ENOSPC, "No space left on device", str(store / "somewhere" / "main_data.hdf5"))
+            return real(*a, **k)
+        return write
+
+    if where == "hdf5":
+        monkeypatch.setattr(HDF5Storage, "update_episodes", full(HDF5Storage.update_episodes))
+    elif where == "cache":
+        monkeypatch.setattr(mf, "atomic_write_bytes", full(mf.atomic_write_bytes))
+    else:
+        monkeypatch.setattr(minari.namespace, "update_namespace_metadata", full(minari.namespace.update_namespace_metadata))
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    capsys.readouterr()
+    err = _one_line_error(capsys, ["convert", str(fixed), "minari:csro-full/ns", "--to", "minari", "--author", "A",
+                                   "--author-email", "a@example.org", "--code-permalink", "https://example.org/a"])
+    assert "No space left on device" in err and "main_data.hdf5" in err and "csro-full/ns" in err, err
+    assert "removed" in err and "free some disk space" in err
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before  # not even the parent namespace
 
 
 def test_missing_csro_metadata_is_refused(native, store, tmp_path, capsys):

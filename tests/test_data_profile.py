@@ -129,3 +129,23 @@ def test_the_committed_reference_profiles_load():
     assert refs and all(r.source and r.table for r in refs)
     point = {r.env_name: r for r in refs}["point-robot"]
     assert sorted(point.table) == list(range(2200, 5000, 200))
+
+
+def test_another_envs_config_is_refused_in_one_line(both_layouts, tmp_path, capsys):
+    """Was: `profile --config configs/cheetah-vel.json` on point-robot data printed train/test columns from
+    cheetah-vel's split as if they were this dataset's. A config whose env trains on this data
+    (sparse-point-robot on point-robot) is accepted."""
+    native, _, _ = both_layouts
+    other = tmp_path / "cheetah.json"
+    other.write_text(json.dumps({"env_name": "cheetah-vel", "n_train_tasks": 3, "n_eval_tasks": 1,
+                                 "env_params": {"n_tasks": N_TASKS}}))
+    for extra in ([], ["--json"]):
+        assert data_main(["profile", str(native), "--config", str(other), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+        assert "cheetah-vel" in err and "point-robot" in err and str(other) in err
+    sparse = tmp_path / "sparse.json"
+    sparse.write_text(json.dumps({"env_name": "sparse-point-robot", "n_train_tasks": 3, "n_eval_tasks": 1,
+                                  "env_params": {"n_tasks": N_TASKS}}))
+    assert data_main(["profile", str(native), "--config", str(sparse)]) == 0
+    assert "train det" in capsys.readouterr().out

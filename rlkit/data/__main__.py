@@ -27,7 +27,7 @@ from rlkit.data.errors import DatasetError
 from rlkit.data.loader import compute_abs_max
 from rlkit.data.minari_format import is_minari_ref
 from rlkit.data.normalizer import load_normalizer, save_normalizer
-from rlkit.data.profile import compare, format_profile, load_reference, profile_dataset
+from rlkit.data.profile import check_config_env, compare, format_profile, load_reference, profile_dataset
 from rlkit.data.split import split_tasks_from_variant
 from rlkit.data.tools import dataset_info, verify_dataset
 from rlkit.errors import cli
@@ -47,6 +47,7 @@ def _task_params_from_config(env_name: str, env_params: dict) -> list:
 def _profile(args) -> int:
     prof = profile_dataset(args.dir)
     reference = load_reference(args.reference) if args.reference else None
+    split = _config_split(args.config, prof) if args.config else None
     if args.json:
         if reference is not None:
             compare(prof, reference)  # the same refusals as the table
@@ -56,18 +57,25 @@ def _profile(args) -> int:
                   file=sys.stderr)
         print(json.dumps(prof.as_json(), indent=1))
         return 0
-    split = None
-    if args.config:
-        try:
-            variant = json.loads(Path(args.config).read_text())
-            split = split_tasks_from_variant(variant, 0)
-        except FileNotFoundError:
-            raise DatasetError(f"config {args.config} does not exist") from None
-        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise DatasetError(f"config {args.config} gives no task split ({exc}): pass the env's config JSON, "
-                               "e.g. configs/point-robot.json") from None
     print(format_profile(prof, split, reference))
     return 0
+
+
+def _config_split(path: str, prof) -> tuple:
+    """``profile --config``: the config's (train, test) task split, refused unless it is this dataset's env."""
+    try:
+        variant = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"config {path} does not exist") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"config {path} is not readable JSON ({exc}): pass the env's config JSON, "
+                           "e.g. configs/point-robot.json") from None
+    check_config_env(prof, variant.get("env_name") if isinstance(variant, dict) else None, path)
+    try:
+        return split_tasks_from_variant(variant, 0)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DatasetError(f"config {path} gives no task split ({exc}): pass the env's config JSON, "
+                           "e.g. configs/point-robot.json") from None
 
 
 @cli
@@ -81,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pv.add_argument("dir", help="dataset folder or minari:NAMESPACE")
     pc = sub.add_parser("convert", help="convert between the native format, the reference layout and Minari")
     pc.add_argument("src", help="dataset folder or minari:NAMESPACE to read (layout detected)")
-    pc.add_argument("dst", help="new dataset folder (must be empty unless --overwrite), or minari:NAMESPACE "
+    pc.add_argument("dst", help="new dataset folder (empty or absent unless --overwrite), or minari:NAMESPACE "
                                 "with --to minari")
     pc.add_argument("--to", required=True, choices=["native", "legacy", "minari"], help="layout to write")
     pc.add_argument("--config", help="reference-style config JSON: env_name and env_params for the metadata")
@@ -89,10 +97,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     pc.add_argument("--max-episode-steps", type=int,
                     help="legacy->native: episodes shorter than this end in a true terminal")
     pc.add_argument("--tasks", type=int, nargs="*", help="only these task ids")
-    pc.add_argument("--overwrite", action="store_true", help="allow a non-empty destination")
-    pc.add_argument("--author", help="--to minari: the dataset card's author (default: this project)")
+    pc.add_argument("--overwrite", action="store_true",
+                    help="DST already holds a dataset of the --to layout: replace that dataset's own files "
+                         "(native: dataset.json, normalizer.npz and the task_NNN/ folders; legacy: the goal_idxN/ "
+                         "folders and normalizer.npz) with the conversion, swapped in once it is complete; other "
+                         "files in DST are kept. Any other non-empty DST (other files only, the other layout, a "
+                         "folder holding SRC, a Minari store) is refused, and so is SRC itself")
+    pc.add_argument("--author", help="--to minari: the dataset card's author, who made the data (default: the "
+                                     "authors in pyproject.toml's [project] table; left out when it names none)")
+    pc.add_argument("--author-email", dest="author_email",
+                    help="--to minari: the card's contact e-mail (default: the authors' e-mails in pyproject.toml)")
     pc.add_argument("--code-permalink", dest="code_permalink",
-                    help="--to minari: the card's code permalink, e.g. your fork's URL at the commit that made the data")
+                    help="--to minari: the card's code permalink, a URL, e.g. your fork at the commit that made the "
+                         "data (default: pyproject.toml's [project.urls] Source/Repository/Homepage; left out when "
+                         "there is none)")
     pn = sub.add_parser("normalizer", help="compute normalizer.npz (abs_max of all observations)")
     pn.add_argument("dir", help="dataset folder; normalizer.npz is written there")
     pn.add_argument("--force", action="store_true", help="replace an existing normalizer.npz")
@@ -129,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stats = convert_dataset(
                 args.src, args.dst, args.to, env_name=env_name, env_params=env_params, task_params=task_params,
                 max_episode_steps=args.max_episode_steps, tasks=args.tasks, overwrite=args.overwrite,
-                author=args.author, code_permalink=args.code_permalink,
+                author=args.author, author_email=args.author_email, code_permalink=args.code_permalink,
             )
             print(f"converted {args.src} -> {args.dst} ({args.to}): {stats}")
         elif args.cmd == "profile":

@@ -1,4 +1,4 @@
-"""Low-level file helpers: atomic writes, checksums, a writer lock, fast ``.npy`` headers.
+"""Low-level file helpers: atomic writes, checksums and their stamp, a writer lock, fast ``.npy`` headers.
 
 Every file the dataset layer writes goes through :func:`atomic_write_bytes`: the
 bytes land in a hidden temporary file in the destination folder
@@ -16,6 +16,7 @@ import io
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -26,6 +27,67 @@ from rlkit.fileio import TMP_MARK, atomic_write_bytes, file_lock, is_temp_name, 
 
 def sha256_hex(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# ---- checksums already checked ----
+
+
+class VerifiedStamp:
+    """Files whose SHA-256 already matched: ``DATASET/.verified.json``, keyed by (size, mtime, ctime,
+    inode, checksum).
+
+    Hashing a whole selection costs 20-50 % of loading it, every run. A file
+    that passed once and has not been changed since is not hashed again. The
+    inode's change time (ctime) is what makes "not changed" hold: any write,
+    even one that keeps the size and sets the modification time back (``touch
+    -d``, an editor or a copy tool that preserves it), moves the ctime, which no
+    user call can set; a file replaced by another one has another inode. Size
+    and mtime alone let a file edited in place with both kept be trained on.
+    The stat call was made anyway, so the stronger key costs nothing
+    (``benchmarks/bench_verified_stamp.py``). The stamp is a cache: when the
+    dataset folder is read-only it is simply not written. Corruption below the
+    file system (bit rot on the disk) changes no inode field; ``python -m
+    rlkit.data verify`` always hashes.
+    """
+
+    NAME = ".verified.json"
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.path = self.root / self.NAME
+        self.entries: dict[str, list] = {}
+        self.changed = False
+        try:
+            loaded = json.loads(self.path.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                self.entries = {k: v for k, v in loaded.items() if isinstance(v, list) and len(v) == 5}
+        except (OSError, ValueError):
+            pass  # no stamp yet, or an unreadable one: everything is hashed
+
+    def _key(self, rel: str, entry) -> list | None:
+        try:
+            st = (self.root / rel).stat()
+        except OSError:
+            return None
+        return [int(st.st_size), int(st.st_mtime_ns), int(st.st_ctime_ns), int(st.st_ino), str(entry["sha256"])]
+
+    def covers(self, rel: str, entry) -> bool:
+        key = self._key(rel, entry)
+        return key is not None and self.entries.get(rel) == key
+
+    def add(self, rel: str, entry) -> None:
+        key = self._key(rel, entry)
+        if key is not None:
+            self.entries[rel] = key
+            self.changed = True
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        try:
+            atomic_write_bytes(self.path, json.dumps(self.entries).encode(), fsync=False)
+        except OSError:
+            pass  # read-only dataset: verify again next time
 
 
 # ---- JSON ---------------------------------------------------------------------------

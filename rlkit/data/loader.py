@@ -9,7 +9,6 @@ concatenated in the reference's order: task, then checkpoint, then k, then time.
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing as mp
 import os
@@ -24,10 +23,10 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from rlkit.core.logger import json_roundtrip
-from rlkit.data._io import atomic_write_bytes
+from rlkit.data._io import VerifiedStamp  # noqa: F401 (its home before the Minari cache used it too)
 from rlkit.data.errors import DatasetError
 from rlkit.errors import config_argument, ignore_interrupts, tool_command
-from rlkit.data.selection import describe_counts, episode_counts
+from rlkit.data.selection import describe_counts, episode_counts, resolve_auto_from, wants_auto
 from rlkit.data.legacy import (
     is_legacy_dataset,
     legacy_columns,
@@ -237,6 +236,28 @@ def detect_layout(data_dir: str | os.PathLike, env_name: str | None = None) -> s
     )
 
 
+def dataset_metadata(data_dir: str | os.PathLike) -> dict:
+    """The ``dataset.json`` contents (header and file table) that a native dataset or a Minari namespace
+    records; the reference layout records none, which is said in one line."""
+    layout = detect_layout(data_dir)
+    if layout == "minari":
+        return MinariSource(data_dir).metadata
+    if layout == "native":
+        return read_metadata(data_dir)
+    raise DatasetError(f"{data_dir} is in the reference layout, which records no checkpoints or episode counts: "
+                       "give train_epoch / eval_epoch / n_trj explicitly, or convert it once with "
+                       f"python -m rlkit.data convert {data_dir} DIR --to native and train on DIR")
+
+
+def resolve_auto(algo: dict, train_tasks: Sequence[int], test_tasks: Sequence[int]) -> dict:
+    """``algo_params`` with every ``auto`` of train_epoch / eval_epoch / n_trj replaced from what the
+    dataset at ``algo["data_dir"]`` records (rlkit.data.selection), native or Minari alike."""
+    if not wants_auto(algo):
+        return algo
+    meta = dataset_metadata(algo["data_dir"])
+    return resolve_auto_from(algo, meta["files"], str(algo["data_dir"]), train_tasks, test_tasks)
+
+
 def _generate_cmd(root: Path, env_name: str | None) -> str:
     """The command that writes a dataset at ``root`` (the env's config when the env is known)."""
     return f"`{shlex.join([*tool_command('generate'), '--config', config_argument(env_name), '--data_dir', str(root)])}`"
@@ -440,64 +461,6 @@ def _episode_ends(offsets: np.ndarray, n: int) -> np.ndarray:
     return ends
 
 
-class VerifiedStamp:
-    """Files whose SHA-256 already matched: ``DATASET/.verified.json``, keyed by (size, mtime, ctime,
-    inode, checksum).
-
-    Hashing a whole selection costs 20-50 % of loading it, every run. A file
-    that passed once and has not been changed since is not hashed again. The
-    inode's change time (ctime) is what makes "not changed" hold: any write,
-    even one that keeps the size and sets the modification time back (``touch
-    -d``, an editor or a copy tool that preserves it), moves the ctime, which no
-    user call can set; a file replaced by another one has another inode. Size
-    and mtime alone let a file edited in place with both kept be trained on.
-    The stat call was made anyway, so the stronger key costs nothing
-    (``benchmarks/bench_verified_stamp.py``). The stamp is a cache: when the
-    dataset folder is read-only it is simply not written. Corruption below the
-    file system (bit rot on the disk) changes no inode field; ``python -m
-    rlkit.data verify`` always hashes.
-    """
-
-    NAME = ".verified.json"
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self.path = self.root / self.NAME
-        self.entries: dict[str, list] = {}
-        self.changed = False
-        try:
-            loaded = json.loads(self.path.read_text(encoding="utf-8"))
-            if isinstance(loaded, dict):
-                self.entries = {k: v for k, v in loaded.items() if isinstance(v, list) and len(v) == 5}
-        except (OSError, ValueError):
-            pass  # no stamp yet, or an unreadable one: everything is hashed
-
-    def _key(self, rel: str, entry) -> list | None:
-        try:
-            st = (self.root / rel).stat()
-        except OSError:
-            return None
-        return [int(st.st_size), int(st.st_mtime_ns), int(st.st_ctime_ns), int(st.st_ino), str(entry["sha256"])]
-
-    def covers(self, rel: str, entry) -> bool:
-        key = self._key(rel, entry)
-        return key is not None and self.entries.get(rel) == key
-
-    def add(self, rel: str, entry) -> None:
-        key = self._key(rel, entry)
-        if key is not None:
-            self.entries[rel] = key
-            self.changed = True
-
-    def save(self) -> None:
-        if not self.changed:
-            return
-        try:
-            atomic_write_bytes(self.path, json.dumps(self.entries).encode(), fsync=False)
-        except OSError:
-            pass  # read-only dataset: verify again next time
-
-
 def _data_env(env_name: str) -> str | None:
     """The env whose datasets ``env_name`` may train on (rlkit.envs.offline_data_env); None if unknown."""
     from rlkit.envs import UnknownEnvError, offline_data_env
@@ -589,6 +552,8 @@ def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify, source=
             pos += m
     if stamp is not None:
         stamp.save()
+    if source is not None:
+        source.save_stamp()
     terminals = out["terminal"]
     return OfflineData(
         task_ids=task_ids, obs=out["obs"], actions=out["action"], rewards=out["reward"], next_obs=out["next_obs"],
@@ -698,6 +663,7 @@ def iter_all_transitions(data_dir: str | os.PathLike) -> Iterator[tuple[np.ndarr
         for rel, entry in sorted(source.metadata["files"].items()):
             rec = source.records(rel, entry)
             yield rec["obs"], rec["next_obs"]
+        source.save_stamp()
     elif layout == "native":
         meta = read_metadata(root)
         for rel, entry in sorted(meta["files"].items()):

@@ -26,8 +26,9 @@ refused on reading. ``minari`` is an optional dependency, imported here only.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from rlkit.data._io import atomic_write_bytes, npy_bytes, sha256_hex
+from rlkit.data._io import VerifiedStamp, atomic_write_bytes, npy_bytes, sha256_hex
 from rlkit.data.episodes import Episode
 from rlkit.data.errors import DatasetError
 from rlkit.data.native import (
@@ -96,6 +97,12 @@ def _namespace_of(ref: str) -> str:
     return ns
 
 
+def store_root() -> Path:
+    """Where Minari keeps its datasets (``MINARI_DATASETS_PATH``, else ``~/.minari/datasets``), as Minari
+    finds it, without importing minari or creating the folder (a conversion checks it is not writing there)."""
+    return Path(os.environ.get("MINARI_DATASETS_PATH") or Path.home() / ".minari" / "datasets")
+
+
 def _datasets_root() -> Path:
     from minari.storage.datasets_root_dir import get_dataset_path
 
@@ -147,26 +154,7 @@ def _buffer(e: Episode):
                          truncations=trunc, infos=infos)
 
 
-DEFAULT_AUTHOR = "CSRO reference implementation (python -m rlkit.data convert)"
 RANDOM_EPISODES = 100  # episodes per task behind ref_min_score (Minari's own default count)
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("csro")
-    except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
-        return "0+unknown"
-
-
-def dataset_card(env_name: str, code_permalink: str | None) -> dict:
-    """What Minari shows for each task dataset besides the data: who made it with what, and what to install
-    to rebuild its env (the env ids are this package's, registered when ``rlkit.envs`` is imported)."""
-    return {"author": DEFAULT_AUTHOR,
-            "code_permalink": code_permalink or f"csro {package_version()} (CSRO reference implementation)",
-            "requirements": [f"csro=={package_version()}", "mujoco>=3.1", "gymnasium>=1.0"],
-            "algorithm_name": "SAC behaviour policy checkpoints (CSRO data generator)"}
 
 
 def reference_scores(env_name: str, env_params: Mapping[str, Any], task: int, horizon: int,
@@ -182,12 +170,15 @@ def reference_scores(env_name: str, env_params: Mapping[str, Any], task: int, ho
 
 
 def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | None = None,
-                  author: str | None = None, code_permalink: str | None = None) -> dict:
+                  author: str | None = None, author_email: str | None = None,
+                  code_permalink: str | None = None) -> dict:
     """Write the native dataset ``src`` as Minari namespace ``dst`` (``minari:NS`` or ``NS``).
 
-    Each task's dataset carries a card (author, code permalink, requirements with this package's
-    version), ``eval_env_spec`` (the task's env) and ``ref_min_score`` / ``ref_max_score``
+    Each task's dataset carries a card (:func:`rlkit.data.card.dataset_card`: author, e-mail and
+    code permalink from the arguments or pyproject, requirements that PyPI serves),
+    ``eval_env_spec`` (the task's env) and ``ref_min_score`` / ``ref_max_score``
     (:func:`reference_scores`), so ``minari.get_normalized_score`` works on it."""
+    from rlkit.data.card import dataset_card
     from rlkit.data.normalizer import load_normalizer
     from rlkit.envs import make_env
 
@@ -195,6 +186,7 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
     from minari.namespace import update_namespace_metadata
 
     src = Path(src)
+    card, unnamed = dataset_card(author, author_email, code_permalink)  # a bad one is refused before any write
     meta = read_metadata(src)
     ns = _namespace_of(str(dst))
     folder = _datasets_root() / ns
@@ -227,57 +219,116 @@ def export_minari(src: str | os.PathLike, dst: str, *, tasks: Sequence[int] | No
     abs_max = load_normalizer(src, obs_dim)
     abs_max_json = None if abs_max is None else [float(x) for x in abs_max]
     recorded_tasks = meta.get("tasks") or []
+    if unnamed:
+        flags = " ".join(f"--{k.replace('_', '-')}" for k in unnamed)
+        print(f"warning: the dataset card leaves out {', '.join(unnamed)} (pyproject.toml names none): "
+              f"pass {flags} to give them", file=sys.stderr)
+    where = card.get("code_permalink") or "this project's code (rlkit.envs)"
     names, n_eps, n_steps = {}, 0, 0
-    card = dataset_card(env_name, code_permalink)
-    if author:
-        card["author"] = author
-    for task, steps in ckpts.items():
-        dataset_id = f"{ns}/{task_dataset_name(task)}"
-        dataset, ep_meta, files = None, [], {}
-        # the references need every checkpoint's deterministic return before the dataset is created
-        per_step = {step: read_checkpoint_episodes(src, task, step) for step in steps}
-        det = {step: float(np.mean([e.rewards.sum() for e in eps if not e.sampled]))
-               for step, eps in per_step.items() if any(not e.sampled for e in eps)}
-        low, high = reference_scores(env_name, env_params, task, env.max_episode_steps, det) if det else (None, None)
-        for step in steps:
-            eps = per_step.pop(step)
-            rel = checkpoint_relpath(task, step)
-            files[rel] = meta["files"][rel]
-            buffers = [_buffer(e) for e in eps]
-            if dataset is None:
-                spec = _env_spec(env_name, env_params, task)
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message=".*author_email", category=UserWarning)  # none to give
-                    dataset = minari.create_dataset_from_buffers(
-                        dataset_id, buffers, env=spec, eval_env=spec,
-                        observation_space=env.observation_space, action_space=env.action_space,
-                        ref_min_score=low, ref_max_score=high, num_episodes_average_score=RANDOM_EPISODES,
-                        data_format="hdf5",
-                        description=f"CSRO offline data of {env_name}, task {task}: every episode of every "
-                                    "behaviour checkpoint (see episode metadata behaviour_checkpoint, action_mode). "
-                                    "ref_min_score: uniform-random policy; ref_max_score: the best checkpoint's "
-                                    "deterministic return.", **card,
-                    )
-            else:
-                dataset.update_dataset_from_buffer(buffers)
-            ep_meta += [{"behaviour_checkpoint": int(step), "action_mode": ACTION_MODES[int(e.sampled)],
-                         "episode_index": int(e.index)} for e in eps]
-            n_steps += sum(len(e) for e in eps)
-            _prefill_native_cache(folder, src, rel, files[rel])
-        dataset.storage.update_episode_metadata(ep_meta, range(len(ep_meta)))
-        dataset.storage.update_metadata({
-            KEY: header, "csro_task": int(task),
-            "csro_task_params": recorded_tasks[task] if task < len(recorded_tasks) else None,
-            "csro_files": files, "csro_obs_abs_max": abs_max_json,
-        })
-        names[str(task)] = task_dataset_name(task)
-        n_eps += len(ep_meta)
-    update_namespace_metadata(
-        ns, f"CSRO offline multi-task dataset of {env_name}: one Minari dataset per task (read with "
-            f"`python -m rlkit.data convert minari:{ns} DIR --to native`, or train on algo_params.data_dir=minari:{ns})",
-        **{KEY: header, "csro_task_datasets": names, "csro_obs_abs_max": abs_max_json},
-    )
+    created = _absent_folders(folder)  # what a failed write removes again: the namespace and new parents
+    try:
+        stamp = VerifiedStamp(folder / NATIVE_CACHE)
+        for task, steps in ckpts.items():
+            dataset_id = f"{ns}/{task_dataset_name(task)}"
+            dataset, ep_meta, files = None, [], {}
+            # the references need every checkpoint's deterministic return before the dataset is created
+            per_step = {step: read_checkpoint_episodes(src, task, step) for step in steps}
+            det = {step: float(np.mean([e.rewards.sum() for e in eps if not e.sampled]))
+                   for step, eps in per_step.items() if any(not e.sampled for e in eps)}
+            low, high = reference_scores(env_name, env_params, task, env.max_episode_steps, det) if det else (None, None)
+            for step in steps:
+                eps = per_step.pop(step)
+                rel = checkpoint_relpath(task, step)
+                files[rel] = meta["files"][rel]
+                buffers = [_buffer(e) for e in eps]
+                if dataset is None:
+                    spec = _env_spec(env_name, env_params, task)
+                    with warnings.catch_warnings():
+                        for key in unnamed:  # said above, in one line
+                            warnings.filterwarnings("ignore", message=f"`{key}` is set to None", category=UserWarning)
+                        dataset = minari.create_dataset_from_buffers(
+                            dataset_id, buffers, env=spec, eval_env=spec,
+                            observation_space=env.observation_space, action_space=env.action_space,
+                            ref_min_score=low, ref_max_score=high, num_episodes_average_score=RANDOM_EPISODES,
+                            data_format="hdf5",
+                            description=f"CSRO offline data of {env_name}, task {task}: every episode of every "
+                                        "behaviour checkpoint (see episode metadata behaviour_checkpoint, action_mode). "
+                                        "ref_min_score: uniform-random policy; ref_max_score: the best checkpoint's "
+                                        "deterministic return. recover_environment() needs the package that registers "
+                                        f"the csro/ env ids installed (not on PyPI): {where}.", **card,
+                        )
+                else:
+                    dataset.update_dataset_from_buffer(buffers)
+                ep_meta += [{"behaviour_checkpoint": int(step), "action_mode": ACTION_MODES[int(e.sampled)],
+                             "episode_index": int(e.index)} for e in eps]
+                n_steps += sum(len(e) for e in eps)
+                _prefill_native_cache(folder, src, rel, files[rel], stamp)
+            dataset.storage.update_episode_metadata(ep_meta, range(len(ep_meta)))
+            dataset.storage.update_metadata({
+                KEY: header, "csro_task": int(task),
+                "csro_task_params": recorded_tasks[task] if task < len(recorded_tasks) else None,
+                "csro_files": files, "csro_obs_abs_max": abs_max_json,
+            })
+            names[str(task)] = task_dataset_name(task)
+            n_eps += len(ep_meta)
+        stamp.save()
+        update_namespace_metadata(
+            ns, f"CSRO offline multi-task dataset of {env_name}: one Minari dataset per task (read with "
+                f"`python -m rlkit.data convert minari:{ns} DIR --to native`, or train on algo_params.data_dir=minari:{ns})",
+            **{KEY: header, "csro_task_datasets": names, "csro_obs_abs_max": abs_max_json},
+        )
+    except BaseException as exc:
+        _remove_created(folder, created)
+        full = _disk_full(exc)
+        if isinstance(exc, (OSError, RuntimeError)) and (full or isinstance(exc, OSError)):
+            raise DatasetError(_write_failure(exc, ns, folder, full)) from None
+        raise
     return {"namespace": ns, "path": str(folder), "datasets": len(names), "episodes": n_eps, "transitions": n_steps}
+
+
+def _absent_folders(folder: Path) -> list[Path]:
+    """``folder`` and each of its parents below the Minari store that do not exist yet (outermost last)."""
+    root, out = _datasets_root().resolve(), []
+    for p in (folder, *folder.parents):
+        if p.resolve() == root or p.exists():
+            break
+        out.append(p)
+    return out
+
+
+def _remove_created(folder: Path, created: list[Path]) -> None:
+    """Undo a namespace write that did not finish: nothing half-written stays in the store.
+
+    The outermost folder this export created goes (Minari writes a ``namespace_metadata.json`` into
+    every parent namespace too); a namespace folder that existed, empty, before is emptied again."""
+    import shutil
+
+    if created:
+        shutil.rmtree(created[-1], ignore_errors=True)
+    elif folder.is_dir():
+        for p in folder.iterdir():
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a full disk or quota, as Python or HDF5 (its errno in the text) says it."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "errno = 28" in text or "Disk quota exceeded" in text
+
+
+def _write_failure(exc: BaseException, ns: str, folder: Path, full: bool) -> str:
+    """The one line of a namespace write that failed (HDF5's messages run over several lines)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        what = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    else:
+        what = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    hint = "free some disk space and convert again" if full else "fix that and convert again"
+    return (f"writing the Minari namespace {ns} at {folder} failed: {what}; the half-written namespace was removed, "
+            f"{hint}")
 
 
 def _checked_source(src: Path, rel: str, entry: Mapping[str, Any]) -> bytes:
@@ -292,8 +343,10 @@ def _checked_source(src: Path, rel: str, entry: Mapping[str, Any]) -> bytes:
     return raw
 
 
-def _prefill_native_cache(folder: Path, src: Path, rel: str, entry: Mapping[str, Any]) -> None:
-    """Seed the namespace's native cache (:meth:`MinariSource.records`) with the checked source file.
+def _prefill_native_cache(folder: Path, src: Path, rel: str, entry: Mapping[str, Any],
+                          stamp: VerifiedStamp) -> None:
+    """Seed the namespace's native cache (:meth:`MinariSource.records`) with the checked source file,
+    stamped as checked (its bytes matched the recorded SHA-256 as they were written).
 
     A rebuild from the Minari episodes gives these bytes exactly (the tests check it), so the first
     load after a conversion is as fast as every later one; a copy of the namespace without
@@ -301,6 +354,7 @@ def _prefill_native_cache(folder: Path, src: Path, rel: str, entry: Mapping[str,
     raw = _checked_source(src, rel, entry)
     (folder / NATIVE_CACHE / rel).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(folder / NATIVE_CACHE / rel, raw, fsync=False)
+    stamp.add(rel, entry)
 
 
 # ---- reading ------------------------------------------------------------------------
@@ -360,6 +414,7 @@ class MinariSource:
             self._tasks[task] = _Task(name, ids)
             files.update(entries)
         self.metadata = {**header, "files": files}
+        self._stamp = VerifiedStamp(self.root / NATIVE_CACHE)  # the cache files already checked (records)
 
     def _task_metadata(self, task: int, name: str) -> dict:
         path = self.root / name / "data" / "metadata.json"
@@ -408,32 +463,52 @@ class MinariSource:
         Minari keeps one HDF5 group per episode; rebuilding a point-robot selection reads ~30,000 of
         them, 150x the native load. The conversion seeds ``NAMESPACE/_csro_native/`` with the native
         files; a namespace without them (copied without that folder, or from elsewhere) writes each
-        rebuilt file, byte for byte the native one, there on its first load. Loads read it there, checked against the checksum
-        the conversion recorded (``verify``) or at least its size, so a cache file that does not match
-        is rebuilt, never used. A read-only store just rebuilds every time. ``cache=False`` reads the
-        Minari episodes themselves (``python -m rlkit.data verify`` checks what Minari holds)."""
+        rebuilt file, byte for byte the native one, there on its first load.
+
+        The cache is never trusted by its size: it is derived data beside the dataset, which anyone
+        can copy, swap or edit without touching what Minari holds. Every cache file is checked against
+        the SHA-256 that the namespace's metadata records for it (``csro_files``), whatever ``verify``
+        says, once: a stamp (``_csro_native/.verified.json``, :class:`VerifiedStamp`: size, times,
+        inode and checksum) then stands for the check, so later loads cost one stat per file. A file
+        swapped in by a rename has another inode at that path, one overwritten in place another
+        change time, so either is hashed again, found different, and rebuilt from the Minari episodes
+        with a warning; it is never used. A rebuild is checked against the same SHA-256 (its cost is
+        the HDF5 reads). A read-only store just rebuilds every time. ``cache=False`` reads the Minari
+        episodes themselves (``python -m rlkit.data verify`` checks what Minari holds, and the cache
+        with :meth:`cache_problem`)."""
         if not cache:
             return self._rebuilt_records(rel, entry, dtype, verify)
-        cached = self._cached_records(rel, entry, dtype, verify)
+        cached = self._cached_records(rel, entry, dtype)
         if cached is not None:
             return cached
         rec = self._rebuilt_records(rel, entry, dtype, verify)
         try:
             (self.root / NATIVE_CACHE / rel).parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.root / NATIVE_CACHE / rel, npy_bytes(rec), fsync=False)
+            self._stamp.add(rel, entry)
         except OSError:
             pass  # a read-only store: the cache is an optimisation
         return rec
 
-    def _cached_records(self, rel: str, entry: Mapping[str, Any], dtype, verify: bool) -> np.ndarray | None:
+    def save_stamp(self) -> None:
+        """Keep which cache files passed their check (a load calls it once, after its last file)."""
+        self._stamp.save()
+
+    def _cached_records(self, rel: str, entry: Mapping[str, Any], dtype) -> np.ndarray | None:
         import io
 
+        path = self.root / NATIVE_CACHE / rel
+        stamped = self._stamp.covers(rel, entry)
         try:
-            raw = (self.root / NATIVE_CACHE / rel).read_bytes()
+            raw = path.read_bytes()
         except OSError:
             return None
-        if len(raw) != int(entry["bytes"]) or (verify and sha256_hex(raw) != entry["sha256"]):
-            return None
+        if not stamped:
+            if len(raw) != int(entry["bytes"]) or sha256_hex(raw) != entry["sha256"]:
+                print(f"warning: {path} does not match the SHA-256 that {self.label} records for {rel} (changed or "
+                      "swapped since it was cached): rebuilt from the Minari episodes instead", file=sys.stderr)
+                return None
+            self._stamp.add(rel, entry)
         dt = dtype if dtype is not None else record_dtype(self.metadata["obs_dim"], self.metadata["act_dim"])
         try:
             rec = np.load(io.BytesIO(raw), allow_pickle=False)
@@ -441,9 +516,25 @@ class MinariSource:
             return None
         return rec if rec.dtype == dt and rec.ndim == 1 else None
 
+    def cache_problem(self, rel: str, entry: Mapping[str, Any]) -> str | None:
+        """What is wrong with the cached native file of ``rel`` (always hashed, no stamp), or None when it
+        matches its recorded SHA-256 or is not cached."""
+        path = self.root / NATIVE_CACHE / rel
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"{path} cannot be read ({exc.strerror}): delete it (the next load rebuilds it)"
+        if len(raw) != int(entry["bytes"]) or sha256_hex(raw) != entry["sha256"]:
+            return (f"{path} does not match the SHA-256 recorded for {rel} (changed or swapped since it was "
+                    f"cached): delete it, or all of {NATIVE_CACHE}/ (the next load rebuilds it from the Minari episodes)")
+        return None
+
     def _rebuilt_records(self, rel: str, entry: Mapping[str, Any], dtype: np.dtype | None = None,
                          verify: bool = False) -> np.ndarray:
-        """The native records of one (task, checkpoint), rebuilt from its Minari episodes."""
+        """The native records of one (task, checkpoint), rebuilt from its Minari episodes and checked
+        against the recorded SHA-256 (``verify`` or not: the HDF5 reads cost far more than the hash)."""
         from minari import MinariDataset
 
         task, step = int(entry["task"]), int(entry["step"])
@@ -459,7 +550,7 @@ class MinariSource:
             raise DatasetError(f"{where}: the episodes of {t.name} do not match its csro_files metadata "
                                "(edited or filtered with other tools?); convert again")
         rec = episodes_to_records(eps, dt)
-        if verify and sha256_hex(npy_bytes(rec)) != entry["sha256"]:
+        if sha256_hex(npy_bytes(rec)) != entry["sha256"]:
             raise DatasetError(f"{where}: the data fails its SHA-256 check (changed since conversion); "
                                "convert the native dataset again")
         return rec
@@ -514,6 +605,7 @@ def import_minari(src: str | os.PathLike, dst: str | os.PathLike, *, to: str = "
             write_legacy_checkpoint(dst, task, step, eps, fsync=fsync)
         n_files += 1
         n_trans += sum(len(e) for e in eps)
+    source.save_stamp()
     if source.abs_max is not None:
         save_normalizer(dst, source.abs_max, overwrite=True)
     return {"files": n_files, "transitions": n_trans}

@@ -205,6 +205,25 @@ def compare(profile: DatasetProfile, reference: ReferenceProfile) -> dict[int, d
     return {s: {k: table[s][k] - ref[k] for k in KINDS if k in ref} for s, ref in sorted(reference.table.items())}
 
 
+def check_config_env(profile: DatasetProfile, env_name, where: str) -> None:
+    """Refuse, in one line, a config (``profile --config``) whose env does not train on this dataset.
+
+    Its task split would label the columns with another env's train and test tasks. An env that learns
+    from another one's data (``offline_data_of``: sparse-point-robot from point-robot) is accepted;
+    a dataset that records no env (the authors' layout) cannot be checked."""
+    if profile.env_name is None or env_name is None or env_name == profile.env_name:
+        return
+    from rlkit.envs import UnknownEnvError, offline_data_env
+
+    try:
+        trains_on = offline_data_env(str(env_name))
+    except UnknownEnvError:
+        trains_on = None
+    if trains_on != profile.env_name:
+        raise DatasetError(f"config {where} is for env {env_name}, but the dataset {profile.path} holds {profile.env_name} "
+                           f"data: pass that env's config, e.g. configs/{profile.env_name}.json")
+
+
 def _steps(steps: Sequence[int]) -> str:
     steps = list(steps)
     if len(steps) > 2 and all(b - a == steps[1] - steps[0] for a, b in zip(steps, steps[1:])):

@@ -12,13 +12,12 @@ episode count every one of those checkpoints holds.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from rlkit.data.errors import DatasetError
-from rlkit.data.native import GROUPS, episode_table, read_metadata
+from rlkit.data.native import GROUPS, episode_table
 
 AUTO = "auto"
 
@@ -129,21 +128,15 @@ def auto_selection(root: str | os.PathLike, files: Mapping[str, Any], tasks: Ite
     return range_of(steps), n_trj
 
 
-def resolve_auto(algo: dict, train_tasks: Sequence[int], test_tasks: Sequence[int]) -> dict:
-    """``algo_params`` with every ``auto`` of train_epoch / eval_epoch / n_trj replaced from the dataset."""
-    keys = ("train_epoch", "eval_epoch", "n_trj")
-    if not any(algo.get(k) == AUTO for k in keys):
-        return algo
-    root = Path(algo["data_dir"])
-    if not (root / "dataset.json").is_file():
-        raise DatasetError(f"'auto' train_epoch / eval_epoch / n_trj read the dataset's dataset.json, which "
-                           f"{root} lacks (a reference-layout dataset?): give explicit values or convert it "
-                           "with python -m rlkit.data convert")
+def resolve_auto_from(algo: dict, files: Mapping[str, Any], where: str, train_tasks: Sequence[int],
+                      test_tasks: Sequence[int]) -> dict:
+    """``algo_params`` with every ``auto`` of train_epoch / eval_epoch / n_trj replaced from ``files``, the
+    file table of the dataset ``where`` (any layout that records one: the loader's ``resolve_auto``
+    reads it from a native folder or a Minari namespace)."""
     sample = bool(algo["sample"])
     out = dict(algo)
-    files = read_metadata(root)["files"]
-    train_sel, train_n = auto_selection(root, files, train_tasks, sample)
-    test_sel, test_n = auto_selection(root, files, test_tasks, sample)
+    train_sel, train_n = auto_selection(where, files, train_tasks, sample)
+    test_sel, test_n = auto_selection(where, files, test_tasks, sample)
     if out["train_epoch"] == AUTO:
         out["train_epoch"] = train_sel
     if out["eval_epoch"] == AUTO:
@@ -151,3 +144,7 @@ def resolve_auto(algo: dict, train_tasks: Sequence[int], test_tasks: Sequence[in
     if out["n_trj"] == AUTO:
         out["n_trj"] = min(train_n, test_n)
     return out
+
+
+def wants_auto(algo: Mapping[str, Any]) -> bool:
+    return any(algo.get(k) == AUTO for k in ("train_epoch", "eval_epoch", "n_trj"))

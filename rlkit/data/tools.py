@@ -103,7 +103,8 @@ def _stats(xs) -> dict | None:
 
 
 def verify_dataset(data_dir: str | os.PathLike) -> list[str]:
-    """Problems found by reading every file (checksums for native); empty when all is well."""
+    """Problems found by reading every file (checksums for native; for Minari, every task's episodes
+    rebuilt and hashed, and every file of the namespace's native cache hashed); empty when all is well."""
     problems = []
     layout = detect_layout(data_dir)
     if layout in ("native", "minari"):
@@ -118,6 +119,10 @@ def verify_dataset(data_dir: str | os.PathLike) -> list[str]:
             except DatasetError as e:
                 problems.append(str(e))
                 continue
+            if source is not None:  # the native cache beside the Minari datasets, which loads read
+                cached = source.cache_problem(rel, entry)
+                if cached:
+                    problems.append(cached)
             for field in ("obs", "action", "reward", "next_obs"):
                 bad = ~np.isfinite(rec[field])
                 if bad.ndim > 1:

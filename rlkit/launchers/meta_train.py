@@ -36,7 +36,7 @@ from rlkit.core.logger import (START_OVER, VARIANT_FILE, RunDirError, RunLogger,
 from rlkit.core.progress import progress
 from rlkit.core.tracking import attach_trackers, import_wandb, key_hparams
 from rlkit.data import MultiTaskBuffer, check_tasks_match, load_offline_data, split_tasks_from_variant
-from rlkit.data.selection import resolve_auto
+from rlkit.data.loader import resolve_auto
 from rlkit.envs import ENVS, make_env
 from rlkit.errors import UserError
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
