@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from rlkit.config import ConfigError, save_config
+from rlkit.evaluation.protocols import PROGRESS_KEYS
 from rlkit.reproduce.plan import PROTOCOLS, load_plan, plan_path
 from rlkit.reproduce.report import claims, plan_reference
 from rlkit.reproduce.runner import ReproduceError, parse_budget
@@ -154,6 +155,59 @@ def test_a_run_started_under_another_plan_is_not_resumed(tmp_path):
                                              r"\[100, 200, 100\] then, \[100, 300, 100\] now"):
         repro.train_job("CSRO", 0)
     assert (run_dir / "agent.pth").read_bytes() == b"snapshot"
+
+
+def test_a_run_is_not_resumed_or_summarised_on_a_rebuilt_dataset(tmp_path):
+    """The plan's dataset rebuilt (the same recipe gives other data) under a half-trained run: the runner
+    compares the run's data fingerprint with what the dataset's metadata gives, before it resumes the run
+    or summarises it."""
+    from rlkit.data.synthetic import write_synthetic_dataset
+    from rlkit.launchers.meta_train import run_data_fingerprint
+    from rlkit.reproduce.runner import Budget, Layout, Reproduction
+    from tests.helpers import regenerate_checkpoint
+
+    plan = load_plan(tiny_plan(tmp_path))
+    layout = Layout(tmp_path / "work", tmp_path / "records")
+    messages = []
+    repro = Reproduction(plan, layout, Budget(None), echo=messages.append)
+    write_synthetic_dataset(layout.data_dir, 6, (100, 200), n_sampled=2)
+    run_dir = layout.run_dir(plan, "CSRO", 0)
+    run_dir.mkdir(parents=True)
+    (run_dir / "agent.pth").write_bytes(b"snapshot")
+    ran = plan.resolved_config("CSRO")
+    ran.update(seed=0, exp_name="CSRO")
+    recorded = run_data_fingerprint(ran, 0, layout.data_dir)
+    save_config({**ran, "data_fingerprint": recorded}, run_dir / "variant.json")
+    assert "--resume" in repro.train_job("CSRO", 0).cmd
+    regenerate_checkpoint(layout.data_dir, 0, 200)  # task 0 trains (test tasks of 6 interleaved: 1, 4)
+    now = run_data_fingerprint(ran, 0, layout.data_dir)
+    assert now["test"] == recorded["test"] and now["train"] != recorded["train"]
+    message = (f"{run_dir} was trained on other data than {layout.data_dir} holds now (data fingerprint train "
+               f"{recorded['train']} then, {now['train']} now): move that run away")
+    for job in (repro.train_job, repro.shift_job):
+        with pytest.raises(ReproduceError, match=re.escape(message)):
+            job("CSRO", 0)
+    assert (run_dir / "agent.pth").read_bytes() == b"snapshot"
+    # a run from before runs recorded their data's fingerprint: said, and resumed
+    save_config(ran, run_dir / "variant.json")
+    assert "--resume" in repro.train_job("CSRO", 0).cmd
+    assert "was made before runs recorded their data's fingerprint" in messages[-1]
+
+
+def test_a_record_keeps_the_fingerprint_of_its_data(tmp_path):
+    from rlkit.reproduce.records import build_record
+
+    plan = load_plan(tiny_plan(tmp_path))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    columns = {"Epoch": [0, 1], "Number of train steps total": [5, 10], "Train Time (s)": [1.0, 1.0],
+               "Eval Time (s)": [0.5, 0.5], **{key: [-9.0, -8.0] for key in PROGRESS_KEYS.values()}}
+    pd.DataFrame(columns).to_csv(run_dir / "progress.csv", index=False)
+    fingerprint = {"train": "0123456789abcdef", "test": "fedcba9876543210"}
+    variant = {**plan.resolved_config("CSRO"), "seed": 0, "data_fingerprint": fingerprint}
+    variant["algo_params"]["data_dir"] = str(tmp_path / "gone")  # no references: the record still builds
+    save_config(variant, run_dir / "variant.json")
+    assert build_record(plan, "CSRO", 0, run_dir)["data_fingerprint"] == fingerprint
 
 
 def test_a_longer_plan_extends_an_unfinished_run_but_never_matches_a_shorter_record():

@@ -4,7 +4,9 @@ A record holds what the results page needs and nothing that needs the run
 directory: the final returns of the three protocols, their per-iteration
 curves, the context-shift diagnostics, the reference returns of its test
 tasks (uniform-random policy, behaviour policies; rlkit.evaluation.reference),
-the resolved config, the wall time and the software versions. The table and figures are rebuilt from records alone.
+the fingerprint of the data it trained on (rlkit.data.fingerprint; null in
+records made before runs recorded one), the resolved config, the wall time and
+the software versions. The table and figures are rebuilt from records alone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pandas as pd
 
 from rlkit.config import save_config
 from rlkit.core.logger import git_report
+from rlkit.data.fingerprint import FINGERPRINT_KEY
 from rlkit.evaluation.protocols import PROGRESS_KEYS
 from rlkit.evaluation.reference import ReferenceUnavailable, reference_returns
 from rlkit.reproduce.plan import PROTOCOLS, Plan, settings_drift
@@ -84,7 +87,7 @@ def build_record(plan: Plan, method: str, seed: int, run_dir: Path, context_shif
         "wall_time_s": {"train": float(progress["Train Time (s)"].sum()), "eval": float(progress["Eval Time (s)"].sum()),
                         "context_shift": float(context_shift_seconds)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_revision": revision, "versions": _versions(),
-        "dataset": dataset_identity(plan), "config": variant,
+        "dataset": dataset_identity(plan), "data_fingerprint": variant.get(FINGERPRINT_KEY), "config": variant,
     }
 
 
