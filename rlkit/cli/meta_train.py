@@ -42,8 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=None, help="the run's seed (default 0)")
     p.add_argument("--seeds", default=None, metavar="S,S,...", help="a sweep: one run per seed (and per config)")
     p.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
-    p.add_argument("--exp_name", default=None, help="run name under output/ENV/ (default: util_params.exp_name, or algo_type "
-                        "where that is a method's name, e.g. CORRO for algo_type=CORRO)")
+    p.add_argument("--exp_name", default=None,
+                   help="run name under output/ENV/ (default: util_params.exp_name; where that is a method's name, "
+                        "the algo_type run, e.g. CORRO for algo_type=CORRO)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its last snapshot")
     p.add_argument("--restart", action="store_true",
                    help="start the run (every run of a sweep) over: an existing run folder is renamed to "
