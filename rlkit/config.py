@@ -456,7 +456,25 @@ def load_config(json_path: str | os.PathLike, overrides: Iterable[str] = (), *,
     written = dict(_leaves(data))
     apply_algo_preset(cfg, schema)
     _refuse_preset_conflicts(path, written, cfg["algo_type"], overridden)
-    return apply_overrides(cfg, overrides, schema=schema, check_env=check_env)
+    cfg = apply_overrides(cfg, overrides, schema=schema, check_env=check_env)
+    if "util_params.exp_name" not in overridden:
+        _name_run_after_method(cfg)
+    return cfg
+
+
+def _name_run_after_method(cfg: Config) -> Config:
+    """A run name that is a method's name (the shipped JSONs' ``exp_name: CSRO``, the default) becomes
+    the name of the method run: ``algo_type`` (in place).
+
+    Such a name is a label, not a choice: an env JSON says ``CSRO`` because CSRO is its algo_type,
+    so ``algo_type=CORRO`` must not write into ``output/ENV/CSRO/`` (nor be plotted as CSRO). Any
+    other name in a JSON (``ablation-1``) is the user's and is kept, and so is any name given on the
+    command line (``--exp_name``, ``util_params.exp_name=``), a method's name included: the caller
+    does not call this then."""
+    util = cfg["util_params"]
+    if util["exp_name"] != cfg["algo_type"] and util["exp_name"] in algo_presets():
+        util["exp_name"] = cfg["algo_type"]
+    return cfg
 
 
 def _leaves(tree: Mapping, prefix: str = "") -> Iterable[tuple[str, Any]]:

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from rlkit.errors import cli
+from rlkit.fileio import atomic_file, atomic_write_text
 from rlkit.core.device import choose_device
 from rlkit.evaluation.run_loader import RunLoadError, add_run_arguments, load_run
 from rlkit.core.precision import dtype_of
@@ -350,8 +351,11 @@ def plot_embeddings(emb: dict, report: dict, path: Path, title: str, method: str
     bx.set_title("per context source", fontsize=10)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_file(path, "wb") as f:  # a full disk leaves no empty or cut figure
+            fig.savefig(f, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
+    finally:
+        plt.close(fig)
     return used
 
 
@@ -377,14 +381,15 @@ def run_diagnostics(run, out_dir: Path, agent=None, draws: int = 20, num_evals: 
     png, npz, js = stem.with_suffix(".png"), stem.with_suffix(".npz"), stem.with_suffix(".json")
     used = plot_embeddings(emb, report, png, f"{run.env_name}: context shift (iteration {run.iteration})",
                            projection)
-    np.savez(npz, z=emb["z"], task=emb["task"], source=emb["source"])
+    with atomic_file(npz, "wb") as f:
+        np.savez(f, z=emb["z"], task=emb["task"], source=emb["source"])
     report = {"run_dir": str(run.run_dir), "snapshot": str(run.snapshot_path), "iteration": run.iteration,
               "env_name": run.env_name, "tasks": [int(t) for t in np.unique(emb["task"])],
               "context_size": emb["context_size"], "first_inference_transitions": emb["threshold"],
               "offline_draws_fit": int((draws + 1) // 2), "offline_draws_heldout": int(draws // 2),
               "num_evals": emb["num_evals"], "seed": seed, "projection": used, **report,
               "files": {"figure": str(png), "embeddings": str(npz)}}
-    js.write_text(json.dumps(_json_safe(report), indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(js, json.dumps(_json_safe(report), indent=2) + "\n")
     report["files"]["json"] = str(js)
     return report
 

@@ -63,6 +63,13 @@ def measure(run_dir, itr: int | None = None, queries: int = 4096, seed: int = 0,
     data = load_experiment_data(cfg, seed_of_run, device)
     if list(data.train_tasks) != [int(t) for t in state["train_tasks"]]:
         raise RunLoadError(f"{run_dir}: its variant.json does not rebuild the run's task split; restore it")
+    from rlkit.data.fingerprint import fingerprint_mismatch, recorded_fingerprint
+
+    recorded = recorded_fingerprint(state)
+    differ = [] if recorded is None else fingerprint_mismatch(recorded, data.fingerprint, splits=("train",))
+    if differ:  # the queries come from the training tasks' data
+        raise RunLoadError(f"the training tasks' data in {cfg['algo_params']['data_dir']} is not what {run_dir} was "
+                           f"trained on (data fingerprint {differ[0]}): pass --data_dir with the dataset it was trained on")
     if data.obs_absmax is not None:
         raise RunLoadError("the dataset keeps normalized observations; the env cannot step from them")
     ids = torch.as_tensor(data.train_tasks, device=device)

@@ -34,8 +34,8 @@ def fail(message: str) -> NoReturn:
 
 
 _OS_HINTS = {
-    errno.ENOSPC: "free some disk space and run the same command again (it resumes)",
-    errno.EDQUOT: "free some disk space (quota) and run the same command again (it resumes)",
+    errno.ENOSPC: "free some disk space",
+    errno.EDQUOT: "free some disk space (quota)",
     errno.EACCES: "check the permissions of that path, or choose another folder",
     errno.EPERM: "check the permissions of that path, or choose another folder",
     errno.EROFS: "that file system is read-only: choose another folder",
@@ -43,11 +43,17 @@ _OS_HINTS = {
 }
 
 
+# after these, the command is run again: the line says how (how_to_go_on)
+_RUN_AGAIN_AFTER = (errno.ENOSPC, errno.EDQUOT)
+
+
 def describe(exc: BaseException) -> str:
     """One line for an expected failure; an OSError names the path and what to do about it."""
     if isinstance(exc, OSError) and exc.strerror:
         where = f" {exc.filename}" if exc.filename else ""
         hint = _OS_HINTS.get(exc.errno or 0)
+        if hint and exc.errno in _RUN_AGAIN_AFTER:
+            hint += f", then {how_to_go_on()}"
         return f"{exc.strerror}:{where}" + (f"; {hint}" if hint else "")
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -157,16 +163,32 @@ def this_command(args: Sequence[str] | None = None) -> list[str]:
 
 
 def on_interrupt(where: str | Callable[[], str], command: Sequence[str] | Callable[[], Sequence[str]] | None = None,
-                 how: str = "run the same command again") -> None:
+                 how: str | Callable[[], str] = "run the same command again") -> None:
     """What the interrupt line of the running command says: where it stopped and what resumes it.
 
-    ``where`` and ``command`` may be callables, evaluated when the interrupt comes (the run
+    ``where``, ``command`` and ``how`` may be callables, evaluated when the interrupt comes (the run
     directory's state then); ``command`` defaults to the command as it was typed. A command run
     inside another one (the demo runs policy_train's and launch_experiment's ``main``) leaves the
-    outer command's line as it is: that is the command the user typed.
+    outer command's line as it is: that is the command the user typed. A full disk's error line
+    says the same (:func:`how_to_go_on`).
     """
     if _state["depth"] <= 1:
         _state["hint"] = (where, command, how)
+
+
+def how_to_go_on() -> str:
+    """What to run after the running command failed on something the user can fix (a full disk).
+
+    A command that registered with :func:`on_interrupt` says how it goes on (``continue it with:
+    ... --resume RUN_DIR``); any other one computes everything again, so the same command is what
+    to run: never "it resumes" for a command that does not (an evaluation, a figure).
+    """
+    _, command, how = _state["hint"] or (None, None, "run the same command again")
+    how = _evaluate(how) or "run the same command again"
+    if "same command" in how:
+        return how
+    command = _evaluate(command) or this_command()
+    return f"{how}: {shlex.join(str(c) for c in command)}"
 
 
 def _evaluate(value):
@@ -180,6 +202,7 @@ def interrupt_line(exc: BaseException) -> str:
     """The one line an interrupted command prints: what stopped it, where, and the command that resumes it."""
     what = _SIGNAL_WORDS[signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT]
     where, command, how = _state["hint"] or (None, None, "run the same command again")
+    how = _evaluate(how) or "run the same command again"
     where = _evaluate(where) or "the command stopped before it finished"
     command = _evaluate(command) or this_command()
     return f"{what}: {where}; {how}: {shlex.join(str(c) for c in command)}"
@@ -303,7 +326,7 @@ def cli(main: Callable[..., int]) -> Callable[..., int]:
                 return USER_ERROR_EXIT
             raise
         finally:
-            _state.update(depth=0, phase="done")
+            _state.update(depth=0, phase="done", hint=None)
             _give_back_signals(previous)
 
     return wrapper

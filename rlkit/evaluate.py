@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from rlkit.errors import cli
+from rlkit.fileio import atomic_file, atomic_write_text
 from rlkit.evaluation.protocols import (ALL_PROTOCOLS, OFFLINE_DATA, PROGRESS_KEYS, PROTOCOL_CLASSES, PROTOCOLS,
                                        ProtocolResult)
 from rlkit.core.device import choose_device
@@ -86,11 +87,13 @@ def summarize(results: dict[str, ProtocolResult], split_of) -> dict:
 
 
 def write_csv(path: Path, summary: dict) -> None:
+    """The CSV described in the module docstring, written atomically: a full disk or a kill leaves the
+    previous file or none, never a truncated one."""
     rows = summary["per_task"]
     n_ep = max([len(r["return_curve"]) for r in rows] + [0])
     columns = ["protocol", "split", "task", "key", "final_return", "final_return_std", "num_repeats",
                "num_episodes"] + [f"return_episode_{k + 1}" for k in range(n_ep)]
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_file(path, "w") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
         for r in rows:
@@ -191,7 +194,7 @@ def main(argv=None) -> int:
         return 2
     csv_path, json_path = output_paths(Path(args.run_dir), run.iteration, args.out)
     write_csv(csv_path, summary)
-    json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(json_path, json.dumps(summary, indent=2) + "\n")
     print(f"{run.env_name} iteration {run.iteration} ({run.snapshot_path.name}), "
           f"{summary['num_evals']} repeat(s) per task, seed {args.seed}")
     print(format_table(summary, protocols))

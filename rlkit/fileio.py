@@ -84,6 +84,10 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", *, fsync: bool = True)
     it, so a machine crash cannot leave an empty file under the final name
     either; without it only process kills are covered. The temp file is opened
     normally, so it gets the umask's permissions (``mkstemp`` would give 0600).
+
+    An OSError of the write itself names ``path``: ``write()`` on a full disk
+    raises one that names no file, and the temp file's name means nothing to
+    the user (rlkit.errors.describe puts the name in the error line).
     """
     path = Path(path)
     tmp = temp_name_for(path)
@@ -95,6 +99,12 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", *, fsync: bool = True)
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if exc.errno is not None and exc.filename in (None, str(tmp)):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -30,3 +30,31 @@ def processes_mentioning(text: str) -> list[str]:
         if text in args:
             out.append(args)
     return out
+
+
+def regenerate_checkpoint(data_dir: Path, task: int, step: int) -> None:
+    """Write one checkpoint of a native dataset again with other episodes (every reward + 1): what
+    regenerating the folder with another generator seed does to a run's data, in milliseconds."""
+    import dataclasses
+
+    from rlkit.data import DatasetWriter, read_metadata
+    from rlkit.data.native import read_checkpoint_episodes
+
+    meta = read_metadata(data_dir)
+    writer = DatasetWriter(data_dir, meta["env_name"], meta["env_params"], meta["tasks"], meta["obs_dim"],
+                           meta["act_dim"], meta["generator_config"], fsync=False)
+    episodes = read_checkpoint_episodes(data_dir, task, step)
+    writer.write_checkpoint(task, step, [dataclasses.replace(e, rewards=e.rewards + 1) for e in episodes])
+
+
+def forget_data_fingerprint(run_dir: Path) -> None:
+    """Make ``run_dir`` look like a run from before runs recorded their data's fingerprint."""
+    import torch
+
+    variant = json.loads((run_dir / "variant.json").read_text())
+    del variant["data_fingerprint"]
+    (run_dir / "variant.json").write_text(json.dumps(variant))
+    for snap in run_dir.glob("agent*.pth"):
+        state = torch.load(snap, map_location="cpu", weights_only=True)
+        del state["data_fingerprint"]
+        torch.save(state, snap)

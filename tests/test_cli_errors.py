@@ -39,7 +39,10 @@ def test_disk_full_while_saving_a_snapshot(tiny_csro_run, tmp_path, monkeypatch,
     assert rc == 2
     line = last_line(capsys)
     assert line.startswith("error: No space left on device:") and "agent.pth" in line
-    assert "free some disk space and run the same command again" in line
+    # the first snapshot was lost, so the same command would refuse (progress rows, nothing to resume): the
+    # line names the command that does go on, not "run the same command again (it resumes)"
+    assert "free some disk space, then start it over with: " in line and line.endswith(" --restart")
+    assert "(it resumes)" not in line
 
 
 def test_read_only_dataset_folder(tiny_csro_run, tmp_path, monkeypatch, capsys):
@@ -267,3 +270,102 @@ def test_disk_full_at_the_first_snapshot_never_blocks_the_retry(tiny_csro_run, t
     assert len(moved) == 1 and (moved[0] / "progress.csv").read_text() == old_rows
     assert (run_dir / "agent.pth").is_file()
     assert f"--restart: the old run {run_dir} is now {moved[0]}" in capsys.readouterr().err
+
+
+# ---- a full disk while writing results: nothing half-written, one line naming the file --------------------
+
+
+def _no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob(".*") if ".tmp-" in p.name]
+
+
+def test_a_full_disk_after_the_first_snapshot_names_the_resume_command(tiny_csro_run, tmp_path, monkeypatch,
+                                                                       capsys):
+    from rlkit.core import logger
+
+    real, calls = logger.atomic_torch_save, {"n": 0}
+
+    def full_at_the_second(obj, path):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(obj, path)
+
+    monkeypatch.setattr(logger, "atomic_torch_save", full_at_the_second)
+    out = tmp_path / "out"
+    run_dir = out / "point-robot" / "probe" / "seed0"
+    assert launch_experiment.main(_tiny_run_args(tiny_csro_run, out, "algo_params.num_iterations=2")) == 2
+    line = last_line(capsys)
+    assert "free some disk space, then continue it with: " in line and line.endswith(f"--resume {run_dir}")
+
+
+def test_a_full_disk_leaves_no_truncated_evaluation_csv(tiny_csro_run, tmp_path, monkeypatch, capsys):
+    """Was: a truncated ev.csv, and a line naming no file that said "run the same command again (it resumes)"."""
+    import csv
+
+    from rlkit import evaluate as ev
+
+    out = tmp_path / "ev"
+    args = [str(tiny_csro_run.run_dir), "--protocols", "online", "--num_evals", "1", "--out", str(out)]
+    assert ev.main(args) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real, calls = csv.DictWriter.writerow, {"n": 0}
+
+    def full_after_two_rows(self, row):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")  # as write() raises it: no file name
+        return real(self, row)
+
+    monkeypatch.setattr(csv.DictWriter, "writerow", full_after_two_rows)
+    capsys.readouterr()
+    assert ev.main(args) == 2
+    assert last_line(capsys) == (f"error: No space left on device: {out}.csv; free some disk space, then run the "
+                                 "same command again")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old results, whole
+    assert _no_temp_files(tmp_path)
+
+
+def _pil_disk_full(monkeypatch) -> None:
+    """PIL's save on a full disk: the file is created, its data does not fit."""
+    import os
+
+    from PIL import Image
+
+    def full(self, fp, *args, **kwargs):
+        if isinstance(fp, (str, os.PathLike)):
+            open(fp, "wb").close()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full)
+
+
+def test_a_full_disk_leaves_no_empty_figures_or_clips(tiny_csro_run, tmp_path, monkeypatch, capsys):
+    """Was: 0-byte PNGs from show_path and context_shift (and GIFs), and a line naming no file."""
+    import importlib.util
+
+    import numpy as np
+
+    from rlkit import context_shift
+    from rlkit.cli.protocol_video import write_gif
+
+    spec = importlib.util.spec_from_file_location("show_path", REPO / "show_path.py")
+    show_path = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(show_path)
+    _pil_disk_full(monkeypatch)
+    hint = "; free some disk space, then run the same command again"
+    figs = tmp_path / "figs"
+    assert show_path.main([str(tiny_csro_run.config), "--exp_name", "tiny", "--base_log_dir",
+                           str(tiny_csro_run.base_log_dir), "--out", str(figs), "--protocols", "online"]) == 2
+    assert last_line(capsys) == f"error: No space left on device: {figs / 'paths_itr1.png'}{hint}"
+    assert list(figs.iterdir()) == []
+    shift = tmp_path / "shift"
+    assert context_shift.main([str(tiny_csro_run.run_dir), "--num_evals", "1", "--draws", "2",
+                               "--out", str(shift)]) == 2
+    assert last_line(capsys) == f"error: No space left on device: {shift / 'context_shift_itr1.png'}{hint}"
+    assert list(shift.iterdir()) == []
+    clip = tmp_path / "clip.gif"
+    with pytest.raises(OSError) as err:
+        write_gif([np.zeros((4, 4, 3), np.uint8)] * 2, clip)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(clip) and not clip.exists()
+    assert _no_temp_files(tmp_path)

@@ -366,6 +366,39 @@ def test_focal_config_file_is_the_focal_preset():
     assert via_file == via_preset
 
 
+def test_the_run_name_follows_algo_type_unless_it_was_chosen(tmp_path):
+    """Was: algo_type=CORRO without --exp_name wrote into output/ENV/CSRO/seedN (the env JSONs set exp_name
+    CSRO), and plots labelled it CSRO. A method's name as exp_name is a label, not a choice: it follows the
+    method run. A name given on the command line, or any other name in a JSON, is kept."""
+    from rlkit.launchers.meta_train import run_directory
+
+    pr = CONFIGS / "point-robot.json"
+    name = lambda *a, **k: load_config(*a, **k)["util_params"]["exp_name"]  # noqa: E731
+    assert name(pr) == "CSRO" and name(CONFIGS / "point-robot-focal.json") == "FOCAL"
+    for method in algo_presets():
+        assert name(pr, [f"algo_type={method}"]) == method
+    assert name(CONFIGS / "point-robot-focal.json", ["algo_type=CORRO"]) == "CORRO"
+    cfg = load_config(pr, ["algo_type=UNICORN-SS"])
+    assert run_directory(cfg, 3) == Path(cfg["util_params"]["base_log_dir"]) / "point-robot" / "UNICORN-SS" / "seed3"
+    # chosen on the command line (--exp_name is this override): kept, even a method's name
+    assert name(pr, ["algo_type=CORRO", "util_params.exp_name=CSRO"]) == "CSRO"
+    assert name(pr, ["algo_type=CORRO", "util_params.exp_name=mine"]) == "mine"
+    # the user's own JSON: a name of their own is kept; a copied env JSON whose algo_type was edited while
+    # its exp_name still names the old method follows the method; no exp_name at all, too
+    own = json.loads(pr.read_text())
+    for written, algo_type, expected in (("ablation-1", "CORRO", "ablation-1"), ("CSRO", "CORRO", "CORRO"),
+                                         (None, "FOCAL", "FOCAL")):
+        mine = json.loads(json.dumps(own))
+        mine["algo_type"] = algo_type
+        if written is None:
+            del mine["util_params"]["exp_name"]
+        else:
+            mine["util_params"]["exp_name"] = written
+        path = tmp_path / f"{algo_type}-{written}.json"
+        path.write_text(json.dumps(mine))
+        assert name(path) == expected, (written, algo_type)
+
+
 def test_command_line_overrides_win_over_the_preset():
     cfg = load_config(REPO / "configs" / "point-robot.json", ["algo_params.use_club=true", "algo_type=FOCAL"])
     assert cfg["algo_type"] == "FOCAL" and cfg["algo_params"]["use_club"] is True

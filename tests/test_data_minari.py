@@ -252,6 +252,19 @@ def test_loader_gives_the_native_tensors(native, store, sample):
             assert torch.equal(a[key], b[key]), key
 
 
+def test_a_dataset_and_its_minari_copy_have_one_fingerprint(native, store):
+    """A run trained on the native folder may be evaluated on its Minari copy and the other way round:
+    the fingerprint comes from the checksums both record, not from where the bytes lie."""
+    from rlkit.data.loader import selection_fingerprint
+
+    kw = dict(tasks=[3, 0], epochs=[100, 300, 100], n_trj=2, sample=True)
+    want = load_offline_data(native, **kw, verify=True)
+    got = load_offline_data(f"minari:{NS}", **kw, verify=True)
+    assert len(want.fingerprint) == 16 and got.fingerprint == want.fingerprint
+    assert selection_fingerprint(f"minari:{NS}", **kw) == want.fingerprint
+    assert load_offline_data(native, **{**kw, "tasks": [3, 1]}).fingerprint != want.fingerprint
+
+
 def test_meta_training_reads_algo_params_data_dir_minari(native, tmp_path):
     """The launcher's data step with algo_params.data_dir=minari:NS gives the same buffers as the native dir."""
     from rlkit.launchers.meta_train import load_experiment_data

@@ -482,3 +482,55 @@ def test_the_evaluation_tools_check_their_data_as_training_does(tiny_csro_run, t
     assert cs.main([str(tiny_csro_run.run_dir), "--data_dir", str(damaged), "--num_evals", "1",
                     "--out", str(tmp_path / "cs")]) == 2
     assert "fails its SHA-256 check" in capsys.readouterr().err
+
+
+def test_the_evaluation_tools_refuse_data_the_run_was_not_trained_on(tiny_csro_run, tmp_path, capsys):
+    """Was: evaluate, context_shift and show_path --video ran the offline protocol on a regenerated copy of
+    the dataset (same tasks, other episodes): numbers of data the run never saw. Only the splits a tool
+    reads are compared."""
+    from tests.helpers import regenerate_checkpoint
+
+    recorded = json.loads((tiny_csro_run.run_dir / "variant.json").read_text())["data_fingerprint"]
+    other = tmp_path / "regenerated"
+    shutil.copytree(tiny_csro_run.data_dir, other)
+    regenerate_checkpoint(other, 2, 100)  # test task 2
+    offline = ["--protocols", "offline", "--num_evals", "1", "--data_dir", str(other)]
+
+    def refused() -> str:
+        err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error:")]
+        assert len(err) == 1 and f"the test tasks' offline data in {other} is not what" in err[0], err
+        assert f"(data fingerprint test {recorded['test']} then, " in err[0] and "pass --data_dir" in err[0]
+        return err[0]
+
+    assert ev.main([str(tiny_csro_run.run_dir), *offline, "--out", str(tmp_path / "ev")]) == 2
+    refused()
+    assert not list(tmp_path.glob("ev*"))
+    assert cs.main([str(tiny_csro_run.run_dir), "--data_dir", str(other), "--num_evals", "1", "--draws", "2",
+                    "--out", str(tmp_path / "cs")]) == 2
+    refused()
+    show_path = _show_path()
+    assert show_path.main([str(tiny_csro_run.config), "--exp_name", "tiny", "--base_log_dir",
+                           str(tiny_csro_run.base_log_dir), "--out", str(tmp_path / "figs"), "--video",
+                           "--video_task", "6", *offline]) == 2
+    refused()
+    # a train task regenerated: the test tasks' data is what the run saw; the train tasks' is not
+    train_changed = tmp_path / "train_changed"
+    shutil.copytree(tiny_csro_run.data_dir, train_changed)
+    regenerate_checkpoint(train_changed, 0, 100)
+    args = [str(tiny_csro_run.run_dir), "--protocols", "offline", "--num_evals", "1", "--data_dir", str(train_changed)]
+    assert ev.main([*args, "--out", str(tmp_path / "test_only")]) == 0
+    capsys.readouterr()
+    assert ev.main([*args, "--tasks", "all", "--out", str(tmp_path / "all")]) == 2
+    assert f"(data fingerprint train {recorded['train']} then, " in capsys.readouterr().err
+
+
+def test_a_run_from_before_data_fingerprints_is_evaluated_with_a_note(tiny_csro_run, tmp_path, capsys):
+    from tests.helpers import forget_data_fingerprint
+
+    copy = tmp_path / "old_run"
+    shutil.copytree(tiny_csro_run.run_dir, copy)
+    forget_data_fingerprint(copy)
+    capsys.readouterr()
+    assert ev.main([str(copy), "--protocols", "offline", "--tasks", "all", "--num_evals", "1"]) == 0
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("note:")]
+    assert len(notes) == 1 and "was made before runs recorded their data's fingerprint" in notes[0]  # once, not per split

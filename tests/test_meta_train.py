@@ -1,6 +1,7 @@
 """launch_experiment.py end to end on a tiny point-robot dataset: files, resume, bad input."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from rlkit.data import split_tasks
 from rlkit.evaluation.reference import random_policy_return
 from rlkit.launchers import meta_train
 from rlkit.errors import INTERRUPTED_EXIT
+from tests.helpers import forget_data_fingerprint, regenerate_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_PARAMS = {"n_tasks": 6, "randomize_tasks": 0, "max_episode_steps": 20}
@@ -422,3 +424,53 @@ def test_one_settings_comparison_for_resume_sweeps_and_reproduce():
     assert logger.settings_drift(ran, run_control, resuming=True) == []
     assert logger.settings_drift(ran, {"util_params": {"dtype": "float64"}}, resuming=True) == [
         "util_params.dtype: 'float32' then, 'float64' now"]
+
+
+def test_resume_refuses_data_the_run_was_not_trained_on(dataset, tmp_path, capsys):
+    """Was: --resume after the folder was regenerated (same tasks, other episodes) trained the rest of the
+    run on the new data. The run records its data's fingerprint; a resume on other data is one line."""
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    run_dir = run(data, tmp_path / "out", iterations=1)
+    recorded = json.loads((run_dir / "variant.json").read_text())["data_fingerprint"]
+    assert set(recorded) == {"train", "test"} and all(len(v) == 16 for v in recorded.values())
+    assert recorded["train"] != recorded["test"]
+    state = torch.load(run_dir / "agent.pth", map_location="cpu", weights_only=True)
+    assert state["data_fingerprint"] == recorded
+    assert meta_train.run_data_fingerprint(json.loads((run_dir / "variant.json").read_text()), 1) == recorded
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name != "debug.log"}
+    regenerate_checkpoint(data, 0, 200)  # task 0 trains (test tasks: 1, 4)
+    capsys.readouterr()
+    run(data, tmp_path / "out", "--resume", str(run_dir), iterations=2, expect=2)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {run_dir} was trained on other data than {data} holds now")
+    now = meta_train.run_data_fingerprint(json.loads((run_dir / "variant.json").read_text()), 1)
+    assert f"data fingerprint train {recorded['train']} then, {now['train']} now)" in err[0]
+    assert "test" not in err[0].split("(data fingerprint")[1]  # the test tasks' data did not change
+    assert "point algo_params.data_dir at the dataset it was trained on" in err[0]
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name != "debug.log"} == before
+
+
+def test_a_run_from_before_data_fingerprints_resumes_with_a_note(dataset, tmp_path, capsys):
+    run_dir = run(dataset, tmp_path, iterations=1)
+    recorded = json.loads((run_dir / "variant.json").read_text())["data_fingerprint"]
+    forget_data_fingerprint(run_dir)
+    capsys.readouterr()
+    run(dataset, tmp_path, "--resume", str(run_dir), iterations=2)
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("note:")]
+    assert len(notes) == 1 and "was made before runs recorded their data's fingerprint" in notes[0]
+    assert json.loads((run_dir / "variant.json").read_text())["data_fingerprint"] == recorded  # from now on
+    assert list(pd.read_csv(run_dir / "progress.csv")["Epoch"]) == [0, 1]
+
+
+def test_corro_negatives_refuses_training_data_the_run_was_not_trained_on(dataset, tmp_path):
+    from rlkit import corro_negatives
+    from rlkit.evaluation.run_loader import RunLoadError
+
+    run_dir = run(dataset, tmp_path, "algo_type=CORRO", iterations=1)
+    other = tmp_path / "regenerated"
+    shutil.copytree(dataset, other)
+    regenerate_checkpoint(other, 0, 200)
+    with pytest.raises(RunLoadError, match=r"the training tasks' data in .* is not what .* was trained on "
+                                           r"\(data fingerprint train [0-9a-f]{16} then, [0-9a-f]{16} now\)"):
+        corro_negatives.measure(run_dir, queries=8, data_dir=other)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from rlkit.config import ConfigError, save_config
+from rlkit.evaluation.protocols import PROGRESS_KEYS
 from rlkit.reproduce.plan import PROTOCOLS, load_plan, plan_path
 from rlkit.reproduce.report import claims, plan_reference
 from rlkit.reproduce.runner import ReproduceError, parse_budget
@@ -154,6 +155,59 @@ def test_a_run_started_under_another_plan_is_not_resumed(tmp_path):
                                              r"\[100, 200, 100\] then, \[100, 300, 100\] now"):
         repro.train_job("CSRO", 0)
     assert (run_dir / "agent.pth").read_bytes() == b"snapshot"
+
+
+def test_a_run_is_not_resumed_or_summarised_on_a_rebuilt_dataset(tmp_path):
+    """The plan's dataset rebuilt (the same recipe gives other data) under a half-trained run: the runner
+    compares the run's data fingerprint with what the dataset's metadata gives, before it resumes the run
+    or summarises it."""
+    from rlkit.data.synthetic import write_synthetic_dataset
+    from rlkit.launchers.meta_train import run_data_fingerprint
+    from rlkit.reproduce.runner import Budget, Layout, Reproduction
+    from tests.helpers import regenerate_checkpoint
+
+    plan = load_plan(tiny_plan(tmp_path))
+    layout = Layout(tmp_path / "work", tmp_path / "records")
+    messages = []
+    repro = Reproduction(plan, layout, Budget(None), echo=messages.append)
+    write_synthetic_dataset(layout.data_dir, 6, (100, 200), n_sampled=2)
+    run_dir = layout.run_dir(plan, "CSRO", 0)
+    run_dir.mkdir(parents=True)
+    (run_dir / "agent.pth").write_bytes(b"snapshot")
+    ran = plan.resolved_config("CSRO")
+    ran.update(seed=0, exp_name="CSRO")
+    recorded = run_data_fingerprint(ran, 0, layout.data_dir)
+    save_config({**ran, "data_fingerprint": recorded}, run_dir / "variant.json")
+    assert "--resume" in repro.train_job("CSRO", 0).cmd
+    regenerate_checkpoint(layout.data_dir, 0, 200)  # task 0 trains (test tasks of 6 interleaved: 1, 4)
+    now = run_data_fingerprint(ran, 0, layout.data_dir)
+    assert now["test"] == recorded["test"] and now["train"] != recorded["train"]
+    message = (f"{run_dir} was trained on other data than {layout.data_dir} holds now (data fingerprint train "
+               f"{recorded['train']} then, {now['train']} now): move that run away")
+    for job in (repro.train_job, repro.shift_job):
+        with pytest.raises(ReproduceError, match=re.escape(message)):
+            job("CSRO", 0)
+    assert (run_dir / "agent.pth").read_bytes() == b"snapshot"
+    # a run from before runs recorded their data's fingerprint: said, and resumed
+    save_config(ran, run_dir / "variant.json")
+    assert "--resume" in repro.train_job("CSRO", 0).cmd
+    assert "was made before runs recorded their data's fingerprint" in messages[-1]
+
+
+def test_a_record_keeps_the_fingerprint_of_its_data(tmp_path):
+    from rlkit.reproduce.records import build_record
+
+    plan = load_plan(tiny_plan(tmp_path))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    columns = {"Epoch": [0, 1], "Number of train steps total": [5, 10], "Train Time (s)": [1.0, 1.0],
+               "Eval Time (s)": [0.5, 0.5], **{key: [-9.0, -8.0] for key in PROGRESS_KEYS.values()}}
+    pd.DataFrame(columns).to_csv(run_dir / "progress.csv", index=False)
+    fingerprint = {"train": "0123456789abcdef", "test": "fedcba9876543210"}
+    variant = {**plan.resolved_config("CSRO"), "seed": 0, "data_fingerprint": fingerprint}
+    variant["algo_params"]["data_dir"] = str(tmp_path / "gone")  # no references: the record still builds
+    save_config(variant, run_dir / "variant.json")
+    assert build_record(plan, "CSRO", 0, run_dir)["data_fingerprint"] == fingerprint
 
 
 def test_a_longer_plan_extends_an_unfinished_run_but_never_matches_a_shorter_record():
@@ -625,8 +679,8 @@ def _record(plan, method: str, seed: int) -> dict:
     config.update(seed=seed, exp_name=method)
     return {"record_version": RECORD_VERSION, "plan": plan.name, "env": plan.env, "scale": plan.scale,
             "method": method, "seed": seed, "final_window": plan.final_window, "num_iterations": 3, "train_steps": 15,
-            "final": {"offline": -5.0, "online": -6.0, "np_online": -7.0},
-            "last": {"offline": -5.0, "online": -6.0, "np_online": -7.0},
+            "final": {"offline": -7.5, "online": -7.5, "np_online": -7.5},  # the mean of the last final_window (2)
+            "last": {"offline": -7.0, "online": -7.0, "np_online": -7.0},
             "curves": {"steps": [5, 10, 15], **{p: [-9.0, -8.0, -7.0] for p in ("offline", "online", "np_online")}},
             "context_shift": {}, "reference": None, "wall_time_s": {"train": 1.0, "eval": 1.0, "context_shift": 0.0},
             "dataset": dataset_identity(plan), "config": config}
@@ -690,6 +744,70 @@ def test_a_record_must_be_what_its_name_says(tmp_path, capsys):
     refused("has a malformed 'seed'")
     (folder / "CSRO_seed0.json").write_text("[1, 2]")
     refused("is not a record")
+
+
+def test_a_record_must_agree_with_itself(tmp_path, capsys):
+    """Was: a record whose final no longer matched its curves, or whose config claimed more iterations than
+    its curves hold, went into the table. "final" is recomputed as build_record computes it (the mean of the
+    last final_window values, NaN skipped) and compared to 1e-9 relative, never bit for bit."""
+    import math
+
+    from rlkit.reproduce import __main__ as cli
+    from rlkit.reproduce.records import load_records, record_path
+
+    path = tiny_plan(tmp_path)  # 3 iterations, final_window 2
+    plan = load_plan(path)
+    root = tmp_path / "records"
+    target = record_path(root, plan, "CSRO", 0)
+
+    def accepted(rec) -> None:
+        save_config(rec, target)
+        assert [r["method"] for r in load_records(root, plan)] == ["CSRO"]
+
+    def refused(rec, message: str) -> None:
+        save_config(rec, target)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load_records(root, plan)
+        assert cli.main(args(path, tmp_path, "--report-only")) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+    good = _record(plan, "CSRO", 0)
+    accepted(good)
+    edited = json.loads(json.dumps(good))
+    edited["final"]["online"] = -6.0
+    refused(edited, f"record {target} does not agree with itself: its final online return -6.0 is not the mean "
+                    "of the last 2 values of its online curve (-7.5)")
+    edited = json.loads(json.dumps(good))
+    edited["last"]["offline"] = -8.0
+    refused(edited, "its last offline return -8.0 is not the last value of its offline curve (-7.0)")
+    # curves cut to 2 iterations (final and last still agree with them) under a config of 3
+    short = json.loads(json.dumps(good))
+    short["curves"] = {"steps": [10, 15], **{p: [-8.0, -7.0] for p in PROTOCOLS}}
+    short.update(num_iterations=2)
+    refused(short, f"record {target} does not agree with itself: its config runs algo_params.num_iterations=3 "
+                   "but its curves hold 2 iterations")
+    edited = json.loads(json.dumps(good))
+    edited["curves"]["np_online"] = [-8.0, -7.0]
+    refused(edited, "its np_online curve holds 2 values but its steps 3")
+    edited = json.loads(json.dumps(good))
+    edited["num_iterations"] = 5
+    refused(edited, "it says num_iterations 5 but its curves hold 3 iterations")
+    edited = json.loads(json.dumps(good))
+    edited["train_steps"] = 20
+    refused(edited, "it says train_steps 20 but its curves end at step 15")
+    # what the writer does with NaN (an evaluation that failed): null in the curve, skipped by the mean
+    nan = json.loads(json.dumps(good))
+    nan["curves"]["online"] = [-9.0, None, -7.0]
+    nan["final"]["online"], nan["last"]["online"] = -7.0, -7.0
+    accepted(nan)
+    nan["curves"]["online"] = [-9.0, None, None]
+    nan["final"]["online"], nan["last"]["online"] = None, None
+    accepted(nan)
+    # the same mean from another CPU's rounding: a few ulps off is the same number
+    ulp = json.loads(json.dumps(good))
+    ulp["final"]["online"] = math.nextafter(math.nextafter(-7.5, 0.0), 0.0)
+    accepted(ulp)
 
 
 def test_a_budget_too_small_to_start_anything_is_refused_up_front(tmp_path, capsys):

@@ -42,7 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=None, help="the run's seed (default 0)")
     p.add_argument("--seeds", default=None, metavar="S,S,...", help="a sweep: one run per seed (and per config)")
     p.add_argument("--gpu", type=int, default=None, help="CUDA device index (default: CPU)")
-    p.add_argument("--exp_name", default=None, help="run name under output/ENV/ (default: util_params.exp_name)")
+    p.add_argument("--exp_name", default=None,
+                   help="run name under output/ENV/ (default: util_params.exp_name; where that is a method's name, "
+                        "the algo_type run, e.g. CORRO for algo_type=CORRO)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its last snapshot")
     p.add_argument("--restart", action="store_true",
                    help="start the run (every run of a sweep) over: an existing run folder is renamed to "
@@ -133,7 +135,8 @@ def main(argv=None) -> int:
     seed = 0 if args.seed is None else args.seed
     target = run_directory(cfg, seed)
     on_interrupt(where=lambda: f"run {target} stopped {_progress_of(target)}",
-                 command=lambda: _resume_command(argv, target), how="continue it with")
+                 command=lambda: _resume_command(argv, target),
+                 how=lambda: "start it over with" if _must_start_over(target) else "continue it with")
     try:
         run_dir = run_experiment(cfg, seed, gpu=args.gpu, resume=args.resume, restart=args.restart)
     except (DatasetError, RunDirError, SnapshotError) as exc:
@@ -188,24 +191,40 @@ def _progress_of(run_dir: Path) -> str:
         return "before its first iteration finished"
 
 
+def _must_start_over(run_dir: Path) -> bool:
+    """Progress rows but no snapshot (the first snapshot lost to a full disk, or a kill between the row
+    and the snapshot): the same command and --resume both refuse such a folder; --restart moves it aside."""
+    from rlkit.core.logger import holds_a_run, latest_snapshot
+
+    return latest_snapshot(run_dir) is None and holds_a_run(run_dir)
+
+
 def _resume_command(argv: list[str] | None, run_dir: Path) -> list[str]:
-    """The command that continues an interrupted run: the same one with ``--resume RUN_DIR``, once the
-    run has a snapshot; before that, the same command (it starts the run again)."""
+    """The command that continues an interrupted (or failed) run: the same one with ``--resume RUN_DIR``,
+    once the run has a snapshot; with ``--restart`` when it has progress rows but no snapshot
+    (:func:`_must_start_over`); before that, the same command (it starts the run again)."""
     from rlkit.core.logger import latest_snapshot
 
     args = list(sys.argv[1:] if argv is None else argv)
+    if _must_start_over(run_dir):
+        return this_command([*_without_run_flags(args), "--restart"])
     if latest_snapshot(run_dir) is None:
         return this_command(args)
+    return this_command([*_without_run_flags(args), "--resume", str(run_dir)])
+
+
+def _without_run_flags(args: list[str]) -> list[str]:
+    """``args`` without --resume X / --resume=X and --restart (argparse also takes --resu, --resum, --resta)."""
     kept, skip = [], False
-    for a in args:  # drop an earlier --resume X / --resume=X (argparse also takes --resu, --resum)
+    for a in args:
         name = a.split("=", 1)[0]
-        if len(name) >= 6 and "--restart".startswith(name):  # the new run continues; --restart would move it
+        if len(name) >= 6 and "--restart".startswith(name):
             continue
         if skip or (len(name) >= 4 and "--resume".startswith(name)):
             skip = not skip and "=" not in a
             continue
         kept.append(a)
-    return this_command([*kept, "--resume", str(run_dir)])
+    return kept
 
 
 def _sweep_stopped_at(runs) -> str:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rlkit.fileio import atomic_file
+
 FPS = 10
 EPISODES = 2  # evaluation episodes per clip of short episodes, after the protocol's exploration ones
 LONG_EPISODE = 50  # steps: longer episodes get one evaluation episode per clip, subsampled
@@ -147,8 +149,9 @@ def write_gif(frames: list[np.ndarray], path: Path, fps: int = FPS) -> Path:
 
     palette = shared_palette(frames)
     images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0,
-                   optimize=False)
+    with atomic_file(path, "wb") as f:  # a full disk leaves no empty or cut clip
+        images[0].save(f, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0,
+                       optimize=False)
     return path
 
 

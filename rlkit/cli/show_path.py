@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from rlkit.errors import cli
+from rlkit.fileio import atomic_file
 from rlkit.core.device import choose_device
 from rlkit.envs import env_class
 from rlkit.evaluation.protocols import ALL_PROTOCOLS, PROTOCOLS
@@ -268,11 +269,15 @@ def _legend_below(fig, handles) -> None:
 
 
 def _save(fig, path: Path) -> Path:
+    """Save and close ``fig``; atomically, so a full disk leaves no empty or cut figure under ``path``."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_file(path, "wb") as f:
+            fig.savefig(f, format=Path(path).suffix.lstrip("."), dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -9,6 +9,7 @@ concatenated in the reference's order: task, then checkpoint, then k, then time.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import multiprocessing as mp
 import os
@@ -25,6 +26,7 @@ import numpy as np
 from rlkit.core.logger import json_roundtrip
 from rlkit.data._io import VerifiedStamp  # noqa: F401 (its home before the Minari cache used it too)
 from rlkit.data.errors import DatasetError
+from rlkit.data.fingerprint import data_fingerprint
 from rlkit.errors import config_argument, ignore_interrupts, tool_command
 from rlkit.data.selection import describe_counts, episode_counts, resolve_auto_from, wants_auto
 from rlkit.data.legacy import (
@@ -86,6 +88,10 @@ class OfflineData:
     obs_abs_max: np.ndarray | None = None  # set when obs / next_obs were divided by it
     data_dir: str = ""
     metadata: dict = field(default_factory=dict)
+    # what the selection is made of (rlkit.data.fingerprint): one identity per file read, in load order,
+    # and their fingerprint with the generator settings and the normalizer (set by load_offline_data)
+    sources: list = field(default_factory=list)
+    fingerprint: str = ""
 
     @property
     def obs_dim(self) -> int:
@@ -342,6 +348,7 @@ def load_offline_data(
     _check_dims(data, root, obs_dim, act_dim)
     check_finite(data, root)
     data = _apply_normalizer(data, root, normalize, source)
+    data.fingerprint = data_fingerprint(data.sources, data.metadata.get("generator_config"), data.obs_abs_max)
     if max_transitions_per_task is not None:
         sizes = np.diff(data.task_offsets)
         if np.any(sizes > max_transitions_per_task):
@@ -353,6 +360,39 @@ def load_offline_data(
             )
             data = data.with_capacity(max_transitions_per_task)
     return data
+
+
+def selection_fingerprint(data_dir: str | os.PathLike, tasks: Sequence[int] | np.ndarray, epochs: Any, n_trj: int,
+                          sample: bool | int = True) -> str:
+    """The fingerprint :func:`load_offline_data` gives this selection (rlkit.data.fingerprint), without loading it.
+
+    Native and Minari data: from the metadata alone (no data file is read). The reference layout:
+    each selected file is read and hashed. A selected file that is missing counts as ``None``, so the
+    fingerprint differs from any that was loaded.
+    """
+    layout = detect_layout(data_dir)
+    source = MinariSource(data_dir) if layout == "minari" else None
+    root = Path(data_dir) if source is None else source.root
+    task_ids, steps = _norm_tasks(tasks), checkpoint_steps(epochs)
+    if layout == "legacy":
+        files, generator_config = [], None
+        for task in task_ids:
+            folder = root / legacy_task_dirname(int(task))
+            for step in steps:
+                for k in range(int(n_trj)):
+                    name = legacy_filename(k, step, bool(sample))
+                    try:
+                        files.append(_legacy_identity(folder, name, (folder / name).read_bytes()))
+                    except FileNotFoundError:
+                        files.append([f"{folder.name}/{name}", None, None])
+    else:
+        meta = read_metadata(root) if source is None else source.metadata
+        entries = meta["files"]
+        files = [[rel, (entries.get(rel) or {}).get("sha256")]
+                 for rel in (checkpoint_relpath(int(t), s) for t in task_ids for s in steps)]
+        generator_config = meta.get("generator_config")
+    abs_max = source.abs_max if source is not None else load_normalizer(root)
+    return data_fingerprint(files, generator_config, abs_max)
 
 
 def check_finite(data: OfflineData, root: Path) -> None:
@@ -563,12 +603,16 @@ def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify, source=
         episode_index=ep_index, layout="native" if source is None else source.layout, terminals_known=True,
         data_dir=str(root) if source is None else source.label,
         metadata={k: v for k, v in meta.items() if k != "files"},
+        sources=[[rel, entry["sha256"]] for rel, entry, _, _ in plan],
     )
 
 
 def _read_legacy_task(folder: str, steps, n_trj: int, sample: bool):
-    """(episode lengths, (obs, actions, rewards, next_obs)) of one task's selected legacy files."""
-    arrays, paths = [], []
+    """(episode lengths, (obs, actions, rewards, next_obs), identities) of one task's selected legacy files.
+
+    The identities (name, size, SHA-256 of the bytes just read) make the fingerprint; hashing here
+    costs no second read of the data."""
+    arrays, paths, ids = [], [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # NumPy 1.x pickles name numpy.core
         for step in steps:
@@ -581,8 +625,14 @@ def _read_legacy_task(folder: str, steps, n_trj: int, sample: bool):
                     raise DatasetError(f"{path} disappeared while loading; rerun") from None
                 arrays.append(read_legacy_bytes(buf, path))
                 paths.append(path)
+                ids.append(_legacy_identity(folder, os.path.basename(path), buf))
     # Converting per task keeps the Python objects of only one task alive at a time.
-    return [len(a) for a in arrays], legacy_columns(arrays, paths)
+    return [len(a) for a in arrays], legacy_columns(arrays, paths), ids
+
+
+def _legacy_identity(folder: str | os.PathLike, name: str, buf: bytes) -> list:
+    """``[goal_idxI/NAME, size, sha256]`` of one reference-layout file (rlkit.data.fingerprint)."""
+    return [f"{os.path.basename(os.fspath(folder))}/{name}", len(buf), hashlib.sha256(buf).hexdigest()]
 
 
 def _map_tasks(fn, jobs: list, workers: int | None):
@@ -626,8 +676,10 @@ def _load_legacy(root, task_ids, steps, n_trj, sample, env_name, workers=None) -
 
     build = _Builder()
     cols: list[list[np.ndarray]] = [[], [], [], []]
+    sources: list = []
     jobs = [(os.path.join(root, legacy_task_dirname(int(t))), steps, n_trj, sample) for t in task_ids]
-    for task, (lengths, columns) in zip(task_ids, _map_tasks(_read_legacy_task, jobs, workers)):
+    for task, (lengths, columns, ids) in zip(task_ids, _map_tasks(_read_legacy_task, jobs, workers)):
+        sources += ids
         for step_i, step in enumerate(steps):
             build.episodes(int(task), step, sample, np.arange(n_trj), lengths[step_i * n_trj:(step_i + 1) * n_trj])
         for c, col in zip(cols, columns):
@@ -647,7 +699,7 @@ def _load_legacy(root, task_ids, steps, n_trj, sample, env_name, workers=None) -
         task_offsets=np.concatenate([[0], np.cumsum(build.task_sizes)]).astype(np.int64),
         episode_offsets=ep_offsets, episode_task=ep_task, episode_step=ep_step, episode_sampled=ep_sampled,
         episode_index=ep_index, layout="legacy", terminals_known=False, data_dir=str(root),
-        metadata={"env_name": env_name},
+        metadata={"env_name": env_name}, sources=sources,
     )
 
 

@@ -13,6 +13,7 @@ path and, for a missing iteration, the iterations that do exist.
 
 from __future__ import annotations
 
+import json
 import sys
 
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import torch
 
 from rlkit.core.logger import (
     LAST_SNAPSHOT,
+    VARIANT_FILE,
     SnapshotError,
     load_snapshot,
     newest_loadable_snapshot,
@@ -122,6 +124,9 @@ class LoadedRun:
     obs_absmax: np.ndarray | None
     device: torch.device
     data_dir: Path | None = None  # overrides algo_params.data_dir (the dataset moved)
+    # {"train": ..., "test": ...}: what the run was trained on (rlkit.data.fingerprint); None for a run
+    # made before runs recorded it
+    data_fingerprint: dict | None = None
     _cache: dict = field(default_factory=dict, repr=False)  # buffers and the env's goal radius
 
     @property
@@ -183,10 +188,29 @@ class LoadedRun:
                                          max_transitions_per_task=algo["replay_buffer_size"],
                                          verify=bool(algo.get("verify_data", True)))
                 check_tasks_match(data.metadata, make_env(self.env_name, **self.env_params), data.task_ids, data_dir)
-                self._cache[split] = MultiTaskBuffer(data, self.device, dtype=dtype_of(self.agent))
             except DatasetError as exc:
                 raise RunLoadError(f"cannot load the {split} tasks' offline data: {exc}") from None
+            self._check_fingerprint(split, data.fingerprint, data_dir)
+            self._cache[split] = MultiTaskBuffer(data, self.device, dtype=dtype_of(self.agent))
         return self._cache[split]
+
+    def _check_fingerprint(self, split: str, now: str, data_dir) -> None:
+        """Refuse offline data other than the run was trained on: the offline protocol's numbers
+        would be those of data the run never saw. A run made before runs recorded their data's
+        fingerprint is said once, in one line, and used."""
+        from rlkit.data.fingerprint import fingerprint_mismatch
+
+        if self.data_fingerprint is None:
+            if not self._cache.get("fingerprint_noted"):
+                self._cache["fingerprint_noted"] = True
+                print(f"note: {self.run_dir} was made before runs recorded their data's fingerprint, so whether "
+                      f"{data_dir} holds the data it was trained on cannot be checked; using it", file=sys.stderr)
+            return
+        differ = fingerprint_mismatch(self.data_fingerprint, {split: now}, splits=(split,))
+        if differ:
+            raise RunLoadError(f"the {split} tasks' offline data in {data_dir} is not what {self.run_dir} was trained "
+                               f"on (data fingerprint {differ[0]}): pass --data_dir with the dataset the run was "
+                               "trained on")
 
     def context_rows(self, part: dict) -> torch.Tensor:
         """Context tensor (obs, action, reward[, next_obs]) from a buffer sample, as in training.
@@ -247,10 +271,21 @@ def load_run(run_dir: str | Path, itr: int | None = None, device: str | torch.de
         raise RunLoadError(f"snapshot {str(path)!r} does not fit the networks its config describes: {first}") from None
     agent.to(device).eval()
     absmax = state.get("obs_absmax")
+    from rlkit.data.fingerprint import recorded_fingerprint
+
+    fingerprint = recorded_fingerprint(state, _variant(Path(run_dir)))
     return LoadedRun(
         run_dir=Path(run_dir), snapshot_path=path, iteration=int(state["iteration"]), config=cfg, agent=agent,
         train_tasks=[int(t) for t in state["train_tasks"]], test_tasks=[int(t) for t in state["test_tasks"]],
         obs_dim=int(state["obs_dim"]), act_dim=int(state["act_dim"]),
         obs_absmax=None if absmax is None else np.asarray(absmax, dtype=np.float64), device=device,
-        data_dir=Path(data_dir) if data_dir is not None else None,
+        data_dir=Path(data_dir) if data_dir is not None else None, data_fingerprint=fingerprint,
     )
+
+
+def _variant(run_dir: Path) -> dict | None:
+    try:
+        variant = json.loads((run_dir / VARIANT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return variant if isinstance(variant, dict) else None

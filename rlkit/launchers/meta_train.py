@@ -36,7 +36,8 @@ from rlkit.core.logger import (START_OVER, VARIANT_FILE, RunDirError, RunLogger,
 from rlkit.core.progress import progress
 from rlkit.core.tracking import attach_trackers, import_wandb, key_hparams
 from rlkit.data import MultiTaskBuffer, check_tasks_match, load_offline_data, split_tasks_from_variant
-from rlkit.data.loader import resolve_auto
+from rlkit.data.fingerprint import FINGERPRINT_KEY, describe, fingerprint_mismatch, recorded_fingerprint
+from rlkit.data.loader import resolve_auto, selection_fingerprint
 from rlkit.envs import ENVS, make_env
 from rlkit.errors import UserError
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
@@ -59,6 +60,10 @@ class TrainingDiverged(RuntimeError):
 
 class SettingsChanged(RunDirError):
     """A run folder holds a run made with other settings than the ones asked now (one line, naming the keys)."""
+
+
+class DataChanged(RunDirError):
+    """A run folder holds a run trained on other data than its data_dir holds now (one line, naming both fingerprints)."""
 
 
 class NotEnoughMemory(UserError, MemoryError):
@@ -221,6 +226,7 @@ class ExperimentData:
     train: MultiTaskBuffer
     test: MultiTaskBuffer
     obs_absmax: np.ndarray | None
+    fingerprint: dict[str, str]  # {"train": ..., "test": ...} of the loaded selections (rlkit.data.fingerprint)
 
 
 def load_experiment_data(cfg: Config, seed: int, device: torch.device) -> ExperimentData:
@@ -236,7 +242,38 @@ def load_experiment_data(cfg: Config, seed: int, device: torch.device) -> Experi
     for data in (train, test):
         check_tasks_match(data.metadata, env, data.task_ids, algo["data_dir"])
     return ExperimentData([int(t) for t in train_tasks], [int(t) for t in test_tasks],
-                          MultiTaskBuffer(train, device), MultiTaskBuffer(test, device), train.obs_abs_max)
+                          MultiTaskBuffer(train, device), MultiTaskBuffer(test, device), train.obs_abs_max,
+                          {"train": train.fingerprint, "test": test.fingerprint})
+
+
+def run_data_fingerprint(cfg: Config, seed: int, data_dir=None) -> dict[str, str]:
+    """The fingerprints (train, test) the run of ``cfg`` and ``seed`` would record on ``data_dir`` (default
+    its algo_params.data_dir), from the dataset's metadata: what the reproduction runner compares before
+    it resumes a run, without loading its data. ``cfg`` is resolved (no ``auto`` left), as variant.json is."""
+    algo = cfg["algo_params"]
+    data_dir = algo["data_dir"] if data_dir is None else data_dir
+    train_tasks, test_tasks = split_tasks_from_variant(cfg, seed)
+    return {split: selection_fingerprint(data_dir, tasks, algo[key], algo["n_trj"], bool(algo["sample"]))
+            for split, tasks, key in (("train", train_tasks, "train_epoch"), ("test", test_tasks, "eval_epoch"))}
+
+
+def check_same_data(run_dir: Path, state: dict | None, now: dict[str, str], data_dir) -> None:
+    """Refuse to resume a run on data other than it was trained on (a regenerated folder, another copy).
+
+    The run's fingerprints are its variant.json's, else its snapshot's. A run made before runs recorded
+    them resumes with a one-line note: there is nothing to compare, and its fingerprint is recorded from now on.
+    """
+    ran = recorded_fingerprint(_read_variant(run_dir), state)
+    if ran is None:
+        print(f"note: {run_dir} was made before runs recorded their data's fingerprint, so whether {data_dir} holds "
+              f"the data it was trained on cannot be checked; continuing on it ({describe(now)}, recorded from now on)",
+              file=sys.stderr, flush=True)
+        return
+    differ = fingerprint_mismatch(ran, now)
+    if differ:
+        raise DataChanged(
+            f"{run_dir} was trained on other data than {data_dir} holds now (data fingerprint {'; '.join(differ)}): "
+            f"point algo_params.data_dir at the dataset it was trained on, or {START_OVER}")
 
 
 def relabelled_rows(relabel_outcomes, to_context, train_ids: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor,
@@ -459,7 +496,7 @@ class MetaTrainer:
         return {"iteration": itr, "trainer": self.trainer.state_dict(), "config": self.cfg,
                 "eval_time": self.prev_eval_time, "total_time": self.total_time,
                 "train_tasks": self.data.train_tasks, "test_tasks": self.data.test_tasks,
-                "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+                "obs_dim": self.obs_dim, "act_dim": self.act_dim, FINGERPRINT_KEY: dict(self.data.fingerprint),
                 # a plain list: the safe loader (weights_only) accepts no numpy arrays
                 "obs_absmax": None if self.data.obs_absmax is None else [float(x) for x in self.data.obs_absmax]}
 
@@ -541,9 +578,11 @@ def _run_experiment(cfg: Config, seed: int, gpu: int | None, resume: str | None,
     cfg = {**cfg, "algo_params": resolve_auto(cfg["algo_params"], train_tasks, test_tasks)}
     with memory_errors_named(cfg, device):
         data = load_experiment_data(cfg, seed, device)
+    if resume:  # the rest of the run trains on the data its first part was trained on, or not at all
+        check_same_data(run_dir, state, data.fingerprint, cfg["algo_params"]["data_dir"])
     warm = None if resume else warm_start_state(cfg, seed)  # path_to_weights: checked before anything is written
     # variant.json: the resolved config as run, with what viskit and readers need at the top level
-    variant = {**cfg, "seed": seed, "exp_name": exp_name, "device": str(device),
+    variant = {**cfg, "seed": seed, "exp_name": exp_name, "device": str(device), FINGERPRINT_KEY: data.fingerprint,
                "util_params": {**util, "dtype": util.get("dtype", "float32"),
                                "use_gpu": device.type == "cuda",
                                "gpu_id": device.index if device.type == "cuda" else util["gpu_id"]}}

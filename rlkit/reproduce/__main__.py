@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rlkit.config import ConfigError
 from rlkit.errors import cli, on_interrupt
+from rlkit.fileio import atomic_write_text
 from rlkit.reproduce.plan import load_plan, plan_path
 from rlkit.reproduce.records import load_dataset_profile, load_records
 from rlkit.reproduce.report import markdown, plot_curves
@@ -79,8 +80,8 @@ def write_report(plan, records_root: Path, report_dir: Path, command: str) -> Pa
     report_dir.mkdir(parents=True, exist_ok=True)
     figure = plot_curves(plan, records, report_dir / f"{plan.name}.png")
     md = report_dir / f"{plan.name}.md"
-    md.write_text(markdown(plan, records, figure.name if figure else None, command,
-                           load_dataset_profile(records_root, plan)), encoding="utf-8")
+    atomic_write_text(md, markdown(plan, records, figure.name if figure else None, command,  # a committed page:
+                                   load_dataset_profile(records_root, plan)))  # never half of one
     return md
 
 

@@ -4,7 +4,9 @@ A record holds what the results page needs and nothing that needs the run
 directory: the final returns of the three protocols, their per-iteration
 curves, the context-shift diagnostics, the reference returns of its test
 tasks (uniform-random policy, behaviour policies; rlkit.evaluation.reference),
-the resolved config, the wall time and the software versions. The table and figures are rebuilt from records alone.
+the fingerprint of the data it trained on (rlkit.data.fingerprint; null in
+records made before runs recorded one), the resolved config, the wall time and
+the software versions. The table and figures are rebuilt from records alone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pandas as pd
 
 from rlkit.config import save_config
 from rlkit.core.logger import git_report
+from rlkit.data.fingerprint import FINGERPRINT_KEY
 from rlkit.evaluation.protocols import PROGRESS_KEYS
 from rlkit.evaluation.reference import ReferenceUnavailable, reference_returns
 from rlkit.reproduce.plan import PROTOCOLS, Plan, settings_drift
@@ -85,7 +88,7 @@ def build_record(plan: Plan, method: str, seed: int, run_dir: Path, context_shif
         "wall_time_s": {"train": float(progress["Train Time (s)"].sum()), "eval": float(progress["Eval Time (s)"].sum()),
                         "context_shift": float(context_shift_seconds)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_revision": revision, "versions": _versions(),
-        "dataset": dataset_identity(plan), "config": variant,
+        "dataset": dataset_identity(plan), "data_fingerprint": variant.get(FINGERPRINT_KEY), "config": variant,
     }
 
 
@@ -119,6 +122,68 @@ _RECORD_FIELDS = {"method": str, "seed": int, "plan": str, "env": str, "scale": 
                   "final": dict, "curves": dict, "wall_time_s": dict, "config": dict}
 
 
+# Recomputed numbers must equal the written ones to this: a record's floats round-trip through JSON
+# exactly, but a mean recomputed here may sum in another order than pandas did when it was written.
+SELF_CHECK_RTOL = 1e-9
+
+
+def _same_number(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(float(a), float(b), rel_tol=SELF_CHECK_RTOL, abs_tol=1e-12)
+
+
+def _is_number_or_none(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _window_mean(values: list, window: int) -> float | None:
+    """What build_record writes as "final": the mean of the last ``window`` values, NaN (null) skipped
+    (pandas' mean), null when the window holds no number."""
+    numbers = [float(v) for v in values[-window:] if v is not None]
+    return _finite(float(np.mean(numbers))) if numbers else None
+
+
+def self_consistency_problem(rec: dict) -> str | None:
+    """How a record disagrees with itself, as one phrase, or None.
+
+    ``final`` and ``last`` are derived from the curves (build_record), and the curves hold one value
+    per iteration of the run: a record edited by hand, merged badly or cut short says one thing in its
+    table cells and another in its figure. Checked: every curve as long as ``steps``; ``num_iterations``
+    and ``train_steps`` those of the curves; the config's ``algo_params.num_iterations`` no more than
+    the curves hold; each protocol's ``final`` the mean of its last ``final_window`` values and its
+    ``last`` the last one (to :data:`SELF_CHECK_RTOL`, never bit for bit)."""
+    curves, window = rec["curves"], rec["final_window"]
+    steps = curves.get("steps")
+    if not isinstance(steps, list) or not steps or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                           for s in steps):
+        return "its curves have no steps"
+    for p in PROTOCOLS:
+        curve = curves.get(p)
+        if not isinstance(curve, list) or not all(_is_number_or_none(v) for v in curve):
+            return f"it has no {p} curve of numbers"
+        if len(curve) != len(steps):
+            return f"its {p} curve holds {len(curve)} values but its steps {len(steps)}"
+    if rec.get("num_iterations") != len(steps):
+        return f"it says num_iterations {rec.get('num_iterations')} but its curves hold {len(steps)} iterations"
+    if "train_steps" in rec and rec["train_steps"] != steps[-1]:
+        return f"it says train_steps {rec['train_steps']} but its curves end at step {steps[-1]}"
+    ran = (rec["config"].get("algo_params") or {}).get("num_iterations")
+    if isinstance(ran, int) and ran > len(steps):
+        return f"its config runs algo_params.num_iterations={ran} but its curves hold {len(steps)} iterations"
+    for name, derive, what in (("final", lambda c: _window_mean(c, window),
+                                f"the mean of the last {window} values"),
+                               ("last", lambda c: c[-1], "the last value")):
+        table = rec.get(name)
+        if not isinstance(table, dict):
+            return f"it has no {name} returns"
+        for p in PROTOCOLS:
+            written, expected = table.get(p), derive(curves[p])
+            if not _is_number_or_none(written) or not _same_number(written, expected):
+                return f"its {name} {p} return {written} is not {what} of its {p} curve ({expected})"
+    return None
+
+
 def check_record(path: Path, rec: object, plan: Plan) -> dict:
     """A record's content must be what its name and folder say: the file name decides that a run is
     done, the content fills the table, so a record copied or renamed (a CSRO record as
@@ -143,6 +208,10 @@ def check_record(path: Path, rec: object, plan: Plan) -> dict:
     if ran.get("algo_type", method) != method or ran.get("seed", seed) != seed:
         raise ValueError(f"record {path} says {method} seed {seed} but its config ran {ran.get('algo_type')} seed "
                          f"{ran.get('seed')}; delete it to rerun that run")
+    problem = self_consistency_problem(rec)
+    if problem:
+        raise ValueError(f"record {path} does not agree with itself: {problem}; it was edited or damaged: restore it "
+                         "from git, or delete it to rerun that run")
     expected = record_path(path.parent.parent, plan, method, seed)
     if path.name != expected.name:
         copy = " (a copy of " + expected.name + ")" if expected.is_file() else ""

@@ -37,12 +37,14 @@ from omegaconf import OmegaConf
 from rlkit.behavior.config import compose_sac_config
 from rlkit.config import save_config
 from rlkit.data import DatasetError, read_metadata
+from rlkit.data.fingerprint import fingerprint_mismatch, recorded_fingerprint
 from rlkit.data.native import generator_clash
 from rlkit.data.profile import profile_dataset
 from rlkit.core.logger import RunLock, latest_snapshot
 from rlkit.errors import INTERRUPTED_EXIT, UserError
 from rlkit.fileio import remove_stale_temps
 from rlkit.evaluation.protocols import PROGRESS_KEYS
+from rlkit.launchers.meta_train import run_data_fingerprint
 from rlkit.reproduce.plan import PROTOCOLS, Plan, settings_drift
 from rlkit.reproduce.records import PROFILE_FILE, build_record, load_records, record_path, write_record
 
@@ -417,6 +419,7 @@ class Reproduction:
             try:
                 if latest_snapshot(run_dir) is not None:
                     self._same_settings(method, run_dir)
+                    self._same_data(run_dir)
                     cmd += ["--resume", str(run_dir)]
                 else:
                     # started but stopped before its first snapshot: nothing to resume from, so it
@@ -449,9 +452,33 @@ class Reproduction:
                                  f"now asks ({'; '.join(drift)}); restore the plan, or move that run away to start "
                                  "it afresh")
 
+    def _same_data(self, run_dir: Path) -> None:
+        """Refuse to continue or summarise a run on other data than it was trained on: the plan's dataset
+        rebuilt (the same recipe gives other data), or another work folder's. Compared from the
+        dataset's metadata (rlkit.data.fingerprint); a run from before runs recorded it is said, and used."""
+        try:
+            ran = json.loads((run_dir / "variant.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # no readable variant.json: launch_experiment's own resume checks report it
+        recorded = recorded_fingerprint(ran)
+        if recorded is None:
+            self.echo(f"[{self.plan.name}] note: {run_dir} was made before runs recorded their data's fingerprint; "
+                      f"whether {self.layout.data_dir} holds the data it was trained on cannot be checked")
+            return
+        try:
+            now = run_data_fingerprint(ran, int(ran.get("seed", 0)), self.layout.data_dir)
+        except DatasetError as exc:
+            raise ReproduceError(f"cannot read the dataset of {run_dir} ({exc})") from None
+        differ = fingerprint_mismatch(recorded, now)
+        if differ:
+            raise ReproduceError(f"{run_dir} was trained on other data than {self.layout.data_dir} holds now (data "
+                                 f"fingerprint {'; '.join(differ)}): move that run away to train "
+                                 "it afresh on this dataset, or restore the dataset it was trained on")
+
     def shift_job(self, method: str, seed: int) -> Job:
         run_dir = self.layout.run_dir(self.plan, method, seed)
         self._claim(run_dir).release()  # a run some process still writes is not summarised
+        self._same_data(run_dir)
         cmd = [self.py, "-m", "rlkit.context_shift", str(run_dir), "--draws", str(self.plan.context_shift_draws),
                "--seed", str(seed)]
         if self.gpu is not None:
