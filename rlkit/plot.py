@@ -20,7 +20,10 @@ one-line note. ``--normalized`` plots the D4RL-style score instead (0 =
 random, 100 = best behaviour checkpoint).
 
 Runs of different envs are refused (one figure, one env: their returns are
-not comparable, and an aggregate over them means nothing). Seeds of one
+not comparable, and an aggregate over them means nothing), and so are seeds
+of one experiment whose variant.json settings differ in more than the seed,
+the run's location and its iteration count (a seed ``--restart`` re-made after
+the config changed): the message names the keys. Seeds of one
 experiment that ran for different lengths are flagged with a warning line
 naming the lengths; their curve and aggregate use only the part all of them
 have. A legend's "(mean of N seeds)" counts the seeds with data for that panel.
@@ -189,6 +192,7 @@ def load_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None,
         for run, frame in frames.items():
             _check_key(key, frame.columns, str(run / "progress.csv"))
     check_one_env(runs)
+    check_one_configuration(group_runs(runs))
     loaded = LoadedRuns(runs, frames, list(keys), x, group_runs(runs))
     loaded.warnings += cut_to_common_length(loaded)
     if references and any(is_return_key(k) for k in keys):
@@ -222,6 +226,46 @@ def check_one_env(runs: Sequence[Path]) -> None:
                                                                           if len(members) > 2 else "")
                           for env, members in by_env.items())
         raise PlotError(f"these runs are of {len(by_env)} different envs ({named}); plot each env on its own")
+
+
+def _variant(run: Path) -> dict | None:
+    try:
+        variant = json.loads((run / "variant.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return variant if isinstance(variant, dict) else None
+
+
+def settings_differences(first: dict, other: dict) -> list[str]:
+    """The settings two seeds' variant.json differ in, other than where and as which seed they ran
+    (rlkit.core.logger.RUN_CONTROL_KEYS) and how many iterations they were asked for (their curves'
+    lengths say that); a key only one of them has (an option added since) is not compared."""
+    from rlkit.core.logger import COMPUTED_RUN_KEYS, EXTENDABLE_KEYS, RUN_CONTROL_KEYS, changed_keys
+
+    def has(tree, path: str) -> bool:
+        for part in path.split("."):
+            if not isinstance(tree, dict) or part not in tree:
+                return False
+            tree = tree[part]
+        return True
+
+    return [path for path in sorted(changed_keys(first, other))
+            if path not in EXTENDABLE_KEYS and has(first, path) and has(other, path)
+            and (path in COMPUTED_RUN_KEYS or not any(path == k or path.startswith(k + ".") for k in RUN_CONTROL_KEYS))]
+
+
+def check_one_configuration(groups: "OrderedDict[str, list[Path]]") -> None:
+    """One curve, one configuration: seeds of an experiment folder that other settings made (a seed
+    re-made by ``--restart`` after the config changed) would be averaged into a curve of neither."""
+    for label, members in groups.items():
+        variants = [(run, v) for run in members if (v := _variant(run)) is not None]
+        for run, variant in variants[1:]:
+            keys = settings_differences(variants[0][1], variant)
+            if keys:
+                shown = ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+                raise PlotError(f"the seeds of {label} were made with different settings: {run.name} differs from "
+                                f"{variants[0][0].name} in {shown} (variant.json); a curve averages one "
+                                "configuration: move the odd seeds into an experiment folder of their own")
 
 
 def cut_to_common_length(loaded: LoadedRuns) -> list[str]:

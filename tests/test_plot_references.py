@@ -284,6 +284,38 @@ def test_plot_flags_runs_of_different_lengths_and_aggregates_the_common_part(tmp
     assert "different lengths (" not in err
 
 
+def _set_variant(run: Path, **settings) -> None:
+    variant = json.loads((run / "variant.json").read_text())
+    for dotted, value in settings.items():
+        node = variant
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    (run / "variant.json").write_text(json.dumps(variant))
+
+
+def test_plot_refuses_to_average_seeds_made_with_other_settings(tmp_path, capsys):
+    """`--restart` with other settings re-makes a seed in the same experiment folder: rlkit.plot averaged it
+    with its siblings as one curve. Seeds whose variant.json differ in more than the seed and where the
+    run ran are refused, naming the keys."""
+    runs = [_run(tmp_path, "point-robot", "exp", s, 4) for s in range(3)]
+    for i, run in enumerate(runs):  # where and as which seed each ran: the same experiment
+        _set_variant(run, seed=i, util_params__base_log_dir=f"/disk{i}", algo_params__data_dir=f"/data{i}",
+                     latent_size=5, algo_params__policy_lr=3e-4, algo_params__num_iterations=4 + i)
+    out = tmp_path / "c.png"
+    assert rplot.main([str(tmp_path / "point-robot" / "exp"), "--out", str(out), "--no-reference",
+                       "--reps", "20"]) == 0
+    _set_variant(runs[2], latent_size=9, algo_params__policy_lr=1e-3)
+    assert rplot.main([str(tmp_path / "point-robot" / "exp"), "--out", str(tmp_path / "d.png"),
+                       "--no-reference"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the seeds of point-robot/exp were made with different "
+                                               "settings: seed2 differs from seed0 in algo_params.policy_lr, "
+                                               "latent_size")
+    assert not (tmp_path / "d.png").exists()
+
+
 def test_plot_legend_counts_only_seeds_with_data(tmp_path, monkeypatch):
     key = PROGRESS_KEYS["online"]
     _run(tmp_path, "point-robot", "exp", 0, 3)
