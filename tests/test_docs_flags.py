@@ -54,3 +54,29 @@ def test_every_flag_the_docs_name_exists():
         for flag in set(FLAG.findall(page.read_text(encoding="utf-8"))) - known - FOREIGN:
             unknown.setdefault(flag, []).append(page.relative_to(REPO).as_posix())
     assert not unknown, f"flags named in the docs that no command accepts: {unknown}"
+
+
+def _readme() -> str:
+    return (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_readme_names_every_console_script_of_pyproject():
+    """The README's list of console scripts lacked csro-corro-negatives: it is now checked against the
+    registry (pyproject's [project.scripts]), and so is the table of rlkit/cli/__init__.py."""
+    scripts = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"])
+    listing = re.search(r"Every command is also a console script.*?\)", _readme(), re.S)
+    assert listing, "the README's sentence listing the console scripts is gone"
+    assert set(re.findall(r"`(csro-[a-z-]+)`", listing.group(0))) == scripts
+    import rlkit.cli
+
+    assert set(re.findall(r"``(csro-[a-z-]+)``", rlkit.cli.__doc__)) == scripts
+
+
+def test_the_readme_names_every_method_preset():
+    """The layout once said configs/algos/ holds three presets when it held six: the Methods table has
+    one row per preset file, and the layout line names no count that could go stale."""
+    presets = {p.stem for p in (REPO / "configs" / "algos").glob("*.json")}
+    methods = _readme().split("## Methods", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"^\| `([^`]+)` \|", methods, re.M)) == presets
+    layout = next(line for line in _readme().splitlines() if line.startswith("configs/algos/"))
+    assert not re.search(r"\((?:[\w-]+, )+[\w-]+\)", layout), f"the layout line lists the presets: {layout!r}"
