@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rlkit import defaults as _defaults
-from rlkit.errors import UserError, cli
+from rlkit.errors import UserError, cli, usage_name
 from rlkit.fileio import atomic_write_text
 
 Config = dict[str, Any]
@@ -713,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m rlkit.config CONFIG.json [KEY=VALUE ...]`` prints the resolved config."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m rlkit.config", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog=usage_name("rlkit.config"), description=main.__doc__)
     parser.add_argument("config", help="configs/ENV.json")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args(argv)

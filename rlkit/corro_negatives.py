@@ -33,7 +33,7 @@ import torch
 
 from rlkit.core.device import choose_device
 from rlkit.evaluation.run_loader import RunLoadError, add_run_arguments, resolve_snapshot
-from rlkit.errors import cli
+from rlkit.errors import cli, usage_name
 
 
 def measure(run_dir, itr: int | None = None, queries: int = 4096, seed: int = 0, data_dir=None,
@@ -103,7 +103,7 @@ def format_report(rep: dict) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m rlkit.corro_negatives", description=__doc__,
+    p = argparse.ArgumentParser(prog=usage_name("rlkit.corro_negatives"), description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p, "a CORRO run: output/ENV/EXP_NAME/seedN")
     p.add_argument("--queries", type=int, default=4096, help="query transitions, spread over the training tasks")

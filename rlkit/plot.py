@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from rlkit.errors import UserError, cli
+from rlkit.errors import UserError, cli, usage_name
 from rlkit.evaluation.aggregate import DEFAULT_REPS, AggregateUnavailable, iqm_with_ci
 from rlkit.evaluation.protocols import PROGRESS_KEYS, PROTOCOLS
 from rlkit.evaluation.protocols import PROTOCOL_TITLES as REGISTRY_TITLES
@@ -743,7 +743,7 @@ def check_suffix(out: Path) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m rlkit.plot", description=__doc__,
+    p = argparse.ArgumentParser(prog=usage_name("rlkit.plot"), description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dirs", nargs="+", help="run directories (output/ENV/EXP_NAME/seedN) or experiment folders")
     p.add_argument("--keys", default=None, help="comma-separated progress.csv columns (default: the 3 protocols)")
