@@ -46,6 +46,7 @@ import argparse
 import difflib
 import io
 import json
+import re
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -482,10 +483,73 @@ def figure_paths(path: Path, formats: Sequence[str] = DEFAULT_FORMATS) -> list[P
 _NO_DATE = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
 
 
+_PDF_OBJECT = re.compile(rb"(\d+) 0 obj\s")
+_PDF_LENGTH = re.compile(rb"/Length (\d+)( 0 R)?(?=[\s/>])")
+
+
+def pdf_drawing(data: bytes) -> list | None:
+    """What a PDF (as matplotlib writes it) draws, without what varies between machines for one drawing:
+    its objects in order, stream lengths left out and streams inflated, each embedded font program
+    (a stream with ``/Length1``: another fontTools subsets one font into other bytes) and the Info
+    dictionary (producer, dates) replaced by a placeholder, and the offsets table ignored. None when
+    ``data`` cannot be read so."""
+    import zlib
+
+    out, pos = [], 0
+    try:
+        if not data.startswith(b"%PDF-"):
+            return None
+        while (m := _PDF_OBJECT.search(data, pos)) is not None:
+            start, end = m.end(), data.find(b"endobj", m.end())
+            stream = data.find(b"stream\n", start)
+            if end < 0:
+                return None
+            if stream < 0 or stream > end:  # no stream: the object's text
+                body = data[start:end].strip()
+                if body.isdigit():  # an indirect stream length: differs with the font program it measures
+                    body = b"<length>"
+                out.append((m.group(1), b"<info>" if b"/Producer" in body else body))
+                pos = end + 6
+                continue
+            head = data[start:stream]
+            length = _PDF_LENGTH.search(head)
+            if length is None:
+                return None
+            n = length.group(1)
+            if length.group(2):  # /Length N 0 R: the length object holds it
+                n = re.search(rb"\n" + n + rb" 0 obj\s+(\d+)\s+endobj", data).group(1)
+            begin = stream + len(b"stream\n")
+            raw = data[begin:begin + int(n)]
+            if b"/Length1" in head:
+                content = b"<font program>"
+            else:
+                content = zlib.decompress(raw) if b"/FlateDecode" in head else raw
+            out.append((m.group(1), _PDF_LENGTH.sub(b"", re.sub(rb"/Length1 \d+", b"", head)).strip(), content))
+            pos = data.find(b"endobj", begin + int(n)) + 6
+    except (AttributeError, ValueError, zlib.error):
+        return None
+    return out or None
+
+
+def _unchanged_pdf(target: Path, data: bytes) -> bool:
+    """Whether the PDF at ``target`` draws what ``data`` does (:func:`pdf_drawing`): then it is kept, and
+    a regenerated committed figure leaves the tree clean on a machine with other font tools."""
+    try:
+        old = target.read_bytes()
+    except OSError:
+        return False
+    if old == data:
+        return True
+    drawing = pdf_drawing(data)
+    return drawing is not None and pdf_drawing(old) == drawing
+
+
 def save_figure(fig, path: Path, formats: Sequence[str] = DEFAULT_FORMATS) -> Path:
     """Write ``path`` and its companions (:func:`figure_paths`): PNG at PNG_DPI, vector files as vectors.
 
-    Each is rendered to memory and written atomically: a reader never sees half a file."""
+    Each is rendered to memory and written atomically: a reader never sees half a file. A PDF that
+    already draws the same (:func:`pdf_drawing`: only its embedded font programs or metadata would
+    change) is left untouched."""
     import matplotlib
     import matplotlib.pyplot as plt
 
@@ -496,6 +560,8 @@ def save_figure(fig, path: Path, formats: Sequence[str] = DEFAULT_FORMATS) -> Pa
             with matplotlib.rc_context({"svg.hashsalt": "csro"}):  # SVG element ids from a fixed salt
                 fig.savefig(buf, dpi=PNG_DPI, format=fmt, bbox_inches="tight", pad_inches=0.03,
                             metadata=_NO_DATE.get(fmt))
+            if fmt == "pdf" and _unchanged_pdf(target, buf.getvalue()):
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, buf.getvalue(), fsync=False)
     finally:

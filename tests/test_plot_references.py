@@ -603,3 +603,49 @@ def test_saved_figures_are_the_same_bytes_each_time(tmp_path):
         rplot.save_figure(fig, tmp_path / f"{name}.png", formats=("png", "pdf", "svg"))
         digests.append([(tmp_path / f"{name}.{ext}").read_bytes() for ext in ("png", "pdf", "svg")])
     assert digests[0] == digests[1]
+
+
+def _other_font_subsetter(monkeypatch):
+    """Make matplotlib embed a different (still valid) font program, as another fontTools release does."""
+    from matplotlib.backends import _backend_pdf_ps
+
+    original = _backend_pdf_ps.font_as_file
+
+    def other(font):
+        font["head"].fontRevision = 99.0
+        return original(font)
+
+    monkeypatch.setattr(_backend_pdf_ps, "font_as_file", other)
+
+
+def _save_line(path: Path, y, formats=("png", "pdf")) -> None:
+    """A one-line figure saved as the plots save theirs (paper rc: TrueType fonts embedded in the PDF)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context(rplot.PAPER_RC):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], y, label="a curve")
+        ax.set_title("a title")
+        ax.legend()
+        rplot.save_figure(fig, path, formats=formats)
+
+
+def test_a_pdf_is_not_rewritten_when_only_its_font_program_would_change(tmp_path, monkeypatch):
+    """`rlkit.reproduce --report-only` rewrote a committed PDF whose drawing had not changed, because
+    another fontTools subsets the embedded font into other bytes: the tree went dirty for nothing. A
+    PDF whose objects are the same apart from its font programs (and metadata) is left as it is."""
+    with monkeypatch.context() as m:
+        _other_font_subsetter(m)
+        _save_line(tmp_path / "c.png", [1, 0])
+    first = (tmp_path / "c.pdf").read_bytes()
+    _save_line(tmp_path / "fresh.png", [1, 0], formats=("pdf",))
+    assert (tmp_path / "fresh.pdf").read_bytes() != first  # the font programs do differ
+    _save_line(tmp_path / "c.png", [1, 0])
+    assert (tmp_path / "c.pdf").read_bytes() == first
+    _save_line(tmp_path / "c.png", [1, 0.5])  # another drawing is written
+    assert (tmp_path / "c.pdf").read_bytes() != first
+    assert rplot.pdf_drawing(b"not a pdf") is None
+    assert rplot.pdf_drawing(first) == rplot.pdf_drawing((tmp_path / "fresh.pdf").read_bytes())
