@@ -50,3 +50,14 @@ def test_an_installed_copy_finds_its_configs_away_from_the_checkout(tmp_path):
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                          cwd=tmp_path, env={**env, "PYTHONPATH": str(target)})
     assert res.returncode == 0 and res.stdout.startswith("ok " + str(target)), res.stderr[-3000:]
+
+
+def test_what_a_build_leaves_in_the_checkout_is_ignored():
+    """`pip wheel .` in the checkout leaves build/ (and `python -m build`, dist/): git status showed them."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        import pytest
+
+        pytest.skip("not a git checkout")
+    paths = ["build/lib/rlkit/__init__.py", "dist/csro-0.1.0-py3-none-any.whl", "csro.egg-info/PKG-INFO"]
+    res = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
+    assert res.stdout.split() == paths, res.stdout + res.stderr
