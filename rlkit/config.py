@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rlkit import defaults as _defaults
-from rlkit.errors import UserError, cli
+from rlkit.errors import UserError, cli, usage_name
 from rlkit.fileio import atomic_write_text
 
 Config = dict[str, Any]
@@ -352,6 +352,32 @@ def parse_override(text: str) -> tuple[str, str]:
     return key, raw
 
 
+def _override_value(schema: _Schema, path: str, raw: str) -> Any:
+    """An override's parsed value before the schema's type check: a string key keeps its text."""
+    value = parse_value(raw)
+    if path in schema.types and _is_str_key(path, schema.types[path]) and value is not None and not isinstance(value, str):
+        value = raw.strip()  # exp_name=2024 names a run "2024", it is not a number
+    return value
+
+
+def typed_value(path: str, raw: str) -> Any:
+    """The value ``PATH=RAW`` stores in a config, typed as the schema types it (``latent_size=5.0`` -> 5).
+
+    Two spellings of one setting (``5`` and ``5.0``, ``true`` and ``1``) give the same value here, so a
+    sweep can tell them from two settings. A key the schema lacks, or a value of the wrong type, is a
+    ConfigError (the one :func:`load_config` would raise).
+    """
+    schema = _Schema(*load_defaults())
+    if path not in schema.types:
+        raise _unknown_key(schema, path, f"in override {path}={raw}")
+    if schema.is_section(path):
+        raise ConfigError(f"config key {path!r} is a section; give its keys one by one")
+    try:
+        return _checker_for(path, schema.types[path])(_override_value(schema, path, raw))
+    except TypeError as exc:
+        raise ConfigError(f"config key {path!r}: {exc}, got {raw!r}") from None
+
+
 def apply_overrides(cfg: Config, overrides: Iterable[str], *, schema: _Schema | None = None,
                     check_env: Callable[[str], Any] | None = None) -> Config:
     """Apply ``KEY.PATH=VALUE`` overrides in place and re-validate; returns ``cfg``.
@@ -366,10 +392,7 @@ def apply_overrides(cfg: Config, overrides: Iterable[str], *, schema: _Schema | 
         path, raw = parse_override(text)
         if path in IGNORED_KEYS:
             raise ConfigError(f"override {text!r}: {path} has no effect here ({IGNORED_KEYS[path]}); remove it")
-        value = parse_value(raw)
-        if path in schema.types and _is_str_key(path, schema.types[path]) and value is not None and not isinstance(value, str):
-            value = raw.strip()  # exp_name=2024 names a run "2024", it is not a number
-        _set_value(cfg, schema, path, value, f"in override {text!r}")
+        _set_value(cfg, schema, path, _override_value(schema, path, raw), f"in override {text!r}")
     if check_env is not None:
         check_env(cfg["env_name"])
     validate(cfg)
@@ -730,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m rlkit.config CONFIG.json [KEY=VALUE ...]`` prints the resolved config."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m rlkit.config", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog=usage_name("rlkit.config"), description=main.__doc__)
     parser.add_argument("config", help="configs/ENV.json")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args(argv)

@@ -44,7 +44,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from rlkit.errors import cli
+from rlkit.errors import cli, usage_name
 from rlkit.fileio import atomic_file, atomic_write_text
 from rlkit.core.device import choose_device
 from rlkit.evaluation.run_loader import RunLoadError, add_run_arguments, load_run
@@ -404,7 +404,7 @@ def format_report(report: dict) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m rlkit.context_shift", description=__doc__,
+    p = argparse.ArgumentParser(prog=usage_name("rlkit.context_shift"), description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p)
     p.add_argument("--out", default=None, help="output folder (default: RUN_DIR)")

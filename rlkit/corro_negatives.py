@@ -10,7 +10,9 @@ heads for its own goal), (s, a) already tells the task, the CVAE learns the
 outcome from (s, a) alone, and its samples all land on the query's own
 outcome: InfoNCE then stays at chance, log(1 + K), whatever the encoder does.
 
-For ``--queries`` transitions of the training tasks' offline data this tool
+For ``--queries`` transitions of the training tasks' offline data (the same
+number from each task: rounded to a multiple of their count, said in the
+report's first line when that changes it) this tool
 draws K negatives per query from the run's CVAE and K from the env's ground
 truth (:meth:`rlkit.envs.base.MultiTaskEnv.relabel_outcomes` in K training
 tasks drawn uniformly, as CORRO's relabelling draws them), and reports for
@@ -33,7 +35,22 @@ import torch
 
 from rlkit.core.device import choose_device
 from rlkit.evaluation.run_loader import RunLoadError, add_run_arguments, resolve_snapshot
-from rlkit.errors import cli
+from rlkit.errors import cli, usage_name
+
+
+def spread_queries(queries: int, n_tasks: int) -> tuple[int, str | None]:
+    """(queries per training task, a one-line note when that gives other than ``queries`` in all).
+
+    Every training task gives the same number of queries, so that no task weighs more in the averages;
+    ``queries`` not a multiple of the task count is rounded down to one (and up to one per task), and
+    the report says so rather than showing another count without a word."""
+    per_task = max(1, queries // n_tasks)
+    got = per_task * n_tasks
+    if got == queries:
+        return per_task, None
+    why = "at least one each" if queries < n_tasks else f"ask a multiple of {n_tasks} for exactly that many"
+    return per_task, (f"--queries {queries} gives {got}: the same number of queries from each training task, "
+                      f"{per_task} from each of {n_tasks} ({why})")
 
 
 def measure(run_dir, itr: int | None = None, queries: int = 4096, seed: int = 0, data_dir=None,
@@ -74,7 +91,7 @@ def measure(run_dir, itr: int | None = None, queries: int = 4096, seed: int = 0,
         raise RunLoadError("the dataset keeps normalized observations; the env cannot step from them")
     ids = torch.as_tensor(data.train_tasks, device=device)
     g = torch.Generator(device=device).manual_seed(seed)
-    per_task = max(1, queries // len(ids))
+    per_task, note = spread_queries(queries, len(ids))
     s = data.train.sample(ids, per_task, generator=g)
     k = hp.corro_negatives
     obs, act = s["obs"].double(), s["actions"].double()
@@ -95,12 +112,14 @@ def measure(run_dir, itr: int | None = None, queries: int = 4096, seed: int = 0,
                 "share_within_0.01": float((gap < 0.01).double().mean())}
 
     return {"run_dir": str(run_dir), "iteration": int(state["iteration"]), "queries": int(r.numel()),
+            "queries_asked": int(queries), "note": note,
             "negatives_per_query": k, "cvae": stats(r_cvae), "env": stats(r_true),
             "own_task_max_error": float((r_own.double() - r).abs().max())}
 
 
 def format_report(rep: dict) -> str:
-    lines = [f"{rep['queries']} queries x {rep['negatives_per_query']} negatives (iteration {rep['iteration']})",
+    lines = [rep["note"]] if rep.get("note") else []
+    lines += [f"{rep['queries']} queries x {rep['negatives_per_query']} negatives (iteration {rep['iteration']})",
              f"{'negatives from':<16}{'spread (std)':>14}{'median |r_neg - r|':>20}{'within 0.01':>13}"]
     for name, label in (("cvae", "the run's CVAE"), ("env", "the env (truth)")):
         row = rep[name]
@@ -110,10 +129,12 @@ def format_report(rep: dict) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m rlkit.corro_negatives", description=__doc__,
+    p = argparse.ArgumentParser(prog=usage_name("rlkit.corro_negatives"), description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p, "a CORRO run: output/ENV/EXP_NAME/seedN")
-    p.add_argument("--queries", type=int, default=4096, help="query transitions, spread over the training tasks")
+    p.add_argument("--queries", type=int, default=4096,
+                   help="query transitions, the same number from each training task (rounded down to a multiple "
+                        "of their count, at least one each; the report says when)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     return p.parse_args(argv)

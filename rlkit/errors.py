@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -155,6 +156,15 @@ def started_as_cli() -> bool:
         return prog[2] == "rlkit" or prog[2].startswith("rlkit.")
     name = os.path.basename(prog[-1])
     return name in _CLI_SCRIPTS or name.startswith("csro-")
+
+
+def usage_name(module: str) -> str:
+    """The program name a command's ``--help`` shows: the console script's (``csro-plot``) when it was
+    started as one, else ``python -m MODULE`` (``python -m rlkit.plot``), so that the usage line is
+    what the user would type again."""
+    name = os.path.basename((sys.argv or [""])[0].replace("\\", "/"))
+    name = re.sub(r"(-script\.pyw?|\.exe)$", "", name)  # pip's launchers on Windows
+    return name if name.startswith("csro-") else f"python -m {module}"
 
 
 def this_command(args: Sequence[str] | None = None) -> list[str]:

@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from rlkit.errors import cli
+from rlkit.errors import cli, usage_name
 from rlkit.fileio import atomic_file, atomic_write_text
 from rlkit.evaluation.protocols import (ALL_PROTOCOLS, OFFLINE_DATA, PROGRESS_KEYS, PROTOCOL_CLASSES, PROTOCOLS,
                                        ProtocolResult)
@@ -167,7 +167,7 @@ def run_evaluation(run, protocols: Sequence[str] = PROTOCOLS, tasks: str = "test
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m rlkit.evaluate", description=__doc__,
+    p = argparse.ArgumentParser(prog=usage_name("rlkit.evaluate"), description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p)
     p.add_argument("--protocols", default=",".join(PROTOCOLS),

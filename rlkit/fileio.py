@@ -127,19 +127,35 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, fsync: bool = True)
 # locks: one writer at a time
 
 
-@contextlib.contextmanager
-def file_lock(path: str | os.PathLike) -> Iterator[None]:
-    """An exclusive inter-process lock on ``path`` (created if missing).
+def _fcntl():
+    """The fcntl module where the platform has one (every POSIX system), else None.
 
-    The reference runs one data-generation process per task, all writing into
-    the same dataset folder; the lock serialises their read-modify-write of
-    ``dataset.json``. POSIX ``flock`` only: where it does not exist the lock is a
-    no-op and writers must not run concurrently.
+    With fcntl the locks are ``flock``s, as they always were on Linux: the kernel drops them when
+    their process dies, however it dies. Without it (Windows) they are :mod:`filelock`'s (a
+    dependency of torch, so always installed), which locks the file with the platform's own call.
     """
     try:
         import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
-        yield
+    except ImportError:
+        return None
+    return fcntl
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive inter-process lock on ``path`` (created if missing), held for the ``with`` block.
+
+    The reference runs one data-generation process per task, all writing into
+    the same dataset folder; the lock serialises their read-modify-write of
+    ``dataset.json``. A POSIX ``flock``, or :mod:`filelock` where fcntl does not
+    exist (before, the lock was a no-op there).
+    """
+    fcntl = _fcntl()
+    if fcntl is None:
+        from filelock import FileLock
+
+        with FileLock(os.fspath(path)):
+            yield
         return
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -153,23 +169,26 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
 
 
 class ExclusiveLock:
-    """An exclusive ``flock`` on a lock file, held until :meth:`release` (or the process ends).
+    """An exclusive lock on a lock file, held until :meth:`release` (or the process ends).
 
-    The kernel drops the lock when its process dies however it dies, so a
-    killed job never leaves a stale lock behind; the PID written into the file
-    only serves the message of the process that finds it busy.
+    The operating system drops the lock when its process dies however it dies,
+    so a killed job never leaves a stale lock behind; the PID written into the
+    file (with fcntl) only serves the message of the process that finds it busy.
+    Without fcntl it is a :mod:`filelock` lock, whose holder the message cannot name.
     """
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int | None, portable=None):
         self._fd: int | None = fd
+        self._portable = portable  # a filelock.FileLock where fcntl does not exist
 
     @classmethod
     def acquire(cls, path: Path, busy: Callable[[str], Exception], unwritable: Callable[[OSError], Exception]):
         """Take the lock at ``path`` or raise ``busy(holder)`` / ``unwritable(exc)``."""
-        import fcntl
-
+        fcntl = _fcntl()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if fcntl is None:
+                return cls._acquire_portable(path, busy)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise unwritable(exc) from None
@@ -183,7 +202,21 @@ class ExclusiveLock:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         return cls(fd)
 
+    @classmethod
+    def _acquire_portable(cls, path: Path, busy: Callable[[str], Exception]):
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(os.fspath(path), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise busy("another process") from None
+        return cls(None, lock)
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
+        if self._portable is not None:
+            self._portable.release()
+            self._portable = None

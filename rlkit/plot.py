@@ -20,10 +20,14 @@ one-line note. ``--normalized`` plots the D4RL-style score instead (0 =
 random, 100 = best behaviour checkpoint).
 
 Runs of different envs are refused (one figure, one env: their returns are
-not comparable, and an aggregate over them means nothing). Seeds of one
+not comparable, and an aggregate over them means nothing), and so are seeds
+of one experiment whose variant.json settings differ in more than the seed,
+the run's location and its iteration count (a seed ``--restart`` re-made after
+the config changed): the message names the keys. Seeds of one
 experiment that ran for different lengths are flagged with a warning line
-naming the lengths; their curve and aggregate use only the part all of them
-have. A legend's "(mean of N seeds)" counts the seeds with data for that panel.
+naming the lengths and the short seeds; the curve is the mean of the seeds
+that reached each x, and the aggregate compares the seeds where all of them
+have data. ``--labels`` names the experiments (one each, in their order). A legend's "(mean of N seeds)" counts the seeds with data for that panel.
 
 Figures are made for a paper: one panel one column wide, more the full width
 of a two-column page, all text 9 pt; written as --out and, beside it, in each
@@ -42,13 +46,14 @@ import argparse
 import difflib
 import io
 import json
+import re
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from rlkit.errors import UserError, cli
+from rlkit.errors import UserError, cli, usage_name
 from rlkit.evaluation.aggregate import DEFAULT_REPS, AggregateUnavailable, iqm_with_ci
 from rlkit.evaluation.protocols import PROGRESS_KEYS, PROTOCOLS
 from rlkit.evaluation.protocols import PROTOCOL_TITLES as REGISTRY_TITLES
@@ -168,15 +173,17 @@ class LoadedRuns:
     groups: "OrderedDict[str, list[Path]]"
     refs: dict = field(default_factory=dict)  # run -> ReferenceReturns | None
     notes: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # what changes the numbers (runs cut to a common length)
+    warnings: list[str] = field(default_factory=list)  # what the numbers hide (seeds of other lengths)
 
     def reference_of(self, run: Path) -> ReferenceReturns | None:
         return self.refs.get(run)
 
 
 def load_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None, x: str = "Epoch",
-              references: bool = True) -> LoadedRuns:
-    """Read progress.csv of every run, check the keys, and (for return keys) each run's reference returns."""
+              references: bool = True, labels: Sequence[str] | None = None) -> LoadedRuns:
+    """Read progress.csv of every run, check the keys, and (for return keys) each run's reference returns.
+
+    ``labels``: one name per experiment, in their order, for the legends and the aggregates."""
     runs = expand_run_dirs(run_dirs)
     frames = {run: read_progress(run) for run in runs}
     for run, frame in frames.items():
@@ -189,8 +196,10 @@ def load_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None,
         for run, frame in frames.items():
             _check_key(key, frame.columns, str(run / "progress.csv"))
     check_one_env(runs)
-    loaded = LoadedRuns(runs, frames, list(keys), x, group_runs(runs))
-    loaded.warnings += cut_to_common_length(loaded)
+    groups = group_runs(runs)
+    check_one_configuration(groups)
+    loaded = LoadedRuns(runs, frames, list(keys), x, apply_labels(groups, labels))
+    loaded.warnings += flag_lengths(loaded)
     if references and any(is_return_key(k) for k in keys):
         for run in runs:
             try:
@@ -224,29 +233,91 @@ def check_one_env(runs: Sequence[Path]) -> None:
         raise PlotError(f"these runs are of {len(by_env)} different envs ({named}); plot each env on its own")
 
 
-def cut_to_common_length(loaded: LoadedRuns) -> list[str]:
-    """Cut each experiment's seeds to the x range all of them reached, and say so.
+def _variant(run: Path) -> dict | None:
+    try:
+        variant = json.loads((run / "variant.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return variant if isinstance(variant, dict) else None
 
-    A mean over seeds where one stopped early would change which seeds it averages along the
-    curve, and a final score taken at different points would mix two stages of training. Returns
-    the warning lines: one per experiment that was cut, one when experiments end at different x."""
+
+def settings_differences(first: dict, other: dict) -> list[str]:
+    """The settings two seeds' variant.json differ in, other than where and as which seed they ran
+    (rlkit.core.logger.RUN_CONTROL_KEYS) and how many iterations they were asked for (their curves'
+    lengths say that); a key only one of them has (an option added since) is not compared."""
+    from rlkit.core.logger import COMPUTED_RUN_KEYS, EXTENDABLE_KEYS, RUN_CONTROL_KEYS, changed_keys
+
+    def has(tree, path: str) -> bool:
+        for part in path.split("."):
+            if not isinstance(tree, dict) or part not in tree:
+                return False
+            tree = tree[part]
+        return True
+
+    return [path for path in sorted(changed_keys(first, other))
+            if path not in EXTENDABLE_KEYS and has(first, path) and has(other, path)
+            and (path in COMPUTED_RUN_KEYS or not any(path == k or path.startswith(k + ".") for k in RUN_CONTROL_KEYS))]
+
+
+def check_one_configuration(groups: "OrderedDict[str, list[Path]]") -> None:
+    """One curve, one configuration: seeds of an experiment folder that other settings made (a seed
+    re-made by ``--restart`` after the config changed) would be averaged into a curve of neither."""
+    for label, members in groups.items():
+        variants = [(run, v) for run in members if (v := _variant(run)) is not None]
+        for run, variant in variants[1:]:
+            keys = settings_differences(variants[0][1], variant)
+            if keys:
+                shown = ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+                raise PlotError(f"the seeds of {label} were made with different settings: {run.name} differs from "
+                                f"{variants[0][0].name} in {shown} (variant.json); a curve averages one "
+                                "configuration: move the odd seeds into an experiment folder of their own")
+
+
+def common_end(loaded: LoadedRuns, members: Sequence[Path]) -> float:
+    """The last x every one of ``members`` reached: where their final scores are compared."""
+    return min(loaded.frames[run][loaded.x].max() for run in members)
+
+
+def flag_lengths(loaded: LoadedRuns) -> list[str]:
+    """Warning lines for seeds of one experiment that ran for different lengths, and for experiments
+    that end at different points.
+
+    A killed seed must not take the others' curve with it: the curve is the mean of the seeds that
+    reached each x (the band only where two or more did). A final score, though, is each seed's last
+    evaluations, and taken at different points it would mix two stages of training; so the aggregate
+    uses every seed up to :func:`common_end`, and the warning says both."""
     out, ends = [], {}
     for label, members in loaded.groups.items():
         last = {run: loaded.frames[run][loaded.x].max() for run in members}
-        common = min(last.values())
-        ends[label] = common
+        ends[label] = common = min(last.values())
         if len(set(last.values())) > 1:
             lengths = ", ".join(f"{run.name} to {v:g}" for run, v in last.items())
-            out.append(f"the runs of {label} have different lengths ({loaded.x} {lengths}); its curve and "
-                       f"aggregate use only {loaded.x} up to {common:g}, which all of them reached")
-            for run in members:
-                frame = loaded.frames[run]
-                loaded.frames[run] = frame[frame[loaded.x] <= common]
+            short = ", ".join(run.name for run, v in last.items() if v < max(last.values()))
+            out.append(f"the runs of {label} have different lengths ({loaded.x} {lengths}; short: {short}): its "
+                       f"curve is the mean of the seeds that reached each {loaded.x}, and its aggregate uses only "
+                       f"{loaded.x} up to {common:g}, which all of them reached")
     if len(set(ends.values())) > 1:
         out.append("the experiments end at different points (" + ", ".join(f"{k} at {loaded.x} {v:g}"
                                                                           for k, v in ends.items())
                    + "); their final scores are not taken at the same stage of training")
     return out
+
+
+def apply_labels(groups: "OrderedDict[str, list[Path]]", labels: Sequence[str] | None):
+    """The experiments renamed by ``--labels``, one label each in their order; checked in one line."""
+    if labels is None:
+        return groups
+    labels = [lab.strip() for lab in labels]
+    names = ", ".join(groups)
+    if len(labels) != len(groups):
+        raise PlotError(f"--labels gives {plural(len(labels), 'label')} for {plural(len(groups), 'experiment')} "
+                        f"({names}); give one per experiment, in this order")
+    if any(not lab for lab in labels):
+        raise PlotError(f"--labels has an empty label ({','.join(labels)!r}); give one per experiment ({names})")
+    twice = next((lab for i, lab in enumerate(labels) if lab in labels[:i]), None)
+    if twice is not None:
+        raise PlotError(f"--labels names {twice!r} twice: each experiment needs a label of its own")
+    return OrderedDict(zip(labels, groups.values()))
 
 
 def seeds_with_data(loaded: LoadedRuns, members: Sequence[Path], key: str) -> int:
@@ -323,13 +394,14 @@ def _title(key: str, normalized: bool = False) -> str:
 
 
 # ------------------------------------------------------------------------------ paper layout
-def paper_figure(n_panels: int, row_height_in: float, sharey: bool = False):
-    """A figure one column wide for one panel, two columns wide for more (rows of PANELS_PER_ROW)."""
+def paper_figure(n_panels: int, row_height_in: float, sharey: bool = False, cols: int | None = None):
+    """A figure one column wide for one panel, two columns wide for more (rows of PANELS_PER_ROW, or
+    of ``cols``)."""
     import math
 
     import matplotlib.pyplot as plt
 
-    cols = min(n_panels, PANELS_PER_ROW)
+    cols = min(n_panels, cols or PANELS_PER_ROW)
     rows = math.ceil(n_panels / cols)
     width = COLUMN_WIDTH_IN if n_panels == 1 else FULL_WIDTH_IN
     fig, axes = plt.subplots(rows, cols, figsize=(width, row_height_in * rows), squeeze=False, sharey=sharey,
@@ -411,10 +483,73 @@ def figure_paths(path: Path, formats: Sequence[str] = DEFAULT_FORMATS) -> list[P
 _NO_DATE = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
 
 
+_PDF_OBJECT = re.compile(rb"(\d+) 0 obj\s")
+_PDF_LENGTH = re.compile(rb"/Length (\d+)( 0 R)?(?=[\s/>])")
+
+
+def pdf_drawing(data: bytes) -> list | None:
+    """What a PDF (as matplotlib writes it) draws, without what varies between machines for one drawing:
+    its objects in order, stream lengths left out and streams inflated, each embedded font program
+    (a stream with ``/Length1``: another fontTools subsets one font into other bytes) and the Info
+    dictionary (producer, dates) replaced by a placeholder, and the offsets table ignored. None when
+    ``data`` cannot be read so."""
+    import zlib
+
+    out, pos = [], 0
+    try:
+        if not data.startswith(b"%PDF-"):
+            return None
+        while (m := _PDF_OBJECT.search(data, pos)) is not None:
+            start, end = m.end(), data.find(b"endobj", m.end())
+            stream = data.find(b"stream\n", start)
+            if end < 0:
+                return None
+            if stream < 0 or stream > end:  # no stream: the object's text
+                body = data[start:end].strip()
+                if body.isdigit():  # an indirect stream length: differs with the font program it measures
+                    body = b"<length>"
+                out.append((m.group(1), b"<info>" if b"/Producer" in body else body))
+                pos = end + 6
+                continue
+            head = data[start:stream]
+            length = _PDF_LENGTH.search(head)
+            if length is None:
+                return None
+            n = length.group(1)
+            if length.group(2):  # /Length N 0 R: the length object holds it
+                n = re.search(rb"\n" + n + rb" 0 obj\s+(\d+)\s+endobj", data).group(1)
+            begin = stream + len(b"stream\n")
+            raw = data[begin:begin + int(n)]
+            if b"/Length1" in head:
+                content = b"<font program>"
+            else:
+                content = zlib.decompress(raw) if b"/FlateDecode" in head else raw
+            out.append((m.group(1), _PDF_LENGTH.sub(b"", re.sub(rb"/Length1 \d+", b"", head)).strip(), content))
+            pos = data.find(b"endobj", begin + int(n)) + 6
+    except (AttributeError, ValueError, zlib.error):
+        return None
+    return out or None
+
+
+def _unchanged_pdf(target: Path, data: bytes) -> bool:
+    """Whether the PDF at ``target`` draws what ``data`` does (:func:`pdf_drawing`): then it is kept, and
+    a regenerated committed figure leaves the tree clean on a machine with other font tools."""
+    try:
+        old = target.read_bytes()
+    except OSError:
+        return False
+    if old == data:
+        return True
+    drawing = pdf_drawing(data)
+    return drawing is not None and pdf_drawing(old) == drawing
+
+
 def save_figure(fig, path: Path, formats: Sequence[str] = DEFAULT_FORMATS) -> Path:
     """Write ``path`` and its companions (:func:`figure_paths`): PNG at PNG_DPI, vector files as vectors.
 
-    Each is rendered to memory and written atomically: a reader never sees half a file."""
+    Each is rendered to memory and written atomically: a reader never sees half a file. A PDF that
+    already draws the same (:func:`pdf_drawing`: only its embedded font programs or metadata would
+    change) is left untouched."""
     import matplotlib
     import matplotlib.pyplot as plt
 
@@ -425,6 +560,8 @@ def save_figure(fig, path: Path, formats: Sequence[str] = DEFAULT_FORMATS) -> Pa
             with matplotlib.rc_context({"svg.hashsalt": "csro"}):  # SVG element ids from a fixed salt
                 fig.savefig(buf, dpi=PNG_DPI, format=fmt, bbox_inches="tight", pad_inches=0.03,
                             metadata=_NO_DATE.get(fmt))
+            if fmt == "pdf" and _unchanged_pdf(target, buf.getvalue()):
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, buf.getvalue(), fsync=False)
     finally:
@@ -434,7 +571,8 @@ def save_figure(fig, path: Path, formats: Sequence[str] = DEFAULT_FORMATS) -> Pa
 
 def plot_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None, out: str | Path | None = None,
               x: str = "Epoch", band: str = "minmax", references: bool = True, normalized: bool = False,
-              loaded: LoadedRuns | None = None, formats: Sequence[str] = DEFAULT_FORMATS) -> Path:
+              loaded: LoadedRuns | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
+              labels: Sequence[str] | None = None) -> Path:
     """Draw ``keys`` against ``x`` for the runs (seeds grouped by experiment), save it; returns ``out``'s path.
 
     ``out`` defaults to ``learning_curves.png`` in the runs' common parent
@@ -442,7 +580,8 @@ def plot_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None,
     (default PNG and PDF). Return keys get the reference lines of
     :mod:`rlkit.evaluation.reference` where the runs' dataset is here (a note
     on stderr where it is not). The band is drawn only at the x values where
-    two or more seeds have data, and the legend says what it is.
+    two or more seeds have data, and the legend says what it is. ``labels``
+    names the experiments in the legend (one each, in their order).
     """
     import matplotlib
 
@@ -452,7 +591,7 @@ def plot_runs(run_dirs: Sequence[str | Path], keys: Sequence[str] | None = None,
     if band not in BANDS:
         raise PlotError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
     if loaded is None:
-        loaded = load_runs(run_dirs, keys, x, references=references or normalized)
+        loaded = load_runs(run_dirs, keys, x, references=references or normalized, labels=labels)
         print_notes(loaded)
     keys, x, groups = loaded.keys, loaded.x, loaded.groups
     with plt.rc_context(PAPER_RC):
@@ -509,11 +648,13 @@ def _default_out(runs: list[Path]) -> Path:
 
 
 def final_scores(loaded: LoadedRuns, members: list[Path], key: str, final_window: int, normalized: bool):
-    """Each run's final score: the mean of its last ``final_window`` evaluations of ``key`` (by x)."""
+    """Each run's final score: the mean of its last ``final_window`` evaluations of ``key`` (by x), up
+    to the x all of ``members`` reached (:func:`common_end`)."""
     import numpy as np
 
-    out = []
+    out, end = [], common_end(loaded, members)
     for run, frame in zip(members, _frames_for(loaded, members, key, normalized)):
+        frame = frame[frame[loaded.x] <= end]
         series = frame[[loaded.x, key]].dropna().drop_duplicates(loaded.x, keep="last").sort_values(loaded.x)[key]
         if series.empty:
             raise PlotError(f"{run / 'progress.csv'} has no value of {key!r}")
@@ -541,11 +682,43 @@ def aggregate_table(loaded: LoadedRuns, final_window: int = 3, normalized: bool 
     return pd.DataFrame(rows, columns=["experiment", "key", "seeds", "iqm", "ci_low", "ci_high", "mean", "scores"])
 
 
+MIN_PANEL_IN = 1.2  # the least width of an aggregate panel beside others: narrower, the intervals are hard to read
+
+
+def overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of texts that cover each other in a drawn figure: titles, axis labels and the tick labels
+    inside the axes' limits (what a cramped layout runs into each other)."""
+    renderer = fig.canvas.get_renderer()
+    texts = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            texts += [lab for loc, lab in zip(axis.get_ticklocs(), axis.get_ticklabels()) if lo - 1e-9 <= loc <= hi + 1e-9]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts if t.get_visible() and t.get_text().strip()]
+    return [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:] if box.overlaps(other)]
+
+
+def experiment_tick(name: str, seeds: int, width: int = 30) -> str:
+    """An experiment's y tick label in an aggregate figure: a grid point's settings one per line
+    (``EXP__club_loss_weight=10`` is written with ``__``), long words wrapped, then the seed count."""
+    import textwrap
+
+    lines = [line for part in name.split("__") for line in (textwrap.wrap(part, width) or [part])]
+    lines[-1] += f" ({plural(seeds, 'seed')})"
+    return "\n".join(lines)
+
+
 def plot_aggregates(table, loaded: LoadedRuns, path: Path, normalized: bool = False, final_window: int = 3,
                     formats: Sequence[str] = DEFAULT_FORMATS) -> Path:
     """One panel per key: per experiment the IQM (dot), its 95 % CI (bar) and each seed's final score (ticks).
 
-    Written like the curves: ``path`` and beside it each of ``formats``, sized for a paper."""
+    Written like the curves: ``path`` and beside it each of ``formats``, sized for a paper. The
+    experiments' names label the rows (a grid point's settings one per line); where the panels side
+    by side would be narrower than MIN_PANEL_IN or run a title or tick label into another, they
+    stack, one per row, at the full width."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -554,30 +727,16 @@ def plot_aggregates(table, loaded: LoadedRuns, path: Path, normalized: bool = Fa
 
     keys = list(dict.fromkeys(table["key"]))
     labels = list(dict.fromkeys(table["experiment"]))
+    seeds = [int(table[table["experiment"] == lab]["seeds"].iloc[0]) for lab in labels]
+    ticks = [experiment_tick(lab, n) for lab, n in zip(labels, seeds)]
+    row_height = 1.3 + max(0.3, 0.15 * max(t.count("\n") + 1 for t in ticks)) * len(labels)
     with plt.rc_context(PAPER_RC):
-        fig, axes = paper_figure(len(keys), 1.3 + 0.3 * len(labels), sharey=True)
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        all_refs = _distinct_refs(loaded, loaded.runs)
-        for ax, key in zip(axes, keys):
-            for i, label in enumerate(labels):
-                row = table[(table["key"] == key) & (table["experiment"] == label)]
-                if row.empty:
-                    continue
-                r = row.iloc[0]
-                c = colors[i % len(colors)]
-                ax.plot([r["ci_low"], r["ci_high"]], [i, i], color=c, lw=6, alpha=0.35, solid_capstyle="butt")
-                ax.plot([r["iqm"]], [i], "o", color=c, ms=5)
-                ax.plot([float(v) for v in r["scores"].split()], [i] * int(r["seeds"]), "|", color="black", ms=8)
-            if is_return_key(key) and all_refs and (normalized or len(all_refs) == 1):
-                _draw_references(ax, all_refs[:1], normalized, vertical=True)
-            seeds = [int(table[table["experiment"] == lab]["seeds"].iloc[0]) for lab in labels]
-            ax.set_yticks(range(len(labels)), [f"{lab} ({plural(n, 'seed')})" for lab, n in zip(labels, seeds)])
-            ax.set_ylim(len(labels) - 0.5, -0.5)
-            ax.set_title(_title(key, normalized))
-            what = ("normalized score" if normalized else "test return") if is_return_key(key) else key
-            ax.set_xlabel(f"final {what}")
-            ax.grid(alpha=0.3, axis="x")
-            style_axes(ax, integer_x=False)
+        fig, axes = _aggregate_panels(table, loaded, keys, labels, ticks, row_height, normalized)
+        fig.canvas.draw()  # constrained layout places the panels: do they fit beside each other?
+        narrow = min(ax.get_position().width for ax in axes) * fig.get_figwidth() < MIN_PANEL_IN
+        if len(axes) > 1 and (narrow or overlapping_texts(fig)):
+            plt.close(fig)
+            fig, axes = _aggregate_panels(table, loaded, keys, labels, ticks, row_height, normalized, cols=1)
         small = table["seeds"].min() < 4
         handles = [Line2D([], [], marker="o", ls="", color="grey",
                           label="IQM over seeds" + (" (= mean with < 4 seeds)" if small else "")),
@@ -587,6 +746,35 @@ def plot_aggregates(table, loaded: LoadedRuns, path: Path, normalized: bool = Fa
         extra_h, extra_l = unique_legend(axes)
         paper_legend(fig, handles + extra_h, [h.get_label() for h in handles] + extra_l)
         return save_figure(fig, path, formats)
+
+
+def _aggregate_panels(table, loaded: LoadedRuns, keys, labels, ticks, row_height: float, normalized: bool,
+                      cols: int | None = None):
+    import matplotlib.pyplot as plt
+
+    fig, axes = paper_figure(len(keys), row_height, sharey=True, cols=cols)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    all_refs = _distinct_refs(loaded, loaded.runs)
+    for ax, key in zip(axes, keys):
+        for i, label in enumerate(labels):
+            row = table[(table["key"] == key) & (table["experiment"] == label)]
+            if row.empty:
+                continue
+            r = row.iloc[0]
+            c = colors[i % len(colors)]
+            ax.plot([r["ci_low"], r["ci_high"]], [i, i], color=c, lw=6, alpha=0.35, solid_capstyle="butt")
+            ax.plot([r["iqm"]], [i], "o", color=c, ms=5)
+            ax.plot([float(v) for v in r["scores"].split()], [i] * int(r["seeds"]), "|", color="black", ms=8)
+        if is_return_key(key) and all_refs and (normalized or len(all_refs) == 1):
+            _draw_references(ax, all_refs[:1], normalized, vertical=True)
+        ax.set_yticks(range(len(labels)), ticks)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.set_title(_title(key, normalized))
+        what = ("normalized score" if normalized else "test return") if is_return_key(key) else key
+        ax.set_xlabel(f"final {what}")
+        ax.grid(alpha=0.3, axis="x")
+        style_axes(ax, integer_x=False)
+    return fig, axes
 
 
 def format_table(table) -> str:
@@ -621,12 +809,15 @@ def check_suffix(out: Path) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m rlkit.plot", description=__doc__,
+    p = argparse.ArgumentParser(prog=usage_name("rlkit.plot"), description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dirs", nargs="+", help="run directories (output/ENV/EXP_NAME/seedN) or experiment folders")
     p.add_argument("--keys", default=None, help="comma-separated progress.csv columns (default: the 3 protocols)")
     p.add_argument("--x", default="Epoch", help=f"x-axis column, e.g. {' or '.join(repr(k) for k in X_KEYS)}")
     p.add_argument("--band", choices=BANDS, default="minmax", help="spread over seeds")
+    p.add_argument("--labels", default=None,
+                   help="comma-separated names of the experiments (curves), one each in the order they are "
+                        "drawn (default: ENV/EXP_NAME)")
     p.add_argument("--out", default=None,
                    help="figure path, .png, .pdf or .svg (default: learning_curves.png beside the runs)")
     p.add_argument("--format", default=",".join(DEFAULT_FORMATS),
@@ -653,7 +844,8 @@ def main(argv=None) -> int:
         formats = parse_formats(args.format)
         out = _default_out(expand_run_dirs(args.run_dirs)) if args.out is None else Path(args.out)
         check_suffix(out)
-        loaded = load_runs(args.run_dirs, keys, args.x, references=args.reference or args.normalized)
+        labels = args.labels.split(",") if args.labels is not None else None
+        loaded = load_runs(args.run_dirs, keys, args.x, references=args.reference or args.normalized, labels=labels)
         print_notes(loaded)
         plot_runs(args.run_dirs, out=out, band=args.band, normalized=args.normalized, loaded=loaded,
                   formats=formats)

@@ -188,7 +188,7 @@ def test_show_path_refuses_a_config_of_other_env_settings(tiny_csro_run, tmp_pat
 def test_show_path_video_replays_each_protocol_side_by_side(tiny_csro_run, tmp_path, capsys):
     from PIL import Image
 
-    from rlkit.cli.protocol_video import side_by_side, supports_video
+    from rlkit.evaluation.protocol_video import side_by_side, supports_video
 
     show_path = _show_path()
     out = tmp_path / "figs"
@@ -200,7 +200,7 @@ def test_show_path_video_replays_each_protocol_side_by_side(tiny_csro_run, tmp_p
     im = Image.open(gif)
     # three 256-wide panels with 4-pixel gaps; one frame per step of the longest clip. Each clip: the
     # protocol's exploration episodes, then 2 evaluation episodes; offline explores none: 2 x 20 steps
-    from rlkit.cli.protocol_video import protocol_frames
+    from rlkit.evaluation.protocol_video import protocol_frames
 
     run = load_run(tiny_csro_run.run_dir)
     results = show_path.rollouts(run, ["offline", "online", "np_online"], [6], seed=0)
@@ -255,7 +255,7 @@ def test_show_path_video_of_a_mujoco_env_renders_the_scored_episode(tmp_path):
     first evaluation episode after the protocol's exploration, one rendered frame per step."""
     from PIL import Image
 
-    from rlkit.cli.protocol_video import clip_plan, protocol_frames
+    from rlkit.evaluation.protocol_video import clip_plan, protocol_frames
 
     run = _untrained_run("cheetah-vel", tmp_path, 60, "algo_params.num_exp_traj_eval=1")
     paths = _show_path().make_figures(run, tmp_path / "figs", protocols=("online", "np_online"), tasks=[3],

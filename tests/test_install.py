@@ -89,3 +89,14 @@ def test_an_installed_copy_names_its_configs_by_env_and_its_hints_run_as_printed
     missing = run_installed(target, ["-m", "rlkit.cli.meta_train", "pointrobot"], work)
     assert missing.returncode == 2
     assert "shipped env configs are named by env: " in missing.stderr and "point-robot" in missing.stderr
+
+
+def test_what_a_build_leaves_in_the_checkout_is_ignored():
+    """`pip wheel .` in the checkout leaves build/ (and `python -m build`, dist/): git status showed them."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        import pytest
+
+        pytest.skip("not a git checkout")
+    paths = ["build/lib/rlkit/__init__.py", "dist/csro-0.1.0-py3-none-any.whl", "csro.egg-info/PKG-INFO"]
+    res = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
+    assert res.stdout.split() == paths, res.stdout + res.stderr

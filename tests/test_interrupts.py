@@ -165,9 +165,9 @@ def test_policy_train_is_continued_by_the_same_command(tmp_path, sig):
             "num_train_steps=1000000", "num_seed_steps=50", "eval_frequency=100", "num_eval_sample_episodes=2",
             "agent.hidden_dim=16", "agent.batch_size=16"]
     res = run_and_stop([sys.executable, str(REPO / "policy_train.py"), *args], tmp_path / "cwd", sig,
-                       status_line("point-robot tasks 0..1"))
+                       status_line("point-robot tasks 0,1"))
     where, how, command = res.the_line(sig)
-    assert where.startswith(f"generation of tasks 0..1 into {data} stopped")
+    assert where.startswith(f"generation of tasks 0,1 into {data} stopped")
     assert how == "continue it with the same command"
     assert python_ok(command[0]) and command[1:] == [str(REPO / "policy_train.py"), *args]
 
@@ -208,7 +208,7 @@ def test_show_path(tiny_csro_run, tmp_path, sig):
 def test_demo(tmp_path, sig):
     args = ["--out", str(tmp_path / "demo")]
     res = run_and_stop([sys.executable, "-m", "rlkit.demo", *args], tmp_path / "cwd", sig,
-                       status_line("point-robot tasks 0..39"))
+                       status_line("point-robot tasks 0-39"))
     _same_command(res, sig, ["-m", "rlkit.demo", *args])
 
 

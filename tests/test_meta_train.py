@@ -137,6 +137,27 @@ def test_corro_negatives_compares_the_cvae_with_the_envs_truth_on_the_runs_data(
     assert "not a CORRO run with generated negatives" in capsys.readouterr().err
 
 
+def test_corro_negatives_says_why_it_measures_other_than_the_queries_asked():
+    """`--queries 50` on 30 training tasks reported 30 queries without a word: the queries are spread evenly
+    over the training tasks (so that no task weighs more), and the report now says so in one line."""
+    from rlkit.corro_negatives import format_report, spread_queries
+
+    assert spread_queries(64, 4) == (16, None)
+    per_task, note = spread_queries(50, 30)
+    assert per_task == 1 and note == ("--queries 50 gives 30: the same number of queries from each training task, "
+                                      "1 from each of 30 (ask a multiple of 30 for exactly that many)")
+    assert spread_queries(10, 30)[1] == ("--queries 10 gives 30: the same number of queries from each training task, "
+                                         "1 from each of 30 (at least one each)")
+    per_task, note = spread_queries(100, 30)
+    assert per_task == 3 and note.startswith("--queries 100 gives 90: the same number of queries from each training "
+                                             "task, 3 from each of 30 (ask a multiple of 30")
+    stats = {"spread": 0.1, "median_gap": 0.2, "share_within_0.01": 0.3}
+    rep = {"queries": 30, "queries_asked": 50, "note": note, "negatives_per_query": 16, "iteration": 0,
+           "cvae": stats, "env": stats, "own_task_max_error": 0.0}
+    assert format_report(rep).splitlines()[0] == note
+    assert note not in format_report({**rep, "note": None})
+
+
 def test_progress_holds_every_column_of_the_authors_progress_csv(dataset, tmp_path):
     """viskit overlays runs by column name: all 89 of the authors' columns are there, with values."""
     fixture = REPO / "tests" / "fixtures" / "authors_progress_header_point_robot.txt"

@@ -258,20 +258,35 @@ def test_plot_refuses_runs_of_different_envs(tmp_path, capsys):
     assert rplot.main([str(point), "--out", str(tmp_path / "c.png"), "--no-reference"]) == 0
 
 
-def test_plot_flags_runs_of_different_lengths_and_aggregates_the_common_part(tmp_path, capsys):
-    runs = [_run(tmp_path, "point-robot", "exp", 0, 6), _run(tmp_path, "point-robot", "exp", 1, 4)]
+def test_a_short_seed_leaves_the_others_curve_whole_and_is_named(tmp_path, capsys, monkeypatch):
+    """One killed seed used to cut its experiment's whole curve to its length: now the curve is the mean
+    of the seeds that reached each x, a warning names the short seed, and the aggregate (a final score
+    per seed) still compares the seeds at the point all of them reached."""
+    runs = [_run(tmp_path, "point-robot", "exp", 0, 6), _run(tmp_path, "point-robot", "exp", 1, 4),
+            _run(tmp_path, "point-robot", "exp", 2, 6)]
     out = tmp_path / "c.png"
+    seen = capture_figures(monkeypatch)
     assert rplot.main([str(tmp_path / "point-robot" / "exp"), "--out", str(out), "--no-reference",
                        "--reps", "50"]) == 0
     err = capsys.readouterr().err
-    assert ("warning: the runs of point-robot/exp have different lengths (Epoch seed0 to 5, seed1 to 3); its curve "
-            "and aggregate use only Epoch up to 3, which all of them reached") in err
+    assert ("warning: the runs of point-robot/exp have different lengths (Epoch seed0 to 5, seed1 to 3, seed2 to 5; "
+            "short: seed1): its curve is the mean of the seeds that reached each Epoch, and its aggregate uses "
+            "only Epoch up to 3, which all of them reached") in err
+    online = visible_axes(seen[0])[0]
+    line = online.get_lines()[0]
+    np.testing.assert_array_equal(line.get_xdata(), np.arange(6))  # to the longest seed, not the shortest
+    values = -20.0 + np.arange(6)
+    np.testing.assert_allclose(line.get_ydata(), [v + 1 for v in values[:4]] + [v + 1 for v in values[4:]])
+    assert bands(online)[0].get_paths()[0].vertices[:, 0].max() == 5  # seeds 0 and 2 go on together
     table = pd.read_csv(tmp_path / "c_aggregates.csv")
     # each seed's final score is the mean of its last 3 evaluations up to epoch 3: -20 + (1, 2, 3) + seed
-    finals = sorted(np.mean(-20.0 + np.arange(1, 4) + s) for s in (0, 1))
+    finals = sorted(np.mean(-20.0 + np.arange(1, 4) + s) for s in (0, 1, 2))
     assert table["scores"].iloc[0] == " ".join(f"{v:.4g}" for v in finals)
-    assert [(r / "progress.csv").is_file() for r in runs] == [True, True]  # only the plot's copy is cut
-    assert len(pd.read_csv(runs[0] / "progress.csv")) == 6
+    assert len(pd.read_csv(runs[0] / "progress.csv")) == 6  # files are only read
+    # a seed short in the middle of the curve too: where only one seed has an x, that seed alone
+    runs[1].joinpath("progress.csv").write_text(pd.read_csv(runs[1] / "progress.csv").iloc[[0, 1]].to_csv(index=False))
+    loaded = rplot.load_runs([tmp_path / "point-robot" / "exp"], references=False)
+    assert [len(f) for f in loaded.frames.values()] == [6, 2, 6]
     # experiments of different lengths (each consistent): plotted, with a warning that says so
     _run(tmp_path, "point-robot", "other", 0, 4)
     _run(tmp_path, "point-robot", "other", 1, 4)
@@ -282,6 +297,94 @@ def test_plot_flags_runs_of_different_lengths_and_aggregates_the_common_part(tmp
     err = capsys.readouterr().err
     assert "the experiments end at different points (point-robot/other at Epoch 3, point-robot/long at Epoch 5)" in err
     assert "different lengths (" not in err
+
+
+def test_plot_labels_name_the_curves_one_per_experiment(tmp_path, capsys, monkeypatch):
+    for w in (10, 25):
+        for seed in (0, 1):
+            _run(tmp_path, "point-robot", f"g__club_loss_weight={w}", seed, 4)
+    env = str(tmp_path / "point-robot")
+    seen = capture_figures(monkeypatch)
+    assert rplot.main([env, "--out", str(tmp_path / "c.png"), "--no-reference", "--reps", "20",
+                       "--labels", "CLUB weight 10, CLUB weight 25"]) == 0
+    curves, intervals = seen
+    assert legend_texts(curves)[:2] == ["CLUB weight 10 (mean of 2 seeds)", "CLUB weight 25 (mean of 2 seeds)"]
+    ticks = [t.get_text() for t in visible_axes(intervals)[0].get_yticklabels()]
+    assert ticks == ["CLUB weight 10 (2 seeds)", "CLUB weight 25 (2 seeds)"]
+    table = pd.read_csv(tmp_path / "c_aggregates.csv")
+    assert list(dict.fromkeys(table["experiment"])) == ["CLUB weight 10", "CLUB weight 25"]
+    capsys.readouterr()
+    for labels, message in (("one", "--labels gives 1 label for 2 experiments (point-robot/g__club_loss_weight=10, "
+                                    "point-robot/g__club_loss_weight=25)"),
+                            ("a,b,c", "--labels gives 3 labels for 2 experiments"),
+                            ("a,a", "--labels names 'a' twice"),
+                            ("a,", "--labels has an empty label")):
+        assert rplot.main([env, "--out", str(tmp_path / "d.png"), "--no-reference", "--labels", labels]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "d.png").exists()
+
+
+def test_a_grid_s_aggregate_figure_has_no_text_over_text(tmp_path, monkeypatch):
+    """A grid's experiment names are long (EXP__club_loss_weight=10__latent_size=5): as y tick labels they
+    squeezed the panels until titles and tick labels ran into each other."""
+    for w in (10, 25):
+        for size in (5, 8):
+            for seed in (0, 1, 2):
+                _run(tmp_path, "point-robot", f"CSRO__club_loss_weight={w}__latent_size={size}", seed, 5)
+    seen = capture_figures(monkeypatch)
+    assert rplot.main([str(tmp_path / "point-robot"), "--out", str(tmp_path / "c.png"), "--no-reference",
+                       "--reps", "20"]) == 0
+    curves, intervals = seen
+    for fig in seen:
+        assert_legible_at_its_width(fig)
+    names = " ".join(t.get_text() for t in visible_axes(intervals)[0].get_yticklabels())
+    assert "club_loss_weight=25" in names and "latent_size=8" in names
+    # long labels and wide numbers: three panels side by side would collide, so they stack
+    for w in (10, 25):
+        for seed in (0, 1, 2):
+            run = _run(tmp_path / "wide", "point-robot", f"w{w}", seed, 5)
+            frame = pd.read_csv(run / "progress.csv")
+            frame[list(PROGRESS_KEYS.values())] *= 617.3
+            frame.to_csv(run / "progress.csv", index=False)
+    labels = ",".join(f"CSRO with its CLUB weight at {w} and the paper's latent size" for w in (10, 25))
+    assert rplot.main([str(tmp_path / "wide" / "point-robot"), "--out", str(tmp_path / "w.png"), "--no-reference",
+                       "--reps", "20", "--labels", labels]) == 0
+    stacked = seen[-1]
+    assert_legible_at_its_width(stacked)
+    assert len({round(ax.get_position().y0, 3) for ax in visible_axes(stacked)}) == 3
+
+
+def _set_variant(run: Path, **settings) -> None:
+    variant = json.loads((run / "variant.json").read_text())
+    for dotted, value in settings.items():
+        node = variant
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    (run / "variant.json").write_text(json.dumps(variant))
+
+
+def test_plot_refuses_to_average_seeds_made_with_other_settings(tmp_path, capsys):
+    """`--restart` with other settings re-makes a seed in the same experiment folder: rlkit.plot averaged it
+    with its siblings as one curve. Seeds whose variant.json differ in more than the seed and where the
+    run ran are refused, naming the keys."""
+    runs = [_run(tmp_path, "point-robot", "exp", s, 4) for s in range(3)]
+    for i, run in enumerate(runs):  # where and as which seed each ran: the same experiment
+        _set_variant(run, seed=i, util_params__base_log_dir=f"/disk{i}", algo_params__data_dir=f"/data{i}",
+                     latent_size=5, algo_params__policy_lr=3e-4, algo_params__num_iterations=4 + i)
+    out = tmp_path / "c.png"
+    assert rplot.main([str(tmp_path / "point-robot" / "exp"), "--out", str(out), "--no-reference",
+                       "--reps", "20"]) == 0
+    _set_variant(runs[2], latent_size=9, algo_params__policy_lr=1e-3)
+    assert rplot.main([str(tmp_path / "point-robot" / "exp"), "--out", str(tmp_path / "d.png"),
+                       "--no-reference"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the seeds of point-robot/exp were made with different "
+                                               "settings: seed2 differs from seed0 in algo_params.policy_lr, "
+                                               "latent_size")
+    assert not (tmp_path / "d.png").exists()
 
 
 def test_plot_legend_counts_only_seeds_with_data(tmp_path, monkeypatch):
@@ -320,6 +423,15 @@ def png_size(path: Path) -> tuple[int, int]:
     import struct
 
     return struct.unpack(">II", path.read_bytes()[16:24])
+
+
+@pytest.fixture(autouse=True)
+def _close_captured_figures():
+    """Figures kept open by :func:`capture_figures` are closed after each test."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
 
 
 def capture_figures(monkeypatch, module=rplot) -> list:
@@ -491,3 +603,49 @@ def test_saved_figures_are_the_same_bytes_each_time(tmp_path):
         rplot.save_figure(fig, tmp_path / f"{name}.png", formats=("png", "pdf", "svg"))
         digests.append([(tmp_path / f"{name}.{ext}").read_bytes() for ext in ("png", "pdf", "svg")])
     assert digests[0] == digests[1]
+
+
+def _other_font_subsetter(monkeypatch):
+    """Make matplotlib embed a different (still valid) font program, as another fontTools release does."""
+    from matplotlib.backends import _backend_pdf_ps
+
+    original = _backend_pdf_ps.font_as_file
+
+    def other(font):
+        font["head"].fontRevision = 99.0
+        return original(font)
+
+    monkeypatch.setattr(_backend_pdf_ps, "font_as_file", other)
+
+
+def _save_line(path: Path, y, formats=("png", "pdf")) -> None:
+    """A one-line figure saved as the plots save theirs (paper rc: TrueType fonts embedded in the PDF)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context(rplot.PAPER_RC):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], y, label="a curve")
+        ax.set_title("a title")
+        ax.legend()
+        rplot.save_figure(fig, path, formats=formats)
+
+
+def test_a_pdf_is_not_rewritten_when_only_its_font_program_would_change(tmp_path, monkeypatch):
+    """`rlkit.reproduce --report-only` rewrote a committed PDF whose drawing had not changed, because
+    another fontTools subsets the embedded font into other bytes: the tree went dirty for nothing. A
+    PDF whose objects are the same apart from its font programs (and metadata) is left as it is."""
+    with monkeypatch.context() as m:
+        _other_font_subsetter(m)
+        _save_line(tmp_path / "c.png", [1, 0])
+    first = (tmp_path / "c.pdf").read_bytes()
+    _save_line(tmp_path / "fresh.png", [1, 0], formats=("pdf",))
+    assert (tmp_path / "fresh.pdf").read_bytes() != first  # the font programs do differ
+    _save_line(tmp_path / "c.png", [1, 0])
+    assert (tmp_path / "c.pdf").read_bytes() == first
+    _save_line(tmp_path / "c.png", [1, 0.5])  # another drawing is written
+    assert (tmp_path / "c.pdf").read_bytes() != first
+    assert rplot.pdf_drawing(b"not a pdf") is None
+    assert rplot.pdf_drawing(first) == rplot.pdf_drawing((tmp_path / "fresh.pdf").read_bytes())

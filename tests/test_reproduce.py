@@ -902,3 +902,22 @@ def test_runs_on_two_generations_of_a_plans_dataset_are_said_on_the_page():
     assert "2 generations" in note and "CSRO seed 0, FOCAL seed 0, FOCAL seed 1 (best behaviour checkpoint -289.0" in note
     assert "CSRO seed 1 (best behaviour checkpoint -265.0, data -330.2)" in note
     assert dataset_generations([{"seed": 0, "config": config}]) == []  # no references: nothing to compare
+
+
+def test_a_report_figure_rebuilt_with_other_font_tools_leaves_its_pdf_as_it_was(tmp_path, monkeypatch):
+    """`--report-only` rewrote docs/results/*.pdf on a machine whose fontTools subsets the embedded font
+    into other bytes, dirtying the tree for a figure that showed the same: writing the same records twice,
+    once with another font subsetter, gives byte-identical files."""
+    from rlkit.reproduce.plan import DatasetPlan, Plan
+    from rlkit.reproduce.report import plot_curves
+    from tests.test_plot_references import _other_font_subsetter
+
+    plan = Plan(env="point-robot", scale="cpu", config=Path("c.yaml"), description="",
+                dataset=DatasetPlan("expert"), methods=["CSRO"], seeds=[0, 1], train_overrides=[])
+    records = [_curve_record("CSRO", 0, [100, 200, 300]), _curve_record("CSRO", 1, [100, 200, 300])]
+    with monkeypatch.context() as m:
+        _other_font_subsetter(m)
+        plot_curves(plan, records, tmp_path / "plan.png")
+    first = {ext: (tmp_path / f"plan.{ext}").read_bytes() for ext in ("png", "pdf")}
+    plot_curves(plan, records, tmp_path / "plan.png")
+    assert {ext: (tmp_path / f"plan.{ext}").read_bytes() for ext in ("png", "pdf")} == first

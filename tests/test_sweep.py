@@ -276,3 +276,36 @@ def test_grid_axes_and_what_is_not_one():
         grid_axes(["latent_size=5,5"])
     with pytest.raises(SweepError, match="a value between every two commas"):
         grid_axes(["latent_size=5,"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["latent_size=5,5.0"], "'latent_size=5,5.0' lists a value twice: 5 and 5.0 are both latent_size=5"),
+    (["algo_params.use_club=true,1"],
+     "'algo_params.use_club=true,1' lists a value twice: true and 1 are both algo_params.use_club=true"),
+    (["algo_params.club_loss_weight=10,1e1,25"], "10 and 1e1 are both algo_params.club_loss_weight=10.0"),
+    (["algo_params.eval_epoch=[100,200,100],[100, 200, 100]"], "lists a value twice"),
+    (["latent_size=6,7", "latent_size=9"], "latent_size is given twice (latent_size=6,7, latent_size=9)"),
+    (["latent_size=9", "latent_size=6,7"], "latent_size is given twice (latent_size=9, latent_size=6,7)"),
+])
+def test_a_grid_refuses_one_value_spelled_twice_and_a_key_given_twice(overrides, message):
+    """`latent_size=5,5.0` ran the same setting twice into two folders, and `latent_size=6,7 latent_size=9`
+    dropped the 9: values are compared as the config types them, and an axis's key may be given once."""
+    from rlkit.launchers.sweep import grid_axes
+
+    with pytest.raises(SweepError) as info:
+        grid_axes(overrides)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_grid_keeps_values_that_differ_once_typed(tmp_path, capsys):
+    from rlkit.launchers.sweep import grid_axes
+
+    assert grid_axes(["algo_params.club_loss_weight=10,10.5"])[1] == [("algo_params.club_loss_weight", ["10", "10.5"])]
+    assert grid_axes(["algo_params.use_club=true,0"])[1] == [("algo_params.use_club", ["true", "0"])]
+    # the command says it in one line before anything runs
+    config = small_point_robot_config(tmp_path)
+    assert launch_experiment.main([str(config), f"util_params.base_log_dir={tmp_path / 'out'}",
+                                   "latent_size=6,7", "latent_size=9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: latent_size is given twice")
+    assert not (tmp_path / "out").exists()

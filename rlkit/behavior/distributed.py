@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from rlkit.behavior.generate import STATE_DIR, GenerationJob, weights_path
+from rlkit.behavior.generate import STATE_DIR, GenerationJob, task_ids_text, weights_path
 from rlkit.errors import fail
 from rlkit.fileio import atomic_write_text
 
@@ -105,10 +105,6 @@ def group_jobs(job: GenerationJob, groups: int) -> list[GenerationJob]:
     return [dataclasses.replace(job, tasks=list(ts), progress=False, env_params=dict(job.env_params),
                                 extra_config=dict(job.extra_config))
             for ts in split_groups(job.tasks, groups)]
-
-
-def _task_range(tasks: list[int]) -> str:
-    return f"{tasks[0]}..{tasks[-1]}" if len(tasks) > 1 else str(tasks[0])
 
 
 def _marker_path(job: GenerationJob) -> Path:
@@ -252,7 +248,7 @@ def run_group(job: GenerationJob, label: str, *, regenerate: bool = False, gathe
         root.mkdir(parents=True, exist_ok=True)
         _unpack(root, inputs or {})
         job = dataclasses.replace(job, data_dir=root)
-    print(f"{label}: {'regenerating' if regenerate else 'training'} tasks {_task_range(job.tasks)} "
+    print(f"{label}: {'regenerating' if regenerate else 'training'} tasks {task_ids_text(job.tasks)} "
           f"on {host} ({job.device}){' into ' + str(root) if gather else ''}", flush=True)
     sent_sha = {}
     if gather and regenerate and not job.legacy_layout and (root / "dataset.json").exists():
@@ -457,7 +453,7 @@ def _dispatch(ray, job, writer, groups, regenerate, shared_fs, worker_root, keep
     if not use_gpu:
         jobs = [dataclasses.replace(j, device="cpu") for j in jobs]
     gather = not shared_fs
-    say(f"ray: {len(jobs)} task group(s) of tasks {_task_range(job.tasks)} on {int(resources.get('CPU', 0))} "
+    say(f"ray: {len(jobs)} task group(s) of tasks {task_ids_text(job.tasks)} on {int(resources.get('CPU', 0))} "
         f"CPU(s), {int(resources.get('GPU', 0))} GPU(s); "
         + ("gathering results into " if gather else "workers write into ") + str(job.data_dir))
 
@@ -467,7 +463,7 @@ def _dispatch(ray, job, writer, groups, regenerate, shared_fs, worker_root, keep
             if not j.restart and _group_complete(j, writer):
                 results[i] = {"tasks": j.tasks, "checkpoints": 0, "seconds": 0.0, "host": None,
                               "device": None, "skipped": True}
-                say(f"ray: group {i + 1}/{len(jobs)} (tasks {_task_range(j.tasks)}) is complete; skipped")
+                say(f"ray: group {i + 1}/{len(jobs)} (tasks {task_ids_text(j.tasks)}) is complete; skipped")
 
     if gather and not regenerate:
         # the driver writes what the workers send back: the check a worker makes on a shared folder is
@@ -507,7 +503,7 @@ def _dispatch(ray, job, writer, groups, regenerate, shared_fs, worker_root, keep
             path = _marker_path(jobs[i])
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(path, json.dumps(_marker(jobs[i]), indent=1).encode())
-        say(f"ray: group {i + 1}/{len(jobs)} (tasks {_task_range(jobs[i].tasks)}) done on "
+        say(f"ray: group {i + 1}/{len(jobs)} (tasks {task_ids_text(jobs[i].tasks)}) done on "
             f"{item[1]['host']} ({item[1]['device']}) in {item[1]['seconds']:.1f} s")
 
     try:
@@ -544,7 +540,7 @@ def _dispatch(ray, job, writer, groups, regenerate, shared_fs, worker_root, keep
         say(f"ray: gathered {gatherer.written} file(s) into {job.data_dir}"
             + (f" ({gatherer.unchanged} already there)" if gatherer.unchanged else ""))
     if failures:
-        lines = [f"task group {i + 1}/{len(jobs)} (tasks {_task_range(jobs[i].tasks)}): {msg}"
+        lines = [f"task group {i + 1}/{len(jobs)} (tasks {task_ids_text(jobs[i].tasks)}): {msg}"
                  for i, msg in sorted(failures.items())]
         raise SystemExit("error: " + "\n       ".join(lines) + "\n(finished groups are kept; "
                          "run the same command again to redo the failed ones)")

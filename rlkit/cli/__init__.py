@@ -8,6 +8,7 @@ for the authors' users, a thin script at the repository root with the name they 
 | ``csro-show-path`` | :mod:`rlkit.cli.show_path` | ``show_path.py`` |
 | ``csro-evaluate`` | :mod:`rlkit.evaluate` | ``python -m rlkit.evaluate`` |
 | ``csro-context-shift`` | :mod:`rlkit.context_shift` | ``python -m rlkit.context_shift`` |
+| ``csro-corro-negatives`` | :mod:`rlkit.corro_negatives` | ``python -m rlkit.corro_negatives`` |
 | ``csro-plot`` | :mod:`rlkit.plot` | ``python -m rlkit.plot`` |
 | ``csro-data`` | :mod:`rlkit.data.__main__` | ``python -m rlkit.data`` |
 | ``csro-reproduce`` | :mod:`rlkit.reproduce.__main__` | ``python -m rlkit.reproduce`` |

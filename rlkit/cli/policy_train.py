@@ -101,7 +101,9 @@ def main(argv=None) -> int:
     if args.restart and args.eval:
         fail("--restart regenerates whole checkpoints and --eval only their sampled episodes: give one of them")
     job = build_job(args)
-    on_interrupt(where=f"generation of tasks {job.tasks[0]}..{job.tasks[-1]} into {job.data_dir} stopped "
+    from rlkit.behavior.generate import tasks_text
+
+    on_interrupt(where=f"generation of {tasks_text(job.tasks)} into {job.data_dir} stopped "
                        "(finished checkpoints and episodes are kept)",
                  how="continue it with the same command" if not args.restart else "continue it with",
                  command=None if not args.restart else [a for a in this_command() if a != "--restart"])
@@ -126,7 +128,7 @@ def main(argv=None) -> int:
     except (DatasetError, SnapshotError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"dataset: {job.data_dir} (tasks {job.tasks[0]}..{job.tasks[-1]})")
+    print(f"dataset: {job.data_dir} ({tasks_text(job.tasks)})")
     missing = tasks_still_missing(job)
     if missing:
         n_tasks = int(job.env_params["n_tasks"])

@@ -26,12 +26,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from rlkit.errors import cli
 from rlkit.fileio import atomic_file
 from rlkit.core.device import choose_device
 from rlkit.envs import env_class
+from rlkit.evaluation.episodes import first_env_of, labelled_episodes, rollouts
 from rlkit.evaluation.protocols import ALL_PROTOCOLS, PROTOCOLS
 
 STYLE = {"exploration": dict(ls="--", lw=0.8, alpha=0.45), "last": dict(ls="-", lw=2.2, alpha=1.0)}
@@ -77,57 +77,6 @@ def pick_tasks(test_tasks: list[int], tasks: str | None, num_tasks: int) -> list
     return [test_tasks[i] for i in idx]
 
 
-def reads_offline_data(protocol: str) -> bool:
-    """Whether the protocol's context comes from the offline data (what it reads, not its name)."""
-    from rlkit.evaluation.protocols import OFFLINE_DATA, get_protocol
-
-    return OFFLINE_DATA in get_protocol(protocol).context
-
-
-def rollouts(run, protocols, tasks, num_evals: int = 1, seed: int = 0) -> dict:
-    """``{protocol: ProtocolResult}`` with traces, sharing one vector env like meta-training does."""
-    from gymnasium.vector import AutoresetMode
-
-    from rlkit.core.progress import progress
-    from rlkit.envs.vector import make_vector_env
-    from rlkit.evaluation.protocols import eval_transitions, run_protocol
-
-    torch.manual_seed(seed)  # np_online samples policy actions: the same --seed gives the same paths
-    settings = run.settings(num_evals=num_evals)
-    venv = make_vector_env(run.env_name, run.env_params, np.repeat(tasks, settings.num_evals),
-                           obs_absmax=run.obs_absmax, autoreset_mode=AutoresetMode.DISABLED)
-    bar = progress(total=eval_transitions(settings, len(tasks), len(protocols)), desc="rollouts", unit="transition")
-    try:
-        return {p: run_protocol(p, run.agent, run.env_name, run.env_params, tasks, settings,
-                                offline_context=run.offline_context(seed) if reads_offline_data(p) else None,
-                                obs_absmax=run.obs_absmax, seed=seed + k, device=run.device,
-                                record_trace=True, venv=venv, progress=bar)
-                for k, p in enumerate(protocols)}
-    finally:
-        bar.close()
-        venv.close()
-
-
-def labelled_episodes(result, m: int, num_exp_traj_eval: int, max_path_length: int) -> list[dict]:
-    """Episodes of sub-env ``m`` with a ``kind``: exploration, evaluation or last (the scored one).
-
-    The online protocol's first episodes, run before z leaves the prior, count as exploration.
-    """
-    from rlkit.evaluation.protocols import trace_episodes
-
-    episodes = trace_episodes(result.trace, m)
-    eval_steps = 0
-    for ep in episodes:
-        prior = result.protocol == "online" and eval_steps < num_exp_traj_eval * max_path_length
-        ep["kind"] = "exploration" if ep["exploring"] or prior else "evaluation"
-        if not ep["exploring"]:
-            eval_steps += len(ep["steps"])
-    evaluation = [ep for ep in episodes if not ep["exploring"]]
-    if evaluation:
-        evaluation[-1]["kind"] = "last"
-    return episodes
-
-
 def _task_colors(tasks):
     import matplotlib.pyplot as plt
 
@@ -147,10 +96,6 @@ def _legend_handles(extra=()):
             Line2D([], [], color="grey", **STYLE["last"], label="last evaluation (scored)"), *extra]
 
 
-def _first_env_of(result, task: int) -> int:
-    return int(np.flatnonzero(result.task_of == task)[0])
-
-
 def plot_point_paths(run, results: dict, tasks, path: Path) -> Path:
     """One panel per protocol: the 2-D paths of the first repeat of each task."""
     import matplotlib.pyplot as plt
@@ -168,7 +113,7 @@ def plot_point_paths(run, results: dict, tasks, path: Path) -> Path:
         ax.scatter(goals[:, 0], goals[:, 1], s=8, color="lightgrey", zorder=1)
         tr = result.trace
         for task in tasks:
-            m = _first_env_of(result, task)
+            m = first_env_of(result, task)
             episodes = labelled_episodes(result, m, settings.num_exp_traj_eval, settings.max_path_length)
             n_eval = sum(ep["kind"] != "exploration" for ep in episodes)
             k = 0
@@ -208,7 +153,7 @@ def plot_task_quantity(run, results: dict, tasks, path: Path, quantity: str) -> 
     for ax, (protocol, result) in zip(axes[0], results.items()):
         info = result.trace["info"]
         for task in tasks:
-            m = _first_env_of(result, task)
+            m = first_env_of(result, task)
             episodes = labelled_episodes(result, m, settings.num_exp_traj_eval, settings.max_path_length)
             if quantity == "velocity":
                 values = info["x_velocity"][:, m]
@@ -246,7 +191,7 @@ def plot_episode_returns(run, results: dict, tasks, path: Path) -> Path:
     fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 3.6), squeeze=False, sharey=True)
     for ax, (protocol, result) in zip(axes[0], results.items()):
         for task in tasks:
-            m = _first_env_of(result, task)
+            m = first_env_of(result, task)
             episodes = labelled_episodes(result, m, settings.num_exp_traj_eval, settings.max_path_length)
             x = np.arange(1, len(episodes) + 1)
             y = np.array([ep["return"] for ep in episodes])
@@ -286,7 +231,7 @@ def make_figures(run, out_dir, protocols=PROTOCOLS, tasks=None, num_evals: int =
     """Roll out ``protocols`` on ``tasks`` (default: 4 test tasks) and save the figures; returns their paths.
 
     With ``video_task`` (one of ``tasks``), also the GIF of that task under each protocol
-    (:mod:`rlkit.cli.protocol_video`), from the same rollouts as the figures."""
+    (:mod:`rlkit.evaluation.protocol_video`), from the same rollouts as the figures."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -306,7 +251,7 @@ def make_figures(run, out_dir, protocols=PROTOCOLS, tasks=None, num_evals: int =
         paths.append(plot_task_quantity(run, results, tasks, name("goal_distance"), "goal_distance"))
     paths.append(plot_episode_returns(run, results, tasks, name("returns")))
     if video_task is not None:
-        from rlkit.cli.protocol_video import write_protocol_video
+        from rlkit.evaluation.protocol_video import write_protocol_video
 
         paths.append(write_protocol_video(run, results, video_task,
                                           out_dir / f"protocols_task{video_task}_itr{run.iteration}.gif"))
@@ -352,7 +297,7 @@ def main(argv=None) -> int:
         tasks = pick_tasks(run.test_tasks, args.tasks, args.num_tasks)
         video_task = None
         if args.video or args.video_task is not None:
-            from rlkit.cli.protocol_video import check_video
+            from rlkit.evaluation.protocol_video import check_video
 
             check_video(run.env_name)
             video_task = tasks[0] if args.video_task is None else pick_tasks(run.test_tasks, str(args.video_task), 1)[0]

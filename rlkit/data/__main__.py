@@ -30,7 +30,7 @@ from rlkit.data.normalizer import load_normalizer, save_normalizer
 from rlkit.data.profile import check_config_env, compare, format_profile, load_reference, profile_dataset
 from rlkit.data.split import split_tasks_from_variant
 from rlkit.data.tools import dataset_info, verify_dataset
-from rlkit.errors import cli
+from rlkit.errors import cli, usage_name
 
 
 def _task_params_from_config(env_name: str, env_params: dict) -> list:
@@ -80,7 +80,7 @@ def _config_split(path: str, prof) -> tuple:
 
 @cli
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rlkit.data", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog=usage_name("rlkit.data"), description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     pi = sub.add_parser("info", help="summarise a dataset (native or reference layout)")
     pi.add_argument("dir", help="dataset folder or minari:NAMESPACE")

@@ -1,7 +1,7 @@
 """The colours every drawn frame uses (point-robot planes, gauges, clip labels), in one place.
 
 One palette for the drawings keeps them alike across envs, and lets an animated GIF reserve these
-exact colours in its shared palette (:func:`rlkit.cli.protocol_video.write_gif`), so a goal stays red
+exact colours in its shared palette (:func:`rlkit.evaluation.protocol_video.write_gif`), so a goal stays red
 after quantisation instead of turning into the nearest floor shade.
 """
 

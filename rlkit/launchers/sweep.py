@@ -27,6 +27,9 @@ own experiment folder, ``EXP_NAME__club_loss_weight=10`` (the keys it varies,
 folder draws one curve per setting and a rerun checks each point against its
 own runs. A string-valued key (a path, a name) keeps its commas; a list-valued
 key is an axis only when its values are bracketed (``train_epoch=[..],[..]``).
+An axis is refused when two of its values are one setting once the config
+schema types them (``latent_size=5,5.0``: two folders of the same runs), and
+when its key is given again (``latent_size=6,7 latent_size=9`` would drop the 9).
 
 With ``--ray`` each run is a Ray task with ``--cpus-per-run`` CPUs and
 ``--gpus-per-run`` GPUs (a fraction shares one). Without ADDRESS a local Ray
@@ -136,13 +139,40 @@ def _default_of(key: str):
     return node
 
 
+def _same_values(key: str, values: list[str]) -> tuple[str, str, str] | None:
+    """Two of an axis's values that are one setting once typed by the config schema (``5`` and ``5.0``
+    of an integer key, ``true`` and ``1`` of a boolean): (first, second, the value as JSON), or None.
+
+    A value the schema refuses is compared as written: :func:`load_config` reports it in its own words.
+    """
+    import json
+
+    from rlkit.config import typed_value
+
+    seen: dict[str, str] = {}
+    for raw in values:
+        try:
+            typed = json.dumps(typed_value(key, raw), sort_keys=True)
+        except ConfigError:
+            typed = f"raw:{raw}"
+        if typed in seen:
+            return seen[typed], raw, typed.removeprefix("raw:")
+        seen[typed] = raw
+    return None
+
+
 def grid_axes(overrides: list[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """(fixed overrides, grid axes ``(key, values)``) of a command's ``KEY=VALUE`` overrides."""
+    """(fixed overrides, grid axes ``(key, values)``) of a command's ``KEY=VALUE`` overrides.
+
+    Refused in one line, because the sweep would not run what was typed: an axis listing one setting
+    twice (two folders of the same runs), and an axis's key given again (the later value was dropped).
+    """
     from rlkit.config import parse_override
 
-    fixed, axes = [], []
+    fixed, axes, given = [], [], {}
     for text in overrides:
         key, raw = parse_override(text)
+        given.setdefault(key, []).append(text)
         values = split_values(raw)
         default = _default_of(key)
         is_axis = len(values) > 1 and not isinstance(default, str) and not (
@@ -152,11 +182,19 @@ def grid_axes(overrides: list[str]) -> tuple[list[str], list[tuple[str, list[str
             continue
         if any(not v for v in values):
             raise SweepError(f"{text!r}: a grid needs a value between every two commas, e.g. {key}=10,25")
-        if len(set(values)) != len(values):
-            raise SweepError(f"{text!r} lists a value twice")
+        same = _same_values(key, values)
+        if same is not None:
+            a, b, value = same
+            what = f"{a}" if a == b else f"{a} and {b} are both {key}={value}"
+            raise SweepError(f"{text!r} lists a value twice: {what}; give each setting once")
         if key in [k for k, _ in axes]:
             raise SweepError(f"{key} is given twice as a grid; give its values once, comma-separated")
         axes.append((key, values))
+    for key, _ in axes:
+        if len(given[key]) > 1:
+            raise SweepError(f"{key} is given twice ({', '.join(given[key])}): a grid's key takes all its values "
+                             f"in one override, e.g. {key}=" + ",".join(v for t in given[key]
+                                                                         for v in split_values(t.partition('=')[2])))
     return fixed, axes
 
 

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from rlkit.config import ConfigError
-from rlkit.errors import cli, on_interrupt
+from rlkit.errors import cli, on_interrupt, usage_name
 from rlkit.fileio import atomic_write_text
 from rlkit.reproduce.plan import load_plan, plan_path
 from rlkit.reproduce.records import load_dataset_profile, load_records
@@ -50,7 +50,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m rlkit.reproduce", description=__doc__,
+    p = argparse.ArgumentParser(prog=usage_name("rlkit.reproduce"), description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("env", help="env of the plan (point-robot, cheetah-vel, ...) or a plan file PLAN.yaml")
     p.add_argument("--scale", default="cpu", help="plan scale: configs/reproduce/ENV-SCALE.yaml (default: cpu)")

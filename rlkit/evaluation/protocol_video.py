@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rlkit.evaluation.episodes import first_env_of, labelled_episodes
 from rlkit.fileio import atomic_file
 
 FPS = 10
@@ -74,7 +75,6 @@ def protocol_frames(run, result, task: int, protocol: str, size: int = 256,
     """The frames of ``task``'s first repeat under one protocol, as :func:`clip_plan` picks them:
     every step (or every stride-th) of its exploration episodes (short episodes only) and of its first
     ``episodes`` evaluation episodes."""
-    from rlkit.cli.show_path import _first_env_of, labelled_episodes
     from rlkit.envs import make_env
 
     env = make_env(run.env_name, **run.env_params)
@@ -83,7 +83,7 @@ def protocol_frames(run, result, task: int, protocol: str, size: int = 256,
     episodes = default_episodes if episodes is None else episodes
     scale = run.obs_absmax if run.obs_absmax is not None else 1.0
     tr = result.trace
-    m = _first_env_of(result, task)
+    m = first_env_of(result, task)
     frames, k = [], 0
     try:
         for ep in labelled_episodes(result, m, settings.num_exp_traj_eval, settings.max_path_length):
