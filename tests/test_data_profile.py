@@ -127,8 +127,38 @@ def test_the_committed_reference_profiles_load():
     folder = Path(__file__).resolve().parents[1] / "configs" / "reference_profiles"
     refs = [load_reference(p) for p in sorted(folder.glob("*.json"))]
     assert refs and all(r.source and r.table for r in refs)
-    point = {r.env_name: r for r in refs}["point-robot"]
-    assert sorted(point.table) == list(range(2200, 5000, 200))
+    from rlkit.data.profile import reference_for
+
+    point = reference_for("point-robot")  # configs/reference_profiles/point-robot.json: the authors' settings
+    assert sorted(point.table) == list(range(2000, 5000, 200))
+    raw = json.loads((folder / "point-robot.json").read_text())
+    assert raw["settings"]["hidden_dim"] == 1024 and raw["settings"]["num_eval_sample_episodes"] == 50
+    assert all(len(row["tasks"]) >= 8 for row in raw["profile"].values())
+    variant = load_reference(folder / "point-robot-small-networks.json")
+    assert "not the authors' settings" in variant.source and "5 sampled episodes" in variant.source
+
+
+def test_a_dataset_with_steps_the_reference_lacks_is_refused_by_name(both_layouts, tmp_path, capsys):
+    """The other way round: a dataset on a finer checkpoint schedule than the reference is not compared
+    at the reference's steps only (what lies between would go unseen)."""
+    native, _, _ = both_layouts
+    sparse = tmp_path / "sparse.json"
+    sparse.write_text(json.dumps({"env_name": "point-robot", "profile": {"200": {"deterministic": 1.0},
+                                                                          "600": {"deterministic": 1.0}}}))
+    assert data_main(["profile", str(native), "--reference", str(sparse)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has steps 400 that the reference" in err and len(err.splitlines()) == 1, err
+
+
+def test_per_task_json_keeps_every_tasks_returns(both_layouts, capsys):
+    native, _, slow = both_layouts
+    assert data_main(["profile", str(native), "--json", "--per-task"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for step in STEPS:
+        for t in range(N_TASKS):
+            assert out[str(step)]["tasks"][str(t)]["deterministic"] == pytest.approx(slow[(t, step)][0], rel=1e-5)
+    assert data_main(["profile", str(native), "--per-task"]) == 2
+    assert "add --json" in capsys.readouterr().err
 
 
 def test_another_envs_config_is_refused_in_one_line(both_layouts, tmp_path, capsys):

@@ -45,6 +45,8 @@ def _task_params_from_config(env_name: str, env_params: dict) -> list:
 
 
 def _profile(args) -> int:
+    if args.per_task and not args.json:
+        raise DatasetError("--per-task is a field of the --json output: add --json")
     prof = profile_dataset(args.dir)
     reference = load_reference(args.reference) if args.reference else None
     split = _config_split(args.config, prof) if args.config else None
@@ -55,7 +57,7 @@ def _profile(args) -> int:
         if gaps:
             print(f"warning: steps {', '.join(map(str, gaps))} are not held by every task and are left out",
                   file=sys.stderr)
-        print(json.dumps(prof.as_json(), indent=1))
+        print(json.dumps(prof.as_json(per_task=args.per_task), indent=1))
         return 0
     print(format_profile(prof, split, reference))
     return 0
@@ -121,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         "the difference at each of its steps")
     pp.add_argument("--json", action="store_true",
                     help='print {"<step>": {"deterministic": x, "sampled": y}} over all tasks')
+    pp.add_argument("--per-task", action="store_true",
+                    help='with --json: each step also holds "tasks": {"<task>": {...}} (what a reference profile keeps)')
     args = p.parse_args(argv)
     try:
         if args.cmd == "info":

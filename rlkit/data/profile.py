@@ -86,9 +86,17 @@ class DatasetProfile:
             out[s] = {k: float(np.mean([c[k] for c in cells])) for k in KINDS}
         return out
 
-    def as_json(self) -> dict[str, dict[str, float | None]]:
-        """``{"<step>": {"deterministic": x, "sampled": y}}`` over all tasks, complete steps only."""
-        return {str(s): {k: _finite_or_none(v) for k, v in row.items()} for s, row in self.table().items()}
+    def as_json(self, per_task: bool = False) -> dict[str, dict]:
+        """``{"<step>": {"deterministic": x, "sampled": y}}`` over all tasks, complete steps only; with
+        ``per_task`` each step also holds ``"tasks": {"<task>": {...}}`` (what a reference profile keeps,
+        so a later comparison on other tasks can use the same ones)."""
+        out = {}
+        for s, row in self.table().items():
+            out[str(s)] = {k: _finite_or_none(v) for k, v in row.items()}
+            if per_task:
+                out[str(s)]["tasks"] = {str(t): {k: _finite_or_none(self.returns[(t, s)][k]) for k in KINDS}
+                                        for t in self.tasks}
+        return out
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -202,6 +210,12 @@ def compare(profile: DatasetProfile, reference: ReferenceProfile) -> dict[int, d
         raise DatasetError(f"the reference has steps {_steps(absent)} that {profile.path} does not hold for all its "
                            f"tasks (it holds {_steps(sorted(table))}): compare datasets on the same checkpoint "
                            "schedule, or finish generating")
+    lo, hi = min(reference.table), max(reference.table)
+    extra = [s for s in sorted(table) if lo <= s <= hi and s not in reference.table]
+    if extra:  # another checkpoint schedule: a step-by-step comparison would skip what lies between
+        raise DatasetError(f"{profile.path} has steps {_steps(extra)} that the reference {reference.path or reference.source} "
+                           f"lacks (it has {_steps(sorted(reference.table))}): compare datasets made on the "
+                           "reference's checkpoint schedule")
     return {s: {k: table[s][k] - ref[k] for k in KINDS if k in ref} for s, ref in sorted(reference.table.items())}
 
 
