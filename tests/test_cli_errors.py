@@ -347,7 +347,7 @@ def test_a_full_disk_leaves_no_empty_figures_or_clips(tiny_csro_run, tmp_path, m
     import numpy as np
 
     from rlkit import context_shift
-    from rlkit.cli.protocol_video import write_gif
+    from rlkit.evaluation.protocol_video import write_gif
 
     spec = importlib.util.spec_from_file_location("show_path", REPO / "show_path.py")
     show_path = importlib.util.module_from_spec(spec)

@@ -383,8 +383,12 @@ def test_after_part_of_the_tasks_policy_train_suggests_generating_the_rest(tmp_p
     out = capsys.readouterr().out
     assert "2 of 4 tasks have no complete data yet" in out and "meta-train on it" not in out
     suggested = shlex.split(out.strip().splitlines()[-1])
-    assert suggested[:2] == ["python", "policy_train.py"] and suggested[suggested.index("--tasks") + 1] == "2,3"
-    assert policy_train.main(suggested[2:]) == 0  # the suggestion, as pasted
+    # a command that exists where it runs (here, away from the checkout's root: python -m)
+    from rlkit.errors import tool_command
+
+    program = tool_command("generate")
+    assert suggested[:len(program)] == program and suggested[suggested.index("--tasks") + 1] == "2,3"
+    assert policy_train.main(suggested[len(program):]) == 0  # the suggestion, as pasted
     out = capsys.readouterr().out
     assert "meta-train on it with" in out and "no complete data" not in out
 

@@ -330,13 +330,14 @@ def test_the_sigterm_handler_is_installed_for_the_command_and_given_back():
 
 
 def test_suggested_meta_training_command_is_shell_quoted():
-    from types import SimpleNamespace
-
     from rlkit.behavior.config import compose_sac_config
+    from rlkit.behavior.generate import GenerationJob
     from rlkit.cli.policy_train import meta_train_command
+    from rlkit.errors import tool_command
 
-    cmd = meta_train_command("my configs/it's.json",
-                             SimpleNamespace(sac=compose_sac_config("train_point"), data_dir=Path("data dir")))
-    words = shlex.split(cmd)
-    assert words[:3] == ["python", "launch_experiment.py", "my configs/it's.json"]
+    job = GenerationJob(env_name="point-robot", env_params={"n_tasks": 2}, tasks=[0],
+                        sac=compose_sac_config("train_point"), data_dir=Path("data dir"))
+    words = shlex.split(meta_train_command("my configs/it's.json", job))
+    program = tool_command("train")
+    assert words[:len(program) + 1] == [*program, "my configs/it's.json"]
     assert "algo_params.data_dir=data dir" in words and "algo_params.train_epoch=[2200,5000,200]" in words

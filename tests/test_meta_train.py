@@ -240,7 +240,7 @@ def test_bad_config_and_missing_data_fail_clearly(dataset, tmp_path):
     res = subprocess.run(cmd[:3] + [f"algo_params.data_dir={tmp_path / 'nothing'}",
                                     f"util_params.base_log_dir={tmp_path / 'out'}"],
                          capture_output=True, text=True, cwd=tmp_path)
-    assert res.returncode == 2 and "policy_train.py" in res.stderr
+    assert res.returncode == 2 and ("policy_train.py" in res.stderr or "rlkit.cli.policy_train" in res.stderr)
     res = subprocess.run(cmd[:3] + ["--resume", str(tmp_path / "no-run")], capture_output=True, text=True,
                          cwd=tmp_path)
     assert res.returncode != 0 and "no-run" in res.stderr + res.stdout

@@ -26,7 +26,7 @@ import re
 import sys
 from pathlib import Path
 
-from rlkit.config import ConfigError, check_seed, exit_on_config_error
+from rlkit.config import ConfigError, check_seed, exit_on_config_error, shipped_configs
 from rlkit.errors import UserError, cli, on_interrupt, this_command
 
 
@@ -74,9 +74,11 @@ def split_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
     is an override missing its value, and is reported as one, not as a missing config.
     """
     for x in inputs:
-        if "=" not in x and not x.endswith(".json") and _DOTTED_KEY.fullmatch(x) and not Path(x).exists():
+        if "=" not in x and not x.endswith(".json") and _DOTTED_KEY.fullmatch(x) and not Path(x).exists() \
+                and x not in shipped_configs():
             raise UsageError(f"{x!r} is neither a config file nor an override: an override needs a value, "
-                             f"KEY=VALUE (e.g. {x}=5)")
+                             f"KEY=VALUE (e.g. {x}=5); the shipped env configs are named by env: "
+                             f"{', '.join(shipped_configs())}")
     configs = [x for x in inputs if x.endswith(".json") or "=" not in x]
     overrides = [x for x in inputs if x not in configs]
     if not configs:
