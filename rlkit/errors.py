@@ -84,7 +84,6 @@ def _raise_terminated(signum, frame) -> None:
 _SIGNAL_WORDS = {signal.SIGINT: "interrupted (Ctrl-C / SIGINT)", signal.SIGTERM: "terminated (SIGTERM)"}
 _EXIT_CODES = {signal.SIGINT: INTERRUPTED_EXIT, signal.SIGTERM: TERMINATED_EXIT}
 _state = {"phase": "idle", "depth": 0, "hint": None}
-_CLI_SCRIPTS = ("launch_experiment.py", "policy_train.py", "show_path.py")
 
 
 def _python() -> str:
@@ -122,6 +121,8 @@ TOOLS = {
     "train": ("launch_experiment.py", "csro-train", "rlkit.cli.meta_train"),
     "show-path": ("show_path.py", "csro-show-path", "rlkit.cli.show_path"),
 }
+# the root scripts a checkout has (started_as_cli knows the package's commands by them)
+_CLI_SCRIPTS = tuple(script for script, _, _ in TOOLS.values())
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -193,12 +194,16 @@ def how_to_go_on() -> str:
     ... --resume RUN_DIR``); any other one computes everything again, so the same command is what
     to run: never "it resumes" for a command that does not (an evaluation, a figure).
     """
-    _, command, how = _state["hint"] or (None, None, "run the same command again")
-    how = _evaluate(how) or "run the same command again"
+    how, command = _how_and_command()
     if "same command" in how:
         return how
-    command = _evaluate(command) or this_command()
     return f"{how}: {shlex.join(str(c) for c in command)}"
+
+
+def _how_and_command() -> tuple[str, Sequence[str]]:
+    """What :func:`on_interrupt` registered: how to go on and the command that does it (evaluated now)."""
+    _, command, how = _state["hint"] or (None, None, None)
+    return _evaluate(how) or "run the same command again", _evaluate(command) or this_command()
 
 
 def _evaluate(value):
@@ -211,10 +216,8 @@ def _evaluate(value):
 def interrupt_line(exc: BaseException) -> str:
     """The one line an interrupted command prints: what stopped it, where, and the command that resumes it."""
     what = _SIGNAL_WORDS[signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT]
-    where, command, how = _state["hint"] or (None, None, "run the same command again")
-    how = _evaluate(how) or "run the same command again"
-    where = _evaluate(where) or "the command stopped before it finished"
-    command = _evaluate(command) or this_command()
+    where = _evaluate((_state["hint"] or (None,))[0]) or "the command stopped before it finished"
+    how, command = _how_and_command()
     return f"{what}: {where}; {how}: {shlex.join(str(c) for c in command)}"
 
 

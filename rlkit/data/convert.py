@@ -21,7 +21,7 @@ import numpy as np
 
 from rlkit.data.episodes import Episode
 from rlkit.data.errors import DatasetError
-from rlkit.data._io import is_temp_name
+from rlkit.data._io import VerifiedStamp, is_temp_name
 from rlkit.data.legacy import (
     is_legacy_dataset,
     legacy_columns,
@@ -124,7 +124,7 @@ def convert_dataset(
 
 # ---- what --overwrite may replace ---------------------------------------------------
 
-_NATIVE_TOP = {METADATA_FILE, NORMALIZER_FILE, LOCK_FILE, ".verified.json"}
+_NATIVE_TOP = {METADATA_FILE, NORMALIZER_FILE, LOCK_FILE, VerifiedStamp.NAME}
 _NATIVE_TASK_DIR = re.compile(r"^task_\d{3,}$")
 _NATIVE_FILE = re.compile(r"^step_\d+\.npy$")
 _LEGACY_TASK_DIR = re.compile(r"^goal_idx\d+$")
