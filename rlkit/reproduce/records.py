@@ -61,11 +61,11 @@ def dataset_identity(plan: Plan) -> dict:
 def build_record(plan: Plan, method: str, seed: int, run_dir: Path, context_shift_seconds: float = 0.0) -> dict:
     """Summarise a finished run (its progress.csv, variant.json and context-shift JSON)."""
     progress = pd.read_csv(run_dir / "progress.csv").drop_duplicates("Epoch", keep="last").sort_values("Epoch")
-    window = progress.tail(plan.final_window)
-    final = {p: _finite(window[PROGRESS_KEYS[p]].mean()) for p in PROTOCOLS}
-    last = {p: _finite(progress[PROGRESS_KEYS[p]].iloc[-1]) for p in PROTOCOLS}
     curves = {"steps": [int(s) for s in progress["Number of train steps total"]],
               **{p: [_finite(v) for v in progress[PROGRESS_KEYS[p]]] for p in PROTOCOLS}}
+    # derived from the curves by the same rule the record reader checks them with (self_consistency_problem)
+    final = {p: _window_mean(curves[p], plan.final_window) for p in PROTOCOLS}
+    last = {p: curves[p][-1] for p in PROTOCOLS}
     shift_files = sorted(run_dir.glob("context_shift_itr*.json"), key=lambda p: int(p.stem.split("itr")[1]))
     shift = {}
     if shift_files:
@@ -138,8 +138,8 @@ def _is_number_or_none(v) -> bool:
 
 
 def _window_mean(values: list, window: int) -> float | None:
-    """What build_record writes as "final": the mean of the last ``window`` values, NaN (null) skipped
-    (pandas' mean), null when the window holds no number."""
+    """A record's "final": the mean of the last ``window`` values of a curve, null (NaN) skipped, null
+    when the window holds no number. build_record writes it and the reader checks it, with this one rule."""
     numbers = [float(v) for v in values[-window:] if v is not None]
     return _finite(float(np.mean(numbers))) if numbers else None
 
