@@ -545,9 +545,9 @@ def test_sparse_point_robot_learns_from_the_point_robot_dataset(tmp_path):
     from rlkit.envs import offline_data_env
 
     assert offline_data_env("sparse-point-robot") == "point-robot" and offline_data_env("point-robot") == "point-robot"
-    sparse = load_plan(plan_path("sparse-point-robot", "cpu"))
-    assert sparse.dataset_home == "point-robot-cpu"
-    assert sparse.dataset == load_plan(plan_path("point-robot", "cpu")).dataset
+    sparse = load_plan(plan_path("sparse-point-robot", "cpu-slow-behaviour"))
+    assert sparse.dataset_home == "point-robot-cpu-slow-behaviour"
+    assert sparse.dataset == load_plan(plan_path("point-robot", "cpu-slow-behaviour")).dataset
 
 
 # ------------------------------------------------------------------ the runner never loses a run

@@ -22,6 +22,7 @@ from rlkit.errors import cli, on_interrupt, usage_name
 from rlkit.fileio import atomic_write_text
 from rlkit.reproduce.plan import load_plan, plan_path
 from rlkit.reproduce.records import load_dataset_profile, load_records
+from rlkit.reproduce.renames import PlanRenamed
 from rlkit.reproduce.report import markdown, plot_curves
 from rlkit.reproduce.runner import (
     BUDGET_EXIT,
@@ -90,7 +91,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         budget_s = parse_budget(args.budget)  # before anything else: a budget too small to start anything
-        plan = load_plan(plan_path(args.env, args.scale))
+        try:
+            plan = load_plan(plan_path(args.env, args.scale))
+        except PlanRenamed as renamed:  # the old name still answers --status: where its records went
+            if not args.status:
+                raise
+            print(f"{renamed.rename.line(args.records)}: python -m rlkit.reproduce {args.env} --scale "
+                  f"{renamed.rename.new.removeprefix(args.env + '-')} --status")
+            return 0
         if args.parallel is not None and args.parallel < 1:
             raise ConfigError(f"--parallel must be at least 1, got {args.parallel}")
         if args.threads is not None and args.threads < 0:

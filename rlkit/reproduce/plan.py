@@ -16,12 +16,20 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from rlkit.config import REPO_CONFIG_DIR, ConfigError, algo_presets, load_config, parse_override
+from rlkit.config import (
+    REPO_CONFIG_DIR,
+    ConfigError,
+    algo_presets,
+    load_config,
+    parse_override,
+)
+
 # settings_drift lives beside the run directory it reads: one comparison for the reproduce runner,
 # sweeps and --resume (imported from here by records and runner)
 from rlkit.core.logger import settings_drift  # noqa: F401
 from rlkit.envs import UnknownEnvError, offline_data_env
-from rlkit.evaluation.protocols import PROTOCOLS  # noqa: F401  (the registry: records, tables, paper numbers)
+from rlkit.evaluation.protocols import PROTOCOLS
+from rlkit.reproduce.renames import RENAMES_FILE, PlanRenamed, renamed_from
 
 PLAN_DIR = REPO_CONFIG_DIR / "reproduce"
 # What the runner sets for each run itself: a plan that set them would train one method under
@@ -31,7 +39,7 @@ RUNNER_KEYS = ("algo_type", "util_params.exp_name", "seed", "seed_list", "algo_p
 MAX_SEED = 2**32 - 1  # numpy's and the generators' seeds are 32-bit
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _KEYS = {"env", "scale", "config", "description", "dataset", "methods", "seeds", "train_overrides", "parallel",
-         "threads_per_run", "final_window", "context_shift_draws", "reductions", "paper", "claims"}
+         "threads_per_run", "final_window", "context_shift_draws", "reductions", "paper", "claims", "report_steps"}
 
 
 @dataclass
@@ -64,6 +72,7 @@ class Plan:
     reductions: list[dict] = field(default_factory=list)
     paper: dict = field(default_factory=dict)
     claims: bool = False
+    report_steps: list[int] = field(default_factory=list)  # training lengths the page reads each run's gap at
     source: Path | None = None
     dataset_config: Path | None = None  # the env config the dataset is generated from (default: config)
     dataset_plan: str | None = None  # the plan whose work folder holds the dataset (default: this one)
@@ -110,7 +119,7 @@ class Plan:
 
 
 def available_plans() -> list[str]:
-    return sorted(p.stem for p in PLAN_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in PLAN_DIR.glob("*.yaml") if p.name != RENAMES_FILE.name)
 
 
 def plan_path(env_or_path: str, scale: str) -> Path:
@@ -119,6 +128,8 @@ def plan_path(env_or_path: str, scale: str) -> Path:
         return Path(env_or_path)
     name = f"{env_or_path}-{scale}"
     path = PLAN_DIR / f"{name}.yaml"
+    if not path.is_file() and renamed_from(name) is not None:
+        raise PlanRenamed(renamed_from(name), env_or_path)
     if not path.is_file():
         close = difflib.get_close_matches(name, available_plans(), n=1, cutoff=0.5)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -133,6 +144,9 @@ def _dataset_of(name: str, path: Path, env: str, seen: tuple[Path, ...]) -> tupl
     must be one whose data this plan's env learns from (itself, or e.g. point-robot for
     sparse-point-robot: rlkit.envs.offline_data_env)."""
     other_path = path.parent / name if name.endswith((".yaml", ".yml")) else PLAN_DIR / f"{name}.yaml"
+    if not other_path.is_file() and renamed_from(name) is not None:
+        raise ConfigError(f"reproduction plan {str(path)!r}: dataset from_plan {name!r}: {renamed_from(name).line()}; "
+                          f"write from_plan: {renamed_from(name).new}")
     if not other_path.is_file():
         raise ConfigError(f"reproduction plan {str(path)!r}: dataset from_plan {name!r} is not a plan; plans: "
                           f"{', '.join(available_plans())}")
@@ -218,6 +232,15 @@ def _first_repeat(values: list) -> Any:
     return None
 
 
+def _report_steps(value: Any, where: str) -> list[int]:
+    """Training lengths (meta-training steps) at which the page reads every run's curves, rising."""
+    if (not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+            or value != sorted(set(value))):
+        raise ConfigError(f"{where}: report_steps must be a rising list of step counts, e.g. [6000, 12000], "
+                          f"got {value!r}")
+    return list(value)
+
+
 def _train_overrides(value: Any, where: str) -> list[str]:
     """The plan's overrides, none of which may set what the runner sets per run (RUNNER_KEYS)."""
     overrides = _strings(value, "train_overrides", where)
@@ -297,7 +320,8 @@ def load_plan(path: Path, _seen: tuple[Path, ...] = ()) -> Plan:
                 final_window=_int(raw.get("final_window", 3), "final_window", where, 1),
                 context_shift_draws=_int(raw.get("context_shift_draws", 20), "context_shift_draws", where, 1),
                 reductions=_reductions(raw.get("reductions", []), where), paper=_paper(raw.get("paper", {}), where),
-                claims=_bool(raw.get("claims", False), "claims", where), source=path)
+                claims=_bool(raw.get("claims", False), "claims", where),
+                report_steps=_report_steps(raw.get("report_steps", []), where), source=path)
     presets = algo_presets()
     for m in plan.methods:
         if m not in presets:

@@ -26,6 +26,8 @@ from rlkit.data.fingerprint import FINGERPRINT_KEY
 from rlkit.evaluation.protocols import PROGRESS_KEYS
 from rlkit.evaluation.reference import ReferenceUnavailable, reference_returns
 from rlkit.reproduce.plan import PROTOCOLS, Plan, settings_drift
+from rlkit.reproduce import renames
+from rlkit.reproduce.renames import MOVE_COMMAND, misplaced_record_hint, old_names_of
 
 RECORD_VERSION = 1
 #: The plan's dataset profile (``python -m rlkit.data profile --json``), kept beside the records.
@@ -64,7 +66,7 @@ def build_record(plan: Plan, method: str, seed: int, run_dir: Path, context_shif
     curves = {"steps": [int(s) for s in progress["Number of train steps total"]],
               **{p: [_finite(v) for v in progress[PROGRESS_KEYS[p]]] for p in PROTOCOLS}}
     # derived from the curves by the same rule the record reader checks them with (self_consistency_problem)
-    final = {p: _window_mean(curves[p], plan.final_window) for p in PROTOCOLS}
+    final = {p: window_mean(curves[p], plan.final_window) for p in PROTOCOLS}
     last = {p: curves[p][-1] for p in PROTOCOLS}
     shift_files = sorted(run_dir.glob("context_shift_itr*.json"), key=lambda p: int(p.stem.split("itr")[1]))
     shift = {}
@@ -83,7 +85,7 @@ def build_record(plan: Plan, method: str, seed: int, run_dir: Path, context_shif
     return {
         "record_version": RECORD_VERSION, "plan": plan.name, "env": plan.env, "scale": plan.scale,
         "method": method, "seed": int(seed), "final_window": plan.final_window,
-        "num_iterations": int(len(progress)), "train_steps": int(progress["Number of train steps total"].iloc[-1]),
+        "num_iterations": len(progress), "train_steps": int(progress["Number of train steps total"].iloc[-1]),
         "final": final, "last": last, "curves": curves, "context_shift": shift, "reference": reference,
         "wall_time_s": {"train": float(progress["Train Time (s)"].sum()), "eval": float(progress["Eval Time (s)"].sum()),
                         "context_shift": float(context_shift_seconds)},
@@ -137,7 +139,7 @@ def _is_number_or_none(v) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
-def _window_mean(values: list, window: int) -> float | None:
+def window_mean(values: list, window: int) -> float | None:
     """A record's "final": the mean of the last ``window`` values of a curve, null (NaN) skipped, null
     when the window holds no number. build_record writes it and the reader checks it, with this one rule."""
     numbers = [float(v) for v in values[-window:] if v is not None]
@@ -171,7 +173,7 @@ def self_consistency_problem(rec: dict) -> str | None:
     ran = (rec["config"].get("algo_params") or {}).get("num_iterations")
     if isinstance(ran, int) and ran > len(steps):
         return f"its config runs algo_params.num_iterations={ran} but its curves hold {len(steps)} iterations"
-    for name, derive, what in (("final", lambda c: _window_mean(c, window),
+    for name, derive, what in (("final", lambda c: window_mean(c, window),
                                 f"the mean of the last {window} values"),
                                ("last", lambda c: c[-1], "the last value")):
         table = rec.get(name)
@@ -224,6 +226,12 @@ def load_records(records_root: Path, plan: Plan) -> list[dict]:
     """The plan's records; one that is unreadable, of another version or made under other settings is an error,
     and so is one whose content is not what its name says (check_record)."""
     folder = Path(records_root) / plan.name
+    for rename in old_names_of(plan.name):  # records left under an old name are this plan's, not lost
+        old = Path(records_root) / rename.old
+        if not renames.is_plan(rename.old) and any(
+                p.name != PROFILE_FILE for p in old.glob("*.json")):
+            raise ValueError(f"records of plan {plan.name} are still under its old name in {old} (renamed on "
+                             f"{rename.on}); move them first: {MOVE_COMMAND} {records_root}")
     planned: dict[str, dict] = {}  # each method's config is resolved once, not once per seed
     out = []
     for path in sorted(p for p in folder.glob("*.json") if p.name != PROFILE_FILE):
@@ -231,6 +239,9 @@ def load_records(records_root: Path, plan: Plan) -> list[dict]:
             rec = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"record {path} is unreadable ({exc}); delete it to rerun that run") from None
+        misplaced = misplaced_record_hint(rec, plan.name) if isinstance(rec, dict) else None
+        if misplaced:
+            raise ValueError(f"record {path}: {misplaced}")
         check_record(path, rec, plan)
         if rec.get("method") in plan.methods:
             if rec.get("dataset") != dataset_identity(plan):

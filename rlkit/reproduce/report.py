@@ -19,6 +19,7 @@ from rlkit.context_shift import SOURCES
 from rlkit.evaluation.protocols import PROTOCOL_TITLES
 from rlkit.evaluation.reference import ReferenceReturns, ReferenceUnavailable, reference_returns
 from rlkit.reproduce.plan import PROTOCOLS, Plan
+from rlkit.reproduce.records import window_mean
 
 
 # the diagnostics' first-inference sources (rlkit.context_shift.SOURCES without the end-of-protocol ones)
@@ -289,6 +290,7 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str,
         for statement, held, numbers in claims(summary, plan.methods):
             verdict = "not yet measured" if held is None else ("**held**" if held else "**not held**")
             lines.append(f"| {statement} | {verdict} | {numbers} |")
+    lines += gap_lines(plan, records)
     if figure:
         vector = str(Path(figure).with_suffix(".pdf"))
         lines += ["", f"![learning curves]({figure})", "", f"The same figure as a vector file: [{vector}]({vector})."]
@@ -297,6 +299,50 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str,
         for r in plan.reductions:
             lines.append(f"| {r.get('what', '')} | {r.get('why', '')} |")
     return "\n".join(lines) + "\n"
+
+
+def return_at(record: dict, protocol: str, step: int) -> float | None:
+    """A protocol's return after ``step`` training steps: the mean of the record's last ``final_window``
+    evaluations up to that step (the rule its ``final`` follows at the end), None if the run is shorter."""
+    steps = record["curves"]["steps"]
+    if not steps or steps[-1] < step:
+        return None
+    upto = sum(1 for s in steps if s <= step)
+    return window_mean(record["curves"][protocol][:upto], record["final_window"])
+
+
+def gap_rows(plan: Plan, records: list[dict], low: str = "np_online", high: str = "offline") -> list[tuple]:
+    """(method, step, {seed: gap}) for every method and each of the plan's ``report_steps`` its runs reach:
+    the gap ``high - low`` (offline minus non-prior: how far the non-prior return is below the offline one)."""
+    rows = []
+    for method in plan.methods:
+        recs = sorted((r for r in records if r["method"] == method), key=lambda r: r["seed"])
+        for step in plan.report_steps:
+            gaps = {}
+            for r in recs:
+                a, b = return_at(r, high, step), return_at(r, low, step)
+                if a is not None and b is not None:
+                    gaps[r["seed"]] = a - b
+            if gaps:
+                rows.append((method, step, gaps))
+    return rows
+
+
+def gap_lines(plan: Plan, records: list[dict]) -> list[str]:
+    rows = gap_rows(plan, records)
+    if not rows:
+        return []
+    out = ["", f"How far the non-prior return is below the offline one (offline − non-prior, each the mean of the "
+           f"last {plan.final_window} evaluations up to that length), per seed and mean ± std over seeds:", "",
+           "| method | steps | per seed | mean ± std | offline | non-prior |", "|---|---|---|---|---|---|"]
+    for method, step, gaps in rows:
+        recs = [r for r in records if r["method"] == method and r["seed"] in gaps]
+        off = _mean_std([return_at(r, "offline", step) for r in recs])
+        npo = _mean_std([return_at(r, "np_online", step) for r in recs])
+        per_seed = ", ".join(f"{g:.1f} (seed {s})" for s, g in gaps.items())
+        out.append(f"| {method} | {step:,} | {per_seed} | {_fmt(_mean_std(list(gaps.values())))} | {_fmt(off)} | "
+                   f"{_fmt(npo)} |")
+    return out
 
 
 def _method_curves(recs: list[dict], protocol: str) -> tuple[np.ndarray, np.ndarray]:

@@ -31,22 +31,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-
 from omegaconf import OmegaConf
 
 from rlkit.behavior.config import compose_sac_config
 from rlkit.config import save_config
+from rlkit.core.logger import RunLock, latest_snapshot
 from rlkit.data import DatasetError, read_metadata
 from rlkit.data.fingerprint import fingerprint_mismatch, recorded_fingerprint
 from rlkit.data.native import generator_clash
 from rlkit.data.profile import profile_dataset
-from rlkit.core.logger import RunLock, latest_snapshot
 from rlkit.errors import INTERRUPTED_EXIT, UserError
-from rlkit.fileio import remove_stale_temps
 from rlkit.evaluation.protocols import PROGRESS_KEYS
+from rlkit.fileio import remove_stale_temps
 from rlkit.launchers.meta_train import run_data_fingerprint
 from rlkit.reproduce.plan import PROTOCOLS, Plan, settings_drift
-from rlkit.reproduce.records import PROFILE_FILE, build_record, load_records, record_path, write_record
+from rlkit.reproduce.records import (
+    PROFILE_FILE,
+    build_record,
+    load_records,
+    record_path,
+    write_record,
+)
+from rlkit.reproduce.renames import moved_work_hint, renamed_from
 
 REPO = Path(__file__).resolve().parents[2]
 GRACE_S = 60.0  # after SIGINT, how long a child may take to close its files before SIGKILL
@@ -105,7 +111,7 @@ class Layout:
     dataset_root: Path | None = None
 
     @classmethod
-    def for_plan(cls, out: Path, plan: Plan, records: Path) -> "Layout":
+    def for_plan(cls, out: Path, plan: Plan, records: Path) -> Layout:
         return cls(out / plan.name, records, out / plan.dataset_home)
 
     @property
@@ -345,8 +351,11 @@ class Reproduction:
         made_args = made.get("policy_train_args")
         # stamps written before portable ones held the absolute paths of the checkout that made them
         if not isinstance(made_args, list) or portable_args([str(a) for a in made_args]) != self.portable_dataset_args():
+            before = renamed_from(self.plan.dataset_home)
+            was = (f" (until {before.on} this folder's name was that of the plan now called {before.new}: move it "
+                   f"to {self.layout.data_dir.parent.parent / before.new})") if before else ""
             raise ReproduceError(f"the dataset in {self.layout.data_dir} was made with other settings "
-                                 f"({made.get('policy_train_args')}); use another --out or delete it")
+                                 f"({made.get('policy_train_args')}){was}; use another --out or delete it")
         self._check_generator_settings()
         self.write_dataset_profile()
         return True
@@ -507,6 +516,20 @@ class Reproduction:
                   + ", ".join(f"{p} {v:.2f}" for p, v in record["final"].items()) + f" -> {path}")
         return None
 
+    def rename_notes(self) -> list[str]:
+        """What a reused plan name meant before, and work left under this plan's old names (renames.py)."""
+        notes = []
+        before = renamed_from(self.plan.name)
+        if before is not None:
+            notes.append(f"note: until {before.on} the name {self.plan.name} was the plan now called {before.new}; "
+                         f"its records are in {Path(self.layout.records) / before.new}")
+        root = self.layout.root.parent
+        for name in dict.fromkeys((self.plan.name, self.plan.dataset_home)):
+            hint = moved_work_hint(root, name)
+            if hint:
+                notes.append(f"note: {hint}")
+        return notes
+
     def status(self) -> list[str]:
         """One line per selected run (and one for the dataset): what is done, from the files alone."""
         if self._stamp().is_file():
@@ -515,7 +538,7 @@ class Reproduction:
             data = f"started, not finished (running, or paused until the next call; log {self.layout.logs / 'dataset.log'})"
         else:
             data = "not started"
-        lines = [f"dataset {self.layout.data_dir}: {data}"]
+        lines = [f"dataset {self.layout.data_dir}: {data}", *self.rename_notes()]
         total = self.plan.num_iterations
         for seed in self.seeds:
             for method in self.methods:
@@ -539,6 +562,11 @@ class Reproduction:
         load_records(self.layout.records, self.plan)  # a record made under other settings stops everything here
         if not self.pending():
             return True
+        root = self.layout.root.parent
+        for name in dict.fromkeys((self.plan.name, self.plan.dataset_home)):
+            hint = moved_work_hint(root, name)
+            if hint:  # hours of work under the old name: never started again from scratch beside it
+                raise ReproduceError(hint)
         if not self.ensure_dataset():
             return False
         queue, running = list(self.pending()), []

@@ -8,8 +8,9 @@ the behaviour policy decides (s, a). Its self-supervised variant therefore
 trains the encoder with FOCAL's distance metric *plus* the likelihood of a
 decoder p(r, s' - s | s, a, z). This objective is that decoder term; the
 UNICORN-SS preset switches it on beside the distance metric
-(rlkit/torch/objectives/distance_metric.py) with UNICORN's weights (0.15 on
-the metric, 1 on the reconstruction).
+(rlkit/torch/objectives/distance_metric.py), 0.15 on the metric and 1 on the
+reconstruction: UNICORN's weights on ant-dir and cheetah-vel, used here for
+every env (theirs differ per env; docs/method.md §8.4).
 
 As in UNICORN's code, the decoder is one Gaussian MLP per target (2 hidden
 layers of ``unicorn_decoder_hidden_size``, SiLU) with learned soft bounds on
