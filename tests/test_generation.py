@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 import subprocess
 import shlex
 import sys
@@ -499,3 +500,31 @@ def test_task_lists_are_named_as_given_not_as_a_range(tmp_path, capsys, monkeypa
             gen.lock()
     finally:
         held.release()
+
+
+def test_the_hint_for_unfinished_data_is_the_command_that_continues_it(tmp_path):
+    """A dataset cut short (half its tasks) names the command with the preset, seed and overrides it was
+    made with; that command adds the rest, where the bare command would be refused as another generator."""
+    cfg = tiny_config(tmp_path)
+    made = [*TINY, "agent.actor_lr=3e-4"]
+    base = [sys.executable, str(REPO / "policy_train.py"), "--config", str(cfg), "--preset", "train_quick",
+            "--seed", "3", "--no-progress"]
+    res = subprocess.run([*base, "--split", "2", "--split_idx", "0", *made], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    with pytest.raises(DatasetError) as err:
+        load_offline_data(tmp_path / "data", [0, 1, 2, 3], [300, 500, 100], n_trj=1, env_name="point-robot")
+    hint = re.search(r"generate them with `([^`]*)`", str(err.value)).group(1)
+    assert "--preset train_quick --seed 3" in hint and "agent.actor_lr=3e-4" in hint
+    # the bare command is refused, and the refusal names the settings to give
+    bare = subprocess.run([*base[:4], "--data_dir", str(tmp_path / "data"), "--no-progress"], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    assert bare.returncode != 0 and "to continue it, give the settings it was made with (--preset train_quick " \
+                                    "--seed 3" in bare.stderr + bare.stdout
+    args = shlex.split(hint)
+    args[args.index("--config") + 1] = str(cfg)  # the hint names the env's shipped config; this test's is smaller
+    run = [sys.executable, str(REPO / "policy_train.py"), *args[args.index("--config"):], "--no-progress"]
+    res = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    data = load_offline_data(tmp_path / "data", [0, 1, 2, 3], [300, 500, 100], n_trj=1, env_name="point-robot")
+    assert sorted(set(data.task_ids.tolist())) == [0, 1, 2, 3]

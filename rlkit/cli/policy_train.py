@@ -92,7 +92,8 @@ def build_job(args):
     return GenerationJob(env_name=cfg["env_name"], env_params=dict(cfg["env_params"]), tasks=tasks, sac=sac,
                          data_dir=data_dir, seed=args.seed, device=str(device), legacy_layout=args.legacy_layout,
                          progress=args.progress, eval_chunk=facts.checkpoint_episode_chunk,
-                         extra_config={"preset": preset}, restart=args.restart)
+                         extra_config={"preset": preset, "overrides": list(args.overrides)},  # the command that continues it
+                         restart=args.restart)
 
 
 @cli

@@ -264,9 +264,25 @@ def resolve_auto(algo: dict, train_tasks: Sequence[int], test_tasks: Sequence[in
     return resolve_auto_from(algo, meta["files"], str(algo["data_dir"]), train_tasks, test_tasks)
 
 
-def _generate_cmd(root: Path, env_name: str | None) -> str:
-    """The command that writes a dataset at ``root`` (the env's config when the env is known)."""
-    return f"`{shlex.join([*tool_command('generate'), '--config', config_argument(env_name), '--data_dir', str(root)])}`"
+def _generate_cmd(root: Path, env_name: str | None, meta: dict | None = None, tasks: Sequence[int] = ()) -> str:
+    """The command that writes a dataset at ``root`` (the env's config when the env is known).
+
+    For a dataset that exists, the command that *continues* it: the generator refuses to add
+    checkpoints made under other settings, so a hint without the preset, seed and overrides the
+    dataset was made with would end in that refusal (whose only other ways out are another folder
+    or deleting the data). Datasets record them in ``generator_config`` (``overrides`` since
+    2026-12); for older ones the hint says where the settings are."""
+    gen = (meta or {}).get("generator_config") or {}
+    made_with: list[str] = []
+    if isinstance(gen.get("preset"), str):
+        made_with = ["--preset", gen["preset"], "--seed", str(gen.get("seed", 0))]
+    tail = [str(o) for o in gen.get("overrides", [])] if isinstance(gen.get("overrides"), list) else []
+    only = ["--tasks", ",".join(str(int(t)) for t in tasks)] if len(tasks) else []  # a job never rewrites others'
+    cmd = [*tool_command("generate"), "--config", config_argument(env_name), *made_with, *only, "--data_dir", str(root),
+           *tail]
+    note = "" if not gen or "overrides" in gen else (
+        f" (with the settings it was made with: generator_config in {root / METADATA_FILE})")
+    return f"`{shlex.join(cmd)}`{note}"
 
 
 def _preview(items: Sequence[Any], n: int = 6) -> str:
@@ -452,18 +468,19 @@ def _apply_normalizer(data: OfflineData, root: Path, normalize: bool | None,
 
 
 def _missing_error(root: Path, env_name: str | None, missing_tasks, missing_ckpts, short, n_trj, group,
-                   cmd: str | None = None, available: str = "") -> None:
-    cmd = cmd or _generate_cmd(root, env_name)
+                   cmd: str | None = None, available: str = "", meta: dict | None = None) -> None:
     there = f"; {available}" if available else ""
     if missing_tasks:
         raise DatasetError(
-            f"{root} has no data for tasks {_preview(missing_tasks)}: generate them with {cmd} "
-            "(--split K --split_idx j for part of the tasks)"
+            f"{root} has no data for tasks {_preview(missing_tasks)}: generate them with "
+            f"{cmd or _generate_cmd(root, env_name, meta, missing_tasks)}"
         )
+    cmd = cmd or _generate_cmd(root, env_name, meta)
     if missing_ckpts:
         raise DatasetError(
             f"{root} lacks {len(missing_ckpts)} selected checkpoints (task, step): {_preview(missing_ckpts)}; "
-            f"finish generating them with {cmd} or narrow train_epoch/eval_epoch (or set them to auto){there}"
+            f"finish generating them with {cmd} (with the tasks of the job that made them: it resumes) or narrow "
+            f"train_epoch/eval_epoch (or set them to auto){there}"
         )
     if short:
         raise DatasetError(
@@ -554,7 +571,7 @@ def _load_native(root, task_ids, steps, n_trj, sample, env_name, verify, source=
     if (missing_ckpts or short) and source is None:
         available = describe_counts(episode_counts(files, [t for t in task_ids if int(t) in have_tasks], sample),
                                     sample)
-    _missing_error(root, env_name, missing_tasks, missing_ckpts, short, n_trj, group, cmd, available)
+    _missing_error(root, env_name, missing_tasks, missing_ckpts, short, n_trj, group, cmd, available, meta)
 
     ep_task, ep_step, ep_sampled, ep_index, ep_offsets = build.tables()
     n = int(ep_offsets[-1])

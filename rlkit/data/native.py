@@ -277,6 +277,15 @@ def generator_clash(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
 _MISSING = object()
 
 
+def _continue_with(made: Mapping[str, Any] | None) -> str:
+    """'to continue it, give the settings it was made with: ...; ' when the dataset records them."""
+    if not isinstance(made, Mapping) or not isinstance(made.get("preset"), str) or not isinstance(
+            made.get("overrides"), list):
+        return ""
+    args = ["--preset", made["preset"], "--seed", str(made.get("seed", 0)), *map(str, made["overrides"])]
+    return f"to continue it, give the settings it was made with ({' '.join(args)}); or "
+
+
 class DatasetWriter:
     """Writes a native dataset one (task, checkpoint) at a time; safe to resume after a kill.
 
@@ -363,7 +372,8 @@ class DatasetWriter:
         if clash:
             raise DatasetError(
                 f"{self.root} was generated with other behaviour-policy settings ({clash}); new checkpoints would "
-                "mix two generators: write to another --data_dir, or delete this dataset to start over"
+                f"mix two generators: {_continue_with(meta.get('generator_config'))}write to another --data_dir, "
+                "or delete this dataset to start over"
             )
         if header["generator_config"] and meta.get("generator_config") != header["generator_config"]:
             if not meta.get("generator_config"):
