@@ -16,6 +16,7 @@ import numpy as np
 
 from rlkit.data.episodes import Episode
 from rlkit.data.legacy import write_legacy_checkpoint
+from rlkit.data.loader import OfflineData
 from rlkit.data.native import DatasetWriter
 
 
@@ -87,3 +88,51 @@ def write_synthetic_dataset(
             else:
                 write_legacy_checkpoint(root, task, step, eps)
     return root
+
+
+def synthetic_offline_data(
+    lengths: Sequence[Sequence[int]],
+    obs_dim: int = 2,
+    act_dim: int = 2,
+    task_ids: Sequence[int] | None = None,
+    seed: int = 0,
+) -> OfflineData:
+    """An in-memory :class:`OfflineData` whose task ``j`` holds episodes of ``lengths[j]`` steps.
+
+    No files: for tests and benchmarks that need exact episode lengths (short ones,
+    one task without long ones) or sizes too big to write quickly. Values as
+    :func:`write_synthetic_dataset`'s: ``obs[..., 0]`` the task id, ``obs[..., 1]``
+    the episode's number within its task, ``actions[..., 0]`` the same number and
+    ``rewards`` the time step within the episode; the last step of an episode
+    is a time-limit end.
+    """
+    rng = np.random.default_rng(seed)
+    task_ids = np.arange(len(lengths), dtype=np.int64) if task_ids is None else np.asarray(task_ids, np.int64)
+    if len(task_ids) != len(lengths):
+        raise ValueError(f"{len(task_ids)} task ids for {len(lengths)} tasks' episode lengths")
+    ep_len = np.concatenate([np.asarray(x, np.int64).reshape(-1) for x in lengths])
+    if (ep_len < 1).any():
+        raise ValueError("every episode needs at least one step")
+    per_task = np.array([len(x) for x in lengths], np.int64)
+    ep_task = np.repeat(task_ids, per_task)
+    ep_number = np.concatenate([np.arange(n, dtype=np.int64) for n in per_task])
+    ep_offsets = np.concatenate([[0], np.cumsum(ep_len)]).astype(np.int64)
+    n = int(ep_offsets[-1])
+    row_ep = np.repeat(np.arange(len(ep_len)), ep_len)
+    step = np.arange(n, dtype=np.int64) - ep_offsets[row_ep]
+    obs = rng.standard_normal((n, obs_dim)).astype(np.float32)
+    next_obs = rng.standard_normal((n, obs_dim)).astype(np.float32)
+    obs[:, 0] = next_obs[:, 0] = ep_task[row_ep]
+    if obs_dim > 1:
+        obs[:, 1] = next_obs[:, 1] = ep_number[row_ep]
+    actions = rng.uniform(-1, 1, (n, act_dim)).astype(np.float32)
+    actions[:, 0] = ep_number[row_ep]
+    ends = np.zeros(n, bool)
+    ends[ep_offsets[1:] - 1] = True
+    return OfflineData(
+        task_ids=task_ids, obs=obs, actions=actions, rewards=step.astype(np.float32), next_obs=next_obs,
+        terminals=np.zeros(n, bool), timeouts=ends.copy(), episode_ends=ends,
+        task_offsets=np.concatenate([[0], np.cumsum([int(np.sum(x)) for x in lengths])]).astype(np.int64),
+        episode_offsets=ep_offsets, episode_task=ep_task, episode_step=np.zeros(len(ep_len), np.int64),
+        episode_sampled=np.ones(len(ep_len), bool), episode_index=ep_number, layout="native", data_dir="<memory>",
+    )
