@@ -10,6 +10,12 @@ tasks or transitions. The returned tensors are views into that one gathered
 block; the column order makes the reference's context tensor (obs, action,
 reward[, next_obs]) a view too (:meth:`MultiTaskBuffer.sample_context`).
 
+Sequence models get trajectory segments the same way: the rows are in episode
+order, so K windows of L steps per task are one gather of ``start + arange(L)``
+rows, cut at each episode's end and padded with a mask
+(:meth:`MultiTaskBuffer.sample_segments`, :meth:`~MultiTaskBuffer.sample_episodes`;
+the draws and the episode table are in :mod:`rlkit.data.sequences`).
+
 On CPU the gather is ``numpy.take`` rather than ``torch.index_select``: a
 random gather from a large buffer is bound by memory latency, so torch's
 OpenMP split gains little on 2 cores (about 1.5x, idle machine) and, when
@@ -27,6 +33,7 @@ import torch
 from rlkit.core.precision import compute_dtype
 from rlkit.data.errors import DatasetError
 from rlkit.data.loader import OfflineData
+from rlkit.data.sequences import EpisodeTable, check_gamma, check_padding, positive_int, window_index
 
 TERMINAL_MODES = ("episode_end", "terminal")
 FLAG_TERMINAL, FLAG_TIMEOUT, FLAG_EPISODE_END = 1, 2, 4
@@ -108,6 +115,9 @@ class MultiTaskBuffer:
         self._offsets = torch.from_numpy(self._offsets_np).to(self.device)
 
         self._episodes_np = np.bincount(lut[data.episode_task], minlength=n_slots).astype(np.int64)
+        # the episode table of the sequence samplers, built on first use (rlkit.data.sequences)
+        self._episode_offsets_np = np.array(data.episode_offsets, np.int64)
+        self._episode_table: EpisodeTable | None = None
         self.obs_abs_max = data.obs_abs_max
 
     # ---- info -------------------------------------------------------------------------
@@ -215,3 +225,138 @@ class MultiTaskBuffer:
         index = self.sample_indices(task_ids, batch_size, generator)
         width = 2 * self.obs_dim + self.act_dim + 1 if use_next_obs else self.obs_dim + self.act_dim + 1
         return self._rows(index).view(*index.shape, self.row_dim)[..., :width]
+
+    # ---- trajectory segments (rlkit.data.sequences) -------------------------------------
+    def _table(self) -> EpisodeTable:
+        if self._episode_table is None:
+            self._episode_table = EpisodeTable(self._episode_offsets_np, np.append(self._offsets_np, len(self)),
+                                               self.task_ids, self.device)
+        return self._episode_table
+
+    @property
+    def max_episode_length(self) -> int:
+        """The longest episode's steps: the width of :meth:`sample_episodes`' tensors."""
+        return self._table().max_length
+
+    def returns_to_go(self, gamma: float | None = None) -> torch.Tensor:
+        """[N] returns-to-go of every row, in the buffer's dtype, on its device; computed once per gamma.
+
+        ``G_t = r_t + gamma * G_{t+1}`` to the episode's last row: with ``gamma``
+        None the undiscounted sum of the rewards from this step to the episode's
+        end, the step's own reward included (a decision transformer's
+        return-to-go). Summed in float64 from the stored rewards, then cast.
+        An episode cut by ``max_transitions_per_task`` sums its kept tail.
+        """
+        gamma = check_gamma(gamma)
+        reward_col = self.obs_dim + self.act_dim
+
+        def rewards() -> np.ndarray:
+            if self._packed_np is not None:
+                return self._packed_np[:, reward_col]
+            return self._packed[:, reward_col].cpu().numpy()
+
+        return self._table().returns_to_go(rewards, gamma, self.dtype)
+
+    def segment_starts(self, task_ids: Any, num: int, length: int, padding: str | None = None,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """[T, K=num] global start rows of windows of ``length`` steps, per task (see :meth:`sample_segments`)."""
+        k, length = positive_int(num, "num"), positive_int(length, "length")
+        check_padding(padding)
+        if padding is not None:  # every row may start a window: the uniform sampler's own draws
+            return self.sample_indices(task_ids, k, generator)
+        table = self._table()
+        valid, cum, base, total, total_np = table.windows(length)
+        slots = self._slots(task_ids)
+        if length > table.min_longest:  # some task may hold no full window: check the ones asked for
+            ids = task_ids.cpu().numpy() if isinstance(task_ids, torch.Tensor) else task_ids
+            s_np = self._slots_np(ids)
+            bad = sorted({self.task_ids[s] for s in s_np[total_np[s_np] == 0].tolist()})
+            if bad:
+                longest = int(table.longest_np[[self.task_ids.index(t) for t in bad]].max())
+                raise DatasetError(
+                    f"tasks {bad} have no episode of at least {length} steps (longest: {longest}): "
+                    f"use a shorter length or padding='left' or 'right'")
+        u = torch.rand((slots.shape[0], k), generator=generator, dtype=torch.float64, device=self.device)
+        n = total[slots].unsqueeze(1)
+        pos = torch.minimum(u.mul_(n.double()).long(), n - 1).add_(base[slots].unsqueeze(1))
+        ep = torch.searchsorted(cum, pos, right=True)  # the episode holding the pos-th full window
+        return table.start[ep].add_(pos).sub_(cum[ep] - valid[ep])
+
+    def episode_starts(self, task_ids: Any, num: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """[T, num] first rows of episodes drawn uniformly (with replacement) from each task's episodes."""
+        k = positive_int(num, "num")
+        table = self._table()
+        slots = self._slots(task_ids)
+        u = torch.rand((slots.shape[0], k), generator=generator, dtype=torch.float64, device=self.device)
+        n = table.count[slots].unsqueeze(1)
+        ep = torch.minimum(u.mul_(n.double()).long(), n - 1).add_(table.first[slots].unsqueeze(1))
+        return table.start[ep]
+
+    def segments_at(self, starts: torch.Tensor, length: int, padding: str = "right", gamma: float | None = None,
+                    with_flags: bool = False) -> dict[str, torch.Tensor]:
+        """The windows of ``length`` steps from the rows ``starts`` [T, K], cut at their episode's end, padded.
+
+        Returns the keys of :meth:`sample` as [T, K, L, dim] tensors (views of one
+        gathered block), plus ``returns_to_go`` [T, K, L, 1] (:meth:`returns_to_go`
+        with ``gamma``), ``timesteps`` [T, K, L] int64 (the step within the
+        episode) and ``mask`` [T, K, L] bool (True on real steps). Padded steps
+        (``padding`` "right": after the real ones; "left": before) hold zeros in
+        every field and False flags. All windows of the batch come from one row
+        gather (and one gather of the precomputed returns-to-go with the same
+        index, one more of the flags with ``with_flags``); no loop over tasks,
+        windows or steps.
+        """
+        length = positive_int(length, "length")
+        check_padding(padding, ("left", "right"))
+        gamma = check_gamma(gamma)
+        if not isinstance(starts, torch.Tensor) or starts.dim() != 2:
+            raise ValueError(f"starts must be [T, K] row indices, got shape {tuple(np.shape(starts))}")
+        table = self._table()
+        starts = starts.to(self.device, torch.int64)
+        ep = table.episode_of(starts)
+        index, mask, timesteps = window_index(starts, table.start[ep], table.stop[ep], length, padding)
+        shape = tuple(index.shape)
+        rows = self._rows(index).view(*shape, self.row_dim)
+        pad = ~mask
+        rows.masked_fill_(pad.unsqueeze(-1), 0)
+        obs, act, rew, nxt, term = rows.split(self._split, dim=-1)
+        rtg = self.returns_to_go(gamma)[index.reshape(-1)].view(*shape, 1).masked_fill_(pad.unsqueeze(-1), 0)
+        out = {"obs": obs, "actions": act, "rewards": rew, "next_obs": nxt, "terminals": term,
+               "returns_to_go": rtg, "timesteps": timesteps, "mask": mask}
+        if with_flags:
+            f = self._flags.index_select(0, index.reshape(-1)).view(shape).masked_fill_(pad, 0)
+            out["true_terminals"] = (f & FLAG_TERMINAL).bool().unsqueeze(-1)
+            out["timeouts"] = (f & FLAG_TIMEOUT).bool().unsqueeze(-1)
+            out["episode_ends"] = (f & FLAG_EPISODE_END).bool().unsqueeze(-1)
+        return out
+
+    def sample_segments(self, task_ids: Any, num: int, length: int, padding: str | None = None,
+                        gamma: float | None = None, generator: torch.Generator | None = None,
+                        with_flags: bool = False) -> dict[str, torch.Tensor]:
+        """A sequence meta batch: for each task, ``num`` windows of ``length`` consecutive steps of one episode.
+
+        ``padding`` None: windows start only where a whole window fits, uniformly
+        over every such (episode, start) of the task, so ``mask`` is all True;
+        a task without an episode of ``length`` steps is an error. "left" or
+        "right": windows start at any row (the draws of :meth:`sample_indices`),
+        are cut at their episode's end and padded on that side (masked).
+        Windows never cross an episode's end or a task's. Keys as
+        :meth:`segments_at`; :meth:`segment_starts` draws, :meth:`segments_at` gathers.
+        """
+        starts = self.segment_starts(task_ids, num, length, padding, generator)
+        return self.segments_at(starts, length, padding or "right", gamma, with_flags)
+
+    def sample_episodes(self, task_ids: Any, num: int = 1, padding: str | None = "right", gamma: float | None = None,
+                        generator: torch.Generator | None = None, with_flags: bool = False
+                        ) -> dict[str, torch.Tensor]:
+        """``num`` whole episodes per task (uniform over the task's episodes, not weighted by length).
+
+        Tensors [T, num, W, ...] with ``W`` = :attr:`max_episode_length`; each
+        episode from its first step, padded on ``padding``'s side, with
+        ``mask``/``timesteps``/``returns_to_go`` as :meth:`segments_at`.
+        """
+        if padding is None:
+            raise ValueError("whole episodes differ in length: padding must be 'left' or 'right', got None")
+        check_padding(padding, ("left", "right"))
+        starts = self.episode_starts(task_ids, num, generator)
+        return self.segments_at(starts, self.max_episode_length, padding, gamma, with_flags)
