@@ -15,6 +15,7 @@ BENCHMARKS = [
     "benchmarks.bench_minari_load",     # issue 21: loading from a Minari copy (first load, cached) vs native
     "benchmarks.bench_verified_stamp",  # issue 19: the integrity check's cost per load (stamp vs hashing)
     "benchmarks.bench_buffer_sample",   # issue #3: meta-batch sampling vs per-task loop
+    "benchmarks.bench_sequence_batch",  # issue 29: trajectory-segment batches vs per-task / per-window loops
     "benchmarks.bench_sac_update",      # issue #4: batched SAC update vs per-task loop
     "benchmarks.bench_generation",      # issue #4: data-generation env steps/s vs one task at a time
     "benchmarks.bench_csro_step",       # issue #5: ms per CSRO meta-training step

@@ -33,7 +33,8 @@ import torch
 from rlkit.core.precision import compute_dtype
 from rlkit.data.errors import DatasetError
 from rlkit.data.loader import OfflineData
-from rlkit.data.sequences import EpisodeTable, check_gamma, check_padding, positive_int, window_index
+from rlkit.data.sequences import (EpisodeTable, check_gamma, check_padding, floor_draw, positive_int,
+                                  searchsorted_right, window_index)
 
 TERMINAL_MODES = ("episode_end", "terminal")
 FLAG_TERMINAL, FLAG_TIMEOUT, FLAG_EPISODE_END = 1, 2, 4
@@ -257,6 +258,17 @@ class MultiTaskBuffer:
 
         return self._table().returns_to_go(rewards, gamma, self.dtype)
 
+    def _uniform(self, task_ids: Any, k: int, generator: torch.Generator | None) -> tuple[Any, Any]:
+        """(slots, u [T, k] float64 in [0, 1)): NumPy arrays on a CPU buffer, device tensors otherwise."""
+        if self._cpu:
+            slots = self._slots_np(task_ids.numpy() if isinstance(task_ids, torch.Tensor) else task_ids)
+            return slots, torch.rand((len(slots), k), generator=generator, dtype=torch.float64).numpy()
+        slots = self._slots(task_ids)
+        return slots, torch.rand((slots.shape[0], k), generator=generator, dtype=torch.float64, device=self.device)
+
+    def _tensor(self, x: Any) -> torch.Tensor:
+        return torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+
     def segment_starts(self, task_ids: Any, num: int, length: int, padding: str | None = None,
                        generator: torch.Generator | None = None) -> torch.Tensor:
         """[T, K=num] global start rows of windows of ``length`` steps, per task (see :meth:`sample_segments`)."""
@@ -265,9 +277,8 @@ class MultiTaskBuffer:
         if padding is not None:  # every row may start a window: the uniform sampler's own draws
             return self.sample_indices(task_ids, k, generator)
         table = self._table()
-        valid, cum, base, total, total_np = table.windows(length)
-        slots = self._slots(task_ids)
-        if length > table.min_longest:  # some task may hold no full window: check the ones asked for
+        (valid, cum, base, total), total_np = table.windows(length, self._cpu)
+        if length > table.min_longest:  # some task holds no full window: are any of those asked for?
             ids = task_ids.cpu().numpy() if isinstance(task_ids, torch.Tensor) else task_ids
             s_np = self._slots_np(ids)
             bad = sorted({self.task_ids[s] for s in s_np[total_np[s_np] == 0].tolist()})
@@ -276,21 +287,18 @@ class MultiTaskBuffer:
                 raise DatasetError(
                     f"tasks {bad} have no episode of at least {length} steps (longest: {longest}): "
                     f"use a shorter length or padding='left' or 'right'")
-        u = torch.rand((slots.shape[0], k), generator=generator, dtype=torch.float64, device=self.device)
-        n = total[slots].unsqueeze(1)
-        pos = torch.minimum(u.mul_(n.double()).long(), n - 1).add_(base[slots].unsqueeze(1))
-        ep = torch.searchsorted(cum, pos, right=True)  # the episode holding the pos-th full window
-        return table.start[ep].add_(pos).sub_(cum[ep] - valid[ep])
+        slots, u = self._uniform(task_ids, k, generator)
+        pos = floor_draw(u, total[slots][:, None]) + base[slots][:, None]  # the pos-th full window of the buffer
+        ep = searchsorted_right(cum, pos)  # the episode holding it
+        start = table.tables(self._cpu)[0]
+        return self._tensor(start[ep] + pos - (cum[ep] - valid[ep]))
 
     def episode_starts(self, task_ids: Any, num: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """[T, num] first rows of episodes drawn uniformly (with replacement) from each task's episodes."""
         k = positive_int(num, "num")
-        table = self._table()
-        slots = self._slots(task_ids)
-        u = torch.rand((slots.shape[0], k), generator=generator, dtype=torch.float64, device=self.device)
-        n = table.count[slots].unsqueeze(1)
-        ep = torch.minimum(u.mul_(n.double()).long(), n - 1).add_(table.first[slots].unsqueeze(1))
-        return table.start[ep]
+        start, _, count, first = self._table().tables(self._cpu)
+        slots, u = self._uniform(task_ids, k, generator)
+        return self._tensor(start[floor_draw(u, count[slots][:, None]) + first[slots][:, None]])
 
     def segments_at(self, starts: torch.Tensor, length: int, padding: str = "right", gamma: float | None = None,
                     with_flags: bool = False) -> dict[str, torch.Tensor]:
@@ -311,23 +319,38 @@ class MultiTaskBuffer:
         gamma = check_gamma(gamma)
         if not isinstance(starts, torch.Tensor) or starts.dim() != 2:
             raise ValueError(f"starts must be [T, K] row indices, got shape {tuple(np.shape(starts))}")
-        table = self._table()
-        starts = starts.to(self.device, torch.int64)
-        ep = table.episode_of(starts)
-        index, mask, timesteps = window_index(starts, table.start[ep], table.stop[ep], length, padding)
+        rtg_all = self.returns_to_go(gamma)
+        start, stop, _, _ = self._table().tables(self._cpu)
+        if self._cpu:
+            s = starts.cpu().numpy().astype(np.int64, copy=False)
+        else:
+            s = starts.to(self.device, torch.int64)
+        ep = searchsorted_right(start, s) - 1
+        index, mask, timesteps = window_index(s, start[ep], stop[ep], length, padding)
         shape = tuple(index.shape)
-        rows = self._rows(index).view(*shape, self.row_dim)
+        flat = index.reshape(-1)
         pad = ~mask
-        rows.masked_fill_(pad.unsqueeze(-1), 0)
+        if self._cpu:
+            rows = np.take(self._packed_np, flat, axis=0).reshape(*shape, self.row_dim)
+            rows[pad] = 0
+            rtg = np.take(rtg_all.numpy(), flat).reshape(*shape, 1)
+            rtg[pad] = 0
+            flags = np.take(self._flags.numpy(), flat).reshape(shape) if with_flags else None
+            if flags is not None:
+                flags[pad] = 0
+            rows, rtg, flags, mask, timesteps = (None if x is None else torch.from_numpy(x)
+                                                 for x in (rows, rtg, flags, mask, timesteps))
+        else:
+            rows = self._packed.index_select(0, flat).view(*shape, self.row_dim).masked_fill_(pad[..., None], 0)
+            rtg = rtg_all.index_select(0, flat).view(*shape, 1).masked_fill_(pad[..., None], 0)
+            flags = self._flags.index_select(0, flat).view(shape).masked_fill_(pad, 0) if with_flags else None
         obs, act, rew, nxt, term = rows.split(self._split, dim=-1)
-        rtg = self.returns_to_go(gamma)[index.reshape(-1)].view(*shape, 1).masked_fill_(pad.unsqueeze(-1), 0)
         out = {"obs": obs, "actions": act, "rewards": rew, "next_obs": nxt, "terminals": term,
                "returns_to_go": rtg, "timesteps": timesteps, "mask": mask}
-        if with_flags:
-            f = self._flags.index_select(0, index.reshape(-1)).view(shape).masked_fill_(pad, 0)
-            out["true_terminals"] = (f & FLAG_TERMINAL).bool().unsqueeze(-1)
-            out["timeouts"] = (f & FLAG_TIMEOUT).bool().unsqueeze(-1)
-            out["episode_ends"] = (f & FLAG_EPISODE_END).bool().unsqueeze(-1)
+        if flags is not None:
+            out["true_terminals"] = (flags & FLAG_TERMINAL).bool().unsqueeze(-1)
+            out["timeouts"] = (flags & FLAG_TIMEOUT).bool().unsqueeze(-1)
+            out["episode_ends"] = (flags & FLAG_EPISODE_END).bool().unsqueeze(-1)
         return out
 
     def sample_segments(self, task_ids: Any, num: int, length: int, padding: str | None = None,

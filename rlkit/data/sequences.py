@@ -91,12 +91,14 @@ def returns_to_go(rewards: np.ndarray, starts: np.ndarray, lengths: np.ndarray, 
 
 
 class EpisodeTable:
-    """The episodes of a buffer's rows, grouped by task slot, on the buffer's device.
+    """The episodes of a buffer's rows, grouped by task slot: NumPy arrays and their copies on the device.
 
     Built once per buffer (on the first sequence request) from the data's
     ``episode_offsets``; checks that episodes tile the rows and that none spans
-    two tasks. ``windows(L)`` (the per-L counts of full-window starts) and the
-    returns-to-go per gamma are cached here.
+    two tasks. ``tables(host)`` gives (start, stop, count, first) as NumPy
+    arrays (``host``, the CPU buffer's path) or device tensors; ``windows(L,
+    host)`` the per-L counts of full-window starts; both, and the
+    returns-to-go per gamma, are cached here.
     """
 
     def __init__(self, episode_offsets: np.ndarray, task_offsets: np.ndarray, task_ids: list[int],
@@ -116,31 +118,37 @@ class EpisodeTable:
         n_slots = len(task_ids)
         self.device = device
         self.start_np, self.length_np = start, length
-        self.count_np = np.bincount(slot, minlength=n_slots).astype(np.int64)
-        self.first_np = np.concatenate([[0], np.cumsum(self.count_np)[:-1]]).astype(np.int64)
+        count = np.bincount(slot, minlength=n_slots).astype(np.int64)
+        first = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
+        self.count_np, self.first_np = count, first
         self.longest_np = np.zeros(n_slots, np.int64)
         np.maximum.at(self.longest_np, slot, length)
         self.max_length = int(length.max())
         self.min_longest = int(self.longest_np.min())
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)
-        self.start, self.stop = t(start), t(off[1:])
-        self.count, self.first = t(self.count_np), t(self.first_np)
+        self._host = (start, off[1:].copy(), count, first)
+        self._dev = tuple(self._to_device(a) for a in self._host)
         self._windows: dict[int, tuple] = {}
         self._rtg: dict[float | None, torch.Tensor] = {}
 
-    def windows(self, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
-        """Per-L tables of full-window starts: (valid [E], inclusive cumsum [E], base [S], total [S], total_np)."""
+    def _to_device(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, np.int64)).to(self.device)
+
+    def tables(self, host: bool) -> tuple:
+        """(start [E], stop [E], count [S], first [S]): episodes' first and past-the-end rows, episodes per slot."""
+        return self._host if host else self._dev
+
+    def windows(self, length: int, host: bool) -> tuple:
+        """Full windows of ``length``: (valid [E], inclusive cumsum [E], base [S], total [S]) and total as NumPy."""
         hit = self._windows.get(length)
         if hit is None:
-            valid = np.maximum(self.length_np - length + 1, 0)
+            valid = np.maximum(self.length_np - length + 1, 0)  # full windows in each episode
             cum = np.cumsum(valid)
-            before = cum - valid  # full windows in the episodes before each one
-            base = np.where(self.count_np > 0, before[np.minimum(self.first_np, len(before) - 1)], 0)
-            total = np.add.reduceat(valid, np.minimum(self.first_np, len(valid) - 1)) * (self.count_np > 0)
-            t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.int64)).to(self.device)
-            hit = (t(valid), t(cum), t(base), t(total), total.astype(np.int64))
+            base = (cum - valid)[self.first_np]  # full windows in the slots before (every slot has episodes)
+            total = np.add.reduceat(valid, self.first_np)
+            arrays = (valid, cum, base, total)
+            hit = (arrays, tuple(self._to_device(a) for a in arrays))
             self._windows[length] = hit
-        return hit
+        return (hit[0] if host else hit[1]), hit[0][3]
 
     def returns_to_go(self, rewards: Any, gamma: float | None, dtype: torch.dtype) -> torch.Tensor:
         hit = self._rtg.get(gamma)
@@ -150,31 +158,45 @@ class EpisodeTable:
             self._rtg[gamma] = hit
         return hit
 
-    def episode_of(self, rows: torch.Tensor) -> torch.Tensor:
-        """The episode (position in this table) holding each global row."""
-        return torch.searchsorted(self.start, rows, right=True).sub_(1)
+
+# The index arithmetic below runs on NumPy arrays (the CPU buffer: single-threaded, no op dispatch; torch's
+# CPU searchsorted splits into OpenMP threads and stalls for milliseconds when another process holds a core)
+# or on device tensors, with the same integer results either way.
 
 
-def window_index(starts: torch.Tensor, ep_start: torch.Tensor, ep_stop: torch.Tensor, length: int,
-                 padding: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def searchsorted_right(sorted_seq: Any, values: Any) -> Any:
+    if isinstance(values, np.ndarray):
+        return np.searchsorted(sorted_seq, values, side="right")
+    return torch.searchsorted(sorted_seq, values, right=True)
+
+
+def floor_draw(u: Any, n: Any) -> Any:
+    """``floor(u * n)`` for ``u`` in [0, 1) float64, kept below n (as :meth:`MultiTaskBuffer.sample_indices`)."""
+    if isinstance(u, np.ndarray):
+        return np.minimum((u * n).astype(np.int64), n - 1)
+    return torch.minimum((u * n.double()).long(), n - 1)
+
+
+def window_index(starts: Any, ep_start: Any, ep_stop: Any, length: int, padding: str) -> tuple:
     """(row index [T, K, L], mask [T, K, L] bool, timesteps [T, K, L] int64) of windows from ``starts`` [T, K].
 
     A window holds the rows ``start ..`` up to ``length`` of them, cut at its
     episode's end ``ep_stop`` (exclusive); ``padding`` "right" puts them first
     and the padding after, "left" the other way round. Padded places index a
     row of the same window (so the gather stays in range) and are masked.
+    NumPy arrays or torch tensors in, the same kind out.
     """
-    j = torch.arange(length, device=starts.device)
-    s = starts.unsqueeze(-1)
-    stop = ep_stop.unsqueeze(-1)
+    host = isinstance(starts, np.ndarray)
+    xp = np if host else torch
+    j = np.arange(length) if host else torch.arange(length, device=starts.device)
+    s, stop = starts[..., None], ep_stop[..., None]
     if padding == "left":
-        shift = (s + length - stop).clamp_(min=0)  # padded places at the front
-        index = (s + j).sub_(shift)
+        shift = (s + length - stop).clip(min=0)  # padded places at the front
+        index = xp.maximum(s + j - shift, s)
         mask = j >= shift
-        index = torch.maximum(index, s)
     else:
         index = s + j
         mask = index < stop
-        index = torch.minimum(index, stop - 1)
-    timesteps = (index - ep_start.unsqueeze(-1)).masked_fill_(~mask, 0)
+        index = xp.minimum(index, stop - 1)
+    timesteps = (index - ep_start[..., None]) * mask
     return index, mask, timesteps
