@@ -81,7 +81,7 @@ def test_a_fourth_protocol_is_one_class_and_one_registry_line():
     from rlkit.evaluation.protocols import ALL_PROTOCOLS, PROTOCOL_TITLES, PROTOCOLS
     from rlkit.evaluate import parse_protocols
 
-    assert PROTOCOLS == ("online", "offline", "np_online") and ALL_PROTOCOLS[-1] == "offline_other_task"
+    assert PROTOCOLS == ("online", "offline", "np_online") and "offline_other_task" in ALL_PROTOCOLS
     assert PROTOCOL_TITLES["offline_other_task"] == "offline context of another task"
     assert parse_protocols("offline,offline_other_task") == ["offline", "offline_other_task"]
     agent, drawn = ScriptedAgent(), []
@@ -115,6 +115,28 @@ def test_np_online_protocol_random_then_policy_exploration():
             is_policy = np.array_equal(rounds[k, t], STOCH)
             assert is_policy != random, (k, t)
     assert [int(c[0]) for c in agent.infer_calls] == [20, 40, 60, 80, 100]
+
+
+def test_np_uniform_explores_uniformly_throughout_with_np_onlines_draws():
+    """np_uniform (a diagnostic, not run in training): np_online's rounds and re-inference, but no exploration
+    action comes from the policy; its first half draws the same uniforms as np_online's with the same seed."""
+    from rlkit.evaluation.protocols import PROTOCOLS
+
+    assert "np_uniform" not in PROTOCOLS
+    got = {}
+    for name in ("np_online", "np_uniform"):
+        agent = ScriptedAgent()
+        res = run_protocol(name, agent, "point-robot", PARAMS, [3], SETTINGS, record_trace=True, seed=7)
+        np.testing.assert_array_equal(res.context_lengths, 100)
+        assert [int(c[0]) for c in agent.infer_calls] == [20, 40, 60, 80, 100]
+        actions, exploring = res.trace["actions"][:, 0], res.trace["exploring"][:, 0]
+        np.testing.assert_array_equal(actions[~exploring], np.tile(DET, (100, 1)))
+        got[name] = actions[exploring].reshape(100, 2)
+    uniform = got["np_uniform"]
+    assert not any(np.array_equal(a, STOCH) for a in uniform)  # never the policy's sampled action
+    assert np.all(np.abs(uniform) <= 1.0) and len(np.unique(uniform[:, 0])) == 100
+    np.testing.assert_array_equal(uniform[:50], got["np_online"][:50])  # the shared uniform half
+    assert all(np.array_equal(a, STOCH) for a in got["np_online"][50:])
 
 
 def _csro_agent(obs_dim, act_dim, use_next_obs):

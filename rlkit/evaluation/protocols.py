@@ -124,6 +124,26 @@ class NonPrior(Protocol):
         return np.where((steps < settings.num_steps_per_eval / 2)[:, None], uniform, sampled)
 
 
+class NonPriorUniform(NonPrior):
+    """A diagnostic of the non-prior protocol: every exploration action uniform, none sampled from the policy.
+
+    The non-prior protocol switches its exploration from uniform actions to the
+    policy's own sampled actions halfway through ``num_steps_per_eval``, so the
+    second half of its context carries the policy's signature again. The gap
+    between the two says how much of the non-prior return that half costs. On
+    demand only (``rlkit.evaluate --protocols np_online,np_uniform``).
+    """
+
+    name = "np_uniform"
+    title = "non-prior context, uniform exploration throughout"
+    progress_key = "Average_NpUniformReturn_all_test_tasks"
+    in_training = False
+
+    def exploration_actions(self, rng, sampled, steps, settings):
+        """Uniform in [-1, 1]^d on every exploration step (the same draws as ``np_online``'s first half)."""
+        return rng.uniform(-1.0, 1.0, size=sampled.shape)
+
+
 class OfflineOtherTask(Protocol):
     """A context-shift stress test: the offline protocol, with the behaviour data of *another* test task
     (the next one in the evaluation's task list). A method whose z follows its context goes to that
@@ -148,7 +168,8 @@ class OfflineOtherTask(Protocol):
 # The registry: every table, figure panel, record field and CLI choice iterates it, in this order
 # (which is also the order evaluate() runs them in, so it fixes each protocol's seed: keep it).
 # A new protocol is one class and one line here.
-PROTOCOL_CLASSES: dict[str, type[Protocol]] = {cls.name: cls for cls in (Online, Offline, NonPrior, OfflineOtherTask)}
+PROTOCOL_CLASSES: dict[str, type[Protocol]] = {cls.name: cls for cls in (Online, Offline, NonPrior, OfflineOtherTask,
+                                                                         NonPriorUniform)}
 ALL_PROTOCOLS = tuple(PROTOCOL_CLASSES)  # what --protocols accepts
 PROTOCOLS = tuple(n for n, cls in PROTOCOL_CLASSES.items() if cls.in_training)  # ("online", "offline", "np_online")
 PROGRESS_KEYS = {name: cls.progress_key for name, cls in PROTOCOL_CLASSES.items()}
