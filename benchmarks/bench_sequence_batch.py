@@ -208,7 +208,6 @@ def main(argv=None) -> dict:
             for r in block:
                 r["speedup_vs_per_task_loop"] = block[0]["median_us"] / r["median_us"]
             rows += block
-        del buffer, loops, rtg
 
     print_table(rows, ["size", "padding", "sampler", "T_K_L", "median_us", "p90_us", "speedup_vs_per_task_loop"])
     print()
