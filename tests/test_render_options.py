@@ -55,7 +55,7 @@ def test_bad_render_options_are_one_line(kwargs, words):
 
 
 def test_the_point_robot_has_no_camera_to_pick():
-    with pytest.raises(RenderOptionError, match="point-robot.*camera_name"):
+    with pytest.raises(RenderOptionError, match="point-robot draws.*camera_name"):
         gym.make(gym_id("point-robot"), camera_name="track")
 
 

@@ -33,8 +33,14 @@ PAPER_TASK_SETS: dict[str, dict] = {}
 RENDER_MODES = ["rgb_array"]
 
 
-def _make_for_gymnasium(name: str, task: int = 0, render_mode: str | None = None, **env_params):
+def _make_for_gymnasium(name: str, task: int = 0, render_mode: str | None = None, width: int | None = None,
+                        height: int | None = None, camera_id: int | None = None, camera_name: str | None = None,
+                        **env_params):
     """gymnasium's entry point: the env of ``env_params`` (default: the paper's task set) on task ``task``.
+
+    ``width``, ``height``, ``camera_id`` and ``camera_name`` are gymnasium's MuJoCo rendering arguments
+    (:meth:`rlkit.envs.base.MultiTaskEnv.configure_rendering`); they are not env_params, since they change
+    no task or dynamics and so no config, dataset or checkpoint needs them.
 
     Made this way, the episode horizon is gymnasium's TimeLimit: the registered
     spec's ``max_episode_steps`` (the paper's horizon) or the one given to
@@ -44,6 +50,7 @@ def _make_for_gymnasium(name: str, task: int = 0, render_mode: str | None = None
         raise ValueError(f"render_mode {render_mode!r} is not supported; use one of {RENDER_MODES} "
                          "(or 'human', which gymnasium shows through its HumanRendering wrapper)")
     env = ENVS[name](**env_params)
+    env.configure_rendering(width, height, camera_id, camera_name)
     env.render_mode = render_mode
     env.truncates_itself = False
     if task:
@@ -71,6 +78,7 @@ def register_env(name: str, **paper_task_set):
         if name in ENVS:
             raise ValueError(f"env {name!r} is registered twice")
         ENVS[name] = cls
+        cls.registered_name = name  # the config name, for messages (a class name means nothing to users)
         PAPER_TASK_SETS[name] = dict(paper_task_set)
         horizon = paper_task_set.get("max_episode_steps")
         # A string entry point (not the function): a spec saved as JSON (a Minari dataset's env_spec)

@@ -45,6 +45,14 @@ class AntGoalEnv(AntTaskEnv):
     def _get_obs(self) -> np.ndarray:
         return np.concatenate([self.data.qpos.flat, self.data.qvel.flat])
 
+    def scene_markers(self) -> list[dict]:
+        """The goal as a flat red disc on the floor, drawn into the scene so the camera's perspective
+        places it (a disc painted onto the image would need the camera's projection by hand)."""
+        from rlkit.envs.colours import GOAL
+
+        x, y = self.tasks[self._task_idx]["goal"]
+        return [{"pos": (x, y, 0.01), "size": (0.25, 0.01), "rgba": (*(c / 255 for c in GOAL), 1.0)}]
+
     def _step(self, action):
         self.do_simulation(action)
         xy = self.body_xpos("torso")[:2]

@@ -25,6 +25,19 @@ class TaskIndexError(UserError, IndexError):
     """A task index outside ``range(n_tasks)``."""
 
 
+class RenderOptionError(UserError, ValueError):
+    """A frame size or camera the env cannot draw (``gym.make(..., width=0)``, an unknown camera name)."""
+
+
+def _frame_side(name: str, value: Any) -> int | None:
+    """A frame width or height: None (the env's default) or a whole number >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or int(value) < 1:
+        raise RenderOptionError(f"{name} must be a positive whole number of pixels, got {value!r}")
+    return int(value)
+
+
 def _count(name: str, value: Any) -> int:
     """A positive whole number, else a ValueError naming it: ``int(2.5)`` would build 2 tasks silently."""
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -119,6 +132,26 @@ class MultiTaskEnv(gym.Env):
         truncated = (not terminated) and self.truncates_itself and self._elapsed >= self._max_episode_steps
         info["task"] = self._task_idx
         return obs, float(reward), bool(terminated), bool(truncated), info
+
+    # The frame size render() draws when gymnasium.make gave none (each env family's own default).
+    render_width: int | None = None
+    render_height: int | None = None
+
+    def configure_rendering(self, width=None, height=None, camera_id=None, camera_name=None) -> None:
+        """Set what :meth:`render` draws: gymnasium's MuJoCo arguments (``MujocoEnv(width=, height=,
+        camera_id=, camera_name=)``), checked here so a bad value fails at ``gymnasium.make``, not at
+        the first frame of a long job. Envs with cameras override :meth:`_configure_camera`."""
+        self.render_width = _frame_side("width", width)
+        self.render_height = _frame_side("height", height)
+        if camera_id is not None and camera_name is not None:
+            raise RenderOptionError("camera_id and camera_name cannot both be given (as in gymnasium's MuJoCo "
+                                    f"envs): got camera_id={camera_id!r}, camera_name={camera_name!r}; pass one")
+        self._configure_camera(camera_id, camera_name)
+
+    def _configure_camera(self, camera_id, camera_name) -> None:
+        if camera_id is not None or camera_name is not None:
+            raise RenderOptionError(f"{getattr(self, 'registered_name', type(self).__name__)} draws its plane from above and has no cameras: "
+                                    "leave camera_id and camera_name out")
 
     def render(self):
         """An RGB frame (H x W x 3 uint8) of the current state, with the task drawn where it can be.

@@ -24,7 +24,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from rlkit.envs.base import MultiTaskEnv
+from rlkit.envs.base import MultiTaskEnv, RenderOptionError
 from rlkit.envs.mujoco_gl import gl_problem, mujoco
 from rlkit.errors import UserError
 
@@ -169,13 +169,60 @@ class MujocoTaskEnv(MultiTaskEnv):
 
     # How far (m) the tracking camera stands from the body it follows (the torso).
     camera_distance: float = 3.5
+    # gymnasium.make's camera_id / camera_name, resolved to a model camera id; None: our tracking camera
+    _camera_choice: int | None = None
 
-    def render_frame(self, width: int = 320, height: int = 240) -> np.ndarray:
-        """An off-screen frame from a camera that follows the torso (``mujoco.Renderer``)."""
+    def _configure_camera(self, camera_id, camera_name) -> None:
+        """gymnasium's MujocoRenderer semantics: ``camera_name`` is one of the model's named cameras,
+        ``camera_id`` an index into them or -1 for the free camera (here: the torso-tracking camera
+        every clip uses, which is also the default)."""
+        names = [self.model.camera(i).name for i in range(self.model.ncam)]
+        if camera_name is not None:
+            if camera_name not in names or not camera_name:
+                known = ", ".join(repr(n) for n in names if n) or "none"
+                raise RenderOptionError(f"camera_name {camera_name!r} is not a camera of {self.xml_file}; "
+                                        f"its cameras are: {known}")
+            self._camera_choice = names.index(camera_name)
+        elif camera_id is not None:
+            ok = isinstance(camera_id, (int, np.integer)) and not isinstance(camera_id, bool)
+            if not ok or not -1 <= int(camera_id) < self.model.ncam:
+                raise RenderOptionError(f"camera_id must be -1 (the free tracking camera) or 0..{self.model.ncam - 1} "
+                                        f"(the cameras of {self.xml_file}), got {camera_id!r}")
+            self._camera_choice = None if int(camera_id) == -1 else int(camera_id)
+        else:
+            self._camera_choice = None
+
+    def scene_markers(self) -> list[dict]:
+        """Decorations drawn into the 3-D scene, not the model (so physics is untouched): dicts of
+        ``pos`` (x, y, z), ``size`` (a cylinder's radius and half-height) and ``rgba``. Default: none."""
+        return []
+
+    def _add_markers(self, scene) -> None:
+        for marker in self.scene_markers():
+            if scene.ngeom >= scene.maxgeom:
+                return  # a full scene keeps the model's own geoms rather than fail the frame
+            mujoco.mjv_initGeom(scene.geoms[scene.ngeom], mujoco.mjtGeom.mjGEOM_CYLINDER,
+                                np.asarray(marker["size"], dtype=np.float64).tolist() + [0.0],
+                                np.asarray(marker["pos"], dtype=np.float64), np.eye(3).flatten(),
+                                np.asarray(marker["rgba"], dtype=np.float32))
+            scene.ngeom += 1
+
+    def render_frame(self, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """An off-screen frame (``mujoco.Renderer``): ``width`` x ``height``, else gymnasium.make's, else
+        320 x 240; from the camera gymnasium.make picked, else one that follows the torso; with
+        :meth:`scene_markers` drawn in."""
+        width = int(width or self.render_width or 320)
+        height = int(height or self.render_height or 240)
         renderer = getattr(self, "_renderer", None)
         if renderer is None or (renderer.width, renderer.height) != (width, height):
             if gl_problem():
                 raise RenderError(gl_problem())
+            if renderer is not None:
+                renderer.close()
+            # MuJoCo's off-screen buffer is the model's visual.global offwidth x offheight (640 x 480
+            # unless the XML says more); gymnasium's renderer grows it for a larger frame, and so do we.
+            self.model.vis.global_.offwidth = max(self.model.vis.global_.offwidth, width)
+            self.model.vis.global_.offheight = max(self.model.vis.global_.offheight, height)
             try:
                 renderer = mujoco.Renderer(self.model, height, width)
             except Exception as exc:  # no GL library, no device: one line that says what to install
@@ -190,7 +237,9 @@ class MujocoTaskEnv(MultiTaskEnv):
             self._camera.distance = self.camera_distance
             self._camera.elevation = -20.0
             self._camera.azimuth = 90.0
-        renderer.update_scene(self.data, camera=self._camera)
+        camera = self._camera if self._camera_choice is None else self._camera_choice
+        renderer.update_scene(self.data, camera=camera)
+        self._add_markers(renderer.scene)
         return renderer.render()
 
     def close(self):

@@ -156,11 +156,22 @@ class PointRobotEnv(MultiTaskEnv):
         goal = torch.as_tensor(goals, dtype=obs.dtype, device=obs.device)[ids]
         return nxt, -torch.linalg.vector_norm(nxt - goal, dim=-1)
 
-    def render_frame(self, size: int = 256) -> np.ndarray:
+    def render_frame(self, size: int | None = None) -> np.ndarray:
         """The plane from above: every task's goal (grey), this task's (red, with the sparse radius
-        as a ring), the path since the last reset (light blue) and the robot (blue)."""
-        return draw_point_robot(size, [t["goal"] for t in self.tasks], self.tasks[self._task_idx]["goal"],
-                                self._trail, self.goal_radius)
+        as a ring), the path since the last reset (light blue) and the robot (blue).
+
+        ``size`` x ``size`` pixels; without it, the ``width`` x ``height`` given to ``gymnasium.make``
+        (a square drawing of the larger side, resized: the plane stays whole), else 256 x 256.
+        """
+        width, height = (size, size) if size is not None else (self.render_width, self.render_height)
+        width, height = width or height or 256, height or width or 256
+        frame = draw_point_robot(max(width, height), [t["goal"] for t in self.tasks],
+                                 self.tasks[self._task_idx]["goal"], self._trail, self.goal_radius)
+        if (width, height) != frame.shape[1::-1]:
+            from PIL import Image
+
+            frame = np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BILINEAR))
+        return frame
 
     def episode_frames(self, task: int, first_obs, next_obs, infos: dict, size: int = 256) -> list[np.ndarray]:
         """The plane after each recorded step: the positions are the observations."""
