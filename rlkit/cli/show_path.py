@@ -54,7 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--format", default="png", choices=("png", "pdf", "svg"))
     p.add_argument("--data_dir", default=None, help="offline dataset, if it moved since training")
     p.add_argument("--video", action="store_true",
-                   help="also write protocols_taskT_itrK.gif: one test task under each protocol, side by side "
+                   help="also write protocols_taskT_itrK.gif (and .mp4 when imageio-ffmpeg or av is installed): "
+                        "one test task under each protocol, side by side, titled with the method "
                         "(MuJoCo envs render off-screen: MUJOCO_GL=egl or osmesa)")
     p.add_argument("--video_task", type=int, default=None, help="the task of the clip (default: the first drawn)")
     return p.parse_args(argv)
@@ -230,8 +231,9 @@ def make_figures(run, out_dir, protocols=PROTOCOLS, tasks=None, num_evals: int =
                  seed: int = 0, fmt: str = "png", video_task: int | None = None) -> list[Path]:
     """Roll out ``protocols`` on ``tasks`` (default: 4 test tasks) and save the figures; returns their paths.
 
-    With ``video_task`` (one of ``tasks``), also the GIF of that task under each protocol
-    (:mod:`rlkit.evaluation.protocol_video`), from the same rollouts as the figures."""
+    With ``video_task`` (one of ``tasks``), also the GIF of that task under each protocol (and its
+    MP4 when an encoder is importable; :mod:`rlkit.evaluation.protocol_video`), from the same rollouts
+    as the figures."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -253,7 +255,7 @@ def make_figures(run, out_dir, protocols=PROTOCOLS, tasks=None, num_evals: int =
     if video_task is not None:
         from rlkit.evaluation.protocol_video import write_protocol_video
 
-        paths.append(write_protocol_video(run, results, video_task,
+        paths.extend(write_protocol_video(run, results, video_task,
                                           out_dir / f"protocols_task{video_task}_itr{run.iteration}.gif"))
     return paths
 
