@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import sys
 from typing import Callable
 
 import gymnasium
@@ -33,6 +34,26 @@ PAPER_TASK_SETS: dict[str, dict] = {}
 RENDER_MODES = ["rgb_array"]
 
 
+def _sub_envs_in_make_vec() -> int | None:
+    """How many sub-envs a ``gym.make_vec(..., vectorization_mode="sync"/"async")`` making this env
+    builds, or None when it is not made that way.
+
+    gymnasium passes make_vec's kwargs unchanged to every sub-env, so all of them would run the same
+    task; the entry point cannot tell, except from its callers: make_vec's ``create_single_env``, called
+    from the ``SyncVectorEnv`` / ``AsyncVectorEnv`` constructor that holds the ``env_fns`` list (the
+    async one also makes its first env in this process, so the refusal comes before any worker starts).
+    """
+    frame, inside = sys._getframe(1), False
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "create_single_env" and code.co_filename.endswith("registration.py"):
+            inside = True
+        elif inside and isinstance(frame.f_locals.get("env_fns"), (list, tuple)):
+            return len(frame.f_locals["env_fns"])
+        frame = frame.f_back
+    return None
+
+
 def _make_for_gymnasium(name: str, task: int = 0, render_mode: str | None = None, width: int | None = None,
                         height: int | None = None, camera_id: int | None = None, camera_name: str | None = None,
                         **env_params):
@@ -46,6 +67,12 @@ def _make_for_gymnasium(name: str, task: int = 0, render_mode: str | None = None
     spec's ``max_episode_steps`` (the paper's horizon) or the one given to
     ``gymnasium.make``, so the env does not also truncate at its own.
     """
+    n_sub = _sub_envs_in_make_vec()
+    if n_sub is not None and n_sub > 1:
+        raise ValueError(f"gym.make_vec's sync/async modes would give all {n_sub} sub-envs the same task {task}: "
+                         "use vectorization_mode='vector_entry_point' (the default) with tasks=[...], one id per "
+                         "sub-env, or gymnasium.vector.SyncVectorEnv([lambda k=k: gymnasium.make(id, task=k) "
+                         "for k in tasks])")
     if render_mode is not None and render_mode not in RENDER_MODES:
         raise ValueError(f"render_mode {render_mode!r} is not supported; use one of {RENDER_MODES} "
                          "(or 'human', which gymnasium shows through its HumanRendering wrapper)")
@@ -84,6 +111,7 @@ def register_env(name: str, **paper_task_set):
         # A string entry point (not the function): a spec saved as JSON (a Minari dataset's env_spec)
         # can be made in a process that never imported rlkit; making it imports this module.
         gymnasium.register(id=gym_id(name), entry_point=f"{__name__}:_make_for_gymnasium",
+                           vector_entry_point=f"{__name__}.vector:make_vec_for_gymnasium",
                            kwargs={"name": name, **{k: v for k, v in paper_task_set.items()
                                                     if k != "max_episode_steps"}},
                            max_episode_steps=horizon, order_enforce=False, disable_env_checker=True)

@@ -145,3 +145,35 @@ class MujocoTaskVectorEnv(VectorEnv):
             else:
                 self._needs_reset |= ended
         return obs, rewards, terminated, truncated, infos
+
+
+# gymnasium.make's rendering arguments: the batched envs draw no frames, so these are refused, not dropped.
+_RENDER_ARGS = ("render_mode", "width", "height", "camera_id", "camera_name")
+
+
+def make_vec_for_gymnasium(num_envs: int = 1, name: str = "", tasks: Sequence[int] | None = None,
+                           obs_absmax=None, autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+                           **env_params) -> VectorEnv:
+    """gymnasium's ``vector_entry_point``: ``gym.make_vec(id, num_envs=N, tasks=[...])`` builds
+    :func:`make_vector_env`, sub-env i on task ``tasks[i]`` (default: tasks 0..N-1, which are the
+    configs' training tasks, since n_train_tasks come first). Repeats are allowed (``[3, 3, 3]``:
+    three episodes of task 3 at once). The sub-envs act as the agent sees the env, like every tool
+    here: actions in [-1, 1], float32 observations (divided by ``obs_absmax`` when given).
+    """
+    given = [key for key in _RENDER_ARGS if env_params.pop(key, None) is not None]
+    if given:
+        raise ValueError(f"the batched vector env draws no frames: leave {', '.join(given)} out, or use "
+                         "vectorization_mode='sync' with num_envs=1 to render")
+    if "task" in env_params:
+        raise ValueError(f"task={env_params['task']!r} picks the task of one env; gym.make_vec takes one task "
+                         "per sub-env: tasks=[...] (e.g. tasks=[3] * num_envs for copies of task 3)")
+    probe = make_env(name, **env_params)
+    if tasks is None:
+        if num_envs > probe.n_tasks:
+            raise ValueError(f"{num_envs} sub-envs but {name} has {probe.n_tasks} tasks: give fewer, or "
+                             "tasks=[...] with one task id per sub-env (repeats allowed)")
+        tasks = list(range(num_envs))
+    tasks = list(tasks)
+    if len(tasks) != num_envs:
+        raise ValueError(f"tasks has {len(tasks)} task ids but num_envs is {num_envs}: give one per sub-env")
+    return make_vector_env(name, env_params, tasks, obs_absmax=obs_absmax, autoreset_mode=autoreset_mode)
