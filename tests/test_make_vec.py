@@ -60,3 +60,11 @@ def test_one_sub_env_in_sync_mode_is_the_plain_env():
     venv = gym.make_vec(gym_id("point-robot"), num_envs=1, vectorization_mode="sync", task=7)
     assert venv.reset(seed=0)[1]["task"].tolist() == [7]
     venv.close()
+
+
+def test_make_vec_passes_the_autoreset_mode():
+    from gymnasium.vector import AutoresetMode
+
+    venv = gym.make_vec(gym_id("point-robot"), num_envs=2, autoreset_mode=AutoresetMode.DISABLED)
+    assert venv.metadata["autoreset_mode"] == AutoresetMode.DISABLED
+    venv.close()
