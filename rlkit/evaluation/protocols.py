@@ -1,17 +1,20 @@
 """The test-time context-collection protocols of CSRO (docs/method.md §6), batched.
 
-Each protocol is a small class that states what enters the context, when z is
-re-inferred and how it explores (:class:`Online`, :class:`Offline`,
-:class:`NonPrior`); :func:`run_protocol` runs any of them the same way.
+Each protocol is a small class that states what enters the context, when the
+CSRO paper re-infers z and how it explores (:class:`Online`, :class:`Offline`,
+:class:`NonPrior`); :func:`run_protocol` runs any of them the same way, with
+any agent: the agent is an :class:`rlkit.evaluation.agent.EvalAgent`, told
+every transition (and whether it joins the context) and every episode
+boundary, and when it updates its belief is its own. A context-encoder
+method's agent is the :class:`~rlkit.evaluation.agent.ZContextAdapter`, which
+re-infers z where the paper does (``Protocol.reinfer``).
 
 Every (task, repeat) pair is one sub-env of a single lockstep vector env, so
 each time step costs one policy forward and one vectorized env step for all
 of them. Each sub-env runs its own small state machine (episodes may end at
-different times in hopper/walker/humanoid); contexts are kept as one padded
-tensor [M, C, D] with per-env lengths, and z is re-inferred for exactly the
-sub-envs whose protocol asks for it, in one batched encoder call.
+different times in hopper/walker/humanoid).
 
-Common to all: z starts at the prior (zeros) with an empty context; only the
+Common to all: the agent starts from its prior with an empty context; only the
 deterministic evaluation episodes count toward ``num_steps_per_eval``; the
 score is the return of the last evaluation episode, averaged over repeats and
 tasks.
@@ -21,22 +24,22 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Protocol as TypingProtocol, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
 from rlkit.config import load_defaults
-from rlkit.core.precision import dtype_of
 from rlkit.envs.vector import make_vector_env
+from rlkit.evaluation.agent import EvalAgent, Rollout, Transitions, ZContextModel, as_eval_agent
 from rlkit.torch.networks import build_context, context_dim
 
 # What can enter the context (Protocol.context):
 EXPLORATION = "exploration"  # every transition of the exploration episodes
 EVALUATION = "evaluation"  # every transition of the (deterministic, scored) evaluation episodes
 OFFLINE_DATA = "offline_data"  # before each evaluation episode, max_path_length draws from the task's offline data
-# When z is re-inferred from the whole context (Protocol.reinfer):
+# When the CSRO paper re-infers z from the whole context (Protocol.reinfer; the ZContextAdapter follows it):
 BEFORE_EVALUATION = "before_evaluation"  # before every evaluation episode (after its offline draw, if any)
 AFTER_EVALUATION = "after_evaluation"  # after an evaluation episode, once evaluation transitions reach
 #                                        num_exp_traj_eval * max_path_length
@@ -185,22 +188,8 @@ def get_protocol(protocol: str | Protocol) -> Protocol:
     return PROTOCOL_CLASSES[protocol]()
 
 
-class ContextAgent(TypingProtocol):
-    """What evaluation needs from a trained agent."""
-
-    latent_dim: int
-    use_next_obs_in_context: bool
-
-    def infer_z(self, context: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """z [M, L] from padded contexts [M, C, D]; only the first ``lengths[m]`` rows count."""
-
-    def act(self, obs: torch.Tensor, z: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        """Actions in [-1, 1], [M, act_dim]."""
-
-    # Optional, for speed (used when present):
-    #   encode_context(rows [k, n, D]) -> [k, n, E]  per-transition encodings, cached as rows arrive
-    #   z_from_encoded(enc [M, C, E], lengths [M]) -> z [M, L]
-    #   act_pair(obs, z) -> (deterministic, sampled) actions from one policy forward
+# What the protocols roll out: an EvalAgent, or a z-context model they adapt (rlkit.evaluation.agent)
+ContextAgent = EvalAgent | ZContextModel
 
 
 # An offline context source: (task ids [M] as a LongTensor, n) -> transitions [M, n, D]
@@ -273,36 +262,6 @@ class ProtocolResult:
 
 
 @dataclass
-class _ContextStore:
-    """Padded per-env context [M, C, D] on the agent's device, grown on demand."""
-
-    data: torch.Tensor
-    lengths: torch.Tensor
-
-    @classmethod
-    def empty(cls, m: int, dim: int, capacity: int, device, dtype: torch.dtype) -> "_ContextStore":
-        return cls(torch.zeros(m, max(capacity, 1), dim, device=device, dtype=dtype),
-                   torch.zeros(m, dtype=torch.long, device=device))
-
-    def _ensure(self, needed: int) -> None:
-        cap = self.data.shape[1]
-        if needed > cap:
-            grow = torch.zeros(self.data.shape[0], max(needed, 2 * cap) - cap, self.data.shape[2],
-                               device=self.data.device, dtype=self.data.dtype)
-            self.data = torch.cat([self.data, grow], dim=1)
-
-    def append(self, envs: torch.Tensor, rows: torch.Tensor) -> None:
-        """Append ``rows`` [k, n, D] to the contexts of sub-envs ``envs`` [k]."""
-        if envs.numel() == 0:
-            return
-        n = rows.shape[1]
-        self._ensure(int(self.lengths[envs].max()) + n)
-        pos = self.lengths[envs, None] + torch.arange(n, device=rows.device)[None]
-        self.data[envs[:, None], pos] = rows
-        self.lengths[envs] += n
-
-
-@dataclass
 class _EnvState:
     m: int
     eval_steps: np.ndarray = field(init=False)
@@ -370,16 +329,6 @@ class _Trace:
         return out
 
 
-def _policy_actions(agent: ContextAgent, obs: torch.Tensor, z: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """(deterministic, sampled) actions on the host, from one policy forward when the agent offers it."""
-    if hasattr(agent, "act_pair"):
-        det_t, sto_t = agent.act_pair(obs, z)
-        det, sampled = torch.stack((det_t, sto_t)).cpu().numpy()  # one device-to-host copy
-        return det, sampled
-    sampled = agent.act(obs, z, deterministic=False).cpu().numpy()
-    return agent.act(obs, z, deterministic=True).cpu().numpy(), sampled
-
-
 @torch.no_grad()
 def run_protocol(
     protocol: str | Protocol,
@@ -413,7 +362,7 @@ def run_protocol(
     if venv is None:
         venv = make_vector_env(env_name, env_params, task_of, obs_absmax=obs_absmax,
                                autoreset_mode=AutoresetMode.DISABLED)
-    return _ProtocolRun(proto, agent, venv, task_ids, task_of, settings, offline_context, seed,
+    return _ProtocolRun(proto, as_eval_agent(agent), venv, task_ids, task_of, settings, offline_context, seed,
                         torch.device(device), record_trace, progress).run()
 
 
@@ -422,92 +371,81 @@ class _ProtocolRun:
     (a step's actions, transitions joining the context, episodes ending, an evaluation starting, z
     re-inferred). :func:`run_protocol` builds one and calls :meth:`run`."""
 
-    def __init__(self, proto: Protocol, agent: ContextAgent, venv, task_ids: list[int], task_of: np.ndarray,
+    def __init__(self, proto: Protocol, agent: EvalAgent, venv, task_ids: list[int], task_of: np.ndarray,
                  settings: EvalSettings, offline_context: OfflineContextFn | None, seed: int,
                  device: torch.device, record_trace: bool, progress):
         self.proto, self.agent, self.venv, self.settings = proto, agent, venv, settings
         self.task_ids, self.task_of, self.offline_context, self.seed = task_ids, task_of, offline_context, seed
         self.device, self.progress = device, progress
         self.m = m = len(task_of)
-        self.dtype = dtype_of(agent)  # observations and contexts in the agent's dtype (float32 or float64)
+        self.dtype = agent.dtype  # observations and contexts in the agent's dtype (float32 or float64)
         self.rng = np.random.default_rng(seed)  # uniform exploration actions; policy sampling uses torch's RNG
         self.mpl, self.budget = settings.max_path_length, settings.num_steps_per_eval
-        self.threshold = settings.num_exp_traj_eval * self.mpl
         self.act_dim = venv.single_action_space.shape[0]
         self.obs_dim = venv.single_observation_space.shape[0]
         ctx_dim = context_dim(self.obs_dim, self.act_dim, agent.use_next_obs_in_context)
-        self.store = _ContextStore.empty(m, ctx_dim, self.budget + 2 * self.mpl, device, self.dtype)
-        # With an encoder that maps transitions independently, each row is encoded once, when it
-        # enters the context, and re-inference only pools the cached encodings.
-        self.cached = hasattr(agent, "encode_context") and hasattr(agent, "z_from_encoded")
-        self.encoded = None
-        self.z = torch.zeros(m, agent.latent_dim, device=device, dtype=self.dtype)  # the prior mean
+        self.context_lengths = np.zeros(m, dtype=np.int64)  # rows that joined each sub-env's context
         self.task_tensor = torch.as_tensor(task_of, device=device)
+        agent.reset(self.task_tensor, Rollout(proto, settings, self.obs_dim, self.act_dim, ctx_dim, device))
         self.st = _EnvState(m)
         self.returns: list[list[float]] = [[] for _ in range(m)]
         self.trace = _Trace() if record_trace else None
         self.eval_joins, self.explore_joins = EVALUATION in proto.context, EXPLORATION in proto.context
         self.reported = 0  # evaluation transitions already counted in ``progress``
 
-    # ---- context and z ----------------------------------------------------------------------------
-    def reinfer(self, mask: np.ndarray) -> None:
-        if mask.any():
-            idx = torch.as_tensor(np.flatnonzero(mask), device=self.device)
-            if self.cached:
-                self.z[idx] = self.agent.z_from_encoded(self.encoded.data[idx], self.encoded.lengths[idx]).to(self.z.dtype)
-            else:
-                n = int(self.store.lengths[idx].max())
-                self.z[idx] = self.agent.infer_z(self.store.data[idx, :n], self.store.lengths[idx]).to(self.z.dtype)
-
-    def add_context(self, idx: torch.Tensor, rows: torch.Tensor) -> None:
-        self.store.append(idx, rows)
-        if self.cached:
-            enc = self.agent.encode_context(rows)
-            if self.encoded is None:
-                self.encoded = _ContextStore.empty(self.m, enc.shape[-1], self.store.data.shape[1], self.device, enc.dtype)
-            self.encoded.append(idx, enc)
-
+    # ---- what the agent is told ------------------------------------------------------------------
     def start_evaluation(self, mask: np.ndarray) -> None:
-        """Sub-envs in ``mask`` are about to start an evaluation episode."""
+        """Sub-envs in ``mask`` are about to start an evaluation episode (after their offline draw, if any)."""
         if not mask.any():
             return
         if OFFLINE_DATA in self.proto.context:
-            idx = torch.as_tensor(np.flatnonzero(mask), device=self.device)
-            tasks = self.proto.context_tasks(self.task_tensor[idx], self.task_ids)
-            self.add_context(idx, self.offline_context(tasks, self.mpl).to(self.device, self.dtype))
-        if self.proto.reinfer == BEFORE_EVALUATION:
-            self.reinfer(mask)
+            envs = np.flatnonzero(mask)
+            tasks = self.proto.context_tasks(self.task_tensor[torch.as_tensor(envs, device=self.device)], self.task_ids)
+            rows = self.offline_context(tasks, self.mpl).to(self.device, self.dtype)
+            self.context_lengths[envs] += rows.shape[1]
+            everyone = np.ones(len(envs), dtype=bool)
+            self.agent.observe(Transitions(envs, everyone, ~everyone, True,
+                                           lambda pos: rows if len(pos) == len(envs) else rows[torch.as_tensor(pos)]))
+        self.agent.begin_evaluation(mask)
 
     # ---- one lockstep step -----------------------------------------------------------------------
     def actions(self, obs: torch.Tensor) -> np.ndarray:
         st = self.st
         if st.exploring.any():
-            det_actions, sampled = _policy_actions(self.agent, obs, self.z)
+            det_t, sto_t = self.agent.act_pair(obs)
+            det_actions, sampled = torch.stack((det_t, sto_t)).cpu().numpy()  # one device-to-host copy
             explore = self.proto.exploration_actions(self.rng, sampled, st.eval_steps + st.episode_len, self.settings)
             actions = np.where(st.exploring[:, None], explore, det_actions)
         else:
-            actions = self.agent.act(obs, self.z, deterministic=True).cpu().numpy()
+            actions = self.agent.act(obs, deterministic=True).cpu().numpy()
         return actions.astype(np.float32)
 
-    def join_context(self, add: np.ndarray, obs_np, actions, rewards, next_obs_np) -> None:
-        """The transitions of sub-envs ``add`` join their context."""
-        if not add.any():
+    def observe_step(self, active: np.ndarray, joins: np.ndarray, obs_np, actions, rewards, next_obs_np) -> None:
+        """The agent observes the transitions of the ``active`` sub-envs; those in ``joins`` join their context."""
+        envs = np.flatnonzero(active)
+        if envs.size == 0:
             return
-        idx = np.flatnonzero(add)
-        # s, a, r, s' packed on the host: one copy to the device instead of four (each a blocking
-        # transfer on a GPU), split there and assembled by build_context; the rewards are rounded to
-        # the agent's dtype, not to float32, in a float64 run
-        packed = np.concatenate([obs_np[idx], actions[idx], np.asarray(rewards)[idx, None], next_obs_np[idx]], axis=1)
-        o, a, r, o2 = torch.as_tensor(packed, device=self.device, dtype=self.dtype).split(
-            [self.obs_dim, self.act_dim, 1, self.obs_dim], dim=1)
-        rows = build_context(o, a, r, o2, self.agent.use_next_obs_in_context)
-        self.add_context(torch.as_tensor(idx, device=self.device), rows[:, None])
+        self.context_lengths += joins
+
+        def rows(pos: np.ndarray) -> torch.Tensor:
+            # s, a, r, s' packed on the host: one copy to the device instead of four (each a blocking
+            # transfer on a GPU), split there and assembled by build_context; the rewards are rounded to
+            # the agent's dtype, not to float32, in a float64 run
+            idx = envs[pos]
+            packed = np.concatenate([obs_np[idx], actions[idx], np.asarray(rewards)[idx, None], next_obs_np[idx]],
+                                    axis=1)
+            o, a, r, o2 = torch.as_tensor(packed, device=self.device, dtype=self.dtype).split(
+                [self.obs_dim, self.act_dim, 1, self.obs_dim], dim=1)
+            return build_context(o, a, r, o2, self.agent.use_next_obs_in_context)[:, None]
+
+        self.agent.observe(Transitions(envs, joins[envs], self.st.exploring[envs].copy(), False, rows))
 
     def end_episodes(self, ended: np.ndarray) -> None:
         """Bookkeeping of the episodes that ended this step: scores, progress, re-inference, rounds."""
         st, proto = self.st, self.proto
         # an exploration round goes on, episode after episode, until it holds a full path's worth
         eval_end = ended & ~st.exploring
+        evaluation = ~st.exploring
         st.exploring[ended & st.exploring & (st.explore_steps >= self.mpl)] = False
         if eval_end.any():
             for i in np.flatnonzero(eval_end):
@@ -518,13 +456,13 @@ class _ProtocolRun:
                 self.progress.update(counted - self.reported)
                 self.reported = counted
             st.ep_return[eval_end] = 0.0
-            if proto.reinfer == AFTER_EVALUATION:
-                self.reinfer(eval_end & (st.eval_steps >= self.threshold))
             st.done |= eval_end & (st.eval_steps >= self.budget)
             if proto.explores:
                 next_round = eval_end & ~st.done
                 st.exploring[next_round] = True
                 st.explore_steps[next_round] = 0
+        if ended.any():
+            self.agent.end_episodes(ended, evaluation, st.eval_steps.copy())
         st.episode_len[ended] = 0
 
     # ---- the loop --------------------------------------------------------------------------------
@@ -545,7 +483,7 @@ class _ProtocolRun:
                           next_obs=next_obs_np)
                 trace.add_infos(infos, self.m)
             joins = active & np.where(st.exploring, self.explore_joins, self.eval_joins)
-            self.join_context(joins, obs_np, actions, rewards, next_obs_np)
+            self.observe_step(active, joins, obs_np, actions, rewards, next_obs_np)
 
             st.episode_len += active
             st.explore_steps += active & st.exploring
@@ -563,13 +501,12 @@ class _ProtocolRun:
             if restart.any():
                 obs_np, _ = venv.reset(options={"reset_mask": restart.copy()})
                 self.start_evaluation(restart & ~st.done & ~st.exploring)
-        encoded = self.encoded
+        belief = self.agent.belief()
+        z, z_var = belief if belief is not None else (None, None)
         return ProtocolResult(
             protocol=self.proto.name, task_ids=self.task_ids, task_of=self.task_of, episode_returns=self.returns,
             trace=trace.arrays() if trace is not None else None,
-            context_lengths=self.store.lengths.cpu().numpy(), z=self.z.cpu().numpy(),
-            z_var=(self.agent.z_var_from_encoded(encoded.data, encoded.lengths).cpu().numpy()
-                   if self.cached and encoded is not None and hasattr(self.agent, "z_var_from_encoded") else None),
+            context_lengths=self.context_lengths.copy(), z=z, z_var=z_var,
         )
 
 

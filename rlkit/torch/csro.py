@@ -46,7 +46,15 @@ def describe(name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 class CSROAgent(nn.Module):
-    """Context encoder + policy: infers z from a context and acts on (s, z)."""
+    """Context encoder + policy: infers z from a context and acts on (s, z).
+
+    A z-context model of rlkit.evaluation.agent: the protocols roll it out through its
+    ZContextAdapter. ``capabilities`` declares the optional methods it has (names from
+    rlkit.evaluation.agent.CAPABILITIES): per-transition encodings cached as rows arrive, both
+    actions from one policy forward, the posterior's spread.
+    """
+
+    capabilities = frozenset({"encode_per_transition", "act_pair", "posterior_spread"})
 
     def __init__(self, obs_dim: int, action_dim: int, hp: CSROHyperParams):
         super().__init__()
