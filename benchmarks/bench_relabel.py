@@ -5,7 +5,7 @@ with its outcome in 16 random training tasks (the env's closed-form step). The s
 computed that for every context transition of the meta batch (16 tasks x 256 transitions x 16
 outcomes) although the objective reads 64 of them; it now hands the objective a function that
 relabels the rows asked for (``MetaBatch.relabel``). Both rows of the table call the same
-function (:func:`rlkit.launchers.meta_train.relabelled_rows`), on the point-robot env:
+function (:func:`rlkit.torch.objectives.corro.relabelled_rows`), on the point-robot env:
 
 * ``whole context``: every (task, row) of the [16, 256] context (the previous design);
 * ``queried rows``: 64 (task, row) pairs drawn as CORRO draws its queries.
@@ -29,7 +29,7 @@ def main(argv=None) -> dict:
 
     from benchmarks.common import median_time, print_table, write_results
     from rlkit.envs import make_env
-    from rlkit.launchers.meta_train import relabelled_rows
+    from rlkit.torch.objectives.corro import relabelled_rows
     from rlkit.torch.networks import context_from_sample
 
     repeats = 3 if args.quick else args.repeats

@@ -35,45 +35,63 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tupl
     return statistics.median(times), times
 
 
-# The CSRO steps the step benchmarks time (bench_csro_step, bench_compile, bench_fused_adam):
-# name: (obs, act, hyper-parameter overrides, meta_batch, batch, embedding batch). Point-robot as
-# shipped (no BRAC, so no dual critic), point-robot with the dual critic trained as the reference
-# does, and cheetah-vel (BRAC on).
+# The steps the step benchmarks time (bench_csro_step, bench_compile, bench_fused_adam), each a shipped env
+# config under a method preset (rlkit/configs/algos/*.json, the registry of presets) plus overrides: name:
+# (env config, algo_type, overrides). Built with rlkit.config.load_config as a run is, so a benchmark times
+# exactly the step a run of that preset trains (the methods' keys are never typed here). Point-robot as
+# shipped (no BRAC, so no dual critic), point-robot with the dual critic trained as the reference does, and
+# cheetah-vel (BRAC on); then the other methods on the point-robot step, against "point-robot".
 STEP_CONFIGS = {
-    "point-robot": (2, 2, dict(use_brac=False, reward_scale=100.0, discount=0.9, club_loss_weight=25.0), 16, 256, 1024),
-    "point-robot+c": (2, 2, dict(use_brac=False, train_dual_critic_without_brac=True, reward_scale=100.0,
-                                 discount=0.9, club_loss_weight=25.0), 16, 256, 1024),
-    "cheetah-vel": (20, 6, dict(use_brac=True, alpha_init=50.0, club_loss_weight=10.0), 16, 256, 100),
-    # the other methods' encoder objectives on the point-robot step (configs/algos/*.json), against "point-robot"
-    "point-robot FOCAL": (2, 2, dict(use_brac=False, reward_scale=100.0, discount=0.9, use_club=False), 16, 256, 1024),
-    "point-robot CORRO": (2, 2, dict(use_brac=False, reward_scale=100.0, discount=0.9, use_club=False,
-                                     use_FOCAL_cl=False, use_corro=True), 16, 256, 1024),
-    "point-robot UNICORN-SS": (2, 2, dict(use_brac=False, reward_scale=100.0, discount=0.9, use_club=False,
-                                          z_loss_weight=0.15, use_unicorn_decoder=True), 16, 256, 1024),
+    "point-robot": ("point-robot", "CSRO", ()),
+    "point-robot+c": ("point-robot", "CSRO", ("algo_params.train_dual_critic_without_brac=true",)),
+    "cheetah-vel": ("cheetah-vel", "CSRO", ()),
+    "point-robot FOCAL": ("point-robot", "FOCAL", ()),
+    "point-robot CORRO": ("point-robot", "CORRO", ()),
+    "point-robot UNICORN-SS": ("point-robot", "UNICORN-SS", ()),
 }
 
 
+def step_config(name: str, **overrides):
+    """The resolved config of one of :data:`STEP_CONFIGS`; ``overrides`` are algo_params keys (fused_adam=True)."""
+    from rlkit.config import load_config
+
+    env_config, preset, extra = STEP_CONFIGS[name]
+    more = [f"algo_params.{k}={json.dumps(v)}" for k, v in overrides.items()]
+    return load_config(env_config, [f"algo_type={preset}", *extra, *more])
+
+
 def step_trainer_and_batches(name: str, device, **overrides):
-    """A CSRO trainer for one of :data:`STEP_CONFIGS` and 4 random meta-batches for it.
+    """The step of one of :data:`STEP_CONFIGS` (its preset's trainer, from the registry) and 4 random
+    meta-batches of the config's sizes for it.
 
     Seeded, so two calls build identical trainers: variants of the step (compiled,
     fused optimizers) are then compared from the same start on the same batches.
     """
     import torch
 
+    from rlkit.envs import make_env
     from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
+    from rlkit.trainers import CSROMethod, trainer_of
 
+    cfg = step_config(name, **overrides)
+    if trainer_of(cfg) is not CSROMethod:
+        raise ValueError(f"step benchmark {name!r}: its preset trains with {cfg['algo_params']['trainer']!r}; "
+                         "these benchmarks time the CSRO step (rlkit.torch.csro)")
+    env = make_env(cfg["env_name"], **cfg["env_params"])
+    obs, act = env.observation_space.shape[0], env.action_space.shape[0]
+    algo = cfg["algo_params"]
+    t, b, n = algo["meta_batch"], algo["batch_size"], min(algo["embedding_batch_size"], algo["embedding_mini_batch_size"])
     device = torch.device(device)
     torch.manual_seed(0)
-    obs, act, base, t, b, n = STEP_CONFIGS[name]
-    hp = CSROHyperParams(**{**base, **overrides})
+    hp = CSROHyperParams.from_config(cfg)
     trainer = CSROTrainer(obs, act, hp, device=device)
     g = torch.Generator().manual_seed(1)
 
     def r(*s):
         return torch.randn(*s, generator=g).to(device)
 
-    batches = [MetaBatch(task_ids=torch.arange(t, device=device), context=r(t, n, obs + act + 1), obs=r(t, b, obs),
+    ctx = obs + act + 1 + (obs if hp.use_next_obs_in_context else 0)
+    batches = [MetaBatch(task_ids=torch.arange(t, device=device), context=r(t, n, ctx), obs=r(t, b, obs),
                          actions=torch.tanh(r(t, b, act)), rewards=r(t, b, 1), next_obs=r(t, b, obs),
                          terminals=torch.zeros(t, b, 1, device=device), extra_obs=r(hp.c_iter - 1, t, b, obs),
                          extra_actions=torch.tanh(r(hp.c_iter - 1, t, b, act))) for _ in range(4)]

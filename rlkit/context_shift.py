@@ -423,6 +423,9 @@ def main(argv=None) -> int:
         if args.num_evals is not None and args.num_evals < 1:
             raise ValueError(f"--num_evals must be >= 1, got {args.num_evals}")
         run = load_run(args.run_dir, args.itr, device=choose_device(args.gpu), data_dir=args.data_dir)
+        if not callable(getattr(run.agent, "infer_z", None)):  # a registered trainer need not have a task embedding
+            raise ValueError(f"{args.run_dir}: context shift is measured on task embeddings (infer_z), and the "
+                             f"agent of trainer {run.config['algo_params'].get('trainer')!r} has none")
         report = run_diagnostics(run, Path(args.out) if args.out else run.run_dir, draws=args.draws,
                                  num_evals=args.num_evals, seed=args.seed, projection=args.projection)
     except (RunLoadError, ValueError) as exc:

@@ -57,7 +57,8 @@ def measure(run_dir, itr: int | None = None, queries: int = 4096, seed: int = 0,
             device="cpu") -> dict:
     """The report described in the module docstring, as a dict."""
     from rlkit.envs import make_env
-    from rlkit.launchers.meta_train import load_experiment_data, relabelled_rows
+    from rlkit.launchers.meta_train import load_experiment_data
+    from rlkit.torch.objectives.corro import relabelled_rows
     from rlkit.torch.csro import CSROHyperParams
     from rlkit.torch.objectives import CorroObjective
 

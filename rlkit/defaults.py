@@ -31,6 +31,7 @@ default_config = dict(
         max_episode_steps=200,  # time limit of one episode inside the env
     ),
     algo_params=dict(
+        trainer="csro",  # [ours] the registered trainer that trains the method (rlkit.trainers; a method preset sets it); csro trains all five shipped presets
         meta_batch=16,  # tasks per gradient step, drawn from the train tasks
         batch_size=256,  # RL transitions per task in one gradient step
         num_iterations=500,  # training iterations; one progress.csv row and one evaluation each

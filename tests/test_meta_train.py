@@ -101,7 +101,7 @@ def test_relabelled_negatives_are_the_queried_rows_with_the_envs_outcome_in_trai
     trainer = MetaTrainer(cfg, 1, torch.device("cpu"), logger=None, data=data)
     g = torch.Generator().manual_seed(0)
     task_ids = torch.as_tensor(data.train_tasks[:3])
-    batch = trainer.sample_meta_batch(task_ids, g)
+    batch = trainer.trainer.sample(task_ids, g)  # the CSRO trainer's sampler (rlkit.trainers.csro)
     task, row = torch.tensor([0, 2, 1, 2]), torch.tensor([5, 0, 31, 7])
     rows = batch.relabel(task, row, 6)
     ctx = batch.context
@@ -290,14 +290,16 @@ def test_resume_picks_the_highest_iteration_not_the_newest_file(dataset, tmp_pat
 def test_context_chunks_make_one_update_each(dataset, tmp_path, monkeypatch):
     """embedding_mini_batch_size 16 of embedding_batch_size 32: every step is two updates on 16-transition
     contexts (the authors' loop); the progress counter counts steps, as theirs."""
+    from rlkit.torch.csro import CSROTrainer
+
     shapes = []
-    real = meta_train.CSROTrainer.train_step
+    real = CSROTrainer.train_step
 
     def spy(self, batch, with_stats=False):
         shapes.append(tuple(batch.context.shape))
         return real(self, batch, with_stats)
 
-    monkeypatch.setattr(meta_train.CSROTrainer, "train_step", spy)
+    monkeypatch.setattr(CSROTrainer, "train_step", spy)
     run_dir = run(dataset, tmp_path, "algo_params.embedding_mini_batch_size=16", iterations=1)
     assert len(shapes) == 2 * 4 and {s[1] for s in shapes} == {16}
     assert list(pd.read_csv(run_dir / "progress.csv")["Number of train steps total"]) == [4]

@@ -94,17 +94,17 @@ def test_a_new_objective_plugs_in_through_the_registry(monkeypatch):
     assert "Spread Loss" in stats and "Spread fits" in stats
     assert any(not torch.equal(v, tr.agent.encoder.state_dict()[k]) for k, v in enc_before.items())
     # its columns enter every run's progress.csv header from the same registry line, and nothing else's
-    from rlkit.launchers.progress_columns import objective_statistics, reference_columns
+    from rlkit.trainers.csro import objective_statistics, training_columns
 
     assert objective_statistics(hp) == ["Spread fits", "Spread Loss"]
-    header = reference_columns(4, {}, objective_statistics(hp))
+    header = training_columns(4, {}, objective_statistics(hp))
     assert header.index("Spread Loss") < header.index("QF Loss") and "Club Loss" not in header
 
 
 def test_the_header_lists_the_enabled_objectives_statistics_from_the_registry():
     """The columns were typed again in progress_columns.py (from use_club / use_FOCAL_cl), and offline
     PEARL's KL Divergence only appeared by widening the table after its first row."""
-    from rlkit.launchers.progress_columns import objective_statistics
+    from rlkit.trainers.csro import objective_statistics
 
     for preset, want in (("CSRO", ["Club model Loss", "Club Loss", "Z Loss"]), ("FOCAL", ["Z Loss"]),
                          ("offline-PEARL", ["KL Divergence"]), ("CORRO", ["CORRO CVAE Loss", "CORRO InfoNCE Loss"]),

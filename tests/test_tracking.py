@@ -226,9 +226,9 @@ def test_tensorboard_has_one_tag_per_scalar_and_the_run_hparams(tiny_csro_run, t
                        for kind in ("Return", "NormalizedScore")} and metrics <= tags
     assert metrics <= set(hp.Tags()["scalars"])  # their final values, beside the session
     variant = json.loads((run_dir / "variant.json").read_text())
-    from rlkit.torch.objectives import method_keys
+    from rlkit.trainers import trainer_of
 
-    expected = key_hparams(variant, 4, method_keys())
+    expected = key_hparams(variant, 4, trainer_of(variant).hparam_keys())  # the generic keys and CSRO's
     assert set(start.hparams) == set(expected)
     assert {"algo_params.use_corro", "algo_params.use_unicorn_decoder", "algo_params.z_loss_weight"} <= set(expected)
     assert start.hparams["seed"].number_value == 4 and start.hparams["algo_type"].string_value == "CSRO"

@@ -24,27 +24,25 @@ from rlkit.fileio import atomic_write_text
 
 WANDB_ID_FILE = "wandb_id.txt"
 
-# The hyperparameters shown in TensorBoard's HParams tab: what tells two runs of a sweep apart.
+# The hyperparameters shown in TensorBoard's HParams tab that every trainer's run has: what tells two runs
+# of a sweep apart. The trainer adds its own (rlkit.trainers.base.Trainer.hparam_keys); this layer knows no method.
 KEY_HPARAMS = (
-    "env_name", "algo_type", "latent_size", "net_size",
-    "algo_params.meta_batch", "algo_params.batch_size", "algo_params.embedding_batch_size",
-    "algo_params.num_iterations", "algo_params.num_train_steps_per_itr",
-    "algo_params.policy_lr", "algo_params.qf_lr", "algo_params.vf_lr", "algo_params.context_lr",
-    "algo_params.reward_scale", "algo_params.discount", "algo_params.allow_backward_z", "algo_params.use_brac",
-    "algo_params.target_divergence", "algo_params.use_next_obs_in_context", "algo_params.n_trj",
-)  # plus the method's own keys, which the caller passes from the objectives' registry
+    "env_name", "algo_type", "algo_params.trainer",
+    "algo_params.meta_batch", "algo_params.batch_size",
+    "algo_params.num_iterations", "algo_params.num_train_steps_per_itr", "algo_params.n_trj",
+)
 
 
 class TrackingError(UserError, RuntimeError):
     """Tracking was asked for but cannot run (e.g. wandb is not installed)."""
 
 
-def key_hparams(cfg: Mapping[str, Any], seed: int, method_keys: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``{dotted key: value}`` of :data:`KEY_HPARAMS` and of the ``method_keys`` (algo_params keys: the
-    representation objectives' switches and settings, rlkit.torch.objectives) present in ``cfg``, plus
+def key_hparams(cfg: Mapping[str, Any], seed: int, trainer_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``{dotted key: value}`` of :data:`KEY_HPARAMS` and of the ``trainer_keys`` (dotted keys the run's
+    trainer names: its networks' sizes, learning rates, its objectives' switches) present in ``cfg``, plus
     exp_name and seed. This layer does not know the methods: the caller names their keys."""
     out: dict[str, Any] = {"exp_name": cfg["util_params"]["exp_name"], "seed": int(seed)}
-    for path in (*KEY_HPARAMS, *(f"algo_params.{k}" for k in method_keys)):
+    for path in dict.fromkeys((*KEY_HPARAMS, *trainer_keys)):
         node: Any = cfg
         for part in path.split("."):
             node = node.get(part) if isinstance(node, Mapping) else None

@@ -5,7 +5,9 @@ Every post-hoc tool (``python -m rlkit.evaluate``, ``show_path.py``,
 resolve snapshots, rebuild the agent and find the offline data the same way.
 Snapshots are the dicts of :meth:`rlkit.launchers.meta_train.MetaTrainer.snapshot`;
 the config stored in the snapshot (not ``variant.json``, which a resume may
-have rewritten) decides the network shapes and their dtype.
+have rewritten) decides the network shapes and their dtype, and its
+``algo_params.trainer`` which registered trainer rebuilds the agent
+(rlkit.trainers; a run made before the key existed is CSRO's).
 
 Failures are :class:`RunLoadError` with a one-line message that names the
 path and, for a missing iteration, the iterations that do exist.
@@ -31,7 +33,7 @@ from rlkit.core.logger import (
     newest_loadable_snapshot,
     numbered_snapshots,
 )
-from rlkit.core.precision import dtype_of, torch_dtype
+from rlkit.core.precision import computing_in, dtype_of
 from rlkit.errors import UserError
 from rlkit.evaluation.protocols import EvalSettings, OfflineContextFn
 from rlkit.torch.networks import context_from_sample
@@ -54,9 +56,9 @@ def _load(path: Path, device) -> dict:
 
 def _checked(path: Path, state: dict) -> dict:
     missing = [k for k in _REQUIRED_KEYS if k not in state]
-    if missing or "networks" not in state["trainer"] or "agent" not in state["trainer"]["networks"]:
-        what = ", ".join(missing) if missing else "trainer.networks.agent"
-        raise RunLoadError(f"snapshot {str(path)!r} is not a CSRO meta-training snapshot (missing {what})")
+    if missing or not isinstance(state["trainer"], dict) or "networks" not in state["trainer"]:
+        what = ", ".join(missing) if missing else "trainer.networks"
+        raise RunLoadError(f"snapshot {str(path)!r} is not a meta-training snapshot (missing {what})")
     return state
 
 
@@ -256,17 +258,21 @@ def load_run(run_dir: str | Path, itr: int | None = None, device: str | torch.de
     ``data_dir`` replaces the config's ``algo_params.data_dir`` for the
     offline protocol (a run copied to another machine).
     """
-    from rlkit.torch.csro import CSROAgent, CSROHyperParams
+    from rlkit.config import ConfigError
+    from rlkit.trainers import trainer_of
 
     device = torch.device(device)
     path, state = resolve_snapshot(run_dir, itr, device)
     cfg = state["config"]
-    # in the dtype the run computed in (util_params.dtype; snapshots from before the key: float32)
-    dtype = torch_dtype(cfg.get("util_params", {}).get("dtype"))
-    agent = CSROAgent(int(state["obs_dim"]), int(state["act_dim"]), CSROHyperParams.from_config(cfg)).to(dtype)
     try:
-        agent.load_state_dict(state["trainer"]["networks"]["agent"])
-    except RuntimeError as exc:
+        trainer_cls = trainer_of(cfg)  # the registry rebuilds the agent of whichever trainer made the run
+    except ConfigError as exc:
+        raise RunLoadError(f"cannot read {str(path)!r}: {exc}") from None
+    # in the dtype the run computed in (util_params.dtype; snapshots from before the key: float32)
+    try:
+        with computing_in(cfg.get("util_params", {}).get("dtype")):
+            agent = trainer_cls.load_agent(cfg, int(state["obs_dim"]), int(state["act_dim"]), state["trainer"])
+    except (RuntimeError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise RunLoadError(f"snapshot {str(path)!r} does not fit the networks its config describes: {first}") from None
     agent.to(device).eval()

@@ -1,22 +1,21 @@
-"""CSRO meta-training: the loop behind ``launch_experiment.py``.
+"""Meta-training: the loop behind ``launch_experiment.py``, for any registered trainer.
 
-One iteration = ``num_train_steps_per_itr`` steps of :class:`CSROTrainer`,
-then the three evaluation protocols on the test tasks, one progress.csv row,
-and a snapshot. Every iteration reseeds torch and numpy from (seed,
-iteration), so a run resumed from the snapshot of iteration k produces the
-same rows as one that never stopped.
+One iteration = ``num_train_steps_per_itr`` steps of the run's trainer
+(``algo_params.trainer``, from the registry rlkit.trainers: CSRO's for every
+shipped preset), then the evaluation protocols on the test tasks, one
+progress.csv row, and a snapshot. Every iteration reseeds torch and numpy
+from (seed, iteration), so a run resumed from the snapshot of iteration k
+produces the same rows as one that never stopped.
 
-Each step draws the whole meta batch's data — context, RL batch and the
-extra dual-critic batches — with a single buffer call: uniform sampling with
-replacement, so one draw of N + B·c_iter transitions split into parts has the
-same distribution as separate draws.
+The loop knows no method: how a batch is laid out and drawn, the update, the
+networks, the method's columns and its memory bound are the trainer's
+(:class:`rlkit.trainers.base.Trainer`); no method's module is imported here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-import functools
 import json
 import os
 import sys
@@ -40,14 +39,12 @@ from rlkit.data.fingerprint import FINGERPRINT_KEY, describe, fingerprint_mismat
 from rlkit.data.loader import resolve_auto, selection_fingerprint
 from rlkit.envs import ENVS, make_env
 from rlkit.errors import UserError
+from rlkit.evaluation.agent import as_eval_agent
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
 from rlkit.evaluation.reference import ReferenceUnavailable, reference_returns
 from rlkit.launchers.progress_columns import (NORMALIZED, eval_z_columns, is_eval_z_column, normalized_columns,
-                                              objective_statistics, reference_columns,
-                                              with_missing_as_nan)
-from rlkit.torch import objectives
-from rlkit.torch.csro import CSROHyperParams, CSROTrainer, MetaBatch
-from rlkit.torch.networks import context_from_sample
+                                              run_columns, with_missing_as_nan)
+from rlkit.trainers import get_trainer, trainer_of
 
 
 def iteration_seed(seed: int, itr: int) -> int:
@@ -84,25 +81,31 @@ def check_env_name(name: str) -> None:
     raise ConfigError(f"unknown env_name {name!r}{hint}; known envs: {', '.join(names)}")
 
 
-def check_method_preset(algo_type: str) -> None:
+def check_method_preset(algo_type: str, trainer: str | None = None) -> None:
     """A method preset that leaves a method-defining key open is refused (one line, naming the keys).
 
     The env JSON sits under the preset, so a key the preset does not fix is the env JSON's to set:
-    ``use_corro: true`` in an env JSON would have made a "CSRO" run train CORRO's loss.
+    ``use_corro: true`` in an env JSON would have made a "CSRO" run train CORRO's loss. Which keys
+    define a method is the trainer's to say (``trainer``: the run's, default the preset's own).
     """
     path = algo_presets().get(algo_type)
     if path is None:
         return  # load_config has refused an unknown algo_type already
-    open_keys = objectives.preset_open_keys(read_json_object(path))
+    preset = read_json_object(path)
+    trainer_cls = get_trainer(trainer) if trainer is not None else trainer_of(preset)
+    open_keys = trainer_cls.preset_open_keys(preset)
     if open_keys:
         raise ConfigError(f"method preset {str(path)!r} does not fix {', '.join(open_keys)}: a preset defines its "
                           "method, so add them to its algo_params")
 
 
 def load_run_config(path, overrides=()) -> Config:
-    """:func:`rlkit.config.load_config` for a training run: a known env and a closed method preset."""
+    """:func:`rlkit.config.load_config` for a training run: a known env, a registered trainer and a closed
+    method preset."""
     cfg = load_config(path, list(overrides), check_env=check_env_name)
-    check_method_preset(cfg["algo_type"])
+    trainer = cfg["algo_params"]["trainer"]
+    get_trainer(trainer)  # an unknown name: one line listing the registered trainers
+    check_method_preset(cfg["algo_type"], trainer)
     return cfg
 
 
@@ -152,20 +155,6 @@ def _device_memory(device: torch.device) -> int | None:
         return None
 
 
-def network_memory(cfg: Config, obs_dim: int, act_dim: int, itemsize: int) -> dict[str, int]:
-    """A lower bound on the bytes the networks need, by the setting that drives it.
-
-    Counted: the first two layers of the six networks that read z (policy, two
-    Q, V, target V, dual critic), each with weights, gradients and Adam's two
-    moments. Real use is higher (the encoder, the other layers, activations),
-    so a config refused by this bound could never have run.
-    """
-    latent, net = int(cfg["latent_size"]), int(cfg["net_size"])
-    copies = 5 * 4 + 1  # five trained networks x (weights, gradients, 2 Adam moments) + the target network
-    return {"latent_size": copies * (obs_dim + act_dim + latent) * net * itemsize,
-            "net_size": copies * net * net * itemsize}
-
-
 def check_memory(cfg: Config, obs_dim: int, act_dim: int, device: torch.device) -> None:
     """Refuse settings whose networks alone cannot fit in the device's memory (e.g. latent_size=1e8).
 
@@ -175,13 +164,13 @@ def check_memory(cfg: Config, obs_dim: int, act_dim: int, device: torch.device) 
     have = _device_memory(device)
     if not have:
         return
-    need = network_memory(cfg, obs_dim, act_dim, torch.empty(0).element_size())
-    if sum(need.values()) > have:
+    trainer_cls = trainer_of(cfg)
+    need = trainer_cls.memory_bound(cfg, obs_dim, act_dim, torch.empty(0).element_size())
+    if need and sum(need.values()) > have:
         key = max(need, key=need.get)
         raise NotEnoughMemory(
-            f"{key}={cfg[key]} needs at least {sum(need.values()) / 2**30:,.0f} GiB for the networks, more than "
-            f"the {have / 2**30:,.0f} GiB of {device}; lower {key} (the paper's configs use latent_size 20, "
-            "net_size 256)")
+            f"{key}={_dotted(cfg, key)} needs at least {sum(need.values()) / 2**30:,.0f} GiB for the networks, more "
+            f"than the {have / 2**30:,.0f} GiB of {device}; lower {key}{trainer_cls.memory_hint}")
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -195,11 +184,6 @@ def _is_out_of_memory(exc: BaseException) -> bool:
         k in text for k in ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory"))
 
 
-_SIZE_SETTINGS = ("latent_size", "net_size", "algo_params.meta_batch", "algo_params.batch_size",
-                  "algo_params.embedding_batch_size", "algo_params.embedding_mini_batch_size",
-                  "algo_params.replay_buffer_size")
-
-
 @contextlib.contextmanager
 def memory_errors_named(cfg: Config, device: torch.device):
     """Turn running out of memory into one line naming the settings that size the run."""
@@ -208,7 +192,7 @@ def memory_errors_named(cfg: Config, device: torch.device):
     except BaseException as exc:
         if isinstance(exc, NotEnoughMemory) or not _is_out_of_memory(exc):
             raise
-        sizes = ", ".join(f"{k}={_dotted(cfg, k)}" for k in _SIZE_SETTINGS)
+        sizes = ", ".join(f"{k}={_dotted(cfg, k)}" for k in trainer_of(cfg).size_settings())
         raise NotEnoughMemory(f"out of memory on {device}; lower the settings that size the run ({sizes})") from None
 
 
@@ -276,56 +260,22 @@ def check_same_data(run_dir: Path, state: dict | None, now: dict[str, str], data
             f"point algo_params.data_dir at the dataset it was trained on, or {START_OVER}")
 
 
-def relabelled_rows(relabel_outcomes, to_context, train_ids: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor,
-                    task: torch.Tensor, row: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """[B, k, D] context rows: the (s, a) of context transition (``task[i]``, ``row[i]``) of ``obs`` /
-    ``actions`` [T, N, ...] with its outcome in k of ``train_ids`` drawn uniformly (CORRO's ground-truth
-    relabelling: the query's own task may be drawn, as in CORRO), from the env's closed-form step
-    (``relabel_outcomes``), as the context would hold it (``to_context``: the sparse reward rule).
-
-    The sampler binds everything but the rows (:attr:`MetaBatch.relabel`), so only the rows an
-    objective asks for are relabelled: CORRO's 64 queries, not the 16 x 256 context transitions."""
-    s, a = obs[task, row], actions[task, row]                                       # [B, obs], [B, act]
-    pick = torch.randint(len(train_ids), (s.shape[0], k), generator=generator, device=generator.device)
-    tasks = train_ids.to(obs.device)[pick.to(obs.device)]
-    s = s[:, None, :].expand(-1, k, -1)
-    a = a[:, None, :].expand(-1, k, -1)
-    next_obs, rewards = relabel_outcomes(s, a, tasks)
-    return to_context({"obs": s, "actions": a, "rewards": rewards[..., None].to(obs.dtype),
-                       "next_obs": next_obs.to(obs.dtype)})
-
-
 class MetaTrainer:
-    """Owns the trainer, the data and the logger of one run."""
+    """Owns the trainer, the data and the logger of one run; knows no method (rlkit.trainers does)."""
 
     def __init__(self, cfg: Config, seed: int, device: torch.device, logger: RunLogger, data: ExperimentData):
         self.cfg, self.seed, self.device, self.logger, self.data = cfg, seed, device, logger, data
         self.algo = cfg["algo_params"]
         env = make_env(cfg["env_name"], **cfg["env_params"])
         self.obs_dim, self.act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-        self.context_reward = env.context_reward
-        self.relabel_outcomes = env.relabel_outcomes
-        self.hp = CSROHyperParams.from_config(cfg)
-        self.trainer = CSROTrainer(self.obs_dim, self.act_dim, self.hp, device=device)
-        if "relabel" in self.trainer.batch_fields:  # refuse before training, not at the first step
-            probe = torch.zeros(1, self.obs_dim, device=device)
-            self.relabel_outcomes(probe, torch.zeros(1, self.act_dim, device=device), torch.zeros(1, dtype=torch.long))
-            if data.obs_absmax is not None:
-                raise ConfigError("corro_negatives_from=relabel steps the env from stored states, which this dataset "
-                                  "keeps normalized (obs_absmax); use algo_params.corro_negatives_from=cvae")
+        self.trainer = trainer_of(cfg).from_config(cfg, data, env, device)
+        self.agent = as_eval_agent(self.trainer.eval_agent())  # what the protocols roll out
         self.settings = EvalSettings.from_algo_params(self.algo)
         self.start_itr = 0
-        self._train_ids = np.asarray(data.train_tasks)
         # the authors' timing columns: the previous iteration's eval time, wall time summed over resumes
         self.prev_eval_time, self.total_time = 0.0, 0.0
-        self.columns = (reference_columns(int(cfg["latent_size"]), self.algo, objective_statistics(self.hp))
-                        + list(NORMALIZED.values()))
+        self.columns = run_columns(self.trainer.progress_columns(), self.agent.z_dim) + list(NORMALIZED.values())
         self.random_return, self.behaviour_return = self._reference_returns()
-        # embedding_mini_batch_size < embedding_batch_size: each step is batch // mini updates, one per context
-        # chunk of mini transitions, each with its own RL batch (the authors' loop); a mini size at or above
-        # the batch size is one chunk of embedding_batch_size
-        self.context_size = min(self.algo["embedding_mini_batch_size"], self.algo["embedding_batch_size"])
-        self.context_chunks = self.algo["embedding_batch_size"] // self.context_size
 
     def _reference_returns(self) -> tuple[float | None, float | None]:
         """Random-policy and best-behaviour returns on the test tasks, for the normalized-score columns."""
@@ -341,47 +291,9 @@ class MetaTrainer:
         return ref.random, ref.behaviour_best
 
     # ------------------------------------------------------------------ data
-    def _context(self, part: dict) -> torch.Tensor:
-        return context_from_sample(part, self.hp.use_next_obs_in_context,
-                                   self.context_reward if self.algo["sparse_rewards"] else None)
-
-    def draw_tasks(self, rng: np.random.Generator, n_steps: int) -> torch.Tensor:
-        """[n_steps, meta_batch] task ids of an iteration's steps, uploaded to the device at once.
-
-        One host-to-device copy per iteration instead of one per step (which
-        would block the host on a GPU); the draws are the same as drawing
-        before each step, since nothing else reads ``rng`` in between.
-        """
-        choices = [rng.choice(self._train_ids, self.algo["meta_batch"], replace=self.algo["mb_replace"])
-                   for _ in range(n_steps)]
-        return torch.as_tensor(np.asarray(choices, dtype=np.int64).reshape(n_steps, self.algo["meta_batch"]), device=self.device)
-
-    def sample_meta_batch(self, task_ids: torch.Tensor, generator: torch.Generator) -> MetaBatch:
-        """The step's context, RL batch and extra dual-critic batches for ``task_ids`` [meta_batch]."""
-        n, b, c = self.context_size, self.algo["batch_size"], self.hp.c_iter
-        extra = (c - 1) if self.trainer.trains_dual_critic else 0
-        sample = self.data.train.sample(task_ids, n + b * (1 + extra), generator=generator)
-        split = lambda key, lo, hi: sample[key][:, lo:hi]  # noqa: E731
-        ctx = self._context({k: split(k, 0, n) for k in ("obs", "actions", "rewards", "next_obs")})
-        rl = {k: split(k, n, n + b) for k in ("obs", "actions", "rewards", "next_obs", "terminals")}
-        batch = MetaBatch(task_ids=task_ids, context=ctx, **rl)
-        if "relabel" in self.trainer.batch_fields:
-            batch.relabel = functools.partial(
-                relabelled_rows, self.relabel_outcomes, self._context, torch.as_tensor(self._train_ids),
-                split("obs", 0, n), split("actions", 0, n), generator=generator)
-        if extra:
-            t = task_ids.shape[0]
-            batch.extra_obs = split("obs", n + b, None).reshape(t, extra, b, -1).transpose(0, 1)
-            batch.extra_actions = split("actions", n + b, None).reshape(t, extra, b, -1).transpose(0, 1)
-        return batch
-
     def offline_context(self, generator: torch.Generator):
-        """For the offline protocol: ``n`` uniform transitions of each test task's data."""
-
-        def fn(task_ids: torch.Tensor, n: int) -> torch.Tensor:
-            return self._context(self.data.test.sample(task_ids, n, generator=generator))
-
-        return fn
+        """For the offline protocol: the trainer's context rows drawn from the test tasks' data."""
+        return self.trainer.offline_context(self.data.test, generator)
 
     # ------------------------------------------------------------------ loop
     def resume_from(self, path: Path, state: dict | None = None) -> None:
@@ -402,18 +314,7 @@ class MetaTrainer:
                                                                                                  self.act_dim):
             raise RunDirError(f"path_to_weights: {path} is for observations/actions of size "
                               f"{state.get('obs_dim')}/{state.get('act_dim')}, not {self.obs_dim}/{self.act_dim}")
-        nets = state["trainer"]["networks"]
-        loaded = []
-        for name, module in self.trainer.modules().items():
-            if name in nets:
-                try:
-                    module.load_state_dict(nets[name])
-                except RuntimeError as exc:
-                    raise RunDirError(f"path_to_weights: {name} in {path} does not fit this config "
-                                      f"({str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else exc}); "
-                                      "use the same latent_size, net_size and encoder settings") from None
-                loaded.append(name)
-        return loaded
+        return self.trainer.warm_start(state["trainer"], path)
 
     def run(self) -> None:
         n_itr, n_steps = self.algo["num_iterations"], self.algo["num_train_steps_per_itr"]
@@ -426,12 +327,12 @@ class MetaTrainer:
             gen = torch.Generator(device=self.device).manual_seed(s)
             t0 = time.perf_counter()
             stats = {}
-            task_table = self.draw_tasks(rng, n_steps)
-            chunks = self.context_chunks
+            plan = self.trainer.plan_iteration(rng, n_steps)
+            updates = self.trainer.updates_per_step
             for step in range(n_steps):
-                for chunk in range(chunks):  # the authors' embedding_mini_batch_size: one update per context chunk
-                    stats = self.trainer.train_step(self.sample_meta_batch(task_table[step], gen),
-                                                    with_stats=step == n_steps - 1 and chunk == chunks - 1)
+                for update in range(updates):  # e.g. CSRO's one update per context chunk (the authors' loop)
+                    stats = self.trainer.train_step(self.trainer.sample(plan[step], gen),
+                                                    with_stats=step == n_steps - 1 and update == updates - 1)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self.check_finite(stats, itr)
@@ -439,7 +340,7 @@ class MetaTrainer:
             t1 = time.perf_counter()
             row = {}
             if self.algo["allow_eval"]:
-                results = evaluate(self.trainer.agent, self.cfg["env_name"], self.cfg["env_params"],
+                results = evaluate(self.agent, self.cfg["env_name"], self.cfg["env_params"],
                                    self.data.test_tasks, self.settings, offline_context=self.offline_context(gen),
                                    obs_absmax=self.data.obs_absmax, seed=s, device=self.device)
                 row = progress_row(results)
@@ -453,7 +354,7 @@ class MetaTrainer:
                     row.update(eval_z_columns(last.z[-1], last.z_var[-1], int(last.task_of[-1])))
             eval_time = time.perf_counter() - t1
             self.total_time += time.perf_counter() - t0
-            times = {"Number of train steps total": self.trainer.num_steps // self.context_chunks,
+            times = {"Number of train steps total": self.trainer.steps_done,
                      "Number of env steps total": 0, "Number of rollouts total": 0,  # offline: no collection
                      "Train Time (s)": train_time, "(Previous) Eval Time (s)": self.prev_eval_time,
                      "Epoch Time (s)": train_time + self.prev_eval_time, "Total Train Time (s)": self.total_time,
@@ -609,7 +510,8 @@ def _run_experiment(cfg: Config, seed: int, gpu: int | None, resume: str | None,
                 logger.info(f"networks {', '.join(loaded)} initialised from {path} (path_to_weights)")
             job.run()
             if job.start_itr < cfg["algo_params"]["num_iterations"]:  # finished here: once per run
-                logger.write_hparams(key_hparams(variant, seed, objectives.method_keys()), [k for k in logger.last_row if k.startswith("Average_")])
+                logger.write_hparams(key_hparams(variant, seed, trainer_of(cfg).hparam_keys()),
+                                     [k for k in logger.last_row if k.startswith("Average_")])
     finally:
         logger.close()
     return Path(logger.run_dir)

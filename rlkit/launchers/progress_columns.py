@@ -17,30 +17,20 @@ import numpy as np
 from rlkit.evaluation.protocols import PROGRESS_KEYS, PROTOCOLS
 from rlkit.evaluation.reference import normalized_score
 
-STAT_BLOCKS = ("Q Predictions", "V Predictions", "Log Pis", "Policy mu", "Policy log std", "alpha", "div_estimate")
 # the protocols run in training, from the registry: each one's average return column
 AVERAGE_RETURNS = tuple(PROGRESS_KEYS[p] for p in PROTOCOLS)
 COUNTERS = ("Number of train steps total", "Number of env steps total", "Number of rollouts total")
 TIMES = ("Train Time (s)", "(Previous) Eval Time (s)", "Epoch Time (s)", "Total Train Time (s)")
 
 
-def reference_columns(latent_size: int, algo: Mapping, objective_statistics: Sequence[str] = ()) -> list[str]:
-    """The header the authors' code writes for these settings, in its order.
-
-    Their trainer statistics (per-dimension z of the meta batch's first task, the
-    representation objectives' statistics: ``objective_statistics``, each enabled
-    objective's declared ``statistics`` in registry order, as
-    :func:`objective_statistics` gives them; then the losses of the parts that
-    are on, Mean/Std/Max/Min blocks), then the evaluation's (z of the last
-    evaluated context, the three average returns), then counters, times and the epoch.
-    """
-    cols = [f"Z mean train{i}" for i in range(latent_size)] + ["Z variance train", "task idx"]
-    cols += list(objective_statistics)
-    cols += ["QF Loss", "VF Loss", "Policy Loss"]
-    if algo.get("use_brac"):
-        cols += ["Dual Critic Loss"]
-    cols += [f"{name} {s}" for name in STAT_BLOCKS for s in ("Mean", "Std", "Max", "Min")]
-    cols += [f"Z mean eval{i}" for i in range(latent_size)] + ["Z variance eval", "task_idx"]
+def run_columns(training_columns: Sequence[str], z_dim: int | None) -> list[str]:
+    """The header of a run, in the authors' order: the trainer's columns
+    (:meth:`rlkit.trainers.base.Trainer.progress_columns`), then the evaluation's (z of the last
+    evaluated context, for an agent with a ``z_dim``-dimensional z; none without one), the average
+    returns, the counters, the times and the epoch."""
+    cols = list(training_columns)
+    if z_dim is not None:
+        cols += [f"Z mean eval{i}" for i in range(z_dim)] + ["Z variance eval", "task_idx"]
     cols += list(AVERAGE_RETURNS) + list(COUNTERS) + list(TIMES) + ["Epoch"]
     return cols
 
@@ -85,10 +75,3 @@ def normalized_columns(row: Mapping[str, float], random_return: float | None,
         except (TypeError, ValueError):  # a reference missing (None) or no span between the two
             out[name] = math.nan
     return out
-
-
-def objective_statistics(hp) -> list[str]:
-    """The columns of the objectives ``hp`` switches on, from the registry (rlkit.torch.objectives)."""
-    from rlkit.torch import objectives
-
-    return [col for cls in objectives.OBJECTIVES if cls.enabled(hp) for col in cls.columns(hp)]

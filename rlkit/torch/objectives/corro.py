@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlkit.config import ConfigError
 from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective, Stats
 from rlkit.torch.optim import make_adam
 
@@ -50,6 +51,35 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor, te
     neg = torch.einsum("bl,bkl->bk", q, n)                  # [B, K]
     logits = torch.cat([pos, neg], dim=1) / temperature
     return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+
+
+def relabelled_rows(relabel_outcomes, to_context, train_ids: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor,
+                    task: torch.Tensor, row: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """[B, k, D] context rows: the (s, a) of context transition (``task[i]``, ``row[i]``) of ``obs`` /
+    ``actions`` [T, N, ...] with its outcome in k of ``train_ids`` drawn uniformly (CORRO's ground-truth
+    relabelling: the query's own task may be drawn, as in CORRO), from the env's closed-form step
+    (``relabel_outcomes``), as the context would hold it (``to_context``: the sparse reward rule).
+
+    The sampler binds everything but the rows (``MetaBatch.relabel``), so only the rows an
+    objective asks for are relabelled: CORRO's 64 queries, not the 16 x 256 context transitions."""
+    s, a = obs[task, row], actions[task, row]                                       # [B, obs], [B, act]
+    pick = torch.randint(len(train_ids), (s.shape[0], k), generator=generator, device=generator.device)
+    tasks = train_ids.to(obs.device)[pick.to(obs.device)]
+    s = s[:, None, :].expand(-1, k, -1)
+    a = a[:, None, :].expand(-1, k, -1)
+    next_obs, rewards = relabel_outcomes(s, a, tasks)
+    return to_context({"obs": s, "actions": a, "rewards": rewards[..., None].to(obs.dtype),
+                       "next_obs": next_obs.to(obs.dtype)})
+
+
+def check_relabel_source(relabel_outcomes, obs_dim: int, act_dim: int, obs_absmax, device) -> None:
+    """Refuse, before training, what relabelling cannot step: an env without a closed-form step (its
+    ``relabel_outcomes`` raises its own one-line error) or stored states kept normalized (``obs_absmax``)."""
+    probe = torch.zeros(1, obs_dim, device=device)
+    relabel_outcomes(probe, torch.zeros(1, act_dim, device=device), torch.zeros(1, dtype=torch.long))
+    if obs_absmax is not None:
+        raise ConfigError("corro_negatives_from=relabel steps the env from stored states, which this dataset "
+                          "keeps normalized (obs_absmax); use algo_params.corro_negatives_from=cvae")
 
 
 class TransitionCVAE(nn.Module):
