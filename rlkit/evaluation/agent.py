@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from rlkit.core.precision import dtype_of
-from rlkit.trainers.agent import (ACT_PAIR, CAPABILITIES, PER_TRANSITION, POSTERIOR_SPREAD, EvalAgent, Rollout,
-                                  Transitions, ZContextModel)
+from rlkit.trainers.agent import (ACT_PAIR, AFTER_EVALUATION, BEFORE_EVALUATION, CAPABILITIES, PER_TRANSITION,
+                                  POSTERIOR_SPREAD, EvalAgent, Rollout, Transitions, ZContextModel)
 
 __all__ = ["ACT_PAIR", "CAPABILITIES", "PER_TRANSITION", "POSTERIOR_SPREAD", "ContextStore", "EvalAgent", "Rollout",
            "Transitions", "ZContextAdapter", "ZContextModel", "as_eval_agent"]
@@ -79,8 +79,6 @@ class ZContextAdapter(EvalAgent):
         self.z = None
 
     def reset(self, tasks, rollout):
-        from rlkit.evaluation.protocols import AFTER_EVALUATION, BEFORE_EVALUATION  # the rule's names
-
         m, settings = len(tasks), rollout.settings
         self.device = rollout.device
         self.reinfer_before = rollout.protocol.reinfer == BEFORE_EVALUATION

@@ -33,6 +33,13 @@ ACT_PAIR = "act_pair"  # act_pair(obs, z) -> (deterministic, sampled) actions fr
 POSTERIOR_SPREAD = "posterior_spread"  # z_var_from_encoded(enc, lengths) -> the posterior's var [M, L]
 CAPABILITIES = frozenset({PER_TRANSITION, ACT_PAIR, POSTERIOR_SPREAD})
 
+# When the CSRO paper re-infers z from the whole context: the values of a protocol's ``reinfer``
+# (rlkit.evaluation.protocols.Protocol), which an agent reads from Rollout.protocol. They are part of
+# this contract, not of the protocols' module, so an agent needs no import of the layer that runs it.
+BEFORE_EVALUATION = "before_evaluation"  # before every evaluation episode (after its offline draw, if any)
+AFTER_EVALUATION = "after_evaluation"  # after an evaluation episode, once evaluation transitions reach
+#                                        num_exp_traj_eval * max_path_length
+
 
 @dataclass(frozen=True)
 class Rollout:
