@@ -1,0 +1,310 @@
+"""BOReL (rlkit.torch.borel): the ELBO against a written-out loop, gradient routing, the GRU belief over
+a whole episode against stepping it through the EvalAgent, a tiny end-to-end training, state round trip."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from rlkit.config import ConfigError
+from rlkit.data.buffer import MultiTaskBuffer
+from rlkit.data.synthetic import synthetic_offline_data
+from rlkit.torch.borel import (BOReLAgent, BOReLHyperParams, BOReLStep, RewardDecoder, elbo_loss, kl_to_previous,
+                               offline_context, sample_batch)
+from rlkit.torch.networks import build_context
+from rlkit.trainers.agent import EvalAgent, Transitions
+
+OBS, ACT = 3, 2
+
+
+def tiny_hp(**kw):
+    base = dict(latent_size=3, gru_hidden_size=8, state_embed_size=4, action_embed_size=4, reward_embed_size=2,
+                reward_decoder_layers=[6], net_sizes=[16, 16], vae_episodes_per_task=2, rl_episodes_per_task=2,
+                decoder_input_prev_state=True, decoder_input_action=True)
+    base.update(kw)
+    return BOReLHyperParams.from_mapping(base)
+
+
+@pytest.fixture(scope="module")
+def buffer():
+    # task 0: episodes of 5, 5, 3 steps; task 1: 4 and 5 (short episodes exercise the masks)
+    data = synthetic_offline_data([[5, 5, 3], [4, 5]], obs_dim=OBS, act_dim=ACT, seed=3)
+    return MultiTaskBuffer(data)
+
+
+def _batch(buffer, hp, seed=0, b=16):
+    g = torch.Generator().manual_seed(seed)
+    return sample_batch(buffer, [0, 1], [1, 0], hp, b, generator=g)
+
+
+# ---------------------------------------------------------------- presets
+
+
+def test_presets_read_the_shipped_file_and_refuse_unknowns():
+    pr = BOReLHyperParams.preset("sparse-point-robot")
+    assert (pr.latent_size, pr.gru_hidden_size, pr.kl_weight, pr.reward_decoder_layers) == (5, 128, 0.05, (32, 32))
+    assert not pr.decoder_input_prev_state and pr.belief_dim == 10
+    ch = BOReLHyperParams.preset("cheetah-vel")
+    assert ch.decoder_input_prev_state and ch.decoder_input_action and ch.net_sizes == (256, 256)
+    assert not pr.rl.use_brac and BOReLHyperParams.preset("point-robot", use_brac=True).rl.use_brac
+    with pytest.raises(ConfigError, match="no preset"):
+        BOReLHyperParams.preset("walker-rand-params")
+    with pytest.raises(ConfigError, match="unknown training setting"):
+        BOReLHyperParams.preset("point-robot", kl_wieght=1.0)
+
+
+# ---------------------------------------------------------------- the ELBO, written out
+
+
+def slow_elbo(decoder, mu, logvar, eps, ep, kl_weight, coeff):
+    """Per episode: for each belief k = 0..len (prior first) one sample, decode every real step t and
+    sum (r_hat - r)^2; KL(q_k || q_{k-1}) (q_{-1} = N(0, I)) summed over dims and k; mean over episodes."""
+    total = []
+    for e in range(mu.shape[0]):
+        n = int(ep["mask"][e].sum())
+        rec = 0.0
+        kl = 0.0
+        for k in range(n + 1):
+            z = mu[e, k] + torch.exp(0.5 * logvar[e, k]) * eps[e, k]
+            for t in range(n):
+                r_hat = decoder(z, ep["next_obs"][e, t], ep["obs"][e, t], ep["actions"][e, t])
+                rec = rec + (r_hat[0] - ep["rewards"][e, t, 0]) ** 2
+            pm = mu[e, k - 1] if k else torch.zeros_like(mu[e, 0])
+            pv = torch.exp(logvar[e, k - 1]) if k else torch.ones_like(mu[e, 0])
+            v = torch.exp(logvar[e, k])
+            for d in range(mu.shape[-1]):
+                kl = kl + 0.5 * (torch.log(pv[d]) - torch.log(v[d]) - 1 + v[d] / pv[d] + (mu[e, k, d] - pm[d]) ** 2 / pv[d])
+        total.append((rec, kl))
+    rec = sum(r for r, _ in total) / len(total)
+    kl = sum(k for _, k in total) / len(total)
+    return coeff * rec + kl_weight * kl, rec, kl
+
+
+def test_elbo_equals_the_written_out_sum_over_beliefs_and_steps(buffer):
+    torch.manual_seed(0)
+    hp = tiny_hp()
+    step = BOReLStep(OBS, ACT, hp)
+    ep = {k: v.reshape(-1, *v.shape[2:]) for k, v in _batch(buffer, hp).vae.items()}
+    assert not bool(ep["mask"].all())  # some episodes are padded
+    mu, logvar = step.agent.encoder.beliefs(ep["actions"], ep["next_obs"], ep["rewards"])
+    eps = torch.randn_like(mu)
+    fast = elbo_loss(step.decoder, mu, logvar, eps, ep, kl_weight=0.3, reward_loss_coeff=0.7)
+    slow = slow_elbo(step.decoder, mu, logvar, eps, ep, 0.3, 0.7)
+    for f, s in zip(fast, slow):
+        torch.testing.assert_close(f, s, rtol=1e-5, atol=1e-5)
+    # the masked terms are not free: change a padded reward and nothing moves, a real one and the loss moves
+    pad = (~ep["mask"]).nonzero()[0]
+    ep2 = dict(ep, rewards=ep["rewards"].clone())
+    ep2["rewards"][pad[0], pad[1]] = 123.0
+    torch.testing.assert_close(elbo_loss(step.decoder, mu, logvar, eps, ep2, 0.3)[0], elbo_loss(step.decoder, mu, logvar, eps, ep, 0.3)[0])
+    ep2["rewards"][0, 0] = 123.0
+    assert elbo_loss(step.decoder, mu, logvar, eps, ep2, 0.3)[0] > elbo_loss(step.decoder, mu, logvar, eps, ep, 0.3)[0] + 1
+
+
+def test_kl_to_previous_is_torch_distributions_kl():
+    torch.manual_seed(1)
+    mu, logvar = torch.randn(4, 6, 3), torch.randn(4, 6, 3)
+    prev_mu = torch.cat([torch.zeros(4, 1, 3), mu[:, :-1]], 1)
+    prev_sd = torch.cat([torch.ones(4, 1, 3), torch.exp(0.5 * logvar[:, :-1])], 1)
+    ref = torch.distributions.kl_divergence(torch.distributions.Normal(mu, torch.exp(0.5 * logvar)),
+                                            torch.distributions.Normal(prev_mu, prev_sd)).sum(-1)
+    torch.testing.assert_close(kl_to_previous(mu, logvar), ref)
+
+
+def test_reward_decoder_inputs_follow_the_preset():
+    for prev, act, width in ((False, False, 3 + OBS), (True, True, 3 + 2 * OBS + ACT)):
+        dec = RewardDecoder(OBS, ACT, tiny_hp(decoder_input_prev_state=prev, decoder_input_action=act))
+        assert dec.net[0].in_features == width
+
+
+# ---------------------------------------------------------------- gradient routing
+
+
+def _grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+def _moved(module):
+    return any(g is not None and bool(g.abs().sum() > 0) for g in _grads(module))
+
+
+def test_the_vae_loss_moves_encoder_and_decoder_only(buffer):
+    torch.manual_seed(0)
+    step = BOReLStep(OBS, ACT, tiny_hp())
+    loss, _ = step.vae_loss(_batch(buffer, step.hp).vae)
+    loss.backward()
+    assert _moved(step.agent.encoder) and _moved(step.decoder)
+    for m in (step.agent.policy, step.qf1, step.qf2, step.vf, step.dual_critic):
+        assert all(g is None for g in _grads(m))
+    assert {id(p) for p in step.optimizers["vae"].param_groups[0]["params"]} == \
+        {id(p) for p in [*step.agent.encoder.parameters(), *step.decoder.parameters()]}
+
+
+def test_rl_beliefs_are_detached_and_the_rl_update_never_moves_the_vae(buffer):
+    torch.manual_seed(0)
+    step = BOReLStep(OBS, ACT, tiny_hp(use_brac=True))
+    batch = _batch(buffer, step.hp)
+    t = step.rl_transitions(batch.rl, batch.rl_index)
+    assert not t["belief"].requires_grad and not t["next_belief"].requires_grad
+    vae_before = copy.deepcopy([p.detach().clone() for p in [*step.agent.encoder.parameters(), *step.decoder.parameters()]])
+    others = {n: copy.deepcopy(m.state_dict()) for n, m in step.modules().items() if n not in ("agent", "decoder")}
+    pol_before = copy.deepcopy(step.agent.policy.state_dict())
+    stats = step.rl_update(t)
+    assert "Dual Critic Loss" in stats and "div_estimate" in stats
+    for a, b in zip(vae_before, [*step.agent.encoder.parameters(), *step.decoder.parameters()]):
+        assert torch.equal(a, b)
+        assert b.grad is None
+    for n, sd in others.items():  # every RL network moved
+        assert any(not torch.equal(v, step.modules()[n].state_dict()[k]) for k, v in sd.items()), n
+    assert any(not torch.equal(v, step.agent.policy.state_dict()[k]) for k, v in pol_before.items())
+
+
+def test_the_critic_loss_moves_the_critic_only_and_the_policy_loss_not_the_critics(buffer):
+    torch.manual_seed(0)
+    from rlkit.torch import losses as L
+    step = BOReLStep(OBS, ACT, tiny_hp())
+    batch = _batch(buffer, step.hp)
+    t = step.rl_transitions(batch.rl, batch.rl_index)
+    q = step.qf1(t["obs"], t["actions"], t["belief"])
+    L.q_loss(q, q, torch.zeros_like(q)).backward()
+    assert _moved(step.qf1) and all(g is None for g in _grads(step.agent.policy)) and \
+        all(g is None for g in _grads(step.agent.encoder))
+    step.qf1.zero_grad(set_to_none=True)
+    pol = step.agent.policy(t["obs"], t["belief"])
+    min_q = L.frozen_call(step.qf1, t["obs"], pol.action, t["belief"])
+    L.policy_loss(pol.log_prob, min_q, None, 0.0, pol.mean, pol.log_std).backward()
+    assert _moved(step.agent.policy) and all(g is None for g in _grads(step.qf1))
+
+
+def test_staging_vae_first_then_the_policy(buffer):
+    torch.manual_seed(0)
+    step = BOReLStep(OBS, ACT, tiny_hp(vae_train_steps=1, policy_start_step=1))
+    batch = _batch(buffer, step.hp)
+    pol = copy.deepcopy(step.agent.policy.state_dict())
+    s0 = step.train_step(batch, with_stats=True)
+    assert "VAE Loss" in s0 and "QF Loss" not in s0
+    assert all(torch.equal(v, step.agent.policy.state_dict()[k]) for k, v in pol.items())
+    enc = copy.deepcopy(step.agent.encoder.state_dict())
+    s1 = step.train_step(batch, with_stats=True)
+    assert "VAE Loss" not in s1 and "QF Loss" in s1
+    assert all(torch.equal(v, step.agent.encoder.state_dict()[k]) for k, v in enc.items())
+
+
+# ---------------------------------------------------------------- the belief: whole episode == stepping the agent
+
+
+class _Rollout:
+    device = torch.device("cpu")
+
+
+def test_the_gru_belief_over_an_episode_equals_stepping_the_eval_agent(buffer):
+    torch.manual_seed(0)
+    hp = tiny_hp()
+    agent = BOReLAgent(OBS, ACT, hp)
+    assert isinstance(agent, EvalAgent)
+    ep = buffer.sample_episodes([0, 1], 1, generator=torch.Generator().manual_seed(2))
+    ep = {k: v[:, 0] for k, v in ep.items()}  # [2, W, .]
+    mu, logvar = agent.encoder.beliefs(ep["actions"], ep["next_obs"], ep["rewards"])
+    rows = build_context(ep["obs"], ep["actions"], ep["rewards"], ep["next_obs"], True)  # [2, W, D]
+    agent.reset(torch.tensor([0, 1]), _Rollout())
+    torch.testing.assert_close(agent.mu, mu[:, 0], rtol=0, atol=0)  # the prior
+    lengths = ep["mask"].sum(-1).tolist()
+    for t in range(max(lengths)):
+        envs = np.array([m for m in range(2) if t < lengths[m]])
+        # the protocol's rule does not matter: a transition that does not join the context still updates the belief
+        joins = np.array([t % 2 == 0] * len(envs))
+        tr = Transitions(envs, joins, ~joins, False, lambda pos, t=t, envs=envs: rows[envs[pos], t:t + 1])
+        agent.observe(tr)
+        for m in envs:
+            torch.testing.assert_close(agent.mu[m], mu[m, t + 1], rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(agent.logvar[m], logvar[m, t + 1], rtol=1e-6, atol=1e-6)
+    # the belief persists across episodes of a rollout (BOReL's BAMDP) unless told otherwise
+    before = agent.mu.clone()
+    agent.end_episodes(np.array([True, True]), np.array([True, True]), np.array([5, 5]))
+    assert torch.equal(agent.mu, before)
+    fresh = BOReLAgent(OBS, ACT, tiny_hp(carry_belief_across_episodes=False))
+    fresh.load_state_dict(agent.state_dict())
+    fresh.reset(torch.tensor([0, 1]), _Rollout())
+    fresh.observe(Transitions(np.array([0, 1]), np.ones(2, bool), np.zeros(2, bool), False, lambda pos: rows[pos, :2]))
+    torch.testing.assert_close(fresh.mu, mu[:, 2], rtol=1e-6, atol=1e-6)  # n rows at once: one GRU call
+    fresh.end_episodes(np.array([False, True]), np.array([True, True]), np.array([5, 5]))
+    torch.testing.assert_close(fresh.mu[1], mu[1, 0], rtol=0, atol=0)
+    torch.testing.assert_close(fresh.mu[0], mu[0, 2], rtol=1e-6, atol=1e-6)
+    # acting reads (s, mu, logvar) and does not change the belief
+    a = fresh.act(torch.zeros(2, OBS), deterministic=True)
+    assert a.shape == (2, ACT) and torch.equal(fresh.act(torch.zeros(2, OBS), deterministic=True), a)
+    z, var = fresh.belief()
+    assert z.shape == var.shape == (2, hp.latent_size) and (var > 0).all()
+
+
+def test_rl_beliefs_are_the_episode_beliefs_at_t_and_t_plus_one(buffer):
+    torch.manual_seed(0)
+    step = BOReLStep(OBS, ACT, tiny_hp())
+    batch = _batch(buffer, step.hp, b=40)
+    t = step.rl_transitions(batch.rl, batch.rl_index)
+    rl, w = batch.rl, batch.rl["mask"].shape[2]
+    for task in range(2):
+        for j in range(40):
+            flat = int(batch.rl_index[task, j])
+            k, s = divmod(flat, w)
+            assert bool(rl["mask"][task, k, s])  # only real steps are drawn
+            mu, lv = step.agent.encoder.beliefs(rl["actions"][task, k, :s + 1], rl["next_obs"][task, k, :s + 1],
+                                                rl["rewards"][task, k, :s + 1])
+            torch.testing.assert_close(t["belief"][task, j], torch.cat([mu[s], lv[s]]), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(t["next_belief"][task, j], torch.cat([mu[s + 1], lv[s + 1]]), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(t["obs"][task, j], rl["obs"][task, k, s])
+
+
+# ---------------------------------------------------------------- end to end, state
+
+
+def test_tiny_end_to_end_training_learns_the_rewards(buffer):
+    torch.manual_seed(0)
+    hp = tiny_hp(kl_weight=0.01, vae_lr=1e-2)
+    step = BOReLStep(OBS, ACT, hp)
+    g = torch.Generator().manual_seed(5)
+    first = None
+    for i in range(60):
+        batch = sample_batch(buffer, [0, 1], [0, 1], hp, 16, generator=g)
+        stats = step.train_step(batch, with_stats=True)
+        assert "QF Loss" in stats and "VAE Loss" in stats
+        assert all(torch.isfinite(v).all() for v in stats.values())
+        if first is None:
+            first = float(stats["Reward Reconstruction Loss"])
+    assert step.num_steps == 60
+    assert float(stats["Reward Reconstruction Loss"]) < 0.5 * first  # the synthetic reward is the time step
+    for m in step.modules().values():
+        assert all(torch.isfinite(p).all() for p in m.parameters())
+
+
+def test_state_dict_round_trip_gives_the_identical_next_update(buffer):
+    torch.manual_seed(0)
+    hp = tiny_hp(use_brac=True)
+    a = BOReLStep(OBS, ACT, hp)
+    for s in range(2):
+        a.train_step(_batch(buffer, hp, seed=s))
+    state = copy.deepcopy(a.state_dict())
+    torch.manual_seed(99)
+    b = BOReLStep(OBS, ACT, hp)
+    b.load_state_dict(state)
+    batch = _batch(buffer, hp, seed=7)
+    torch.manual_seed(3)
+    sa = a.train_step(batch, with_stats=True)
+    torch.manual_seed(3)
+    sb = b.train_step(batch, with_stats=True)
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    for name, m in a.modules().items():
+        for (k, v), w in zip(m.state_dict().items(), b.modules()[name].state_dict().values()):
+            assert torch.equal(v, w), (name, k)
+    assert torch.equal(a.alpha_var, b.alpha_var) and a.num_steps == b.num_steps == 3
+
+
+def test_offline_context_gives_whole_windows_of_one_episode(buffer):
+    fn = offline_context(buffer, torch.Generator().manual_seed(0))
+    rows = fn(torch.tensor([0, 1]), 4)
+    assert rows.shape == (2, 4, 2 * OBS + ACT + 1)
+    # synthetic data: obs[..., 1] is the episode number and the reward the time step: one episode, consecutive steps
+    assert (rows[:, :, 1] == rows[:, :1, 1]).all()
+    r = rows[:, :, OBS + ACT]
+    assert (r[:, 1:] - r[:, :-1] == 1).all()
