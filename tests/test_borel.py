@@ -12,7 +12,7 @@ from rlkit.data.buffer import MultiTaskBuffer
 from rlkit.data.synthetic import synthetic_offline_data
 from rlkit.torch.borel import (BOReLAgent, BOReLHyperParams, BOReLStep, RewardDecoder, elbo_loss, kl_to_previous,
                                offline_context, sample_batch)
-from rlkit.torch.networks import build_context
+from rlkit.torch.networks import build_context, split_context
 from rlkit.trainers.agent import EvalAgent, Transitions
 
 OBS, ACT = 3, 2
@@ -308,3 +308,37 @@ def test_offline_context_gives_whole_windows_of_one_episode(buffer):
     assert (rows[:, :, 1] == rows[:, :1, 1]).all()
     r = rows[:, :, OBS + ACT]
     assert (r[:, 1:] - r[:, :-1] == 1).all()
+
+
+class _Recording(BOReLAgent):
+    """Records every row it observes, per sub-env, to recompute the belief from scratch."""
+
+    def reset(self, tasks, rollout):
+        super().reset(tasks, rollout)
+        self.seen = [[] for _ in range(len(tasks))]
+
+    def observe(self, transitions):
+        rows = transitions.rows(np.ones(len(transitions.envs), dtype=bool))
+        for i, m in enumerate(transitions.envs):
+            self.seen[m].append(rows[i])
+        super().observe(transitions)
+
+
+@pytest.mark.parametrize("protocol", ["online", "offline", "np_online"])
+def test_the_agent_runs_every_protocol_and_its_belief_is_the_gru_over_everything_it_saw(protocol):
+    from rlkit.evaluation.protocols import EvalSettings, run_protocol
+    torch.manual_seed(0)
+    agent = _Recording(2, 2, tiny_hp()).eval()
+    data = synthetic_offline_data([[20, 20], [20]], obs_dim=2, act_dim=2, task_ids=[1, 4], seed=0)
+    source = offline_context(MultiTaskBuffer(data), torch.Generator().manual_seed(1))
+    settings = EvalSettings(max_path_length=20, num_steps_per_eval=40, num_exp_traj_eval=1, num_evals=1)
+    res = run_protocol(protocol, agent, "point-robot", dict(n_tasks=6, max_episode_steps=20), [1, 4], settings,
+                       offline_context=source, seed=3)
+    assert all(np.isfinite(r).all() and len(r) >= 2 for r in res.episode_returns)
+    assert res.z.shape == res.z_var.shape == (2, 3)
+    for m in range(2):
+        seq = torch.cat(agent.seen[m])  # every transition of the rollout, episodes and offline rows in order
+        assert len(seq) >= 40 + (40 if protocol == "offline" else 0)
+        parts = {k: v[None] for k, v in split_context(seq, 2, 2).items()}
+        mu, _ = agent.encoder.beliefs(parts["actions"], parts["next_obs"], parts["rewards"])
+        torch.testing.assert_close(torch.as_tensor(res.z[m]), mu[0, -1], rtol=1e-5, atol=1e-5)
