@@ -342,3 +342,38 @@ def test_the_agent_runs_every_protocol_and_its_belief_is_the_gru_over_everything
         parts = {k: v[None] for k, v in split_context(seq, 2, 2).items()}
         mu, _ = agent.encoder.beliefs(parts["actions"], parts["next_obs"], parts["rewards"])
         torch.testing.assert_close(torch.as_tensor(res.z[m]), mu[0, -1], rtol=1e-5, atol=1e-5)
+
+
+def test_the_trainer_methods_drive_a_direct_training_loop_and_reload_the_agent(buffer):
+    """Without the seam's registry: plan_iteration -> sample -> train_step as the generic loop calls them."""
+    from types import SimpleNamespace
+
+    from rlkit.trainers.borel import BOReLMethod
+    tiny = dict(latent_size=3, gru_hidden_size=8, state_embed_size=4, action_embed_size=4, reward_embed_size=2,
+                reward_decoder_layers=[6], net_sizes=[16, 16], vae_episodes_per_task=2, rl_episodes_per_task=2,
+                vae_meta_batch=2, vae_train_steps=None, policy_start_step=0)
+    cfg = {"env_name": "cheetah-vel", "borel": tiny,
+           "algo_params": {"meta_batch": 3, "batch_size": 8, "mb_replace": True, "sparse_rewards": False,
+                           "use_brac": True}}
+    env = SimpleNamespace(observation_space=SimpleNamespace(shape=(OBS,)), action_space=SimpleNamespace(shape=(ACT,)),
+                          context_reward=lambda r: r)
+    data = SimpleNamespace(train=buffer, test=buffer, train_tasks=[0, 1], obs_absmax=None)
+    torch.manual_seed(0)
+    m = BOReLMethod.from_config(cfg, data, env, torch.device("cpu"))
+    assert m.hp.decoder_input_prev_state and m.hp.rl.use_brac and m.hp.latent_size == 3  # env block, overrides, algo_params
+    rng, g = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    for _ in range(2):
+        plan = m.plan_iteration(rng, 2)
+        assert [tuple(p.shape) for p in plan[0]] == [(2,), (3,)]
+        for i, p in enumerate(plan):
+            stats = m.train_step(m.sample(p, g), with_stats=i == 1)
+    assert m.steps_done == 4 and set(stats) == set(m.progress_columns())
+    agent = BOReLMethod.load_agent(cfg, OBS, ACT, m.state_dict())
+    assert agent is not m.eval_agent() and isinstance(agent, BOReLAgent)
+    for k, v in m.eval_agent().state_dict().items():
+        assert torch.equal(v, agent.state_dict()[k])
+    rows = m.offline_context(buffer, torch.Generator().manual_seed(0))(torch.tensor([0, 1]), 3)
+    assert rows.shape == (2, 3, 2 * OBS + ACT + 1)
+    with pytest.raises(ConfigError, match="vae_meta_batch 3 exceeds the 2 training tasks"):
+        BOReLMethod.from_config({**cfg, "borel": {**tiny, "vae_meta_batch": 3},
+                                 "algo_params": {**cfg["algo_params"], "mb_replace": False}}, data, env, "cpu")

@@ -1,0 +1,108 @@
+"""BOReL's training as the generic loop drives it (the methods of the trainer seam's ``Trainer``).
+
+:class:`BOReLMethod` has every method of ``rlkit.trainers.base.Trainer`` (from_config, load_agent,
+plan_iteration, sample, train_step, steps_done, progress_columns, modules, state_dict,
+load_state_dict, eval_agent, offline_context) but does not import it, so it works before the seam
+lands. Registering it then is one line: make ``Trainer`` its base class (or register
+``type("BOReLMethod", (BOReLMethod, Trainer), {})``) and call ``register_trainer``.
+
+Settings: BOReL's own from rlkit/configs/borel/BOReL.json (the run's ``env_name`` block over
+``common``), overridden by the config's ``borel`` mapping; SAC/BRAC's regularisers and BRAC's switches
+from the run's ``algo_params`` (rlkit/defaults.py), like every method's; ``meta_batch``,
+``batch_size``, ``mb_replace`` and ``sparse_rewards`` from ``algo_params`` too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from rlkit.config import ConfigError
+from rlkit.torch import borel
+from rlkit.torch.hyperparams import CSROHyperParams
+
+VAE_COLUMNS = ["VAE Loss", "Reward Reconstruction Loss", "KL Loss"]
+RL_COLUMNS = ["QF Loss", "VF Loss", "Policy Loss", "Q Predictions Mean", "Log Pis Mean"]
+BRAC_COLUMNS = ["Dual Critic Loss", "div_estimate"]
+
+
+def hyperparams(cfg: Mapping) -> borel.BOReLHyperParams:
+    """BOReL's settings of a resolved config (see the module docstring)."""
+    hp = borel.BOReLHyperParams.preset(str(cfg["env_name"]), **dict(cfg.get("borel") or {}))
+    hp.rl = CSROHyperParams.from_config(cfg)
+    return hp
+
+
+class BOReLMethod:
+    """The BOReL step (rlkit.torch.borel.BOReLStep) with its sampler; ``algo_params.trainer: borel``."""
+
+    name = "borel"
+    updates_per_step = 1
+    memory_hint = ""
+
+    def __init__(self, cfg: Mapping, data: Any, env: Any, device: torch.device):
+        algo = cfg["algo_params"]
+        self.cfg, self.algo, self.data, self.device = cfg, algo, data, torch.device(device)
+        self.obs_dim, self.act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+        self.hp = hyperparams(cfg)
+        self.step = borel.BOReLStep(self.obs_dim, self.act_dim, self.hp, device=self.device)
+        self.context_reward = env.context_reward if algo.get("sparse_rewards") else None
+        self._train_ids = np.asarray(data.train_tasks)
+        if not algo["mb_replace"] and self.hp.vae_meta_batch > len(self._train_ids):
+            raise ConfigError(f"BOReL's vae_meta_batch {self.hp.vae_meta_batch} exceeds the {len(self._train_ids)} "
+                              "training tasks; lower it (borel.vae_meta_batch) or set algo_params.mb_replace=true")
+
+    @classmethod
+    def from_config(cls, cfg, data, env, device):
+        return cls(cfg, data, env, device)
+
+    @classmethod
+    def load_agent(cls, cfg, obs_dim, act_dim, trainer_state) -> borel.BOReLAgent:
+        agent = borel.BOReLAgent(int(obs_dim), int(act_dim), hyperparams(cfg))
+        agent.load_state_dict(trainer_state["networks"]["agent"])
+        return agent
+
+    # ------------------------------------------------------------------ data
+    def plan_iteration(self, rng: np.random.Generator, n_steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per step: (the VAE batch's ``vae_meta_batch`` task ids, the RL batch's ``meta_batch``), drawn from
+        the training tasks with ``mb_replace``."""
+        replace = bool(self.algo["mb_replace"])
+        plan = []
+        for _ in range(n_steps):
+            vae = rng.choice(self._train_ids, self.hp.vae_meta_batch, replace=replace)
+            rl = rng.choice(self._train_ids, self.algo["meta_batch"], replace=replace)
+            plan.append((torch.as_tensor(vae, device=self.device), torch.as_tensor(rl, device=self.device)))
+        return plan
+
+    def sample(self, plan, generator: torch.Generator) -> borel.BOReLBatch:
+        vae_tasks, rl_tasks = plan
+        return borel.sample_batch(self.data.train, vae_tasks, rl_tasks, self.hp, int(self.algo["batch_size"]),
+                                  generator=generator, context_reward=self.context_reward)
+
+    def offline_context(self, buffer, generator: torch.Generator):
+        return borel.offline_context(buffer, generator, self.context_reward)
+
+    # ------------------------------------------------------------------ the step and its state
+    def train_step(self, batch: borel.BOReLBatch, with_stats: bool = False) -> dict[str, torch.Tensor]:
+        return self.step.train_step(batch, with_stats=with_stats)
+
+    @property
+    def steps_done(self) -> int:
+        return self.step.num_steps
+
+    def progress_columns(self) -> list[str]:
+        return VAE_COLUMNS + RL_COLUMNS + (BRAC_COLUMNS if self.hp.rl.use_brac else [])
+
+    def modules(self):
+        return self.step.modules()
+
+    def state_dict(self) -> dict:
+        return self.step.state_dict()
+
+    def load_state_dict(self, state) -> None:
+        self.step.load_state_dict(state)
+
+    def eval_agent(self) -> borel.BOReLAgent:
+        return self.step.agent
