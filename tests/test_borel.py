@@ -377,3 +377,61 @@ def test_the_trainer_methods_drive_a_direct_training_loop_and_reload_the_agent(b
     with pytest.raises(ConfigError, match="vae_meta_batch 3 exceeds the 2 training tasks"):
         BOReLMethod.from_config({**cfg, "borel": {**tiny, "vae_meta_batch": 3},
                                  "algo_params": {**cfg["algo_params"], "mb_replace": False}}, data, env, "cpu")
+
+
+# ---------------------------------------------------------------- BOReL-RR, the reward-relabelling oracle
+
+
+def test_the_rr_preset_is_borel_with_relabelling_only():
+    base, rr = BOReLHyperParams.preset("point-robot"), BOReLHyperParams.preset("point-robot", "BOReL-RR")
+    assert not base.reward_relabelling and rr.reward_relabelling
+    assert {k: v for k, v in vars(rr).items() if k not in ("reward_relabelling", "rl")} == \
+        {k: v for k, v in vars(base).items() if k not in ("reward_relabelling", "rl")}
+    with pytest.raises(ConfigError, match="no BOReL preset 'BOReL-XX'"):
+        BOReLHyperParams.preset("point-robot", "BOReL-XX")
+
+
+def test_relabelled_episodes_keep_s_a_and_take_the_targets_true_outcome():
+    from rlkit.envs import make_env
+    from rlkit.torch.borel import relabelled_episodes
+    env = make_env("point-robot", n_tasks=6, max_episode_steps=20)
+    data = synthetic_offline_data([[5, 3], [4], [5, 5]], obs_dim=2, act_dim=2, task_ids=[0, 2, 5], seed=0)
+    buf = MultiTaskBuffer(data)
+    ep = relabelled_episodes(buf, torch.tensor([2, 5]), 30, env.relabel_outcomes, torch.tensor([0, 2, 5]),
+                             torch.Generator().manual_seed(0))
+    assert ep["obs"].shape[:2] == (2, 30)
+    real = ep["mask"]
+    target = torch.tensor([2, 5])[:, None, None].expand(real.shape)
+    nxt, r = env.relabel_outcomes(ep["obs"], ep["actions"], target)
+    torch.testing.assert_close(ep["rewards"][..., 0][real], r[real].float())
+    torch.testing.assert_close(ep["next_obs"][real], nxt[real].float())
+    assert (ep["rewards"][~real] == 0).all() and (ep["next_obs"][~real] == 0).all()
+    # the (s, a) come from every source task (synthetic obs[..., 0] is the source task id), the target's own included
+    sources = {int(x) for x in ep["obs"][..., 0][real].unique()}
+    assert sources == {0, 2, 5}
+    # the same (s, a) under another target give another reward: the relabelling is not the identity
+    other = env.relabel_outcomes(ep["obs"], ep["actions"], torch.zeros_like(target))[1]
+    assert not torch.allclose(other[real], r[real])
+
+
+def test_the_rr_trainer_refuses_an_env_without_a_true_step_and_trains_on_point_robot():
+    from types import SimpleNamespace
+
+    from rlkit.envs import make_env
+    from rlkit.trainers.borel import BOReLMethod
+    data_np = synthetic_offline_data([[5, 3], [4], [5, 5]], obs_dim=2, act_dim=2, task_ids=[0, 2, 5], seed=0)
+    buf = MultiTaskBuffer(data_np)
+    data = SimpleNamespace(train=buf, test=buf, train_tasks=[0, 2, 5], obs_absmax=None)
+    tiny = dict(variant="BOReL-RR", latent_size=3, gru_hidden_size=8, reward_decoder_layers=[6], net_sizes=[16],
+                vae_meta_batch=2, vae_episodes_per_task=2, rl_episodes_per_task=2, vae_train_steps=None,
+                policy_start_step=0)
+    cfg = {"env_name": "point-robot", "borel": tiny,
+           "algo_params": {"meta_batch": 2, "batch_size": 8, "mb_replace": False, "sparse_rewards": False}}
+    m = BOReLMethod.from_config(cfg, data, make_env("point-robot", n_tasks=6, max_episode_steps=20), "cpu")
+    assert m.hp.reward_relabelling and m.relabel is not None
+    rng, g = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    stats = m.train_step(m.sample(m.plan_iteration(rng, 1)[0], g), with_stats=True)
+    assert all(torch.isfinite(v) for v in stats.values())
+    cheetah = make_env("cheetah-vel", n_tasks=4)
+    with pytest.raises(ConfigError, match="BOReL-RR relabels rewards with the env's true step"):
+        BOReLMethod.from_config({**cfg, "env_name": "cheetah-vel"}, data, cheetah, "cpu")

@@ -40,7 +40,21 @@ from rlkit.torch.hyperparams import CSROHyperParams
 from rlkit.torch.networks import FlattenMlp, TanhGaussianPolicy, split_context
 from rlkit.trainers.agent import EvalAgent
 
-PRESET_PATH = Path(__file__).resolve().parents[1] / "configs" / "borel" / "BOReL.json"
+PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "borel"
+PRESET_PATH = PRESET_DIR / "BOReL.json"
+
+
+def _preset_values(variant: str, env_name: str) -> dict:
+    path = PRESET_DIR / f"{variant}.json"
+    if not path.is_file():
+        names = sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+        raise ConfigError(f"no BOReL preset {variant!r}; presets: {', '.join(names)} ({PRESET_DIR})")
+    presets = json.loads(path.read_text())
+    base = _preset_values(presets["extends"], env_name) if "extends" in presets else {}
+    envs = sorted(k for k in presets if k not in ("common", "extends") and not k.startswith("_"))
+    if "extends" not in presets and env_name not in envs:
+        raise ConfigError(f"BOReL has no preset for env {env_name!r}; presets: {', '.join(envs)}")
+    return {**base, **presets.get("common", {}), **presets.get(env_name, {})}
 
 
 # --------------------------------------------------------------------------- settings
@@ -76,6 +90,7 @@ class BOReLHyperParams:
     discount: float = 0.9
     reward_scale: float = 100.0
     carry_belief_across_episodes: bool = True
+    reward_relabelling: bool = False  # BOReL-RR, an oracle (the env's true step of other tasks)
     rl: CSROHyperParams = field(default_factory=CSROHyperParams)
 
     @classmethod
@@ -91,13 +106,11 @@ class BOReLHyperParams:
         return cls(**mine, rl=CSROHyperParams(**rest))
 
     @classmethod
-    def preset(cls, env_name: str, **overrides: Any) -> "BOReLHyperParams":
-        """The shipped preset of ``env_name`` (rlkit/configs/borel/BOReL.json: common, then the env's block)."""
-        presets = json.loads(PRESET_PATH.read_text())
-        if env_name not in presets or env_name in ("common",) or env_name.startswith("_"):
-            envs = sorted(k for k in presets if k not in ("common",) and not k.startswith("_"))
-            raise ConfigError(f"BOReL has no preset for env {env_name!r}; presets: {', '.join(envs)}")
-        return cls.from_mapping({**presets["common"], **presets[env_name], **overrides})
+    def preset(cls, env_name: str, variant: str = "BOReL", **overrides: Any) -> "BOReLHyperParams":
+        """The shipped preset of ``env_name``: rlkit/configs/borel/VARIANT.json's ``common`` block, then its
+        env block, over the blocks of the preset it ``extends`` (BOReL-RR extends BOReL)."""
+        values = _preset_values(variant, env_name)
+        return cls.from_mapping({**values, **overrides})
 
     @property
     def belief_dim(self) -> int:
@@ -309,17 +322,49 @@ class BOReLBatch:
     rl_index: torch.Tensor
 
 
+EPISODE_KEYS = ("obs", "actions", "rewards", "next_obs", "terminals", "mask")
+
+
+def relabelled_episodes(buffer, tasks, k: int, relabel, source_tasks, generator=None) -> dict:
+    """BOReL-RR (an oracle: it needs the env's true step): ``k`` whole episodes per task of ``tasks``, each
+    from a source task drawn uniformly from ``source_tasks`` (the task itself included), its (s, a) kept
+    and its (s', r) replaced by their outcome in the target task (``relabel(obs, actions, task_ids)`` ->
+    (next_obs, rewards), the env's ``relabel_outcomes``). Padded steps stay zero."""
+    tasks = torch.as_tensor(tasks)
+    source_tasks = torch.as_tensor(source_tasks)
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    pick = torch.randint(len(source_tasks), (len(tasks) * k,), generator=generator, device=gen_device)
+    src = source_tasks.to(gen_device)[pick]
+    ep = {key: v[:, 0].reshape(len(tasks), k, *v.shape[2:])
+          for key, v in buffer.sample_episodes(src, 1, generator=generator).items() if key in EPISODE_KEYS}
+    target = tasks.to(ep["obs"].device)[:, None, None].expand(ep["mask"].shape)
+    next_obs, rewards = relabel(ep["obs"], ep["actions"], target)
+    real = ep["mask"][..., None].to(ep["obs"].dtype)
+    ep["next_obs"] = next_obs.to(ep["obs"].dtype) * real
+    ep["rewards"] = rewards[..., None].to(ep["obs"].dtype) * real
+    return ep
+
+
 def sample_batch(buffer, vae_tasks, rl_tasks, hp: BOReLHyperParams, batch_size: int,
                  generator: Optional[torch.Generator] = None,
-                 context_reward: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> BOReLBatch:
+                 context_reward: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                 relabel: Optional[Callable] = None, source_tasks=None) -> BOReLBatch:
     """Whole episodes for the VAE and the RL batch, and ``batch_size`` transitions per RL task drawn
     uniformly (with replacement) among the real steps of its episodes. ``context_reward`` (sparse-reward
-    runs) replaces the reward the VAE sees, as the context of the other methods holds it."""
-    keys = ("obs", "actions", "rewards", "next_obs", "terminals", "mask")
-    vae = {k: v for k, v in buffer.sample_episodes(vae_tasks, hp.vae_episodes_per_task, generator=generator).items()
-           if k in keys}
-    rl = {k: v for k, v in buffer.sample_episodes(rl_tasks, hp.rl_episodes_per_task, generator=generator).items()
-          if k in keys}
+    runs) replaces the reward the VAE sees, as the context of the other methods holds it. With
+    ``hp.reward_relabelling`` (BOReL-RR) the episodes of both batches are :func:`relabelled_episodes`
+    from ``source_tasks`` with the env's step ``relabel``."""
+    keys = EPISODE_KEYS
+    if hp.reward_relabelling:
+        if relabel is None or source_tasks is None:
+            raise ValueError("BOReL-RR (reward_relabelling) needs the env's relabel_outcomes and the source tasks")
+        vae = relabelled_episodes(buffer, vae_tasks, hp.vae_episodes_per_task, relabel, source_tasks, generator)
+        rl = relabelled_episodes(buffer, rl_tasks, hp.rl_episodes_per_task, relabel, source_tasks, generator)
+    else:
+        vae = {k: v for k, v in buffer.sample_episodes(vae_tasks, hp.vae_episodes_per_task,
+                                                       generator=generator).items() if k in keys}
+        rl = {k: v for k, v in buffer.sample_episodes(rl_tasks, hp.rl_episodes_per_task,
+                                                      generator=generator).items() if k in keys}
     if context_reward is not None:
         vae["rewards"] = context_reward(vae["rewards"])
         rl["context_rewards"] = context_reward(rl["rewards"])
@@ -497,4 +542,4 @@ def offline_context(buffer, generator: Optional[torch.Generator] = None,
 
 
 __all__ = ["BOReLAgent", "BOReLBatch", "BOReLHyperParams", "BOReLStep", "BeliefEncoder", "PRESET_PATH",
-           "RewardDecoder", "elbo_loss", "elbo_terms", "kl_to_previous", "offline_context", "sample_batch"]
+           "RewardDecoder", "elbo_loss", "relabelled_episodes", "elbo_terms", "kl_to_previous", "offline_context", "sample_batch"]

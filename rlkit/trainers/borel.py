@@ -29,8 +29,11 @@ BRAC_COLUMNS = ["Dual Critic Loss", "div_estimate"]
 
 
 def hyperparams(cfg: Mapping) -> borel.BOReLHyperParams:
-    """BOReL's settings of a resolved config (see the module docstring)."""
-    hp = borel.BOReLHyperParams.preset(str(cfg["env_name"]), **dict(cfg.get("borel") or {}))
+    """BOReL's settings of a resolved config (see the module docstring); ``borel.variant`` names the
+    preset file (``BOReL``, or ``BOReL-RR``, the reward-relabelling oracle)."""
+    overrides = dict(cfg.get("borel") or {})
+    variant = str(overrides.pop("variant", "BOReL"))
+    hp = borel.BOReLHyperParams.preset(str(cfg["env_name"]), variant, **overrides)
     hp.rl = CSROHyperParams.from_config(cfg)
     return hp
 
@@ -50,6 +53,19 @@ class BOReLMethod:
         self.step = borel.BOReLStep(self.obs_dim, self.act_dim, self.hp, device=self.device)
         self.context_reward = env.context_reward if algo.get("sparse_rewards") else None
         self._train_ids = np.asarray(data.train_tasks)
+        self.relabel = None
+        if self.hp.reward_relabelling:  # BOReL-RR: refuse before training an env without a closed-form step
+            from rlkit.envs import RelabelUnsupported
+
+            try:
+                env.relabel_outcomes(torch.zeros(1, self.obs_dim), torch.zeros(1, self.act_dim),
+                                     torch.zeros(1, dtype=torch.long))
+            except RelabelUnsupported as exc:
+                raise ConfigError(f"BOReL-RR relabels rewards with the env's true step: {exc}") from None
+            if getattr(data, "obs_absmax", None) is not None:
+                raise ConfigError("BOReL-RR steps the env from stored states, which this dataset keeps normalized "
+                                  "(obs_absmax); use the BOReL preset")
+            self.relabel = env.relabel_outcomes
         if not algo["mb_replace"] and self.hp.vae_meta_batch > len(self._train_ids):
             raise ConfigError(f"BOReL's vae_meta_batch {self.hp.vae_meta_batch} exceeds the {len(self._train_ids)} "
                               "training tasks; lower it (borel.vae_meta_batch) or set algo_params.mb_replace=true")
@@ -79,7 +95,8 @@ class BOReLMethod:
     def sample(self, plan, generator: torch.Generator) -> borel.BOReLBatch:
         vae_tasks, rl_tasks = plan
         return borel.sample_batch(self.data.train, vae_tasks, rl_tasks, self.hp, int(self.algo["batch_size"]),
-                                  generator=generator, context_reward=self.context_reward)
+                                  generator=generator, context_reward=self.context_reward, relabel=self.relabel,
+                                  source_tasks=torch.as_tensor(self._train_ids))
 
     def offline_context(self, buffer, generator: torch.Generator):
         return borel.offline_context(buffer, generator, self.context_reward)
