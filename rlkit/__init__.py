@@ -26,3 +26,11 @@ from rlkit.errors import guard_startup as _guard_startup, started_as_cli as _sta
 
 if _started_as_cli():
     _guard_startup()
+
+
+def load(run_dir, itr=None, device="cpu", deterministic=True):
+    """A trained run's agent on one env: ``rlkit.load(run_dir).act(obs)`` (see :mod:`rlkit.evaluation.api`).
+    Imported on call, so ``import rlkit`` stays cheap and sets the defaults above before torch loads."""
+    from rlkit.evaluation.api import load as _load
+
+    return _load(run_dir, itr=itr, device=device, deterministic=deterministic)
