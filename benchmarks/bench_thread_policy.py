@@ -12,7 +12,9 @@ once, when torch loads it:
 * ``1 thread``: the baseline every busy ratio is against;
 * ``2 threads, torch's default``: torch imported before rlkit, OpenMP's own
   spin-then-sleep wait (what every run did before the policy);
-* ``2 threads, rlkit's policy``: rlkit imported first (every command does).
+* ``2 threads, rlkit's policy``: rlkit imported first (every command does);
+* ``2 threads, short spin``: torch's default wait with ``GOMP_SPINCOUNT=10000``
+  (spin briefly, then sleep), the alternative policy.
 
 Each is timed on the quiet machine and beside a competitor the script starts
 itself (a Python busy loop, one per ``--hold`` core), over ``--steps`` steps
@@ -35,10 +37,11 @@ import time
 
 STEP = "point-robot+c"
 QUICK_STEP = "point-robot"  # the smoke run's step: no dual critic
-VARIANTS = {  # name: (threads, import rlkit before torch)
-    "1 thread": (1, True),
-    "2 threads, torch's default": (2, False),
-    "2 threads, rlkit's policy": (2, True),
+VARIANTS = {  # name: (threads, import rlkit before torch, extra environment)
+    "1 thread": (1, True, {}),
+    "2 threads, torch's default": (2, False, {}),
+    "2 threads, rlkit's policy": (2, True, {}),
+    "2 threads, short spin": (2, False, {"GOMP_SPINCOUNT": "10000"}),  # the alternative: spin briefly, then sleep
 }
 BUSY_LOOP = "while True:\n    pass\n"
 
@@ -62,9 +65,9 @@ def _worker(threads: int, rlkit_first: bool, steps: int, step: str, warmup: int 
 
 
 def _run_variant(name: str, steps: int, step: str, warmup: int) -> dict:
-    threads, rlkit_first = VARIANTS[name]
+    threads, rlkit_first, extra = VARIANTS[name]
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **extra)
     code = (f"import json; from benchmarks.bench_thread_policy import _worker; "
             f"print(json.dumps(_worker({threads}, {rlkit_first}, {steps}, {step!r}, {warmup})))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -109,7 +112,7 @@ def main(argv=None) -> dict:
             rows.append({"condition": condition, "variant": name, "s_per_step": res["s_per_step"],
                          "omp_wait_policy": res["omp_wait_policy"], "load_before": load, "times_s": res["times_s"]})
     base = {r["condition"]: r["s_per_step"] for r in rows if r["variant"] == "1 thread"}
-    quiet_default = next(r["s_per_step"] for r in rows if r["condition"] == "quiet" and r["variant"].endswith("default"))
+    quiet_default = next(r["s_per_step"] for r in rows if r["condition"] == "quiet" and r["variant"] == "2 threads, torch's default")
     for r in rows:
         r["vs_1_thread"] = r["s_per_step"] / base[r["condition"]]
         r["vs_quiet_torch_default"] = r["s_per_step"] / quiet_default

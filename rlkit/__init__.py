@@ -8,8 +8,8 @@ Importing the package sets three process defaults:
   (osmesa, glfw) is kept;
 * OpenMP's waiting threads sleep (``OMP_WAIT_POLICY=PASSIVE``) instead of spinning. A spinning
   thread whose partner's core is held by another process stalls every parallel region: on a 2-core
-  machine a 2-thread step beside one busy core took 1.6x as long as one thread
-  (benchmarks/bench_thread_policy.py). OpenMP reads this once, when torch loads it, so it applies
+  machine a 2-thread step beside one busy core took 1.75x as long as one thread, and 1.1-1.16x
+  with this policy, for 4-8 % on a quiet machine (benchmarks/bench_thread_policy.py, docs/performance.md). OpenMP reads this once, when torch loads it, so it applies
   when ``rlkit`` is imported before ``torch`` (every command here does); one the user set is kept;
 * when one of the commands listed in :mod:`rlkit.cli` starts (and only then), Ctrl-C or SIGTERM
   during its imports (torch takes seconds) ends it in one line rather than a traceback:

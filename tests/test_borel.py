@@ -13,7 +13,7 @@ from rlkit.data.synthetic import synthetic_offline_data
 from rlkit.torch.borel import (BOReLAgent, BOReLHyperParams, BOReLStep, RewardDecoder, elbo_loss, kl_to_previous,
                                offline_context, sample_batch)
 from rlkit.torch.networks import build_context, split_context
-from rlkit.trainers.agent import EvalAgent, Transitions
+from rlkit.core.eval_agent import EvalAgent, Transitions
 
 OBS, ACT = 3, 2
 

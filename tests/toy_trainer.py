@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from rlkit.trainers import Trainer
-from rlkit.trainers.agent import EvalAgent
+from rlkit.core.eval_agent import EvalAgent
 
 NAME = "toy-bc"
 

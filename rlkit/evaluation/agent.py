@@ -1,7 +1,7 @@
 """"Infer z from the context, then act": the context-encoder methods as an evaluation agent.
 
 CSRO, FOCAL, offline PEARL, CORRO and UNICORN-SS are one adapter of the
-stateful contract (:class:`rlkit.trainers.agent.EvalAgent`):
+stateful contract (:class:`rlkit.core.eval_agent.EvalAgent`):
 :class:`ZContextAdapter` keeps the padded context and z, and re-infers z
 exactly where the CSRO paper's protocols do (the protocol's ``reinfer``), so
 their numbers are what they were when the protocols held z.
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from rlkit.core.precision import dtype_of
-from rlkit.trainers.agent import (ACT_PAIR, AFTER_EVALUATION, BEFORE_EVALUATION, CAPABILITIES, PER_TRANSITION,
+from rlkit.core.eval_agent import (ACT_PAIR, AFTER_EVALUATION, BEFORE_EVALUATION, CAPABILITIES, PER_TRANSITION,
                                   POSTERIOR_SPREAD, EvalAgent, Rollout, Transitions, ZContextModel)
 
 __all__ = ["ACT_PAIR", "CAPABILITIES", "PER_TRANSITION", "POSTERIOR_SPREAD", "ContextStore", "EvalAgent", "Rollout",

@@ -12,7 +12,7 @@ sub-env: every transition joins the context, the agent is told when an episode
 ends (a z-context model re-infers z then, once a path's worth of transitions is
 in), and ``reset(new_task=True)`` goes back to the prior. The agent is whatever
 :func:`~rlkit.evaluation.run_loader.load_run` returns, driven through
-:func:`~rlkit.evaluation.agent.as_eval_agent`, so any :class:`~rlkit.trainers.agent.EvalAgent` works unchanged.
+:func:`~rlkit.evaluation.agent.as_eval_agent`, so any :class:`~rlkit.core.eval_agent.EvalAgent` works unchanged.
 """
 
 from __future__ import annotations

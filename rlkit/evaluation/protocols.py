@@ -33,7 +33,7 @@ from gymnasium.vector import AutoresetMode
 from rlkit.config import load_defaults
 from rlkit.envs.vector import make_vector_env
 from rlkit.evaluation.agent import EvalAgent, Rollout, Transitions, ZContextModel, as_eval_agent
-from rlkit.trainers.agent import AFTER_EVALUATION, BEFORE_EVALUATION
+from rlkit.core.eval_agent import AFTER_EVALUATION, BEFORE_EVALUATION
 from rlkit.torch.networks import build_context, context_dim
 
 # What can enter the context (Protocol.context):
@@ -41,7 +41,7 @@ EXPLORATION = "exploration"  # every transition of the exploration episodes
 EVALUATION = "evaluation"  # every transition of the (deterministic, scored) evaluation episodes
 OFFLINE_DATA = "offline_data"  # before each evaluation episode, max_path_length draws from the task's offline data
 # When the CSRO paper re-infers z from the whole context (Protocol.reinfer; the ZContextAdapter follows it):
-# BEFORE_EVALUATION, AFTER_EVALUATION, defined with the agent's contract (rlkit.trainers.agent)
+# BEFORE_EVALUATION, AFTER_EVALUATION, defined with the agent's contract (rlkit.core.eval_agent)
 
 
 class Protocol:

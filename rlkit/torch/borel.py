@@ -13,7 +13,7 @@ docs/method.md §8 (BOReL) says what is taken from the authors' code and what di
 - :class:`BOReLStep`: per step one VAE update (while ``num_steps < vae_train_steps``) and one SAC
   update (once ``num_steps >= policy_start_step``) on transitions whose beliefs the current encoder
   computes without gradient: the RL losses never move the VAE.
-- :class:`BOReLAgent`: the evaluation agent (an :class:`rlkit.trainers.agent.EvalAgent`): its GRU
+- :class:`BOReLAgent`: the evaluation agent (an :class:`rlkit.core.eval_agent.EvalAgent`): its GRU
   steps after every transition it observes, under every protocol; it starts at the prior when a
   rollout starts and keeps its belief across the episodes of a rollout (BOReL's Bayes-adaptive MDP).
 
@@ -38,7 +38,7 @@ from rlkit.config import ConfigError
 from rlkit.torch import losses as L
 from rlkit.torch.hyperparams import CSROHyperParams
 from rlkit.torch.networks import FlattenMlp, TanhGaussianPolicy, split_context
-from rlkit.trainers.agent import EvalAgent
+from rlkit.core.eval_agent import EvalAgent
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "borel"
 PRESET_PATH = PRESET_DIR / "BOReL.json"

@@ -11,8 +11,9 @@ recurrent belief model updates after every observed step; a decision
 transformer keeps its prompt and its recent history; a context-encoder method
 infers z from its context (rlkit.evaluation.agent.ZContextAdapter).
 
-The contract sits with the trainers (:meth:`rlkit.trainers.base.Trainer.eval_agent`
-returns one), below the evaluation layer, so a trainer module can subclass it.
+The contract sits in the core layer, below the evaluation layer that drives it and
+below the trainers (:meth:`rlkit.trainers.base.Trainer.eval_agent` returns one) and
+the networks (rlkit.torch) that implement it, so any of them can subclass it.
 Optional speed-ups of a z-context model are declared, not probed: its
 ``capabilities`` set names them (:data:`PER_TRANSITION`, :data:`ACT_PAIR`,
 :data:`POSTERIOR_SPREAD`).
