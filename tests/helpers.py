@@ -58,3 +58,18 @@ def forget_data_fingerprint(run_dir: Path) -> None:
         state = torch.load(snap, map_location="cpu", weights_only=True)
         del state["data_fingerprint"]
         torch.save(state, snap)
+
+
+# The four tasks the buffer tests read from the small synthetic dataset below.
+SMALL_DATA_TASKS = [0, 3, 5, 6]
+
+
+def small_episodic_data(folder: Path):
+    """A small synthetic native dataset, loaded: 7 tasks, episodes of 1..10 steps (half end early in a fall,
+    so many are shorter than a sequence test's windows), 3 checkpoints; tasks SMALL_DATA_TASKS selected."""
+    from rlkit.data import load_offline_data
+    from rlkit.data.synthetic import write_synthetic_dataset
+
+    root = write_synthetic_dataset(folder / "ds", n_tasks=7, steps=[100, 200, 300], n_deterministic=1,
+                                   n_sampled=4, length=10, obs_dim=3, act_dim=2, early_end_prob=0.5, seed=11)
+    return load_offline_data(root, SMALL_DATA_TASKS, [100, 400, 100], n_trj=4)

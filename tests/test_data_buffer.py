@@ -9,16 +9,14 @@ import torch
 from rlkit.core.precision import computing_in
 from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data
 from rlkit.data.synthetic import write_synthetic_dataset
+from tests.helpers import SMALL_DATA_TASKS, small_episodic_data
 
-TASKS = [0, 3, 5, 6]
+TASKS = SMALL_DATA_TASKS
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = write_synthetic_dataset(tmp_path_factory.mktemp("buf") / "ds", n_tasks=7, steps=[100, 200, 300],
-                                   n_deterministic=1, n_sampled=4, length=10, obs_dim=3, act_dim=2,
-                                   early_end_prob=0.5, seed=11)
-    return load_offline_data(root, TASKS, [100, 400, 100], n_trj=4)
+    return small_episodic_data(tmp_path_factory.mktemp("buf"))
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit.data import DatasetError, MultiTaskBuffer, load_offline_data
-from rlkit.data.synthetic import synthetic_offline_data, write_synthetic_dataset
+from rlkit.data import DatasetError, MultiTaskBuffer
+from rlkit.data.synthetic import synthetic_offline_data
+from tests.helpers import SMALL_DATA_TASKS, small_episodic_data
 
-TASKS = [0, 3, 5, 6]
+TASKS = SMALL_DATA_TASKS
 KEYS = ("obs", "actions", "rewards", "next_obs", "terminals")
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    # episodes of 1..10 steps (half end early in a fall): many are shorter than the windows below
-    root = write_synthetic_dataset(tmp_path_factory.mktemp("seq") / "ds", n_tasks=7, steps=[100, 200, 300],
-                                   n_deterministic=1, n_sampled=4, length=10, obs_dim=3, act_dim=2,
-                                   early_end_prob=0.5, seed=11)
-    return load_offline_data(root, TASKS, [100, 400, 100], n_trj=4)
+    return small_episodic_data(tmp_path_factory.mktemp("seq"))
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ from rlkit.config import ConfigError
 from rlkit.torch import losses as L
 from rlkit.torch.hyperparams import CSROHyperParams
 from rlkit.torch.networks import FlattenMlp, TanhGaussianPolicy, split_context
+from rlkit.torch.step_state import StepState
 from rlkit.core.eval_agent import EvalAgent
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "borel"
@@ -381,7 +382,7 @@ def _flat_steps(x: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- the step
 
 
-class BOReLStep:
+class BOReLStep(StepState):
     """Networks, optimizers and one BOReL update on a :class:`BOReLBatch`."""
 
     def __init__(self, obs_dim: int, act_dim: int, hp: BOReLHyperParams, device: torch.device | str = "cpu"):
@@ -509,20 +510,6 @@ class BOReLStep:
             stats.update(self.rl_update(self.rl_transitions(batch.rl, batch.rl_index)))
         self.num_steps += 1
         return stats if with_stats else {}
-
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict:
-        return {"networks": {k: m.state_dict() for k, m in self.modules().items()},
-                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "alpha_var": self.alpha_var.detach().cpu(), "num_steps": self.num_steps}
-
-    def load_state_dict(self, state: Mapping) -> None:
-        for k, m in self.modules().items():
-            m.load_state_dict(state["networks"][k])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        self.alpha_var = state["alpha_var"].to(self.device)
-        self.num_steps = int(state["num_steps"])
 
 
 def offline_context(buffer, generator: Optional[torch.Generator] = None,

@@ -35,6 +35,7 @@ from rlkit.torch.networks import (
     make_v_network,
 )
 from rlkit.torch.optim import make_adam
+from rlkit.torch.step_state import StepState
 
 
 def describe(name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -147,7 +148,7 @@ class _Forward:
     v_pred: torch.Tensor
 
 
-class CSROTrainer:
+class CSROTrainer(StepState):
     """Networks, optimizers and the update of docs/method.md §5."""
 
     def __init__(self, obs_dim: int, action_dim: int, hp: CSROHyperParams, device: torch.device | str = "cpu"):
@@ -352,20 +353,3 @@ class CSROTrainer:
     def _soft_update(self) -> None:
         tau = self.hp.soft_target_tau
         torch._foreach_lerp_(list(self.target_vf.parameters()), list(self.vf.parameters()), tau)
-
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict:
-        return {
-            "networks": {k: m.state_dict() for k, m in self.modules().items()},
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "alpha_var": self.alpha_var.detach().cpu(),
-            "num_steps": self.num_steps,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        for k, m in self.modules().items():
-            m.load_state_dict(state["networks"][k])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        self.alpha_var = state["alpha_var"].to(self.device)
-        self.num_steps = int(state["num_steps"])
