@@ -68,13 +68,68 @@ def warn_if_default_py_beside(json_path: str | os.PathLike) -> None:
           file=sys.stderr)
 
 
+# A trainer's own settings form one config section (``borel.kl_weight=0.1``): valid keys, absent
+# unless a preset or an override writes them. A shipped trainer's section is read from its settings
+# tables, configs/trainers/NAME/VARIANT.json (data, so a config loads without importing the trainer);
+# a trainer from the user's code brings its own through rlkit.trainers.register_trainer.
+TRAINER_SETTINGS_DIR = REPO_CONFIG_DIR / "trainers"
+_TRAINER_SECTIONS: dict[str, Config] = {}
+
+
+def shipped_section(name: str) -> Config:
+    """The section of the shipped trainer ``name``: ``variant`` (the name of one of its tables,
+    configs/trainers/NAME/VARIANT.json) and every key of the tables' blocks (``common`` and one per env),
+    with its first value as the example that types it. ``{}`` for a name without tables."""
+    tables = sorted((TRAINER_SETTINGS_DIR / name).glob("*.json"))
+    if not tables:
+        return {}
+    section: Config = {"variant": tables[0].stem}
+    for table in tables:
+        for block, values in read_json_object(table).items():
+            if isinstance(values, Mapping) and not str(block).startswith("_"):
+                for key, value in values.items():
+                    section.setdefault(str(key), value)
+    return section
+
+
+def _sections() -> dict[str, Config]:
+    shipped = {d.name: shipped_section(d.name) for d in sorted(TRAINER_SETTINGS_DIR.glob("*")) if d.is_dir()}
+    return {**{k: v for k, v in shipped.items() if v}, **_TRAINER_SECTIONS}
+
+
+def register_config_section(name: str, example: Mapping[str, Any], *, replace: bool = False) -> None:
+    """Make ``NAME.KEY`` valid config keys, typed by ``example``'s values (a None value takes anything).
+
+    Called by :func:`rlkit.trainers.register_trainer` for a trainer's ``config_section``, so a method
+    from the user's own code brings its settings with it and a misspelt one is still refused. A name
+    that is a built-in key, or another trainer's section with other keys, is refused.
+    """
+    name = str(name)
+    if not name.isidentifier():
+        raise ValueError(f"config section {name!r} must be an identifier")
+    if name in _defaults.default_config or name in _defaults.optional_config:
+        raise ValueError(f"config section {name!r} is a built-in config key; choose another name")
+    taken = _sections().get(name)
+    if taken is not None and taken != dict(example) and not replace:
+        raise ValueError(f"config section {name!r} is already registered with other keys; pass replace=True")
+    _TRAINER_SECTIONS[name] = copy.deepcopy(dict(example))
+
+
+def unregister_config_section(name: str) -> None:
+    """Forget a section :func:`register_config_section` added (plug-ins and tests); a shipped one stays."""
+    _TRAINER_SECTIONS.pop(name, None)
+
+
 def load_defaults() -> tuple[Config, Config]:
-    """``(default_config, optional_config)``: fresh copies of :mod:`rlkit.defaults`.
+    """``(default_config, optional_config)``: fresh copies of :mod:`rlkit.defaults`, the registered
+    trainers' sections among the optional ones.
 
     Copies, so that a caller building a config in place never changes what the
     next caller gets.
     """
-    return copy.deepcopy(_defaults.default_config), copy.deepcopy(_defaults.optional_config)
+    optional = copy.deepcopy(_defaults.optional_config)
+    optional.update(copy.deepcopy(_sections()))
+    return copy.deepcopy(_defaults.default_config), optional
 
 
 # --------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_presets_read_the_shipped_file_and_refuse_unknowns():
     assert not pr.decoder_input_prev_state and pr.belief_dim == 10
     ch = BOReLHyperParams.preset("cheetah-vel")
     assert ch.decoder_input_prev_state and ch.decoder_input_action and ch.net_sizes == (256, 256)
-    assert not pr.rl.use_brac and BOReLHyperParams.preset("point-robot", use_brac=True).rl.use_brac
+    assert BOReLHyperParams.preset("point-robot", use_brac=True).rl.use_brac
     with pytest.raises(ConfigError, match="no preset"):
         BOReLHyperParams.preset("walker-rand-params")
     with pytest.raises(ConfigError, match="unknown training setting"):
@@ -236,6 +236,23 @@ def test_the_gru_belief_over_an_episode_equals_stepping_the_eval_agent(buffer):
     assert a.shape == (2, ACT) and torch.equal(fresh.act(torch.zeros(2, OBS), deterministic=True), a)
     z, var = fresh.belief()
     assert z.shape == var.shape == (2, hp.latent_size) and (var > 0).all()
+
+
+def test_infer_z_is_the_belief_mean_after_reading_each_padded_context_in_order(buffer):
+    """BOReL's task embedding for the context-shift diagnostics: a padded batch of contexts of lengths
+    0..W gives, for each, the belief mean the episode's first ``length`` steps give (the prior for 0)."""
+    torch.manual_seed(1)
+    agent = BOReLAgent(OBS, ACT, tiny_hp())
+    ep = buffer.sample_episodes([0], 1, generator=torch.Generator().manual_seed(4))
+    ep = {k: v[0, 0] for k, v in ep.items()}  # [W, .]
+    w = int(ep["mask"].sum())
+    mu, _ = agent.encoder.beliefs(ep["actions"][None], ep["next_obs"][None], ep["rewards"][None])
+    rows = build_context(ep["obs"], ep["actions"], ep["rewards"], ep["next_obs"], True)[:w]
+    lengths = torch.arange(w + 1)
+    padded = torch.stack([torch.cat([rows[:k], torch.full((w - k, rows.shape[-1]), 7.0)]) for k in range(w + 1)])
+    z = agent.infer_z(padded, lengths)
+    torch.testing.assert_close(z, mu[0, :w + 1], rtol=1e-6, atol=1e-6)  # padding never read: the 7s change nothing
+    torch.testing.assert_close(agent.infer_z(rows[None]), mu[0, w][None], rtol=1e-6, atol=1e-6)
 
 
 def test_rl_beliefs_are_the_episode_beliefs_at_t_and_t_plus_one(buffer):

@@ -563,10 +563,11 @@ def test_the_authors_dead_keys_load_with_a_note_and_are_refused_on_the_command_l
 def test_every_method_preset_fixes_every_method_defining_key():
     """Each objective's switch, the encoder's method switches and the variant settings of the objectives
     a preset turns on (the list comes from the objectives' registry, not typed here)."""
-    from rlkit.torch.objectives import preset_open_keys
+    from rlkit.trainers import trainer_of
 
     for name, preset in algo_presets().items():
-        assert preset_open_keys(json.loads(preset.read_text())) == [], name
+        values = json.loads(preset.read_text())
+        assert trainer_of(values).preset_open_keys(values) == [], name
 
 
 @pytest.mark.parametrize("algo_type,key,value", [

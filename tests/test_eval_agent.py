@@ -36,7 +36,12 @@ def _run(fn, protocol, agent):
               seed=3, record_trace=True)
 
 
-@pytest.mark.parametrize("preset", sorted(algo_presets()))
+# the z-context presets: the adapter is theirs (BOReL's agent is an EvalAgent itself, tests/test_borel.py)
+Z_CONTEXT_PRESETS = sorted(name for name in algo_presets()
+                           if load_config(REPO_POINT_ROBOT, [f"algo_type={name}"])["algo_params"]["trainer"] == "csro")
+
+
+@pytest.mark.parametrize("preset", Z_CONTEXT_PRESETS)
 @pytest.mark.parametrize("protocol", ALL_PROTOCOLS)
 def test_the_adapter_keeps_every_presets_protocol_numbers_bit_for_bit(preset, protocol):
     agent = preset_agent(preset)

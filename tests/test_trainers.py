@@ -19,20 +19,17 @@ TIMES = ("Train Time (s)", "(Previous) Eval Time (s)", "Epoch Time (s)", "Total 
 
 def test_an_unknown_trainer_is_one_line_naming_the_registered_ones():
     with pytest.raises(ConfigError) as err:
-        get_trainer("borel")
+        get_trainer("nope")
     message = str(err.value)
-    assert "\n" not in message and "'borel'" in message and "registered trainers: csro" in message
+    assert "\n" not in message and "'nope'" in message and "registered trainers: borel, csro" in message
     with pytest.raises(ConfigError, match="unknown algo_params.trainer 'nope'; registered trainers: .*csro"):
         load_run_config("point-robot", ["algo_params.trainer=nope"])
 
 
-def test_every_shipped_preset_names_a_registered_trainer_and_old_configs_are_csro():
-    from rlkit.config import algo_presets, load_config
+def test_a_config_written_before_the_trainer_key_is_csro():
     from rlkit.trainers import trainer_of
 
     assert "csro" in trainer_names() and get_trainer("csro") is CSROMethod
-    for preset in algo_presets():
-        assert trainer_of(load_config("point-robot", [f"algo_type={preset}"])) is CSROMethod, preset
     assert trainer_of({"algo_params": {}}) is CSROMethod  # a variant written before the key existed
 
 
@@ -57,11 +54,25 @@ def toy_registered():
     unregister_trainer(NAME)
 
 
-def _train(run, out, iterations, *extra):
+# Every trainer through one suite (in the style of SB3's tests over its MODEL_LIST): the shipped presets of
+# each registered trainer and the toy from user code. Each entry: the method's arguments, its tiny settings.
+TINY_BOREL = ["borel.latent_size=3", "borel.gru_hidden_size=8", "borel.net_sizes=[16,16]", "borel.vae_meta_batch=2",
+              "borel.vae_episodes_per_task=2", "borel.rl_episodes_per_task=2", "borel.vae_train_steps=1000",
+              "borel.policy_start_step=2"]
+METHODS = {
+    "toy": ([f"algo_params.trainer={NAME}"], []),
+    "CSRO": (["algo_type=CSRO"], ["algo_params.embedding_batch_size=16", "algo_params.embedding_mini_batch_size=16"]),
+    "BOReL": (["algo_type=BOReL"], TINY_BOREL),
+    "BOReL-RR": (["algo_type=BOReL-RR"], TINY_BOREL),
+}
+
+
+def _train(run, out, iterations, *extra, method="toy"):
     from rlkit.cli import meta_train as launch_experiment
 
+    args, tiny = METHODS[method]
     assert launch_experiment.main([
-        str(run.config), "--seed", "0", "--exp_name", "toy", f"algo_params.trainer={NAME}",
+        str(run.config), "--seed", "0", "--exp_name", "toy", *args, *tiny,
         f"algo_params.data_dir={run.data_dir}", f"util_params.base_log_dir={out}",
         "algo_params.train_epoch=[100,200,100]", "algo_params.eval_epoch=[100,200,100]", "algo_params.n_trj=2",
         f"algo_params.num_iterations={iterations}", "algo_params.num_train_steps_per_itr=3",
@@ -69,36 +80,85 @@ def _train(run, out, iterations, *extra):
     return out / "point-robot" / "toy" / "seed0"
 
 
-def test_a_toy_trainer_from_user_code_trains_resumes_and_is_read_back(tiny_csro_run, toy_registered, tmp_path):
+def test_every_shipped_method_preset_is_a_registered_trainer_with_its_section():
+    from rlkit.config import algo_presets, load_config, read_json_object
+    from rlkit.trainers import trainer_of
+
+    shipped = {name: read_json_object(path)["algo_params"]["trainer"] for name, path in algo_presets().items()}
+    assert set(shipped.values()) == {"csro", "borel"}
+    for preset, trainer in shipped.items():
+        cfg = load_config("point-robot", [f"algo_type={preset}"])
+        assert trainer_of(cfg) is get_trainer(trainer), preset
+    assert set(METHODS) - {"toy"} <= set(shipped) and {"csro", "borel"} == {shipped[m] for m in METHODS if m != "toy"}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_trainer_trains_resumes_exactly_reloads_and_is_read_back(method, tiny_csro_run, toy_registered,
+                                                                         tmp_path):
+    """Train, snapshot, kill and resume exactly (an unbroken run's rows), reload with ``weights_only``,
+    evaluate under the protocols, predict through rlkit.load, and roll the protocol video out."""
+    import rlkit
     from rlkit import evaluate
     from rlkit.evaluation.run_loader import load_run
+    from rlkit.trainers import trainer_of
 
-    whole = _train(tiny_csro_run, tmp_path / "whole", 2)
-    part = _train(tiny_csro_run, tmp_path / "part", 1)
-    _train(tiny_csro_run, tmp_path / "part", 2, "--resume", str(part))
+    whole = _train(tiny_csro_run, tmp_path / "whole", 2, method=method)
+    part = _train(tiny_csro_run, tmp_path / "part", 1, method=method)
+    _train(tiny_csro_run, tmp_path / "part", 2, "--resume", str(part), method=method)
     a, b = pd.read_csv(whole / "progress.csv"), pd.read_csv(part / "progress.csv")
-    assert list(a.columns) == list(b.columns) and "BC Loss" in a.columns and "Z mean eval0" not in a.columns
-    assert list(a["Epoch"]) == [0, 1] and list(a["Number of train steps total"]) == [3, 6]
+    assert list(a.columns) == list(b.columns) and list(a["Epoch"]) == [0, 1]
     same = [c for c in a.columns if c not in TIMES]
     pd.testing.assert_frame_equal(a[same], b[same])  # resumed exactly: the same rows as an unbroken run
     assert np.isfinite(a["Average_OnlineReturn_all_test_tasks"]).all()
-    assert json.loads((whole / "variant.json").read_text())["algo_params"]["trainer"] == NAME
+    variant = json.loads((whole / "variant.json").read_text())
+    cls = trainer_of(variant)
     state = torch.load(whole / "agent.pth", map_location="cpu", weights_only=True)
-    assert set(state["trainer"]["networks"]) == {"policy"}
+    assert state["trainer"]["networks"] and state["config"]["algo_params"]["trainer"] == cls.name
 
-    run = load_run(whole)  # the registry rebuilds the toy's agent, not a CSROAgent
-    assert isinstance(run.agent, ToyAgent)
-    torch.testing.assert_close(run.agent.linear.weight, state["trainer"]["networks"]["policy"]["linear.weight"])
+    run = load_run(whole)  # the registry rebuilds this trainer's agent
+    fresh = cls.load_agent(variant, int(state["obs_dim"]), int(state["act_dim"]), state["trainer"])
+    assert type(run.agent) is type(fresh)
+    for (name, p), (_, q) in zip(run.agent.state_dict().items(), fresh.state_dict().items()):
+        torch.testing.assert_close(p, q, msg=name)
     assert evaluate.main([str(whole), "--protocols", "online,offline,np_online", "--num_evals", "1"]) == 0
     assert any(whole.glob("eval_itr1.csv"))
+    if method != "toy":  # a trainer with a task embedding (CSRO's z, BOReL's belief mean) gets the z diagnostics
+        from rlkit import context_shift
 
-    from rlkit.cli import show_path  # the protocol video CLI rolls the toy's agent out under each protocol
+        assert context_shift.main([str(whole), "--draws", "2", "--num_evals", "1"]) == 0
+        assert json.loads((whole / "context_shift_itr1.json").read_text())["sources"]
+
+    import gymnasium as gym
+
+    agent = rlkit.load(whole)  # predict: adapt on one env's steps, actions in the env's own units
+    env = gym.make("rlkit.envs:csro/PointRobot-v0", task=agent.test_tasks[0])
+    obs, _ = env.reset(seed=0)
+    for _ in range(3):
+        action, _ = agent.predict(obs)
+        assert env.action_space.contains(np.asarray(action, dtype=env.action_space.dtype))
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        agent.observe(obs, action, reward, next_obs, terminated)
+        obs = next_obs
+
+    from rlkit.cli import show_path  # the protocol video CLI rolls this trainer's agent out under each protocol
 
     figs = tmp_path / "figs"
     assert show_path.main([str(tiny_csro_run.config), "--exp_name", "toy", "--base_log_dir", str(tmp_path / "whole"),
                            "--out", str(figs), "--video", "--video_task", str(run.test_tasks[0]), "--num_tasks", "1",
                            "--protocols", "offline,online,np_online"]) == 0
     assert (figs / f"protocols_task{run.test_tasks[0]}_itr1.gif").stat().st_size > 0
+
+
+def test_the_toy_trainer_from_user_code_writes_its_own_columns_and_networks(tiny_csro_run, toy_registered, tmp_path):
+    whole = _train(tiny_csro_run, tmp_path / "whole", 1)
+    a = pd.read_csv(whole / "progress.csv")
+    assert "BC Loss" in a.columns and "Z mean eval0" not in a.columns
+    assert json.loads((whole / "variant.json").read_text())["algo_params"]["trainer"] == NAME
+    state = torch.load(whole / "agent.pth", map_location="cpu", weights_only=True)
+    assert set(state["trainer"]["networks"]) == {"policy"}
+    run = __import__("rlkit.evaluation.run_loader", fromlist=["load_run"]).load_run(whole)
+    assert isinstance(run.agent, ToyAgent)
+    torch.testing.assert_close(run.agent.linear.weight, state["trainer"]["networks"]["policy"]["linear.weight"])
 
 
 def test_context_shift_refuses_in_one_line_a_run_whose_agent_has_no_task_embedding(tiny_csro_run, toy_registered,

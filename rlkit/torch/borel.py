@@ -41,7 +41,7 @@ from rlkit.torch.networks import FlattenMlp, TanhGaussianPolicy, split_context
 from rlkit.torch.step_state import StepState
 from rlkit.core.eval_agent import EvalAgent
 
-PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "borel"
+PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "trainers" / "borel"
 PRESET_PATH = PRESET_DIR / "BOReL.json"
 
 
@@ -108,7 +108,7 @@ class BOReLHyperParams:
 
     @classmethod
     def preset(cls, env_name: str, variant: str = "BOReL", **overrides: Any) -> "BOReLHyperParams":
-        """The shipped preset of ``env_name``: rlkit/configs/borel/VARIANT.json's ``common`` block, then its
+        """The shipped preset of ``env_name``: rlkit/configs/trainers/borel/VARIANT.json's ``common`` block, then its
         env block, over the blocks of the preset it ``extends`` (BOReL-RR extends BOReL)."""
         values = _preset_values(variant, env_name)
         return cls.from_mapping({**values, **overrides})
@@ -306,6 +306,22 @@ class BOReLAgent(nn.Module, EvalAgent):
 
     def belief(self):
         return self.mu.cpu().numpy(), torch.exp(self.logvar).cpu().numpy()
+
+    @torch.no_grad()
+    def infer_z(self, context: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The belief mean after the GRU has read each context's rows in order, from the prior:
+        BOReL's task embedding for the context-shift diagnostics (rlkit.context_shift). ``context``
+        [M, n, D] (rows laid out as :attr:`use_next_obs_in_context` says), ``lengths`` [M] the real
+        rows of each (padding after them, which a causal GRU never reads back); length 0 is the prior."""
+        m, n = context.shape[0], context.shape[1]
+        mu0, _, _ = self.encoder.prior(m, context.device, self.dtype)
+        if n == 0:
+            return mu0
+        parts = split_context(context.to(self.dtype), self.obs_dim, self.act_dim)
+        mu, _, _ = self.encoder.run(parts["actions"], parts["next_obs"], parts["rewards"])
+        lengths = torch.full((m,), n, device=context.device) if lengths is None else lengths.to(context.device)
+        last = mu[torch.arange(m, device=context.device), (lengths - 1).clamp(min=0)]
+        return torch.where((lengths > 0)[:, None], last, mu0)
 
 
 # --------------------------------------------------------------------------- data

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from rlkit.config import ConfigError
+from rlkit.config import ConfigError, register_config_section, unregister_config_section
 from rlkit.trainers.base import Trainer
 
 DEFAULT_TRAINER = "csro"  # what algo_params.trainer was before the key existed: every older run is CSRO's
@@ -34,13 +34,19 @@ def register_trainer(cls: type[Trainer], name: str | None = None, *, replace: bo
     if name in _TRAINERS and _TRAINERS[name] is not cls and not replace:
         raise ValueError(f"register_trainer: {name!r} is already {_TRAINERS[name].__qualname__}; "
                          "choose another name or pass replace=True")
+    if cls.config_section:  # its settings become valid config keys (rlkit.config.register_config_section)
+        register_config_section(cls.config_section, cls.config_defaults(), replace=replace)
     _TRAINERS[name] = cls
     return cls
 
 
 def unregister_trainer(name: str) -> None:
-    """Remove a registered trainer (for tests and plug-ins that registered one for a while)."""
-    _TRAINERS.pop(name, None)
+    """Remove a registered trainer (for tests and plug-ins that registered one for a while), with its
+    config section."""
+    cls = _TRAINERS.pop(name, None)
+    if cls is not None and cls.config_section and not any(
+            other.config_section == cls.config_section for other in _TRAINERS.values()):
+        unregister_config_section(cls.config_section)
 
 
 def trainer_names() -> tuple[str, ...]:
@@ -67,9 +73,11 @@ def trainer_of(cfg: Mapping) -> type[Trainer]:
     return get_trainer(trainer_name(cfg))
 
 
-from rlkit.trainers.csro import CSROMethod  # noqa: E402 (the shipped trainers, one line each)
+from rlkit.trainers.borel import BOReLMethod  # noqa: E402 (the shipped trainers, one line each)
+from rlkit.trainers.csro import CSROMethod  # noqa: E402
 
 register_trainer(CSROMethod)
+register_trainer(BOReLMethod)
 
-__all__ = ["DEFAULT_TRAINER", "Trainer", "CSROMethod", "get_trainer", "register_trainer", "trainer_name",
+__all__ = ["DEFAULT_TRAINER", "Trainer", "BOReLMethod", "CSROMethod", "get_trainer", "register_trainer", "trainer_name",
            "trainer_names", "trainer_of", "unregister_trainer"]

@@ -44,6 +44,15 @@ class Trainer(ABC):
     name: ClassVar[str]  # the registry key, the value of algo_params.trainer
     updates_per_step: int = 1  # sample + train_step pairs per counted step
     memory_hint: ClassVar[str] = ""  # appended to the refusal of a run its memory bound rules out
+    # The trainer's own settings as a config section (``borel.kl_weight=...``): registering the trainer
+    # makes ``SECTION.KEY`` valid keys, typed by :meth:`config_defaults` (None: no section).
+    config_section: ClassVar[str | None] = None
+
+    @classmethod
+    def config_defaults(cls) -> dict[str, Any]:
+        """An example value per key of :attr:`config_section` (its type is what the key accepts; a None
+        value accepts anything). Only the keys a preset or override writes appear in a run's config."""
+        return {}
 
     # ------------------------------------------------------------------ before a run
     @classmethod

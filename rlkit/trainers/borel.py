@@ -1,15 +1,10 @@
-"""BOReL's training as the generic loop drives it (the methods of the trainer seam's ``Trainer``).
+"""BOReL's training as the generic loop drives it: ``algo_params.trainer: borel`` (docs/method.md §8.5).
 
-:class:`BOReLMethod` has every method of ``rlkit.trainers.base.Trainer`` (from_config, load_agent,
-plan_iteration, sample, train_step, steps_done, progress_columns, modules, state_dict,
-load_state_dict, eval_agent, offline_context) but does not import it, so it works before the seam
-lands. Registering it then is one line: make ``Trainer`` its base class (or register
-``type("BOReLMethod", (BOReLMethod, Trainer), {})``) and call ``register_trainer``.
-
-Settings: BOReL's own from rlkit/configs/borel/BOReL.json (the run's ``env_name`` block over
-``common``), overridden by the config's ``borel`` mapping; SAC/BRAC's regularisers and BRAC's switches
-from the run's ``algo_params`` (rlkit/defaults.py), like every method's; ``meta_batch``,
-``batch_size``, ``mb_replace`` and ``sparse_rewards`` from ``algo_params`` too.
+Settings: BOReL's own from its settings table, rlkit/configs/trainers/borel/VARIANT.json (the run's
+``env_name`` block over ``common``; ``borel.variant`` names the table, BOReL or the BOReL-RR oracle),
+overridden by the config's ``borel`` section (``borel.kl_weight=0.1``); SAC/BRAC's regularisers and
+BRAC's switches from the run's ``algo_params`` (rlkit/defaults.py), like every method's;
+``meta_batch``, ``batch_size``, ``mb_replace`` and ``sparse_rewards`` from ``algo_params`` too.
 """
 
 from __future__ import annotations
@@ -19,9 +14,10 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from rlkit.config import ConfigError
+from rlkit.config import ConfigError, shipped_section
 from rlkit.torch import borel
 from rlkit.torch.hyperparams import CSROHyperParams
+from rlkit.trainers.base import Trainer
 
 VAE_COLUMNS = ["VAE Loss", "Reward Reconstruction Loss", "KL Loss"]
 RL_COLUMNS = ["QF Loss", "VF Loss", "Policy Loss", "Q Predictions Mean", "Log Pis Mean"]
@@ -38,12 +34,19 @@ def hyperparams(cfg: Mapping) -> borel.BOReLHyperParams:
     return hp
 
 
-class BOReLMethod:
+class BOReLMethod(Trainer):
     """The BOReL step (rlkit.torch.borel.BOReLStep) with its sampler; ``algo_params.trainer: borel``."""
 
     name = "borel"
-    updates_per_step = 1
-    memory_hint = ""
+    config_section = "borel"
+
+    @classmethod
+    def config_defaults(cls):
+        return shipped_section("borel")
+
+    @classmethod
+    def hparam_keys(cls):
+        return ("borel.variant", "algo_params.use_brac")  # the table's values are the variant's (written ones show too)
 
     def __init__(self, cfg: Mapping, data: Any, env: Any, device: torch.device):
         algo = cfg["algo_params"]
