@@ -19,6 +19,7 @@ BENCHMARKS = [
     "benchmarks.bench_sac_update",      # issue #4: batched SAC update vs per-task loop
     "benchmarks.bench_generation",      # issue #4: data-generation env steps/s vs one task at a time
     "benchmarks.bench_csro_step",       # issue #5: ms per CSRO meta-training step
+    "benchmarks.bench_method_steps",    # issue 29: every method preset's step against CSRO's
     "benchmarks.bench_thread_policy",   # issue 31: the step beside a held core, per thread policy
     "benchmarks.bench_relabel",         # CORRO-relabel's negatives: queried rows vs the whole context
     "benchmarks.bench_eval",            # issue #6: one evaluation pass, batched vs sequential

@@ -684,11 +684,11 @@ _NON_NEGATIVE = (
 
 _POSITIVE_RATES = ("policy_lr", "qf_lr", "vf_lr", "context_lr", "c_lr", "reward_scale", "corro_temperature",
                    "corro_batch_size", "corro_negatives", "corro_cvae_hidden_size", "corro_cvae_latent_size",
-                   "corro_cvae_lr", "unicorn_decoder_hidden_size")
+                   "corro_cvae_lr", "unicorn_decoder_hidden_size", "unicorn_classifier_hidden_size")
 _NON_NEGATIVE_WEIGHTS = ("alpha_lr", "kl_lambda", "z_loss_weight", "club_model_loss_weight", "club_loss_weight",
                          "alpha_init", "alpha_max", "policy_mean_reg_weight", "policy_std_reg_weight",
                          "policy_pre_activation_weight", "corro_loss_weight", "corro_cvae_kl_weight",
-                         "unicorn_recon_weight")
+                         "unicorn_recon_weight", "unicorn_classifier_weight")
 CORRO_NEGATIVES = ("cvae", "relabel")  # where CORRO's negatives' outcomes come from (rlkit/torch/objectives/corro.py)
 
 

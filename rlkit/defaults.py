@@ -95,6 +95,10 @@ default_config = dict(
         use_unicorn_decoder=False,  # [ours] UNICORN-SS: train the encoder with a decoder's likelihood of (r, s' - s) given (s, a, z) (docs/method.md §8.3)
         unicorn_recon_weight=1.0,  # [ours] weight of the reconstruction term in the encoder loss (UNICORN's 1, beside 0.15 on the metric)
         unicorn_decoder_hidden_size=64,  # [ours] hidden units of each of the decoder's 2 layers (UNICORN's 64)
+        use_unicorn_classifier=False,  # [ours] UNICORN-SUP: train the encoder with a classifier's cross-entropy of the task label given each transition's z (docs/method.md §8.3)
+        unicorn_classifier_weight=1.0,  # [ours] weight of the classifier's cross-entropy in the encoder loss
+        unicorn_classifier_hidden_size=64,  # [ours] hidden units of the classifier's one hidden layer
+        unicorn_classifier_classes=0,  # [ours] the classifier's classes, one per task id; 0: env_params.n_tasks
         use_next_obs_in_context=False,  # context transitions include s' (needed when tasks differ in dynamics)
         allow_backward_z=False,  # let the Q loss train the encoder through z
         true_gradient_penalty=False,  # [ours] dual-critic penalty on the gradient at the interpolate (BRAC paper) instead of the reference's penalty on the critic value (docs/method.md §5.3)
@@ -116,7 +120,7 @@ default_config = dict(
         wandb=False,  # also log each run to Weights & Biases (pip install wandb; --wandb sets it)
         dtype="float32",  # [ours] what networks and batches compute in: float32, or float64 (runs on different CPUs agree to ~1e-10 instead of up to ~10% in small statistics; the golden tests use it)
     ),
-    algo_type="CSRO",  # method preset from configs/algos/ (CSRO, FOCAL, offline-PEARL, CORRO, UNICORN-SS), applied over the env JSON
+    algo_type="CSRO",  # method preset from configs/algos/ (CSRO, FOCAL, offline-PEARL, CORRO, UNICORN-SS, UNICORN-SUP, BOReL, ...), applied over the env JSON
 )
 
 # Keys that are valid but absent by default: they are passed to the env constructor,

@@ -588,6 +588,6 @@ def test_a_preset_that_leaves_a_method_key_open_is_refused(tmp_path, monkeypatch
     open_preset = tmp_path / "MINE.json"
     open_preset.write_text(json.dumps({"algo_params": {"use_FOCAL_cl": True, "use_club": False, "use_corro": True}}))
     monkeypatch.setattr(meta_train, "algo_presets", lambda: {"MINE": open_preset})
-    with pytest.raises(ConfigError, match=r"MINE.json' does not fix use_information_bottleneck, use_unicorn_decoder, "
+    with pytest.raises(ConfigError, match=r"MINE.json' does not fix use_information_bottleneck, use_unicorn_decoder, use_unicorn_classifier, "
                                           r"allow_backward_z, normalize_transition_z, corro_negatives_from"):
         meta_train.check_method_preset("MINE")

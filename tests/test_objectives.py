@@ -17,7 +17,8 @@ from tests.test_csro_step import ACT, OBS, changed, make_batch, snapshot
                                           ("FOCAL", ["distance_metric"]),
                                           ("offline-PEARL", ["information_bottleneck"]),
                                           ("CORRO", ["corro"]),
-                                          ("UNICORN-SS", ["distance_metric", "unicorn_decoder"])])
+                                          ("UNICORN-SS", ["distance_metric", "unicorn_decoder"]),
+                                          ("UNICORN-SUP", ["unicorn_classifier"])])
 def test_each_preset_switches_on_its_objectives(preset, names):
     cfg = load_config(REPO_CONFIG_DIR / "point-robot.json", [f"algo_type={preset}"])
     hp = CSROHyperParams.from_config(cfg)
@@ -210,6 +211,41 @@ def test_unicorn_decoder_reads_each_tasks_z_and_trains_jointly_with_the_encoder(
     before = snapshot(tr2)
     tr2.train_step(make_batch(hp2))
     assert {"encoder", "unicorn_decoder"} <= changed(before, tr2)
+
+
+# ---------------------------------------------------------------- UNICORN-SUP (objectives/unicorn_classifier.py)
+def test_unicorn_classifier_is_the_cross_entropy_of_each_transitions_task_label_written_out():
+    tr, hp = _trainer("UNICORN-SUP")
+    assert hp.unicorn_classifier_classes == 40  # 0 in the config: one class per point-robot task id
+    clf = tr.objective("unicorn_classifier")
+    batch = make_batch(hp)
+    batch.task_ids = torch.tensor([3, 17, 3, 39])[: batch.task_ids.shape[0]]
+    enc = _encoded(tr, batch)
+    term, stats = clf.loss(enc)
+    z_t = enc.z_t
+    rows, hits = [], 0
+    for t in range(z_t.shape[0]):
+        for n in range(z_t.shape[1]):
+            logits = clf.classifier(z_t[t, n])
+            label = int(batch.task_ids[t])
+            rows.append(torch.logsumexp(logits, 0) - logits[label])  # -log softmax(logits)[label]
+            hits += int(logits.argmax()) == label
+    torch.testing.assert_close(term, hp.unicorn_classifier_weight * sum(rows) / len(rows))
+    torch.testing.assert_close(stats["Classifier Accuracy"], torch.tensor(hits / len(rows), dtype=term.dtype))
+    term.backward()  # the term reaches the encoder and the classifier, nothing else
+    grads = {name for name, m in tr.modules().items() for p in m.parameters() if p.grad is not None}
+    assert grads == {"agent", "unicorn_classifier"}
+    assert all(p.grad is None for p in tr.agent.policy.parameters())
+    tr2, hp2 = _trainer("UNICORN-SUP")  # a step moves the classifier with the encoder (stepped jointly)
+    before = snapshot(tr2)
+    tr2.train_step(make_batch(hp2))
+    assert {"encoder", "unicorn_classifier"} <= changed(before, tr2)
+
+
+def test_unicorn_classifier_refuses_a_task_id_without_a_class():
+    tr, hp = _trainer("UNICORN-SUP", unicorn_classifier_classes=2)
+    with pytest.raises(ValueError, match="task id 3 has no class among unicorn_classifier_classes=2"):
+        tr.objective("unicorn_classifier").loss(_encoded(tr, make_batch(hp)))
 
 
 def _trainer(preset, **kw):

@@ -51,4 +51,6 @@ class CSROHyperParams(SimpleNamespace):
         names = dict(_step_defaults())
         algo = {k: v for k, v in dict(cfg.get("algo_params", {})).items() if k in names}
         top = {k: cfg[k] for k in ("latent_size", "net_size") if k in cfg}
+        if not algo.get("unicorn_classifier_classes") and "n_tasks" in (cfg.get("env_params") or {}):
+            algo["unicorn_classifier_classes"] = int(cfg["env_params"]["n_tasks"])  # one class per task id
         return cls(**top, **algo)

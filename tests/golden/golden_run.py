@@ -38,7 +38,9 @@ VOLATILE = ("Time (s)", "time/")
 # (CLUB + FOCAL, no BRAC); "csro-brac" also exercises the dual critic, the value
 # penalty and alpha's update; "focal" and "offline-pearl" are the other presets
 # (configs/algos/), the latter covering the information bottleneck and Q -> encoder; "corro" and
-# "unicorn-ss" the CORRO (InfoNCE + CVAE negatives) and UNICORN-SS (jointly trained decoder) objectives.
+# "unicorn-ss" the CORRO (InfoNCE + CVAE negatives) and UNICORN-SS (jointly trained decoder) objectives,
+# "unicorn-sup" UNICORN-SUP's classifier; "borel" the other trainer (rlkit.trainers.borel), its VAE stage
+# overlapping its SAC stage so that both show in 15 steps.
 VARIANTS: dict[str, list[str]] = {
     "csro": [],
     "csro-brac": ["algo_params.use_brac=1", "algo_params.use_value_penalty=1", "algo_params.alpha_init=5.0"],
@@ -46,6 +48,10 @@ VARIANTS: dict[str, list[str]] = {
     "offline-pearl": ["algo_type=offline-PEARL"],
     "corro": ["algo_type=CORRO", "algo_params.corro_batch_size=8", "algo_params.corro_negatives=4"],
     "unicorn-ss": ["algo_type=UNICORN-SS"],
+    "unicorn-sup": ["algo_type=UNICORN-SUP"],
+    "borel": ["algo_type=BOReL", "borel.latent_size=3", "borel.gru_hidden_size=8", "borel.net_sizes=[16,16]",
+              "borel.vae_meta_batch=2", "borel.vae_episodes_per_task=2", "borel.rl_episodes_per_task=2",
+              "borel.vae_train_steps=10", "borel.policy_start_step=5"],
 }
 
 GENERATOR = ["--preset", "train_quick", "--no-progress", "--seed", "3", "num_train_steps=300", "num_seed_steps=100",
@@ -94,9 +100,14 @@ def golden_path(name: str) -> Path:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--write", action="store_true", help="overwrite the committed golden CSVs")
+    p.add_argument("--only", default=None, help="comma-separated variants (default: all), e.g. a new one's table")
     args = p.parse_args(argv)
+    variants = tuple(args.only.split(",")) if args.only else tuple(VARIANTS)
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        p.error(f"unknown variant {unknown[0]!r}; variants: {', '.join(VARIANTS)}")
     with tempfile.TemporaryDirectory() as tmp:
-        tables = golden_tables(Path(tmp))
+        tables = golden_tables(Path(tmp), variants)
     for name, df in tables.items():
         if args.write:
             df.to_csv(golden_path(name), index=False, float_format=FLOAT_FORMAT)

@@ -13,6 +13,7 @@ from rlkit.torch.objectives.corro import CorroObjective
 from rlkit.torch.objectives.distance_metric import DistanceMetricObjective
 from rlkit.torch.objectives.information_bottleneck import InformationBottleneckObjective
 from rlkit.torch.objectives.unicorn import UnicornDecoderObjective
+from rlkit.torch.objectives.unicorn_classifier import UnicornClassifierObjective
 
 OBJECTIVES: tuple[type[RepresentationObjective], ...] = (
     ClubObjective,
@@ -20,6 +21,7 @@ OBJECTIVES: tuple[type[RepresentationObjective], ...] = (
     InformationBottleneckObjective,
     CorroObjective,
     UnicornDecoderObjective,
+    UnicornClassifierObjective,
 )
 
 
@@ -53,4 +55,5 @@ def build_objectives(obs_dim: int, action_dim: int, hp, device) -> list[Represen
 
 __all__ = ["OBJECTIVES", "ENCODER_METHOD_KEYS", "EncodedBatch", "preset_open_keys", "RepresentationObjective", "Stats", "build_objectives", "method_keys",
            "ClubObjective", "CorroObjective",
-           "DistanceMetricObjective", "InformationBottleneckObjective", "UnicornDecoderObjective"]
+           "DistanceMetricObjective", "InformationBottleneckObjective", "UnicornClassifierObjective",
+           "UnicornDecoderObjective"]
