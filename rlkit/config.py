@@ -591,6 +591,17 @@ def algo_presets() -> dict[str, Path]:
     return {p.stem: p for p in sorted(ALGO_CONFIG_DIR.glob("*.json"))}
 
 
+def preset_oracle(name: str) -> str | None:
+    """Why a method preset is an oracle (its ``_oracle`` text), or None for one that uses only what an offline
+    learner has. An oracle reads something the offline setting withholds (BOReL-RR: the env's reward of other
+    tasks), so tables show it apart from the methods it would otherwise be ranked with."""
+    path = algo_presets().get(name)
+    if path is None:
+        return None
+    note = read_json_object(path).get("_oracle")
+    return str(note) if note else None
+
+
 def apply_algo_preset(cfg: Config, schema: _Schema | None = None) -> Config:
     """Merge the preset named by ``cfg["algo_type"]`` into ``cfg`` (in place).
 

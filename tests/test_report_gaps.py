@@ -7,7 +7,7 @@ import pytest
 
 from rlkit.config import ConfigError
 from rlkit.reproduce.plan import PLAN_DIR, Plan, load_plan
-from rlkit.reproduce.report import gap_rows, return_at
+from rlkit.reproduce.report import SHIFT_SOURCES, gap_rows, return_at
 
 
 def _record(seed: int, offline: list, np_online: list, window: int = 3) -> dict:
@@ -45,3 +45,32 @@ def test_report_steps_must_rise(tmp_path):
                    encoding="utf-8")
     with pytest.raises(ConfigError, match="report_steps must be a rising list"):
         load_plan(bad)
+
+
+def _full_record(method: str, seed: int, final: float, shift: bool, train_s: float = 60.0) -> dict:
+    """A record the page can summarise (no config to find its dataset by: no reference returns)."""
+    rec = _record(seed, [final] * 3, [final] * 3)
+    rec.update(method=method, train_steps=600, dataset={}, final={p: final for p in ("online", "offline", "np_online")},
+               wall_time_s={"train": train_s, "eval": 10.0, "context_shift": 0.0},
+               context_shift={"sources": {s: {"accuracy": 0.5, "shift_ratio": 0.25}
+                                          for s in SHIFT_SOURCES}} if shift else {})
+    return rec
+
+
+def test_the_page_shows_oracles_apart_na_without_a_task_embedding_and_the_cost_per_step():
+    """BOReL-RR (its preset's _oracle) gets its own table below the ranked methods; a method whose records hold
+    no context-shift diagnostics reads n/a, not nan; every row gives training's ms per step."""
+    from rlkit.config import preset_oracle
+    from rlkit.reproduce.report import markdown
+
+    assert preset_oracle("BOReL-RR") and preset_oracle("BOReL") is None and preset_oracle("CSRO") is None
+    plan = Plan(env="point-robot", scale="x", config=Path("c.json"), description="d", dataset=None,
+                methods=["CSRO", "BOReL", "BOReL-RR"], seeds=[0], train_overrides=[])
+    recs = [_full_record("CSRO", 0, -5.0, True, train_s=120.0), _full_record("BOReL", 0, -9.0, False),
+            _full_record("BOReL-RR", 0, -4.0, True)]
+    page = markdown(plan, recs, None, "cmd")
+    ranked, _, rest = page.partition("Oracles, apart")
+    assert "| CSRO |" in ranked and "| BOReL |" in ranked and "| BOReL-RR | 0" not in ranked
+    assert rest.index("| BOReL-RR | 0") < rest.index("Context-shift diagnostics")
+    assert "| CSRO | 0 | -5.0 | -5.0 | -5.0 | 600 | 200 |" in page  # 120 s over 600 steps
+    assert "| BOReL | n/a (no task embedding) |" in page and "nan" not in page

@@ -921,3 +921,24 @@ def test_a_report_figure_rebuilt_with_other_font_tools_leaves_its_pdf_as_it_was(
     first = {ext: (tmp_path / f"plan.{ext}").read_bytes() for ext in ("png", "pdf")}
     plot_curves(plan, records, tmp_path / "plan.png")
     assert {ext: (tmp_path / f"plan.{ext}").read_bytes() for ext in ("png", "pdf")} == first
+
+
+def test_method_overrides_reach_only_their_method_and_cannot_change_the_length(tmp_path):
+    """A method's own settings (BOReL's VAE stage) go to its runs alone; a method the plan lacks, or one
+    that would train for other steps than the rest, is refused in one line."""
+    path = tiny_plan(tmp_path)
+    text = path.read_text().replace("methods: [CSRO, FOCAL]", "methods: [CSRO, BOReL]")
+    path.write_text(text + 'method_overrides:\n  BOReL: ["borel.vae_train_steps=7", "borel.policy_start_step=7"]\n')
+    plan = load_plan(path)
+    assert plan.resolved_config("BOReL")["borel"] == {"variant": "BOReL", "vae_train_steps": 7, "policy_start_step": 7}
+    assert "borel" not in plan.resolved_config("CSRO")
+    run = plan.run_overrides("BOReL", tmp_path / "d", tmp_path / "o")
+    assert run[-2:] == ["borel.vae_train_steps=7", "borel.policy_start_step=7"]
+    assert not any(o.startswith("borel.") for o in plan.run_overrides("CSRO", tmp_path / "d", tmp_path / "o"))
+    for bad, message in (('  FOCAL: ["algo_params.batch_size=8"]\n', "names 'FOCAL', which is not among"),
+                         ('  BOReL: ["algo_params.num_iterations=9"]\n', "may not set 'algo_params.num_iterations=9'"),
+                         ('  BOReL: ["algo_type=CSRO"]\n', "may not set algo_type")):
+        path.write_text(text + "method_overrides:\n" + bad)
+        with pytest.raises(ConfigError, match=message) as err:
+            load_plan(path)
+        assert "\n" not in str(err.value)

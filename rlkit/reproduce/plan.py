@@ -36,9 +36,12 @@ PLAN_DIR = REPO_CONFIG_DIR / "reproduce"
 # another's label, one seed under another's, or read and write elsewhere than the plan's folders.
 RUNNER_KEYS = ("algo_type", "util_params.exp_name", "seed", "seed_list", "algo_params.data_dir",
                "util_params.base_log_dir")
+# every method of a plan trains for as many steps: its table compares them at one length
+SAME_LENGTH_KEYS = ("algo_params.num_iterations", "algo_params.num_train_steps_per_itr")
 MAX_SEED = 2**32 - 1  # numpy's and the generators' seeds are 32-bit
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-_KEYS = {"env", "scale", "config", "description", "dataset", "methods", "seeds", "train_overrides", "parallel",
+_KEYS = {"env", "scale", "config", "description", "dataset", "methods", "seeds", "train_overrides",
+         "method_overrides", "parallel",
          "threads_per_run", "final_window", "context_shift_draws", "reductions", "paper", "claims", "report_steps"}
 
 
@@ -65,6 +68,9 @@ class Plan:
     methods: list[str]
     seeds: list[int]
     train_overrides: list[str]
+    # per method, overrides after train_overrides: a method's own settings (BOReL's VAE stage), which
+    # another method's config does not carry
+    method_overrides: dict[str, list[str]] = field(default_factory=dict)
     parallel: int = 1
     threads_per_run: int = 0  # 0: let torch decide
     final_window: int = 3
@@ -93,7 +99,11 @@ class Plan:
 
     def run_overrides(self, method: str, data_dir: Path, base_log_dir: Path) -> list[str]:
         return [f"algo_type={method}", f"util_params.exp_name={method}", f"algo_params.data_dir={data_dir}",
-                f"util_params.base_log_dir={base_log_dir}", *self.train_overrides]
+                f"util_params.base_log_dir={base_log_dir}", *self.overrides_of(method)]
+
+    def overrides_of(self, method: str) -> list[str]:
+        """The plan's training overrides of ``method``'s runs: train_overrides, then its method_overrides."""
+        return [*self.train_overrides, *self.method_overrides.get(method, [])]
 
     def select_methods(self, methods: list[str] | None) -> list[str]:
         """The plan's methods in plan order, or the named subset of them (``--methods``)."""
@@ -115,7 +125,7 @@ class Plan:
         return [s for s in self.seeds if s in seeds]
 
     def resolved_config(self, method: str) -> dict:
-        return load_config(self.config, [f"algo_type={method}", *self.train_overrides])
+        return load_config(self.config, [f"algo_type={method}", *self.overrides_of(method)])
 
 
 def available_plans() -> list[str]:
@@ -252,6 +262,24 @@ def _train_overrides(value: Any, where: str) -> list[str]:
     return overrides
 
 
+def _method_overrides(value: Any, methods: Any, where: str) -> dict[str, list[str]]:
+    """``{METHOD: [KEY=VALUE, ...]}`` for methods of the plan, checked as train_overrides are."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: method_overrides must map a method to its overrides, got {value!r}")
+    known = list(methods) if isinstance(methods, list) else []
+    for method in value:
+        if method not in known:
+            raise ConfigError(f"{where}: method_overrides names {method!r}, which is not among the plan's methods "
+                              f"({', '.join(map(str, known))})")
+    out = {str(m): _train_overrides(v, f"{where} (method_overrides of {m})") for m, v in value.items()}
+    for m, texts in out.items():
+        for text in texts:
+            if parse_override(text)[0] in SAME_LENGTH_KEYS:
+                raise ConfigError(f"{where}: method_overrides of {m} may not set {text!r}: every method of a plan "
+                                  "trains for the same steps (set it in train_overrides, or make another plan)")
+    return out
+
+
 def _reductions(value: Any, where: str) -> list[dict]:
     if not isinstance(value, list) or not all(isinstance(r, dict) and set(r) <= {"what", "why"} for r in value):
         raise ConfigError(f"{where}: reductions must be a list of {{what: ..., why: ...}}, got {value!r}")
@@ -315,6 +343,7 @@ def load_plan(path: Path, _seen: tuple[Path, ...] = ()) -> Plan:
                 dataset=dataset, dataset_config=dataset_config, dataset_plan=dataset_plan,
                 methods=_methods(raw["methods"], where), seeds=_seeds(raw["seeds"], where),
                 train_overrides=_train_overrides(raw.get("train_overrides", []), where),
+                method_overrides=_method_overrides(raw.get("method_overrides", {}), raw.get("methods"), where),
                 parallel=_int(raw.get("parallel", 1), "parallel", where, 1),
                 threads_per_run=_int(raw.get("threads_per_run", 0), "threads_per_run", where, 0),
                 final_window=_int(raw.get("final_window", 3), "final_window", where, 1),

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from rlkit import plot as rplot
 from rlkit.behavior.config import compose_sac_config
+from rlkit.config import preset_oracle
 from rlkit.data import DatasetError
 from rlkit.data.native import generator_clash, read_metadata
 from rlkit.data.profile import KINDS, reference_for
@@ -142,6 +143,9 @@ def summarise(plan: Plan, records: list[dict]) -> dict:
         row["seeds"] = sorted(r["seed"] for r in recs)
         row["wall_min"] = float(np.mean([sum(r["wall_time_s"].values()) for r in recs]) / 60)
         row["steps"] = int(recs[0]["train_steps"])
+        # training's own cost, evaluation and diagnostics apart: comparable across methods of one plan
+        row["ms_per_step"] = float(np.mean([1e3 * r["wall_time_s"]["train"] / max(1, r["train_steps"]) for r in recs]))
+        row["has_shift"] = any(r.get("context_shift") for r in recs)
         out[m] = row
     return out
 
@@ -245,6 +249,18 @@ def dataset_profile_lines(plan: Plan, profile: dict[int, dict[str, float]] | Non
     return lines
 
 
+def _method_table(plan: Plan, summary: dict) -> list[str]:
+    """The final returns of ``summary``'s methods, with their length and cost (training alone per step)."""
+    lines = ["| method | seeds | " + " | ".join(PROTOCOL_TITLES[p] for p in PROTOCOLS)
+             + " | steps | training ms / step | wall time / run |",
+             "|---|---|" + "---|" * len(PROTOCOLS) + "---|---|---|"]
+    for m, row in summary.items():
+        cells = [_fmt(row[p]) + _paper(plan, m, p) for p in PROTOCOLS]
+        lines.append(f"| {m} | {', '.join(map(str, row['seeds']))} | " + " | ".join(cells)
+                     + f" | {row['steps']:,} | {row['ms_per_step']:.0f} | {row['wall_min']:.0f} min |")
+    return lines
+
+
 def markdown(plan: Plan, records: list[dict], figure: str | None, command: str,
              profile: dict[int, dict[str, float]] | None = None) -> str:
     summary = summarise(plan, records)
@@ -254,12 +270,12 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str,
              "Final test return (mean of the last "
              f"{plan.final_window} iterations' evaluations, 10 held-out tasks), mean ± std over seeds; "
              "the paper's number in brackets where it gives one.", "",
-             "| method | seeds | " + " | ".join(PROTOCOL_TITLES[p] for p in PROTOCOLS) + " | steps | wall time / run |",
-             "|---|---|" + "---|" * len(PROTOCOLS) + "---|---|"]
-    for m, row in summary.items():
-        cells = [_fmt(row[p]) + _paper(plan, m, p) for p in PROTOCOLS]
-        lines.append(f"| {m} | {', '.join(map(str, row['seeds']))} | " + " | ".join(cells)
-                     + f" | {row['steps']:,} | {row['wall_min']:.0f} min |")
+             *_method_table(plan, {m: row for m, row in summary.items() if not preset_oracle(m)})]
+    oracles = {m: row for m, row in summary.items() if preset_oracle(m)}
+    if oracles:
+        lines += ["", "Oracles, apart: they read what an offline learner does not have, so they are not ranked with "
+                  "the methods above (" + "; ".join(f"{m}: {preset_oracle(m)}" for m in oracles) + ").", "",
+                  *_method_table(plan, oracles)]
     ref, _ = plan_reference(records) if records else (None, "")
     if ref is not None:
         best = ("" if ref["behaviour_best"] is None else
@@ -282,8 +298,9 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str,
               "| method | offline draws (held out) | online, first inference | non-prior, first inference |",
               "|---|---|---|---|"]
     for m, row in summary.items():
-        lines.append(f"| {m} | " + " | ".join(f"{a:.2f} / {r:.2f}" for a, r in
-                                             (row["shift"][s] for s in SHIFT_SOURCES)) + " |")
+        cells = ([f"{a:.2f} / {r:.2f}" for a, r in (row["shift"][s] for s in SHIFT_SOURCES)] if row["has_shift"]
+                 else ["n/a (no task embedding)"] * len(SHIFT_SOURCES))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     if plan.claims:
         lines += ["", "The paper's claims, checked on these numbers (a claim needs every number it compares):", "",
                   "| claim | held? | numbers |", "|---|---|---|"]
