@@ -134,10 +134,11 @@ def summarise(plan: Plan, records: list[dict]) -> dict:
             continue
         row = {p: _mean_std([r["final"][p] for r in recs]) for p in PROTOCOLS}
         shift = {}
+        measured = [r for r in recs if r.get("context_shift")]  # none: a method without a task embedding
         for src in SHIFT_SOURCES:
-            acc = [r["context_shift"]["sources"][src]["accuracy"] for r in recs if r.get("context_shift")]
-            ratio = [r["context_shift"]["sources"][src]["shift_ratio"] for r in recs if r.get("context_shift")]
-            shift[src] = (_mean_std(acc)[0], _mean_std(ratio)[0])
+            acc = [r["context_shift"]["sources"][src]["accuracy"] for r in measured]
+            ratio = [r["context_shift"]["sources"][src]["shift_ratio"] for r in measured]
+            shift[src] = (_mean_std(acc)[0], _mean_std(ratio)[0]) if measured else None
         row["shift"] = shift
         row["seeds"] = sorted(r["seed"] for r in recs)
         row["wall_min"] = float(np.mean([sum(r["wall_time_s"].values()) for r in recs]) / 60)
@@ -278,12 +279,12 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str,
     lines += ["", "Context-shift diagnostics of the final snapshot (`python -m rlkit.context_shift`): nearest-centroid "
               "task accuracy / shift ratio of z inferred from each context source, mean over seeds "
               "(accuracy: higher is better, chance = 1/10; shift ratio: 0 = lands on the offline embedding, "
-              "1 = as far as another task).", "",
+              "1 = as far as another task; n/a: a method without a task embedding, such as Prompt-DT).", "",
               "| method | offline draws (held out) | online, first inference | non-prior, first inference |",
               "|---|---|---|---|"]
     for m, row in summary.items():
-        lines.append(f"| {m} | " + " | ".join(f"{a:.2f} / {r:.2f}" for a, r in
-                                             (row["shift"][s] for s in SHIFT_SOURCES)) + " |")
+        lines.append(f"| {m} | " + " | ".join("n/a" if cell is None else f"{cell[0]:.2f} / {cell[1]:.2f}"
+                                             for cell in (row["shift"][s] for s in SHIFT_SOURCES)) + " |")
     if plan.claims:
         lines += ["", "The paper's claims, checked on these numbers (a claim needs every number it compares):", "",
                   "| claim | held? | numbers |", "|---|---|---|"]
