@@ -277,7 +277,8 @@ class _Recording(PromptDTAgent):
 
     def act(self, obs, deterministic):
         st = self.state
-        self.acts.append(({k: v.clone() for k, v in st["prompt"].items()}, st["rtg"].clone(), st["t"].clone()))
+        self.acts.append(({k: v.clone() for k, v in st["prompt"].items()}, st["rtg"].clone(), st["t"].clone(),
+                          {k: v.clone() for k, v in self._history(obs).items()}))
         return super().act(obs, deterministic)
 
 
@@ -309,7 +310,15 @@ def test_the_agent_prompts_only_from_what_the_protocol_lets_join_and_decrements_
                 src, n = (joined, len(joined)) if joined is not None else (rows[:1] * 0, 0)
             want = episode_prompt(src[None].float(), torch.tensor([n]), 2, 2, hp.prompt_length, hp.scale)
             for i, s in enumerate(steps):
-                prompt, rtg, t = agent.acts[s]
+                prompt, rtg, t, hist = agent.acts[s]
+                # the history: this episode's last K steps, the current one's action slot zero
+                seen = steps[max(0, i - hp.K + 1):i + 1]
+                real = hist["mask"][m]
+                assert int(real.sum()) == len(seen) and bool(real[-len(seen):].all())
+                torch.testing.assert_close(hist["obs"][m][-len(seen):], torch.as_tensor(tr["obs"][seen, m]))
+                torch.testing.assert_close(hist["actions"][m][-len(seen):-1], torch.as_tensor(tr["actions"][seen[:-1], m]))
+                assert (hist["actions"][m][-1] == 0).all() and hist["timesteps"][m][-len(seen):].tolist() == \
+                    list(range(i - len(seen) + 1, i + 1))
                 for key, value in want.items():
                     torch.testing.assert_close(prompt[key][m], value[0].to(prompt[key].dtype), msg=f"{key} {e} {i}")
                 expect = (hp.target_return - float(tr["rewards"][steps[:i], m].sum())) / hp.scale
