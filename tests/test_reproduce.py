@@ -942,3 +942,37 @@ def test_method_overrides_reach_only_their_method_and_cannot_change_the_length(t
         with pytest.raises(ConfigError, match=message) as err:
             load_plan(path)
         assert "\n" not in str(err.value)
+def test_a_method_without_a_task_embedding_is_recorded_without_context_shift_and_its_table_says_n_a(tmp_path):
+    """Prompt-DT has no z: the runner writes its record right after training (no context-shift job, which
+    would refuse it) and the report's context-shift cells say n/a; CSRO's training still goes on to it."""
+    from rlkit.reproduce import runner
+    from rlkit.reproduce.records import load_records
+    from rlkit.reproduce.report import markdown
+
+    path = tiny_plan(tmp_path)
+    path.write_text(path.read_text().replace("methods: [CSRO, FOCAL]", "methods: [CSRO, Prompt-DT]"))
+    plan = load_plan(path)
+    messages = []
+    repro = runner.Reproduction(plan, runner.Layout.for_plan(tmp_path / "work", plan, tmp_path / "records"),
+                                runner.Budget(None), echo=messages.append)
+    assert repro.has_task_embedding("CSRO") and not repro.has_task_embedding("Prompt-DT")
+    n = plan.num_iterations
+    for method in ("CSRO", "Prompt-DT"):  # finished trainings, as a run leaves them
+        run_dir = repro.layout.run_dir(plan, method, 0)
+        run_dir.mkdir(parents=True)
+        columns = {"Epoch": list(range(n)), "Number of train steps total": [5 * (i + 1) for i in range(n)],
+                   "Train Time (s)": [1.0] * n, "Eval Time (s)": [0.5] * n,
+                   **{key: [-9.0 + i for i in range(n)] for key in PROGRESS_KEYS.values()}}
+        pd.DataFrame(columns).to_csv(run_dir / "progress.csv", index=False)
+        save_config({**plan.resolved_config(method), "seed": 0}, run_dir / "variant.json")
+        (run_dir / "agent.pth").write_bytes(b"snapshot")
+    follow = repro.finish(runner.Job("CSRO seed 0", [], tmp_path / "log", "CSRO", 0))
+    assert follow.kind == "shift" and "rlkit.context_shift" in follow.cmd
+    assert repro.status()[-1].startswith("Prompt-DT seed 0: trained, record pending")
+    assert repro.next_job("Prompt-DT", 0) is None  # trained: only its record was missing, now written
+    record = runner.record_path(repro.layout.records, plan, "Prompt-DT", 0)
+    assert record.is_file() and "Prompt-DT seed 0 done" in messages[-1]
+    assert json.loads(record.read_text())["context_shift"] == {}
+    assert repro.finish(runner.Job("Prompt-DT seed 0", [], tmp_path / "log", "Prompt-DT", 0)) is None
+    page = markdown(plan, load_records(repro.layout.records, plan), None, "test")
+    assert "| Prompt-DT | n/a | n/a | n/a |" in page

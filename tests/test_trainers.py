@@ -21,7 +21,7 @@ def test_an_unknown_trainer_is_one_line_naming_the_registered_ones():
     with pytest.raises(ConfigError) as err:
         get_trainer("nope")
     message = str(err.value)
-    assert "\n" not in message and "'nope'" in message and "registered trainers: borel, csro" in message
+    assert "\n" not in message and "'nope'" in message and "registered trainers: borel, csro, prompt-dt" in message
     with pytest.raises(ConfigError, match="unknown algo_params.trainer 'nope'; registered trainers: .*csro"):
         load_run_config("point-robot", ["algo_params.trainer=nope"])
 
@@ -59,11 +59,14 @@ def toy_registered():
 TINY_BOREL = ["borel.latent_size=3", "borel.gru_hidden_size=8", "borel.net_sizes=[16,16]", "borel.vae_meta_batch=2",
               "borel.vae_episodes_per_task=2", "borel.rl_episodes_per_task=2", "borel.vae_train_steps=1000",
               "borel.policy_start_step=2"]
+TINY_PROMPT_DT = ["prompt_dt.embed_dim=16", "prompt_dt.n_layer=1", "prompt_dt.n_head=2", "prompt_dt.K=4",
+                  "prompt_dt.prompt_length=3", "prompt_dt.windows_per_task=2", "prompt_dt.warmup_steps=2"]
 METHODS = {
     "toy": ([f"algo_params.trainer={NAME}"], []),
     "CSRO": (["algo_type=CSRO"], ["algo_params.embedding_batch_size=16", "algo_params.embedding_mini_batch_size=16"]),
     "BOReL": (["algo_type=BOReL"], TINY_BOREL),
     "BOReL-RR": (["algo_type=BOReL-RR"], TINY_BOREL),
+    "Prompt-DT": (["algo_type=Prompt-DT"], TINY_PROMPT_DT),
 }
 
 
@@ -85,11 +88,11 @@ def test_every_shipped_method_preset_is_a_registered_trainer_with_its_section():
     from rlkit.trainers import trainer_of
 
     shipped = {name: read_json_object(path)["algo_params"]["trainer"] for name, path in algo_presets().items()}
-    assert set(shipped.values()) == {"csro", "borel"}
+    assert set(shipped.values()) == {"csro", "borel", "prompt-dt"}
     for preset, trainer in shipped.items():
         cfg = load_config("point-robot", [f"algo_type={preset}"])
         assert trainer_of(cfg) is get_trainer(trainer), preset
-    assert set(METHODS) - {"toy"} <= set(shipped) and {"csro", "borel"} == {shipped[m] for m in METHODS if m != "toy"}
+    assert set(METHODS) - {"toy"} <= set(shipped) and set(shipped.values()) == {shipped[m] for m in METHODS if m != "toy"}
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -122,11 +125,14 @@ def test_every_trainer_trains_resumes_exactly_reloads_and_is_read_back(method, t
         torch.testing.assert_close(p, q, msg=name)
     assert evaluate.main([str(whole), "--protocols", "online,offline,np_online", "--num_evals", "1"]) == 0
     assert any(whole.glob("eval_itr1.csv"))
-    if method != "toy":  # a trainer with a task embedding (CSRO's z, BOReL's belief mean) gets the z diagnostics
-        from rlkit import context_shift
+    from rlkit import context_shift
 
+    if cls.task_embedding:  # a trainer with a task embedding (CSRO's z, BOReL's belief mean) gets the z diagnostics
         assert context_shift.main([str(whole), "--draws", "2", "--num_evals", "1"]) == 0
         assert json.loads((whole / "context_shift_itr1.json").read_text())["sources"]
+    else:  # none (the toy, Prompt-DT): refused in one line, nothing written
+        assert context_shift.main([str(whole), "--draws", "2", "--num_evals", "1"]) == 2
+        assert not any(whole.glob("context_shift_itr*.json"))
 
     import gymnasium as gym
 

@@ -300,6 +300,32 @@ class MultiTaskBuffer:
         slots, u = self._uniform(task_ids, k, generator)
         return self._tensor(start[floor_draw(u, count[slots][:, None]) + first[slots][:, None]])
 
+    def episode_tail_starts(self, task_ids: Any, num: int, length: int, skip: int = 0,
+                            generator: torch.Generator | None = None) -> torch.Tensor:
+        """[T, num] first rows of the windows of ``length`` steps that end ``skip`` steps before the end of
+        episodes drawn uniformly (with replacement) from each task's episodes (as :meth:`episode_starts`);
+        an episode shorter than ``length + skip`` steps gives its first row (:meth:`segments_at` then cuts
+        the window at the episode's end). A prompt's place in its episode (rlkit.torch.prompt_dt)."""
+        if int(skip) < 0:
+            raise ValueError(f"skip must be >= 0, got {skip}")
+        length = positive_int(length, "length")
+        first = self.episode_starts(task_ids, num, generator)
+        start, stop, _, _ = self._table().tables(self._cpu)
+        f = first.numpy() if self._cpu else first
+        ep = searchsorted_right(start, f) - 1
+        tail = stop[ep] - length - int(skip)
+        return self._tensor(np.maximum(tail, f) if self._cpu else torch.maximum(tail, f))
+
+    def episode_returns(self) -> torch.Tensor:
+        """[E] the undiscounted return of every episode (of its kept rows), in the buffer's dtype."""
+        start = self._table().tables(self._cpu)[0]
+        return self.returns_to_go()[self._tensor(start)]
+
+    def obs_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std) [obs_dim] of the observations of every row, computed in float64, in the buffer's dtype."""
+        obs = self._packed[:, :self.obs_dim].double()
+        return obs.mean(0).to(self.dtype), obs.std(0, unbiased=False).to(self.dtype)
+
     def segments_at(self, starts: torch.Tensor, length: int, padding: str = "right", gamma: float | None = None,
                     with_flags: bool = False) -> dict[str, torch.Tensor]:
         """The windows of ``length`` steps from the rows ``starts`` [T, K], cut at their episode's end, padded.

@@ -135,17 +135,17 @@ def summarise(plan: Plan, records: list[dict]) -> dict:
             continue
         row = {p: _mean_std([r["final"][p] for r in recs]) for p in PROTOCOLS}
         shift = {}
+        measured = [r for r in recs if r.get("context_shift")]  # none: a method without a task embedding
         for src in SHIFT_SOURCES:
-            acc = [r["context_shift"]["sources"][src]["accuracy"] for r in recs if r.get("context_shift")]
-            ratio = [r["context_shift"]["sources"][src]["shift_ratio"] for r in recs if r.get("context_shift")]
-            shift[src] = (_mean_std(acc)[0], _mean_std(ratio)[0])
+            acc = [r["context_shift"]["sources"][src]["accuracy"] for r in measured]
+            ratio = [r["context_shift"]["sources"][src]["shift_ratio"] for r in measured]
+            shift[src] = (_mean_std(acc)[0], _mean_std(ratio)[0]) if measured else None
         row["shift"] = shift
         row["seeds"] = sorted(r["seed"] for r in recs)
         row["wall_min"] = float(np.mean([sum(r["wall_time_s"].values()) for r in recs]) / 60)
         row["steps"] = int(recs[0]["train_steps"])
         # training's own cost, evaluation and diagnostics apart: comparable across methods of one plan
         row["ms_per_step"] = float(np.mean([1e3 * r["wall_time_s"]["train"] / max(1, r["train_steps"]) for r in recs]))
-        row["has_shift"] = any(r.get("context_shift") for r in recs)
         out[m] = row
     return out
 
@@ -294,13 +294,12 @@ def markdown(plan: Plan, records: list[dict], figure: str | None, command: str,
     lines += ["", "Context-shift diagnostics of the final snapshot (`python -m rlkit.context_shift`): nearest-centroid "
               "task accuracy / shift ratio of z inferred from each context source, mean over seeds "
               "(accuracy: higher is better, chance = 1/10; shift ratio: 0 = lands on the offline embedding, "
-              "1 = as far as another task).", "",
+              "1 = as far as another task; n/a: a method without a task embedding, such as Prompt-DT).", "",
               "| method | offline draws (held out) | online, first inference | non-prior, first inference |",
               "|---|---|---|---|"]
     for m, row in summary.items():
-        cells = ([f"{a:.2f} / {r:.2f}" for a, r in (row["shift"][s] for s in SHIFT_SOURCES)] if row["has_shift"]
-                 else ["n/a (no task embedding)"] * len(SHIFT_SOURCES))
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append(f"| {m} | " + " | ".join("n/a" if cell is None else f"{cell[0]:.2f} / {cell[1]:.2f}"
+                                             for cell in (row["shift"][s] for s in SHIFT_SOURCES)) + " |")
     if plan.claims:
         lines += ["", "The paper's claims, checked on these numbers (a claim needs every number it compares):", "",
                   "| claim | held? | numbers |", "|---|---|---|"]

@@ -53,6 +53,7 @@ from rlkit.reproduce.records import (
     write_record,
 )
 from rlkit.reproduce.renames import moved_work_hint, renamed_from
+from rlkit.trainers import trainer_of
 
 REPO = Path(__file__).resolve().parents[2]
 GRACE_S = 60.0  # after SIGINT, how long a child may take to close its files before SIGKILL
@@ -495,10 +496,35 @@ class Reproduction:
         return Job(f"{method} seed {seed} context shift", cmd, self.layout.logs / f"{method}_seed{seed}.log",
                    method, seed, kind="shift")
 
-    def next_job(self, method: str, seed: int) -> Job:
+    def has_task_embedding(self, method: str) -> bool:
+        """Whether the method's trainer has a task embedding for the context-shift diagnostics
+        (:attr:`rlkit.trainers.base.Trainer.task_embedding`); without one its runs are recorded without them."""
+        return bool(trainer_of(self.plan.resolved_config(method)).task_embedding)
+
+    def after_training(self, method: str, seed: int) -> Job | None:
+        """What follows a finished training: the context-shift job, or, for a method without a task
+        embedding (the diagnostics are n/a for it), the record written at once (None)."""
+        if self.has_task_embedding(method):
+            return self.shift_job(method, seed)
+        run_dir = self.layout.run_dir(self.plan, method, seed)
+        self._claim(run_dir).release()  # a run some process still writes is not summarised
+        self._same_data(run_dir)
+        self.write_run_record(method, seed, f"{method} seed {seed}", 0.0)
+        return None
+
+    def write_run_record(self, method: str, seed: int, label: str, shift_seconds: float) -> Path:
+        run_dir = self.layout.run_dir(self.plan, method, seed)
+        record = build_record(self.plan, method, seed, run_dir, context_shift_seconds=shift_seconds)
+        path = write_record(self.layout.records, self.plan, record)
+        self.echo(f"[{self.plan.name}] {label} done: "
+                  + ", ".join(f"{p} {v:.2f}" for p, v in record["final"].items()) + f" -> {path}")
+        return path
+
+    def next_job(self, method: str, seed: int) -> Job | None:
+        """The job a pending run needs next; None when it only needed its record, now written."""
         run_dir = self.layout.run_dir(self.plan, method, seed)
         if progress_rows(run_dir) >= self.plan.num_iterations and (run_dir / "agent.pth").is_file():
-            return self.shift_job(method, seed)
+            return self.after_training(method, seed)
         return self.train_job(method, seed)
 
     def finish(self, job: Job) -> Job | None:
@@ -508,12 +534,9 @@ class Reproduction:
             if progress_rows(run_dir) < self.plan.num_iterations:
                 raise ReproduceError(f"{job.label} ended without finishing ({progress_rows(run_dir)} of "
                                      f"{self.plan.num_iterations} iterations); see {job.log}")
-            return self.shift_job(job.method, job.seed)
-        t_shift = time.monotonic() - job.started
-        record = build_record(self.plan, job.method, job.seed, run_dir, context_shift_seconds=t_shift)
-        path = write_record(self.layout.records, self.plan, record)
-        self.echo(f"[{self.plan.name}] {job.label.replace(' context shift', '')} done: "
-                  + ", ".join(f"{p} {v:.2f}" for p, v in record["final"].items()) + f" -> {path}")
+            return self.after_training(job.method, job.seed)
+        self.write_run_record(job.method, job.seed, job.label.replace(" context shift", ""),
+                              time.monotonic() - job.started)
         return None
 
     def rename_notes(self) -> list[str]:
@@ -548,8 +571,9 @@ class Reproduction:
                     state = "recorded"
                 else:
                     done = progress_rows(run_dir, progress)
+                    pending = "context shift" if self.has_task_embedding(method) else "record"
                     state = ("not started" if done == 0 else
-                             "trained, context shift pending" if done >= total else f"{done} of {total} iterations")
+                             f"trained, {pending} pending" if done >= total else f"{done} of {total} iterations")
                 last = _last_returns(progress)
                 lines.append(f"{method} seed {seed}: {state}" + (f" (last iteration: {last})" if last else ""))
         return lines
@@ -575,6 +599,8 @@ class Reproduction:
             while queue or running:
                 while queue and len(running) < self.parallel and self.budget.remaining() > MIN_START_S:
                     job = self.next_job(*queue.pop(0))
+                    if job is None:  # trained before, recorded now without context-shift diagnostics
+                        continue
                     self.echo(f"[{self.plan.name}] start {job.label}" + (" (resuming)" if "--resume" in job.cmd else ""))
                     job.start(threads)
                     running.append(job)

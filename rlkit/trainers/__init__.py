@@ -75,9 +75,11 @@ def trainer_of(cfg: Mapping) -> type[Trainer]:
 
 from rlkit.trainers.borel import BOReLMethod  # noqa: E402 (the shipped trainers, one line each)
 from rlkit.trainers.csro import CSROMethod  # noqa: E402
+from rlkit.trainers.prompt_dt import PromptDTMethod  # noqa: E402
 
 register_trainer(CSROMethod)
 register_trainer(BOReLMethod)
+register_trainer(PromptDTMethod)
 
-__all__ = ["DEFAULT_TRAINER", "Trainer", "BOReLMethod", "CSROMethod", "get_trainer", "register_trainer", "trainer_name",
+__all__ = ["DEFAULT_TRAINER", "Trainer", "BOReLMethod", "CSROMethod", "PromptDTMethod", "get_trainer", "register_trainer", "trainer_name",
            "trainer_names", "trainer_of", "unregister_trainer"]

@@ -47,6 +47,10 @@ class Trainer(ABC):
     # The trainer's own settings as a config section (``borel.kl_weight=...``): registering the trainer
     # makes ``SECTION.KEY`` valid keys, typed by :meth:`config_defaults` (None: no section).
     config_section: ClassVar[str | None] = None
+    # Whether the agent has a task embedding (``infer_z``: CSRO's z, BOReL's belief mean) that the
+    # context-shift diagnostics (rlkit.context_shift) measure; without one they are "n/a" for the method
+    # and a reproduction plan records its runs without them (rlkit.reproduce.runner).
+    task_embedding: ClassVar[bool] = False
 
     @classmethod
     def config_defaults(cls) -> dict[str, Any]:

@@ -39,6 +39,7 @@ class BOReLMethod(Trainer):
 
     name = "borel"
     config_section = "borel"
+    task_embedding = True
 
     @classmethod
     def config_defaults(cls):

@@ -81,6 +81,7 @@ class CSROMethod(Trainer):
 
     name = "csro"
     memory_hint = " (the paper's configs use latent_size 20, net_size 256)"
+    task_embedding = True  # z (rlkit.context_shift)
 
     def __init__(self, cfg: Mapping, data, env, device: torch.device):
         algo = cfg["algo_params"]
