@@ -40,7 +40,8 @@ VOLATILE = ("Time (s)", "time/")
 # (configs/algos/), the latter covering the information bottleneck and Q -> encoder; "corro" and
 # "unicorn-ss" the CORRO (InfoNCE + CVAE negatives) and UNICORN-SS (jointly trained decoder) objectives,
 # "unicorn-sup" UNICORN-SUP's classifier; "borel" the other trainer (rlkit.trainers.borel), its VAE stage
-# overlapping its SAC stage so that both show in 15 steps.
+# overlapping its SAC stage so that both show in 15 steps; "prompt-dt" the decision transformer (no z),
+# its warm-up inside the run.
 VARIANTS: dict[str, list[str]] = {
     "csro": [],
     "csro-brac": ["algo_params.use_brac=1", "algo_params.use_value_penalty=1", "algo_params.alpha_init=5.0"],
@@ -52,6 +53,8 @@ VARIANTS: dict[str, list[str]] = {
     "borel": ["algo_type=BOReL", "borel.latent_size=3", "borel.gru_hidden_size=8", "borel.net_sizes=[16,16]",
               "borel.vae_meta_batch=2", "borel.vae_episodes_per_task=2", "borel.rl_episodes_per_task=2",
               "borel.vae_train_steps=10", "borel.policy_start_step=5"],
+    "prompt-dt": ["algo_type=Prompt-DT", "prompt_dt.embed_dim=16", "prompt_dt.n_layer=1", "prompt_dt.K=5",
+                  "prompt_dt.prompt_length=3", "prompt_dt.windows_per_task=4", "prompt_dt.warmup_steps=5"],
 }
 
 GENERATOR = ["--preset", "train_quick", "--no-progress", "--seed", "3", "num_train_steps=300", "num_seed_steps=100",
