@@ -168,6 +168,29 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
             os.close(fd)
 
 
+def lock_holder(path: Path) -> str | None:
+    """Who holds the :class:`ExclusiveLock` at ``path`` (the PID it wrote), or None when nobody does.
+
+    Asked with a shared, non-blocking lock on a read-only descriptor, so asking changes nothing (and works
+    on a dataset one may not write). None also where it cannot be told (no fcntl, no such file)."""
+    fcntl = _fcntl()
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 64).decode(errors="replace").strip() or "another process"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 class ExclusiveLock:
     """An exclusive lock on a lock file, held until :meth:`release` (or the process ends).
 

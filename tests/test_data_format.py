@@ -293,3 +293,29 @@ def test_temp_files_of_killed_writers_are_removed_live_ones_kept(tmp_path):
     live.write_bytes(b"being written")
     write_synthetic_dataset(root, n_tasks=1, steps=[100], n_sampled=2)  # a new writer opens the dataset
     assert not stale.exists() and live.exists()
+
+
+def test_a_dataset_still_being_generated_is_refused_naming_its_unfinished_tasks(tmp_path):
+    """A generator at work holds its job's lock in the dataset's _generator folder: a run that would start on
+    the half-written data is told so (with the process), not sent to generate what is already under way."""
+    from rlkit.data.native import GENERATOR_STATE_DIR
+    from rlkit.fileio import ExclusiveLock, lock_holder
+
+    root = write_synthetic_dataset(tmp_path / "d", n_tasks=3, steps=[200, 400], n_sampled=3, length=4)
+    lock_path = root / GENERATOR_STATE_DIR / "state_abc.lock"
+    lock = ExclusiveLock.acquire(lock_path, busy=RuntimeError, unwritable=RuntimeError)
+    try:
+        assert lock_holder(lock_path) == str(os.getpid())
+        with pytest.raises(DatasetError) as err:
+            load_offline_data(root, [0, 1, 2], [200, 800, 200], n_trj=3)  # step 600 not written yet
+        message = str(err.value)
+        assert "\n" not in message and f"still being generated (process {os.getpid()})" in message
+        assert "tasks 0, 1, 2 do not have every selected checkpoint yet" in message
+        with pytest.raises(DatasetError, match="still being generated .*: tasks 5 do not have"):
+            load_offline_data(root, [0, 5], [200, 400, 200], n_trj=3)  # task 5 not started yet
+        load_offline_data(root, [0, 1, 2], [200, 400, 200], n_trj=3)  # what is complete still loads
+    finally:
+        lock.release()
+    assert lock_holder(lock_path) is None  # the generator ended: the usual advice comes back
+    with pytest.raises(DatasetError, match=r"no data for tasks 5: generate them"):
+        load_offline_data(root, [0, 5], [200, 400, 200], n_trj=3)

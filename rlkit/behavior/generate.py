@@ -45,13 +45,13 @@ from rlkit.fileio import ExclusiveLock
 from rlkit.core.progress import progress
 from rlkit.data import DatasetError, DatasetWriter, Episode, write_legacy_checkpoint
 from rlkit.data.legacy import legacy_task_dirname, scan_legacy
-from rlkit.data.native import METADATA_FILE, read_metadata, recorded_checkpoints
+from rlkit.data.native import GENERATOR_STATE_DIR, METADATA_FILE, read_metadata, recorded_checkpoints
 from rlkit.data.selection import checkpoint_plan
 from rlkit.envs import make_env
 from rlkit.envs.vector import make_vector_env
 from rlkit.fileio import atomic_file
 
-STATE_DIR = "_generator"
+STATE_DIR = GENERATOR_STATE_DIR  # the generator's resume state and locks (the loader reads the locks)
 REPLACED_DIR = "_replaced"  # where --restart moves the checkpoints it regenerates (never deleted)
 
 

@@ -28,6 +28,7 @@ from rlkit.data._io import VerifiedStamp  # noqa: F401 (its home before the Mina
 from rlkit.data.errors import DatasetError
 from rlkit.data.fingerprint import data_fingerprint
 from rlkit.errors import config_argument, ignore_interrupts, tool_command
+from rlkit.fileio import lock_holder
 from rlkit.data.selection import describe_counts, episode_counts, resolve_auto_from, wants_auto
 from rlkit.data.legacy import (
     is_legacy_dataset,
@@ -41,6 +42,7 @@ from rlkit.data.legacy import (
 from rlkit.data.minari_format import MinariSource, is_minari_ref
 from rlkit.data.normalizer import abs_max_of, load_normalizer, normalizer_path
 from rlkit.data.native import (
+    GENERATOR_STATE_DIR,
     GROUPS,
     METADATA_FILE,
     checkpoint_relpath,
@@ -467,9 +469,21 @@ def _apply_normalizer(data: OfflineData, root: Path, normalize: bool | None,
     return data
 
 
+def _generators_at_work(root: Path) -> list[str]:
+    """The processes generating into ``root`` now (their locks in the generator's state folder)."""
+    return sorted({h for lock in sorted((Path(root) / GENERATOR_STATE_DIR).glob("state_*.lock"))
+                   if (h := lock_holder(lock)) is not None})
+
+
 def _missing_error(root: Path, env_name: str | None, missing_tasks, missing_ckpts, short, n_trj, group,
                    cmd: str | None = None, available: str = "", meta: dict | None = None) -> None:
     there = f"; {available}" if available else ""
+    busy = _generators_at_work(root) if (missing_tasks or missing_ckpts) else []
+    if busy:  # not a broken dataset: one still being written, which a run must not start on
+        unfinished = sorted({int(t) for t in missing_tasks} | {int(t) for t, _ in missing_ckpts})
+        raise DatasetError(
+            f"{root} is still being generated (process {', '.join(busy)}): tasks {_preview(unfinished)} do not "
+            "have every selected checkpoint yet; train once the generator has finished, or on another dataset")
     if missing_tasks:
         raise DatasetError(
             f"{root} has no data for tasks {_preview(missing_tasks)}: generate them with "

@@ -51,6 +51,9 @@ FORMAT_NAME = "csro-offline-dataset"
 FORMAT_VERSION = 1
 METADATA_FILE = "dataset.json"
 LOCK_FILE = ".dataset.lock"
+# where the behaviour-policy generator (rlkit.behavior.generate) keeps its resume state and, while it
+# runs, its lock per job: a dataset with a held lock there is still being written
+GENERATOR_STATE_DIR = "_generator"
 NORMALIZER_FILE = "normalizer.npz"
 GROUPS = ("deterministic", "sampled")
 
