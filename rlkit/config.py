@@ -120,6 +120,32 @@ def unregister_config_section(name: str) -> None:
     _TRAINER_SECTIONS.pop(name, None)
 
 
+# algo_params keys a plug-in adds with their defaults (rlkit.torch.objectives.register_objective: an
+# objective's switch and settings from the user's code); present in every config, like the built-in ones.
+_REGISTERED_ALGO_PARAMS: Config = {}
+
+
+def register_algo_params(defaults: Mapping[str, Any], *, replace: bool = False) -> None:
+    """Make ``algo_params.KEY`` valid keys with these defaults (their types are what the keys accept).
+
+    A built-in key, or a key registered before with another default, is refused (``replace=True`` says it
+    is meant), so a plug-in cannot change what an existing setting means."""
+    built_in = _defaults.default_config["algo_params"]
+    for key, value in defaults.items():
+        if key in built_in:
+            raise ValueError(f"algo_params.{key} is a built-in setting; choose another name")
+        if key in _REGISTERED_ALGO_PARAMS and _REGISTERED_ALGO_PARAMS[key] != value and not replace:
+            raise ValueError(f"algo_params.{key} is already registered with default "
+                             f"{_REGISTERED_ALGO_PARAMS[key]!r}; pass replace=True")
+    _REGISTERED_ALGO_PARAMS.update(copy.deepcopy(dict(defaults)))
+
+
+def unregister_algo_params(keys: Iterable[str]) -> None:
+    """Forget keys :func:`register_algo_params` added (plug-ins and tests)."""
+    for key in keys:
+        _REGISTERED_ALGO_PARAMS.pop(key, None)
+
+
 def load_defaults() -> tuple[Config, Config]:
     """``(default_config, optional_config)``: fresh copies of :mod:`rlkit.defaults`, the registered
     trainers' sections among the optional ones.
@@ -129,7 +155,9 @@ def load_defaults() -> tuple[Config, Config]:
     """
     optional = copy.deepcopy(_defaults.optional_config)
     optional.update(copy.deepcopy(_sections()))
-    return copy.deepcopy(_defaults.default_config), optional
+    defaults = copy.deepcopy(_defaults.default_config)
+    defaults["algo_params"].update(copy.deepcopy(_REGISTERED_ALGO_PARAMS))
+    return defaults, optional
 
 
 # --------------------------------------------------------------------------------------

@@ -273,3 +273,67 @@ def test_corro_presets_normalise_each_transitions_embedding_and_z_keeps_a_readab
         from rlkit.torch.networks import ContextEncoder
 
         ContextEncoder(OBS, ACT, 4, use_information_bottleneck=True, normalize_transition_z=True)
+
+
+class _PluginPull(RepresentationObjective):
+    """An objective from user code: pull every task embedding towards the origin, weight plugin_pull_weight."""
+
+    name = "plugin_pull"
+    statistics = ("Pull Loss",)
+    switch = "use_plugin_pull"
+    settings = ("plugin_pull_weight",)
+
+    def loss(self, batch):
+        term = self.hp.plugin_pull_weight * (batch.posterior.z ** 2).mean()
+        return term, {"Pull Loss": term.detach()}
+
+
+@pytest.fixture
+def plugin_objective():
+    from rlkit.torch.objectives import register_objective, unregister_objective
+
+    register_objective(_PluginPull, {"use_plugin_pull": False, "plugin_pull_weight": 0.5})
+    yield _PluginPull
+    unregister_objective(_PluginPull)
+
+
+def test_an_objective_registered_from_user_code_brings_its_keys_and_trains_through_the_cli(plugin_objective,
+                                                                                            tiny_csro_run, tmp_path):
+    """register_objective adds the objective after the shipped ones and its algo_params keys to every
+    config (off by default); a run turns it on by an override and logs its column; nothing in rlkit/ is
+    edited. Unregistered, its keys are unknown again."""
+    import pandas as pd
+
+    from rlkit.cli import meta_train
+    from rlkit.config import ConfigError
+    from rlkit.torch.objectives import OBJECTIVES, SHIPPED_OBJECTIVES, register_objective, unregister_objective
+
+    assert OBJECTIVES[-1] is _PluginPull and _PluginPull not in SHIPPED_OBJECTIVES
+    off = load_config(REPO_CONFIG_DIR / "point-robot.json")
+    assert off["algo_params"]["use_plugin_pull"] is False  # present everywhere, off
+    cfg = load_config(REPO_CONFIG_DIR / "point-robot.json", ["algo_params.use_plugin_pull=true"])
+    hp = CSROHyperParams.from_config(cfg)
+    hp.latent_size, hp.net_size = 4, 16
+    tr = CSROTrainer(OBS, ACT, hp)
+    assert [o.name for o in tr.objectives][-1] == "plugin_pull"
+    stats = tr.train_step(make_batch(hp), with_stats=True)
+    assert "Pull Loss" in stats
+    with pytest.raises(ValueError, match="must default to false"):
+        register_objective(type("Other", (_PluginPull,), {"name": "other"}), {"use_plugin_pull": True,
+                                                                               "plugin_pull_weight": 1.0})
+    with pytest.raises(ValueError, match="built-in setting"):
+        register_objective(type("Club2", (_PluginPull,), {"name": "club2", "switch": "use_club"}),
+                           {"use_club": False, "plugin_pull_weight": 0.5})
+    out = tmp_path / "out"
+    assert meta_train.main([str(tiny_csro_run.config), "--seed", "0", "--exp_name", "pull",
+                            f"algo_params.data_dir={tiny_csro_run.data_dir}", f"util_params.base_log_dir={out}",
+                            "algo_params.train_epoch=[100,200,100]", "algo_params.eval_epoch=[100,200,100]",
+                            "algo_params.n_trj=2", "algo_params.num_iterations=1", "algo_params.num_train_steps_per_itr=2",
+                            "algo_params.embedding_batch_size=16", "algo_params.batch_size=16",
+                            "algo_params.num_steps_per_eval=40", "algo_params.use_plugin_pull=true"]) == 0
+    progress = pd.read_csv(out / "point-robot" / "pull" / "seed0" / "progress.csv")
+    assert "Pull Loss" in progress.columns and progress["Pull Loss"].notna().all()
+    unregister_objective(_PluginPull)
+    with pytest.raises(ConfigError, match="unknown config key 'algo_params.use_plugin_pull'"):
+        load_config(REPO_CONFIG_DIR / "point-robot.json", ["algo_params.use_plugin_pull=true"])
+    register_objective(_PluginPull, {"use_plugin_pull": False, "plugin_pull_weight": 0.5})  # for the fixture

@@ -8,15 +8,15 @@ neither has to import the other for it.
 from __future__ import annotations
 
 import difflib
-import functools
 from types import SimpleNamespace
 from typing import Any, Mapping
 
 from rlkit.config import ConfigError, load_defaults
 
 
-@functools.lru_cache(maxsize=1)
 def _step_defaults() -> tuple[tuple[str, Any], ...]:
+    # read each time (a deep copy of a small dict, well under a millisecond): a plug-in objective's keys
+    # (rlkit.config.register_algo_params) are settings from the moment they are registered
     defaults, _ = load_defaults()
     merged = {"latent_size": defaults["latent_size"], "net_size": defaults["net_size"], **defaults["algo_params"]}
     return tuple(merged.items())
