@@ -1,5 +1,7 @@
-"""BOReL (rlkit.torch.borel): the ELBO against a written-out loop, gradient routing, the GRU belief over
-a whole episode against stepping it through the EvalAgent, a tiny end-to-end training, state round trip."""
+"""BOReL (rlkit.torch.borel): the ELBO against a written-out loop, gradient routing, the BAMDP trajectories
+(rollouts_per_trajectory episodes back to back) and their beliefs against the draw written out, the eval
+agent's belief under every protocol against the GRU over exactly the context episodes it may read, a tiny
+end-to-end training, state round trip."""
 
 import copy
 
@@ -52,6 +54,13 @@ def test_presets_read_the_shipped_file_and_refuse_unknowns():
         BOReLHyperParams.preset("walker-rand-params")
     with pytest.raises(ConfigError, match="unknown training setting"):
         BOReLHyperParams.preset("point-robot", kl_wieght=1.0)
+    # the belief's horizon: the authors' 2 rollouts per task on every env here; the old carry switch is gone
+    assert {BOReLHyperParams.preset(e).rollouts_per_trajectory
+            for e in ("point-robot", "sparse-point-robot", "cheetah-vel", "ant-dir")} == {2}
+    with pytest.raises(ConfigError, match="rollouts_per_trajectory must be >= 1"):
+        BOReLHyperParams.preset("point-robot", rollouts_per_trajectory=0)
+    with pytest.raises(ConfigError, match="unknown training setting"):
+        BOReLHyperParams.preset("point-robot", carry_belief_across_episodes=True)
 
 
 # ---------------------------------------------------------------- the ELBO, written out
@@ -196,6 +205,7 @@ def test_staging_vae_first_then_the_policy(buffer):
 
 class _Rollout:
     device = torch.device("cpu")
+    settings = type("Settings", (), {"max_path_length": 5})()
 
 
 def test_the_gru_belief_over_an_episode_equals_stepping_the_eval_agent(buffer):
@@ -219,17 +229,21 @@ def test_the_gru_belief_over_an_episode_equals_stepping_the_eval_agent(buffer):
         for m in envs:
             torch.testing.assert_close(agent.mu[m], mu[m, t + 1], rtol=1e-6, atol=1e-6)
             torch.testing.assert_close(agent.logvar[m], logvar[m, t + 1], rtol=1e-6, atol=1e-6)
-    # the belief persists across episodes of a rollout (BOReL's BAMDP) unless told otherwise
-    before = agent.mu.clone()
+    # an episode's end restarts the belief from the GRU over what joined the context (here every other row)
     agent.end_episodes(np.array([True, True]), np.array([True, True]), np.array([5, 5]))
-    assert torch.equal(agent.mu, before)
-    fresh = BOReLAgent(OBS, ACT, tiny_hp(carry_belief_across_episodes=False))
+    for m in range(2):
+        joined = rows[m, :lengths[m]:2]
+        parts = {k: v[None] for k, v in split_context(joined, OBS, ACT).items()}
+        ref, ref_lv = agent.encoder.beliefs(parts["actions"], parts["next_obs"], parts["rewards"])
+        torch.testing.assert_close(agent.mu[m], ref[0, -1], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(agent.logvar[m], ref_lv[0, -1], rtol=1e-6, atol=1e-6)
+    fresh = BOReLAgent(OBS, ACT, tiny_hp())
     fresh.load_state_dict(agent.state_dict())
     fresh.reset(torch.tensor([0, 1]), _Rollout())
-    fresh.observe(Transitions(np.array([0, 1]), np.ones(2, bool), np.zeros(2, bool), False, lambda pos: rows[pos, :2]))
+    fresh.observe(Transitions(np.array([0, 1]), np.zeros(2, bool), np.zeros(2, bool), False, lambda pos: rows[pos, :2]))
     torch.testing.assert_close(fresh.mu, mu[:, 2], rtol=1e-6, atol=1e-6)  # n rows at once: one GRU call
     fresh.end_episodes(np.array([False, True]), np.array([True, True]), np.array([5, 5]))
-    torch.testing.assert_close(fresh.mu[1], mu[1, 0], rtol=0, atol=0)
+    torch.testing.assert_close(fresh.mu[1], mu[1, 0], rtol=0, atol=0)  # nothing joined: the prior again
     torch.testing.assert_close(fresh.mu[0], mu[0, 2], rtol=1e-6, atol=1e-6)
     # acting reads (s, mu, logvar) and does not change the belief
     a = fresh.act(torch.zeros(2, OBS), deterministic=True)
@@ -253,6 +267,86 @@ def test_infer_z_is_the_belief_mean_after_reading_each_padded_context_in_order(b
     z = agent.infer_z(padded, lengths)
     torch.testing.assert_close(z, mu[0, :w + 1], rtol=1e-6, atol=1e-6)  # padding never read: the 7s change nothing
     torch.testing.assert_close(agent.infer_z(rows[None]), mu[0, w][None], rtol=1e-6, atol=1e-6)
+    # with the episode length known it reads at most a training trajectory's rows: the last R * W real ones
+    agent.episode_steps = 2  # R = 2: the last 4 rows
+    long = torch.cat([rows, torch.full((2, rows.shape[-1]), 7.0)])[None].expand(2, -1, -1)
+    z = agent.infer_z(long, torch.tensor([w, 3]))
+    for i, n in enumerate((w, 3)):
+        tail = rows[max(0, n - 4):n]
+        parts = {k: v[None] for k, v in split_context(tail, OBS, ACT).items()}
+        ref, _ = agent.encoder.beliefs(parts["actions"], parts["next_obs"], parts["rewards"])
+        torch.testing.assert_close(z[i], ref[0, -1], rtol=1e-6, atol=1e-6)
+
+
+def _written_out(ep, tasks, per_task, r):
+    """The trajectories of :func:`sample_batch`, written out: for task i and trajectory k, the real rows of
+    episodes r*k .. r*k + r - 1 of the draw, one after the other."""
+    out = []
+    for i in range(len(tasks)):
+        row = []
+        for k in range(per_task):
+            parts = [{key: ep[key][i, j, :int(ep["mask"][i, j].sum())] for key in ("obs", "actions", "rewards",
+                                                                                       "next_obs", "terminals")}
+                     for j in range(r * k, r * k + r)]
+            row.append({key: torch.cat([p[key] for p in parts]) for key in parts[0]})
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("r", [1, 2, 3])
+def test_trajectories_are_whole_episodes_back_to_back_and_the_belief_runs_across_them(buffer, r):
+    """The VAE's and the RL batch's sequences are r whole episodes of the task joined (the draw written out
+    with the same generator), padded at the end; the belief over one equals stepping the GRU row by row."""
+    torch.manual_seed(0)
+    hp = tiny_hp(rollouts_per_trajectory=r, vae_episodes_per_task=3, rl_episodes_per_task=2)
+    step = BOReLStep(OBS, ACT, hp)
+    batch = sample_batch(buffer, [0, 1], [1, 0], hp, 16, generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    vae_eps = buffer.sample_episodes([0, 1], 3 * r, generator=g)  # the same draws, in sample_batch's order
+    rl_eps = buffer.sample_episodes([1, 0], 2 * r, generator=g)
+    w = buffer.max_episode_length
+    for got, eps, tasks, per in ((batch.vae, vae_eps, [0, 1], 3), (batch.rl, rl_eps, [1, 0], 2)):
+        assert got["obs"].shape == (2, per, r * w, OBS)
+        for i, row in enumerate(_written_out(eps, tasks, per, r)):
+            for k, ref in enumerate(row):
+                n = len(ref["obs"])
+                assert int(got["mask"][i, k].sum()) == n and bool(got["mask"][i, k, :n].all())
+                for key, v in ref.items():
+                    torch.testing.assert_close(got[key][i, k, :n], v, rtol=0, atol=0)
+                    assert (got[key][i, k, n:] == 0).all()
+    # some trajectory crosses a boundary after a short episode (synthetic obs[..., 1] is the episode number)
+    if r > 1:
+        ep_no = batch.vae["obs"][..., 1]
+        assert bool(((ep_no[..., 1:] != ep_no[..., :-1]) & batch.vae["mask"][..., 1:]).any())
+    # the belief over a trajectory, batched, equals the GRU stepped one row at a time over the written-out rows
+    ref = _written_out(vae_eps, [0, 1], 3, r)[1][2]
+    mu, logvar = step.agent.encoder.beliefs(batch.vae["actions"], batch.vae["next_obs"], batch.vae["rewards"])
+    enc = step.agent.encoder
+    m0, l0, h = enc.prior(1)
+    torch.testing.assert_close(mu[1, 2, 0], m0[0], rtol=0, atol=0)
+    for t in range(len(ref["obs"])):
+        m_t, l_t, out = enc.run(ref["actions"][None, t:t + 1], ref["next_obs"][None, t:t + 1],
+                                ref["rewards"][None, t:t + 1], h)
+        h = out[:, -1]
+        torch.testing.assert_close(mu[1, 2, t + 1], m_t[0, -1], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(logvar[1, 2, t + 1], l_t[0, -1], rtol=1e-5, atol=1e-6)
+    # SAC's beliefs: of s after every earlier step of its trajectory, of s' after one more, across the boundary
+    t = step.rl_transitions(batch.rl, batch.rl_index)
+    rl_ref = _written_out(rl_eps, [1, 0], 2, r)
+    crossed = 0
+    for task in range(2):
+        for j in range(16):
+            k, pos = divmod(int(batch.rl_index[task, j]), r * w)
+            ref = rl_ref[task][k]
+            assert pos < len(ref["obs"])
+            m_, l_ = enc.beliefs(ref["actions"][None, :pos + 1], ref["next_obs"][None, :pos + 1],
+                                 ref["rewards"][None, :pos + 1])
+            torch.testing.assert_close(t["belief"][task, j], torch.cat([m_[0, pos], l_[0, pos]]), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(t["next_belief"][task, j], torch.cat([m_[0, pos + 1], l_[0, pos + 1]]),
+                                       rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(t["obs"][task, j], ref["obs"][pos])
+            crossed += int(ref["obs"][pos, 1] != ref["obs"][0, 1])
+    assert crossed > 0 or r == 1  # some RL transitions lie after a boundary
 
 
 def test_rl_beliefs_are_the_episode_beliefs_at_t_and_t_plus_one(buffer):
@@ -327,38 +421,77 @@ def test_offline_context_gives_whole_windows_of_one_episode(buffer):
     assert (r[:, 1:] - r[:, :-1] == 1).all()
 
 
-class _Recording(BOReLAgent):
-    """Records every row it observes, per sub-env, to recompute the belief from scratch."""
+class _Checking(BOReLAgent):
+    """Keeps the protocol's events written out (the context episodes: offline blocks and the joined rows of
+    each episode; the current episode's rows) and, before every action, checks that the belief is the GRU
+    from the prior over exactly the last R - 1 context episodes and then the current episode's rows."""
 
     def reset(self, tasks, rollout):
         super().reset(tasks, rollout)
-        self.seen = [[] for _ in range(len(tasks))]
+        m = len(tasks)
+        self.ctx, self.joined, self.episode = [[] for _ in range(m)], [[] for _ in range(m)], [[] for _ in range(m)]
+        self.checks = 0
 
     def observe(self, transitions):
         rows = transitions.rows(np.ones(len(transitions.envs), dtype=bool))
         for i, m in enumerate(transitions.envs):
-            self.seen[m].append(rows[i])
+            if transitions.offline:
+                if self.joined[m]:
+                    self.ctx[m].append(torch.cat(self.joined[m]))
+                self.ctx[m].append(rows[i])
+                self.joined[m], self.episode[m] = [], []
+            else:
+                self.episode[m].append(rows[i])
+                if transitions.joins[i]:
+                    self.joined[m].append(rows[i])
         super().observe(transitions)
 
+    def end_episodes(self, ended, evaluation, eval_steps):
+        for m in np.flatnonzero(ended):
+            if self.joined[m]:
+                self.ctx[m].append(torch.cat(self.joined[m]))
+            self.joined[m], self.episode[m] = [], []
+        super().end_episodes(ended, evaluation, eval_steps)
 
+    def expected(self, m):
+        kept = self.ctx[m][len(self.ctx[m]) - (self.rollouts - 1):] if self.rollouts > 1 else []
+        seq = kept + self.episode[m]
+        if not seq:
+            return self.encoder.prior(1)[0][0]
+        parts = {k: v[None] for k, v in split_context(torch.cat(seq), 2, 2).items()}
+        return self.encoder.beliefs(parts["actions"], parts["next_obs"], parts["rewards"])[0][0, -1]
+
+    def check(self):
+        for m in range(len(self.ctx)):
+            torch.testing.assert_close(self.mu[m], self.expected(m), rtol=1e-5, atol=1e-5)
+        self.checks += 1
+
+    def act(self, obs, deterministic):
+        self.check()
+        return super().act(obs, deterministic)
+
+    def act_pair(self, obs):
+        self.check()
+        return super().act_pair(obs)
+
+
+@pytest.mark.parametrize("r", [1, 2, 3])
 @pytest.mark.parametrize("protocol", ["online", "offline", "np_online"])
-def test_the_agent_runs_every_protocol_and_its_belief_is_the_gru_over_everything_it_saw(protocol):
+def test_under_every_protocol_the_belief_reads_the_last_context_episodes_and_the_current_one(protocol, r):
     from rlkit.evaluation.protocols import EvalSettings, run_protocol
     torch.manual_seed(0)
-    agent = _Recording(2, 2, tiny_hp()).eval()
+    agent = _Checking(2, 2, tiny_hp(rollouts_per_trajectory=r)).eval()
     data = synthetic_offline_data([[20, 20], [20]], obs_dim=2, act_dim=2, task_ids=[1, 4], seed=0)
     source = offline_context(MultiTaskBuffer(data), torch.Generator().manual_seed(1))
-    settings = EvalSettings(max_path_length=20, num_steps_per_eval=40, num_exp_traj_eval=1, num_evals=1)
+    settings = EvalSettings(max_path_length=20, num_steps_per_eval=60, num_exp_traj_eval=1, num_evals=1)
     res = run_protocol(protocol, agent, "point-robot", dict(n_tasks=6, max_episode_steps=20), [1, 4], settings,
                        offline_context=source, seed=3)
-    assert all(np.isfinite(r).all() and len(r) >= 2 for r in res.episode_returns)
+    assert all(np.isfinite(r_).all() and len(r_) == 3 for r_ in res.episode_returns)
+    assert agent.checks >= 60 + (60 if protocol == "np_online" else 0)
+    assert all(len(c) == 3 for c in agent.ctx)  # three context episodes: the window drops the older ones
     assert res.z.shape == res.z_var.shape == (2, 3)
-    for m in range(2):
-        seq = torch.cat(agent.seen[m])  # every transition of the rollout, episodes and offline rows in order
-        assert len(seq) >= 40 + (40 if protocol == "offline" else 0)
-        parts = {k: v[None] for k, v in split_context(seq, 2, 2).items()}
-        mu, _ = agent.encoder.beliefs(parts["actions"], parts["next_obs"], parts["rewards"])
-        torch.testing.assert_close(torch.as_tensor(res.z[m]), mu[0, -1], rtol=1e-5, atol=1e-5)
+    for m in range(2):  # at the end: the belief the next episode would start from
+        torch.testing.assert_close(torch.as_tensor(res.z[m]), agent.expected(m), rtol=1e-5, atol=1e-5)
 
 
 def test_the_trainer_methods_drive_a_direct_training_loop_and_reload_the_agent(buffer):

@@ -6,19 +6,23 @@ docs/method.md §8 (BOReL) says what is taken from the authors' code and what di
   one-layer GRU; the belief after t transitions is N(mu_t, exp(logvar_t)) from two linear heads on
   the GRU's hidden state. The prior (t = 0) is those heads on a zero hidden state.
 - :class:`RewardDecoder`: r_t from (z, s_{t+1}[, s_t][, a_t]), an MLP.
-- :func:`elbo_loss`: for every belief of an episode (the prior included) and every step of that
-  episode, the squared error of the decoded reward, summed over steps and beliefs; plus ``kl_weight``
+- :func:`concat_episodes`: the belief's sequences are BAMDP trajectories, ``rollouts_per_trajectory``
+  whole episodes of one task back to back (the authors' ``max_rollouts_per_task``), the belief running
+  across the episode boundaries.
+- :func:`elbo_loss`: for every belief of a trajectory (the prior included) and every step of that
+  trajectory, the squared error of the decoded reward, summed over steps and beliefs; plus ``kl_weight``
   times the KL of each belief to the one before it (the first to N(0, I)), summed over beliefs;
-  averaged over episodes. Padded steps of short episodes are masked out.
+  averaged over trajectories. Padded steps are masked out.
 - :class:`BOReLStep`: per step one VAE update (while ``num_steps < vae_train_steps``) and one SAC
   update (once ``num_steps >= policy_start_step``) on transitions whose beliefs the current encoder
   computes without gradient: the RL losses never move the VAE.
-- :class:`BOReLAgent`: the evaluation agent (an :class:`rlkit.core.eval_agent.EvalAgent`): its GRU
-  steps after every transition it observes, under every protocol; it starts at the prior when a
-  rollout starts and keeps its belief across the episodes of a rollout (BOReL's Bayes-adaptive MDP).
+- :class:`BOReLAgent`: the evaluation agent (an :class:`rlkit.core.eval_agent.EvalAgent`): each
+  episode starts from the GRU over the last ``rollouts_per_trajectory - 1`` episodes of what joined the
+  protocol's context, and the GRU steps after every transition of the episode, so its belief never
+  reads more episodes than a training belief did.
 
-Everything is batched over tasks and episodes ([T, K, W, ...]); the GRU runs over whole padded
-episodes in one call, and no training code loops over transitions in Python.
+Everything is batched over tasks and trajectories ([T, K, R * W, ...]); the GRU runs over whole padded
+trajectories in one call, and no training code loops over transitions in Python.
 """
 
 from __future__ import annotations
@@ -78,11 +82,12 @@ class BOReLHyperParams:
     kl_weight: float = 0.05
     reward_loss_coeff: float = 1.0
     vae_lr: float = 3e-4
-    vae_episodes_per_task: int = 8  # whole episodes per task in a VAE batch
+    rollouts_per_trajectory: int = 2  # whole episodes of one task per belief sequence (their max_rollouts_per_task)
+    vae_episodes_per_task: int = 8  # sequences (each rollouts_per_trajectory episodes) per task in a VAE batch
     vae_meta_batch: int = 8  # tasks in a VAE batch
     vae_train_steps: Optional[int] = None  # VAE updates on steps 0 .. N-1 (None: every step)
     policy_start_step: int = 0  # SAC updates from this step on
-    rl_episodes_per_task: int = 8  # episodes per task the RL batch's transitions are drawn from
+    rl_episodes_per_task: int = 8  # sequences per task the RL batch's transitions are drawn from
     net_sizes: Sequence[int] = (128, 128)  # hidden layers of the policy, the Qs, V and the dual critic
     policy_lr: float = 3e-4
     qf_lr: float = 3e-4
@@ -90,7 +95,6 @@ class BOReLHyperParams:
     soft_target_tau: float = 0.005
     discount: float = 0.9
     reward_scale: float = 100.0
-    carry_belief_across_episodes: bool = True
     reward_relabelling: bool = False  # BOReL-RR, an oracle (the env's true step of other tasks)
     rl: CSROHyperParams = field(default_factory=CSROHyperParams)
 
@@ -104,6 +108,8 @@ class BOReLHyperParams:
         for k in ("reward_decoder_layers", "net_sizes"):
             if k in mine:
                 mine[k] = tuple(int(x) for x in mine[k])
+        if "rollouts_per_trajectory" in mine and int(mine["rollouts_per_trajectory"]) < 1:
+            raise ConfigError(f"borel.rollouts_per_trajectory must be >= 1, got {mine['rollouts_per_trajectory']}")
         return cls(**mine, rl=CSROHyperParams(**rest))
 
     @classmethod
@@ -172,6 +178,20 @@ class BeliefEncoder(nn.Module):
         out, _ = self.gru(x, h0[None].contiguous())
         mu, logvar = self.heads(out)
         return mu, logvar, out
+
+    def read(self, actions: torch.Tensor, next_obs: torch.Tensor, rewards: torch.Tensor,
+             lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mu, logvar, hidden) [N, .] after the GRU has read the first ``lengths[n]`` steps of right-padded
+        sequences [N, W, .] from the prior (length 0: the prior); a causal GRU never reads the padding back."""
+        n = actions.shape[0]
+        mu0, logvar0, h0 = self.prior(n, actions.device, actions.dtype)
+        if actions.shape[1] == 0:
+            return mu0, logvar0, h0
+        mu, logvar, out = self.run(actions, next_obs, rewards)
+        rows, last = torch.arange(n, device=actions.device), (lengths.to(actions.device) - 1).clamp(min=0)
+        real = (lengths.to(actions.device) > 0)[:, None]
+        return (torch.where(real, mu[rows, last], mu0), torch.where(real, logvar[rows, last], logvar0),
+                torch.where(real, out[rows, last], h0))
 
     def beliefs(self, actions: torch.Tensor, next_obs: torch.Tensor,
                 rewards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -250,15 +270,26 @@ def elbo_loss(decoder: RewardDecoder, mu, logvar, eps, ep, kl_weight: float,
 
 
 class BOReLAgent(nn.Module, EvalAgent):
-    """Belief encoder + policy on (s, mu, logvar); an :class:`EvalAgent` with a recurrent belief."""
+    """Belief encoder + policy on (s, mu, logvar); an :class:`EvalAgent` with a recurrent belief over at
+    most ``rollouts_per_trajectory`` episodes, as in training.
+
+    At the start of every episode the belief is the GRU, from the prior, over the last
+    ``rollouts_per_trajectory - 1`` *context episodes* of the rollout, oldest first: an offline block the
+    protocol gives before an evaluation episode is one, and so is the joined part of every episode whose
+    transitions join the context (the online protocol's episodes, the non-prior protocol's exploration
+    episodes); an episode none of whose transitions join adds none. Then the GRU steps after every
+    transition of the current episode, joined or not. ``episode_steps`` (the run's ``max_path_length``,
+    else the rollout's at :meth:`reset`) bounds what :meth:`infer_z` reads.
+    """
 
     use_next_obs_in_context = True  # the GRU reads s'
 
-    def __init__(self, obs_dim: int, act_dim: int, hp: BOReLHyperParams):
+    def __init__(self, obs_dim: int, act_dim: int, hp: BOReLHyperParams, episode_steps: Optional[int] = None):
         nn.Module.__init__(self)
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
         self.z_dim = int(hp.latent_size)
-        self.carry = bool(hp.carry_belief_across_episodes)
+        self.rollouts = int(hp.rollouts_per_trajectory)
+        self.episode_steps = None if episode_steps is None else int(episode_steps)
         self.encoder = BeliefEncoder(obs_dim, act_dim, hp)
         self.policy = TanhGaussianPolicy(obs_dim, hp.belief_dim, act_dim, hidden_sizes=list(hp.net_sizes))
         self.h = self.mu = self.logvar = None
@@ -270,30 +301,85 @@ class BOReLAgent(nn.Module, EvalAgent):
     def belief_input(self) -> torch.Tensor:
         return torch.cat([self.mu, self.logvar], dim=-1)
 
+    # ---- the context episodes the next episode's belief starts from
+    def _grow(self, n: int) -> None:
+        """Room for ``n`` rows in the current context episode (and so in every kept one)."""
+        cap = self._cur.shape[1]
+        if n <= cap:
+            return
+        extra = max(n, 2 * cap) - cap
+        self._cur = torch.cat([self._cur, self._cur.new_zeros(self._cur.shape[0], extra, self._cur.shape[2])], 1)
+        self._done = torch.cat([self._done, self._done.new_zeros(*self._done.shape[:2], extra, self._done.shape[3])], 2)
+
+    def _close(self, idx: torch.Tensor) -> None:
+        """The current context episodes of sub-envs ``idx`` that hold rows join the kept ones (oldest dropped)."""
+        idx = idx[self._cur_len[idx] > 0]
+        if len(idx) == 0 or self._done.shape[1] == 0:
+            self._cur_len[idx] = 0
+            return
+        self._done[idx] = torch.cat([self._done[idx, 1:], self._cur[idx, None]], dim=1)
+        self._done_len[idx] = torch.cat([self._done_len[idx, 1:], self._cur_len[idx, None]], dim=1)
+        self._cur_len[idx] = 0
+
+    def _restart(self, idx: torch.Tensor) -> None:
+        """The belief of sub-envs ``idx`` at the start of an episode: the GRU over their kept context episodes."""
+        n, k, cap, d = len(idx), *self._done.shape[1:]
+        seq = self._done[idx].reshape(n, k * cap, d)
+        mask = (torch.arange(cap, device=seq.device) < self._done_len[idx][..., None]).reshape(n, k * cap)
+        seq = _take(seq, _real_first(mask))
+        parts = split_context(seq, self.obs_dim, self.act_dim)
+        self.mu[idx], self.logvar[idx], self.h[idx] = self.encoder.read(
+            parts["actions"], parts["next_obs"], parts["rewards"], mask.sum(-1))
+
     @torch.no_grad()
     def reset(self, tasks, rollout):
         m = len(tasks)
         p = self.encoder.fc_mu.weight
         self.mu, self.logvar, self.h = self.encoder.prior(m, p.device, p.dtype)
+        settings = getattr(rollout, "settings", None)
+        steps = int(getattr(settings, "max_path_length", 0) or self.episode_steps or 1)
+        d = 2 * self.obs_dim + self.act_dim + 1
+        self._cur = torch.zeros(m, steps, d, device=p.device, dtype=p.dtype)
+        self._cur_len = torch.zeros(m, dtype=torch.long, device=p.device)
+        self._done = torch.zeros(m, self.rollouts - 1, steps, d, device=p.device, dtype=p.dtype)
+        self._done_len = torch.zeros(m, self.rollouts - 1, dtype=torch.long, device=p.device)
 
     @torch.no_grad()
     def observe(self, transitions):
-        """Every observed transition updates the belief (whether or not it joins the protocol's context)."""
+        """Offline rows (given before an evaluation episode) are one context episode, the belief restarted
+        from the kept ones; the sub-envs' own transitions step the GRU, and those that join the context
+        join the current context episode."""
         everyone = np.ones(len(transitions.envs), dtype=bool)
         if not everyone.any():
             return
-        rows = transitions.rows(everyone)
+        rows = transitions.rows(everyone).to(self.h.dtype)
         envs = torch.as_tensor(transitions.envs, device=self.h.device)
-        parts = split_context(rows.to(self.h.dtype), self.obs_dim, self.act_dim)
+        if transitions.offline:
+            self._close(envs)
+            self._grow(rows.shape[1])
+            self._cur[envs, :rows.shape[1]] = rows
+            self._cur_len[envs] = rows.shape[1]
+            self._close(envs)
+            self._restart(envs)
+            return
+        parts = split_context(rows, self.obs_dim, self.act_dim)
         mu, logvar, out = self.encoder.run(parts["actions"], parts["next_obs"], parts["rewards"], self.h[envs])
         self.mu[envs], self.logvar[envs], self.h[envs] = mu[:, -1], logvar[:, -1], out[:, -1]
+        joins = np.asarray(transitions.joins, dtype=bool)
+        if joins.any() and self.rollouts > 1:
+            j = torch.as_tensor(np.flatnonzero(joins), device=self.h.device)
+            ej, n = envs[j], rows.shape[1]
+            self._grow(int(self._cur_len[ej].max()) + n)
+            pos = self._cur_len[ej, None] + torch.arange(n, device=ej.device)
+            self._cur[ej[:, None], pos] = rows[j]
+            self._cur_len[ej] += n
 
     @torch.no_grad()
     def end_episodes(self, ended, evaluation, eval_steps):
-        if not self.carry and ended.any():
+        if ended.any():
             idx = torch.as_tensor(np.flatnonzero(ended), device=self.h.device)
-            mu, logvar, h = self.encoder.prior(len(idx), self.h.device, self.h.dtype)
-            self.mu[idx], self.logvar[idx], self.h[idx] = mu, logvar, h
+            self._close(idx)
+            self._restart(idx)
 
     @torch.no_grad()
     def act(self, obs, deterministic):
@@ -309,19 +395,23 @@ class BOReLAgent(nn.Module, EvalAgent):
 
     @torch.no_grad()
     def infer_z(self, context: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The belief mean after the GRU has read each context's rows in order, from the prior:
-        BOReL's task embedding for the context-shift diagnostics (rlkit.context_shift). ``context``
-        [M, n, D] (rows laid out as :attr:`use_next_obs_in_context` says), ``lengths`` [M] the real
-        rows of each (padding after them, which a causal GRU never reads back); length 0 is the prior."""
+        """The belief mean after the GRU has read each context's rows in order, from the prior: BOReL's
+        task embedding for the context-shift diagnostics (rlkit.context_shift). It reads at most the last
+        ``rollouts_per_trajectory * episode_steps`` real rows of a context (the longest sequence a training
+        belief read; all of them when ``episode_steps`` is unknown). ``context`` [M, n, D] (rows laid out as
+        :attr:`use_next_obs_in_context` says), ``lengths`` [M] the real rows of each (padding after them);
+        length 0 is the prior."""
         m, n = context.shape[0], context.shape[1]
-        mu0, _, _ = self.encoder.prior(m, context.device, self.dtype)
-        if n == 0:
-            return mu0
-        parts = split_context(context.to(self.dtype), self.obs_dim, self.act_dim)
-        mu, _, _ = self.encoder.run(parts["actions"], parts["next_obs"], parts["rewards"])
         lengths = torch.full((m,), n, device=context.device) if lengths is None else lengths.to(context.device)
-        last = mu[torch.arange(m, device=context.device), (lengths - 1).clamp(min=0)]
-        return torch.where((lengths > 0)[:, None], last, mu0)
+        horizon = None if self.episode_steps is None else self.rollouts * self.episode_steps
+        if horizon is not None and n > horizon:  # keep each context's last `horizon` real rows, at the front
+            first = (lengths - horizon).clamp(min=0)
+            pos = (first[:, None] + torch.arange(horizon, device=context.device)).clamp(max=n - 1)
+            context = _take(context, pos)
+            lengths = lengths.clamp(max=horizon)
+        parts = split_context(context.to(self.dtype), self.obs_dim, self.act_dim)
+        mu, _, _ = self.encoder.read(parts["actions"], parts["next_obs"], parts["rewards"], lengths)
+        return mu
 
 
 # --------------------------------------------------------------------------- data
@@ -329,8 +419,9 @@ class BOReLAgent(nn.Module, EvalAgent):
 
 @dataclass
 class BOReLBatch:
-    """One step's data: ``vae`` whole episodes [Tv, Kv, W, .] (+ ``mask``); ``rl`` episodes
-    [T, K, W, .] and ``rl_index`` [T, B], the flat (episode, step) positions of the RL transitions."""
+    """One step's data: ``vae`` BAMDP trajectories [Tv, Kv, R * W, .] (+ ``mask``, right-padded); ``rl``
+    trajectories [T, K, R * W, .] and ``rl_index`` [T, B], the flat (trajectory, step) positions of the RL
+    transitions (R = ``rollouts_per_trajectory``, W the longest episode)."""
 
     vae_tasks: torch.Tensor
     vae: dict
@@ -340,6 +431,35 @@ class BOReLBatch:
 
 
 EPISODE_KEYS = ("obs", "actions", "rewards", "next_obs", "terminals", "mask")
+
+
+def _real_first(mask: torch.Tensor) -> torch.Tensor:
+    """Indices [..., W] that put the real steps (``mask`` True) first, in their order, the padded ones after."""
+    return torch.sort((~mask).to(torch.uint8), dim=-1, stable=True).indices
+
+
+def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x`` [..., W, d] at the steps ``index`` [..., W'] of its last-but-one dim."""
+    return torch.gather(x, index.dim() - 1, index[..., None].expand(*index.shape, x.shape[-1]))
+
+
+def concat_episodes(ep: Mapping[str, torch.Tensor], rollouts: int) -> dict:
+    """BAMDP trajectories: episodes [T, K * rollouts, W, .] (right-padded, ``mask`` [T, K * rollouts, W])
+    to [T, K, rollouts * W, .], each ``rollouts`` consecutive episodes of the batch joined back to back
+    (the real steps of each in order, the next episode's first step right after the last real step of
+    the one before), the padding at the end. One gather per key; no loop over episodes or steps."""
+    mask = ep["mask"]
+    t, kr, w = mask.shape
+    if kr % rollouts:
+        raise ValueError(f"{kr} episodes per task do not make trajectories of {rollouts}")
+    if rollouts == 1:
+        return {k: ep[k] for k in EPISODE_KEYS if k in ep}
+    m = mask.reshape(t, kr // rollouts, rollouts * w)
+    order = _real_first(m)
+    out = {k: _take(ep[k].reshape(t, kr // rollouts, rollouts * w, ep[k].shape[-1]), order)
+           for k in EPISODE_KEYS if k in ep and k != "mask"}
+    out["mask"] = torch.gather(m, 2, order)
+    return out
 
 
 def relabelled_episodes(buffer, tasks, k: int, relabel, source_tasks, generator=None) -> dict:
@@ -366,22 +486,24 @@ def sample_batch(buffer, vae_tasks, rl_tasks, hp: BOReLHyperParams, batch_size: 
                  generator: Optional[torch.Generator] = None,
                  context_reward: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
                  relabel: Optional[Callable] = None, source_tasks=None) -> BOReLBatch:
-    """Whole episodes for the VAE and the RL batch, and ``batch_size`` transitions per RL task drawn
-    uniformly (with replacement) among the real steps of its episodes. ``context_reward`` (sparse-reward
-    runs) replaces the reward the VAE sees, as the context of the other methods holds it. With
-    ``hp.reward_relabelling`` (BOReL-RR) the episodes of both batches are :func:`relabelled_episodes`
-    from ``source_tasks`` with the env's step ``relabel``."""
-    keys = EPISODE_KEYS
+    """BAMDP trajectories for the VAE and the RL batch: ``vae_episodes_per_task`` (``rl_episodes_per_task``)
+    per task, each ``hp.rollouts_per_trajectory`` whole episodes of the task drawn uniformly (with
+    replacement) from its offline data and joined back to back (:func:`concat_episodes`); and
+    ``batch_size`` transitions per RL task drawn uniformly (with replacement) among the real steps of
+    its trajectories. ``context_reward`` (sparse-reward runs) replaces the reward the VAE sees, as the
+    context of the other methods holds it. With ``hp.reward_relabelling`` (BOReL-RR) the episodes of
+    both batches are :func:`relabelled_episodes` from ``source_tasks`` with the env's step ``relabel``."""
+    keys, r = EPISODE_KEYS, int(hp.rollouts_per_trajectory)
+    kv, kr = hp.vae_episodes_per_task * r, hp.rl_episodes_per_task * r
     if hp.reward_relabelling:
         if relabel is None or source_tasks is None:
             raise ValueError("BOReL-RR (reward_relabelling) needs the env's relabel_outcomes and the source tasks")
-        vae = relabelled_episodes(buffer, vae_tasks, hp.vae_episodes_per_task, relabel, source_tasks, generator)
-        rl = relabelled_episodes(buffer, rl_tasks, hp.rl_episodes_per_task, relabel, source_tasks, generator)
+        vae = relabelled_episodes(buffer, vae_tasks, kv, relabel, source_tasks, generator)
+        rl = relabelled_episodes(buffer, rl_tasks, kr, relabel, source_tasks, generator)
     else:
-        vae = {k: v for k, v in buffer.sample_episodes(vae_tasks, hp.vae_episodes_per_task,
-                                                       generator=generator).items() if k in keys}
-        rl = {k: v for k, v in buffer.sample_episodes(rl_tasks, hp.rl_episodes_per_task,
-                                                      generator=generator).items() if k in keys}
+        vae = {k: v for k, v in buffer.sample_episodes(vae_tasks, kv, generator=generator).items() if k in keys}
+        rl = {k: v for k, v in buffer.sample_episodes(rl_tasks, kr, generator=generator).items() if k in keys}
+    vae, rl = concat_episodes(vae, r), concat_episodes(rl, r)
     if context_reward is not None:
         vae["rewards"] = context_reward(vae["rewards"])
         rl["context_rewards"] = context_reward(rl["rewards"])
@@ -448,7 +570,7 @@ class BOReLStep(StepState):
 
     # ------------------------------------------------------------------ the VAE
     def vae_loss(self, ep: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-        """The ELBO loss of whole episodes [T, K, W, .] (one reparameterised sample per belief)."""
+        """The ELBO loss of trajectories [T, K, R * W, .] (one reparameterised sample per belief)."""
         flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in ep.items()}
         mu, logvar = self.agent.encoder.beliefs(flat["actions"], flat["next_obs"], flat["rewards"])
         eps = torch.randn_like(mu)
@@ -459,7 +581,8 @@ class BOReLStep(StepState):
     @torch.no_grad()
     def rl_transitions(self, rl: Mapping[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
         """The RL batch [T, B, .] with the beliefs of s (``belief``) and of s' (``next_belief``): mean and
-        log-variance after t and t + 1 transitions of the episode, from the current encoder, detached."""
+        log-variance after t and t + 1 transitions of the trajectory (across its episodes' boundaries), from
+        the current encoder, detached."""
         rewards_in = rl.get("context_rewards", rl["rewards"])
         mu, logvar = self.agent.encoder.beliefs(rl["actions"], rl["next_obs"], rewards_in)  # [T, K, W+1, L]
         b = torch.cat([mu, logvar], dim=-1)
@@ -545,4 +668,4 @@ def offline_context(buffer, generator: Optional[torch.Generator] = None,
 
 
 __all__ = ["BOReLAgent", "BOReLBatch", "BOReLHyperParams", "BOReLStep", "BeliefEncoder", "PRESET_PATH",
-           "RewardDecoder", "elbo_loss", "relabelled_episodes", "elbo_terms", "kl_to_previous", "offline_context", "sample_batch"]
+           "RewardDecoder", "concat_episodes", "elbo_loss", "relabelled_episodes", "elbo_terms", "kl_to_previous", "offline_context", "sample_batch"]

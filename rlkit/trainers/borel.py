@@ -34,6 +34,12 @@ def hyperparams(cfg: Mapping) -> borel.BOReLHyperParams:
     return hp
 
 
+def _episode_steps(cfg: Mapping):
+    """The run's episode length (``algo_params.max_path_length``), which bounds what the agent's infer_z reads."""
+    steps = (cfg.get("algo_params") or {}).get("max_path_length")
+    return None if steps is None else int(steps)
+
+
 class BOReLMethod(Trainer):
     """The BOReL step (rlkit.torch.borel.BOReLStep) with its sampler; ``algo_params.trainer: borel``."""
 
@@ -55,6 +61,7 @@ class BOReLMethod(Trainer):
         self.obs_dim, self.act_dim = env.observation_space.shape[0], env.action_space.shape[0]
         self.hp = hyperparams(cfg)
         self.step = borel.BOReLStep(self.obs_dim, self.act_dim, self.hp, device=self.device)
+        self.step.agent.episode_steps = _episode_steps(cfg)
         self.context_reward = env.context_reward if algo.get("sparse_rewards") else None
         self._train_ids = np.asarray(data.train_tasks)
         self.relabel = None
@@ -80,7 +87,7 @@ class BOReLMethod(Trainer):
 
     @classmethod
     def load_agent(cls, cfg, obs_dim, act_dim, trainer_state) -> borel.BOReLAgent:
-        agent = borel.BOReLAgent(int(obs_dim), int(act_dim), hyperparams(cfg))
+        agent = borel.BOReLAgent(int(obs_dim), int(act_dim), hyperparams(cfg), _episode_steps(cfg))
         agent.load_state_dict(trainer_state["networks"]["agent"])
         return agent
 
