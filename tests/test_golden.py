@@ -51,7 +51,12 @@ def test_golden_variants_really_differ(fresh_tables):
     assert "KL Divergence" in t["offline-pearl"].columns and "KL Divergence" not in t["csro"].columns
     assert "CORRO InfoNCE Loss" in t["corro"].columns and "Z Loss" not in t["corro"].columns
     assert {"Reconstruction Loss", "Z Loss"} <= set(t["unicorn-ss"].columns) and "Club Loss" not in t["unicorn-ss"]
-    names = sorted(t)
+    assert {"Classifier Loss", "Classifier Accuracy"} <= set(t["unicorn-sup"].columns)
+    assert "Z Loss" not in t["unicorn-sup"].columns and "Reconstruction Loss" not in t["unicorn-sup"].columns
+    assert {"VAE Loss", "QF Loss"} <= set(t["borel"].columns) and "Z Loss" not in t["borel"].columns
+    assert "Action Loss" in t["prompt-dt"].columns and "QF Loss" not in t["prompt-dt"].columns  # no critic at all
+    names = sorted(n for n in t if "Policy Loss" in t[n].columns)
+    assert set(t) - set(names) == {"prompt-dt"}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             assert not np.allclose(t[a]["Policy Loss"], t[b]["Policy Loss"], rtol=RTOL, atol=ATOL), (a, b)

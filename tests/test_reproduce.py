@@ -339,7 +339,7 @@ def test_budget_parsing():
 
 
 def test_committed_plans_load_and_bad_plans_fail_clearly(tmp_path):
-    for scale, newer in (("cpu", ["CORRO", "UNICORN-SS", "CORRO-relabel"]), ("paper", [])):
+    for scale, newer in (("cpu", ["CORRO", "UNICORN-SS", "CORRO-relabel", "UNICORN-SUP", "Prompt-DT"]), ("paper", [])):
         plan = load_plan(plan_path("point-robot", scale))
         assert plan.methods == ["CSRO", "FOCAL", "offline-PEARL", *newer]
     with pytest.raises(ConfigError, match="did you mean 'point-robot-cpu'"):

@@ -54,8 +54,9 @@ def toy_registered():
     unregister_trainer(NAME)
 
 
-# Every trainer through one suite (in the style of SB3's tests over its MODEL_LIST): the shipped presets of
-# each registered trainer and the toy from user code. Each entry: the method's arguments, its tiny settings.
+# Every trainer through one suite (in the style of SB3's tests over its MODEL_LIST): one shipped preset of
+# each registered trainer and the toy from user code (BOReL-RR is BOReL's trainer with relabelled batches,
+# tests/test_borel.py). Each entry: the method's arguments, its tiny settings.
 TINY_BOREL = ["borel.latent_size=3", "borel.gru_hidden_size=8", "borel.net_sizes=[16,16]", "borel.vae_meta_batch=2",
               "borel.vae_episodes_per_task=2", "borel.rl_episodes_per_task=2", "borel.vae_train_steps=1000",
               "borel.policy_start_step=2"]
@@ -65,7 +66,6 @@ METHODS = {
     "toy": ([f"algo_params.trainer={NAME}"], []),
     "CSRO": (["algo_type=CSRO"], ["algo_params.embedding_batch_size=16", "algo_params.embedding_mini_batch_size=16"]),
     "BOReL": (["algo_type=BOReL"], TINY_BOREL),
-    "BOReL-RR": (["algo_type=BOReL-RR"], TINY_BOREL),
     "Prompt-DT": (["algo_type=Prompt-DT"], TINY_PROMPT_DT),
 }
 
