@@ -148,6 +148,7 @@ def test_benchmarks_quick_smoke(name, tmp_path):
     assert not (tmp_path / "work" / "point-robot-native").exists()  # synthetic data is deleted afterwards
 
 
+@pytest.mark.slow  # a benchmark's smoke run (about 40 s): `make test-slow`, keeping `make test` under 15 minutes
 @pytest.mark.parametrize("name, first", [("bench_verified_stamp", "no check"), ("bench_minari_load", "native")])
 def test_integrity_and_minari_benchmarks_quick_smoke(name, first, tmp_path, monkeypatch):
     import importlib
