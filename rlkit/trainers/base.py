@@ -160,3 +160,32 @@ class Trainer(ABC):
                                       "use the same latent_size, net_size and encoder settings") from None
                 loaded.append(name)
         return loaded
+
+
+class StepDelegate:
+    """The :class:`Trainer` methods of a trainer that wraps one step object (``self.step``: its networks
+    in ``modules()``, its resume state in ``state_dict``/``load_state_dict``, its agent in ``agent`` and its
+    counter in ``num_steps``): CSRO's, BOReL's and Prompt-DT's trainers share them instead of each
+    forwarding them again (CSRO's counts its context chunks, so it overrides ``steps_done``). Put it before :class:`Trainer` among the bases."""
+
+    step: Any
+
+    def train_step(self, batch: Any, with_stats: bool = False) -> dict[str, torch.Tensor]:
+        return self.step.train_step(batch, with_stats=with_stats)
+
+    @property
+    def steps_done(self) -> int:
+        return self.step.num_steps
+
+    def modules(self) -> dict[str, nn.Module]:
+        return self.step.modules()
+
+    def state_dict(self) -> dict:
+        return self.step.state_dict()
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.step.load_state_dict(state)
+
+    def eval_agent(self) -> Any:
+        return self.step.agent
+

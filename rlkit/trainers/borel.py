@@ -17,7 +17,7 @@ import torch
 from rlkit.config import ConfigError, shipped_section
 from rlkit.torch import borel
 from rlkit.torch.hyperparams import CSROHyperParams
-from rlkit.trainers.base import Trainer
+from rlkit.trainers.base import StepDelegate, Trainer
 
 VAE_COLUMNS = ["VAE Loss", "Reward Reconstruction Loss", "KL Loss"]
 RL_COLUMNS = ["QF Loss", "VF Loss", "Policy Loss", "Q Predictions Mean", "Log Pis Mean"]
@@ -40,7 +40,7 @@ def _episode_steps(cfg: Mapping):
     return None if steps is None else int(steps)
 
 
-class BOReLMethod(Trainer):
+class BOReLMethod(StepDelegate, Trainer):
     """The BOReL step (rlkit.torch.borel.BOReLStep) with its sampler; ``algo_params.trainer: borel``."""
 
     name = "borel"
@@ -113,24 +113,6 @@ class BOReLMethod(Trainer):
         return borel.offline_context(buffer, generator, self.context_reward)
 
     # ------------------------------------------------------------------ the step and its state
-    def train_step(self, batch: borel.BOReLBatch, with_stats: bool = False) -> dict[str, torch.Tensor]:
-        return self.step.train_step(batch, with_stats=with_stats)
-
-    @property
-    def steps_done(self) -> int:
-        return self.step.num_steps
 
     def progress_columns(self) -> list[str]:
         return VAE_COLUMNS + RL_COLUMNS + (BRAC_COLUMNS if self.hp.rl.use_brac else [])
-
-    def modules(self):
-        return self.step.modules()
-
-    def state_dict(self) -> dict:
-        return self.step.state_dict()
-
-    def load_state_dict(self, state) -> None:
-        self.step.load_state_dict(state)
-
-    def eval_agent(self) -> borel.BOReLAgent:
-        return self.step.agent

@@ -27,7 +27,7 @@ from rlkit.torch.csro import CSROAgent, CSROTrainer, MetaBatch
 from rlkit.torch.hyperparams import CSROHyperParams
 from rlkit.torch.networks import context_from_sample
 from rlkit.torch.objectives.corro import check_relabel_source, relabelled_rows
-from rlkit.trainers.base import Trainer
+from rlkit.trainers.base import StepDelegate, Trainer
 
 # the reference's Mean/Std/Max/Min blocks of the step's statistics, in its order
 STAT_BLOCKS = ("Q Predictions", "V Predictions", "Log Pis", "Policy mu", "Policy log std", "alpha", "div_estimate")
@@ -76,7 +76,7 @@ def network_memory(cfg: Mapping, obs_dim: int, act_dim: int, itemsize: int) -> d
             "net_size": copies * net * net * itemsize}
 
 
-class CSROMethod(Trainer):
+class CSROMethod(StepDelegate, Trainer):
     """The CSRO step (rlkit.torch.csro) with its sampler; ``algo_params.trainer: csro``."""
 
     name = "csro"
@@ -171,8 +171,6 @@ class CSROMethod(Trainer):
         return fn
 
     # ------------------------------------------------------------------ the step and its state
-    def train_step(self, batch: MetaBatch, with_stats: bool = False) -> dict[str, torch.Tensor]:
-        return self.step.train_step(batch, with_stats=with_stats)
 
     @property
     def steps_done(self) -> int:
@@ -180,15 +178,3 @@ class CSROMethod(Trainer):
 
     def progress_columns(self) -> list[str]:
         return training_columns(int(self.cfg["latent_size"]), self.algo, objective_statistics(self.hp))
-
-    def modules(self):
-        return self.step.modules()
-
-    def state_dict(self) -> dict:
-        return self.step.state_dict()
-
-    def load_state_dict(self, state) -> None:
-        self.step.load_state_dict(state)
-
-    def eval_agent(self) -> CSROAgent:
-        return self.step.agent

@@ -15,7 +15,7 @@ import torch
 
 from rlkit.config import ConfigError, shipped_section
 from rlkit.torch import prompt_dt
-from rlkit.trainers.base import Trainer
+from rlkit.trainers.base import StepDelegate, Trainer
 
 COLUMNS = ["Action Loss"]
 
@@ -27,7 +27,7 @@ def hyperparams(cfg: Mapping) -> prompt_dt.PromptDTHyperParams:
     return prompt_dt.PromptDTHyperParams.preset(str(cfg["env_name"]), variant, **overrides)
 
 
-class PromptDTMethod(Trainer):
+class PromptDTMethod(StepDelegate, Trainer):
     """The Prompt-DT step (rlkit.torch.prompt_dt.PromptDTStep) with its sampler; ``algo_params.trainer: prompt-dt``."""
 
     name = "prompt-dt"
@@ -93,24 +93,6 @@ class PromptDTMethod(Trainer):
         return prompt_dt.offline_context(buffer, generator)
 
     # ------------------------------------------------------------------ the step and its state
-    def train_step(self, batch: prompt_dt.PromptDTBatch, with_stats: bool = False) -> dict[str, torch.Tensor]:
-        return self.step.train_step(batch, with_stats=with_stats)
-
-    @property
-    def steps_done(self) -> int:
-        return self.step.num_steps
 
     def progress_columns(self) -> list[str]:
         return list(COLUMNS)
-
-    def modules(self):
-        return self.step.modules()
-
-    def state_dict(self) -> dict:
-        return self.step.state_dict()
-
-    def load_state_dict(self, state) -> None:
-        self.step.load_state_dict(state)
-
-    def eval_agent(self) -> prompt_dt.PromptDTAgent:
-        return self.step.agent
