@@ -92,6 +92,30 @@ def shipped_section(name: str) -> Config:
     return section
 
 
+def trainer_settings(name: str, variant: str, env_name: str, *, _seen: tuple[str, ...] = ()) -> Config:
+    """The values of the shipped trainer ``name``'s table ``variant`` for ``env_name``, the one reader of
+    configs/trainers/NAME/VARIANT.json: the ``common`` block, then the env's block, over the values of
+    the table it ``extends`` (BOReL-RR extends BOReL). A table that extends another need not name the
+    env; the first of the chain must (a trainer without settings for an env is a one-line error)."""
+    folder = TRAINER_SETTINGS_DIR / name
+    path = folder / f"{variant}.json"
+    if not path.is_file():
+        names = sorted(p.stem for p in folder.glob("*.json"))
+        raise ConfigError(f"trainer {name!r} has no settings table {variant!r}; its tables: "
+                          f"{', '.join(names) or 'none'} ({folder})")
+    if variant in _seen:
+        raise ConfigError(f"trainer {name!r}'s settings tables extend each other in a loop: "
+                          f"{' -> '.join((*_seen, variant))}")
+    table = read_json_object(path)
+    parent = table.get("extends")
+    base = trainer_settings(name, str(parent), env_name, _seen=(*_seen, variant)) if parent is not None else {}
+    envs = sorted(k for k in table if k not in ("common", "extends") and not str(k).startswith("_"))
+    if parent is None and env_name not in envs:
+        raise ConfigError(f"trainer {name!r} has no settings for env {env_name!r} in {path}; "
+                          f"settings for: {', '.join(envs)}")
+    return {**base, **table.get("common", {}), **table.get(env_name, {})}
+
+
 def _sections() -> dict[str, Config]:
     shipped = {d.name: shipped_section(d.name) for d in sorted(TRAINER_SETTINGS_DIR.glob("*")) if d.is_dir()}
     return {**{k: v for k, v in shipped.items() if v}, **_TRAINER_SECTIONS}

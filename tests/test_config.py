@@ -591,3 +591,28 @@ def test_a_preset_that_leaves_a_method_key_open_is_refused(tmp_path, monkeypatch
     with pytest.raises(ConfigError, match=r"MINE.json' does not fix use_information_bottleneck, use_unicorn_decoder, use_unicorn_classifier, "
                                           r"allow_backward_z, normalize_transition_z, corro_negatives_from"):
         meta_train.check_method_preset("MINE")
+
+
+def test_trainer_settings_tables_extend_and_refuse_in_one_line(tmp_path, monkeypatch):
+    """The one reader of configs/trainers/NAME/VARIANT.json: common, then the env block, over the
+    table a variant extends; a missing table, a missing env and a loop are one-line errors."""
+    from rlkit import config as C
+
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    (folder / "Base.json").write_text(json.dumps(
+        {"_doc": "ignored", "common": {"a": 1, "b": 2}, "point-robot": {"b": 3}, "cheetah-vel": {}}))
+    (folder / "Child.json").write_text(json.dumps({"extends": "Base", "common": {"a": 10, "c": 4}}))
+    (folder / "Loop1.json").write_text(json.dumps({"extends": "Loop2", "common": {}}))
+    (folder / "Loop2.json").write_text(json.dumps({"extends": "Loop1", "common": {}}))
+    monkeypatch.setattr(C, "TRAINER_SETTINGS_DIR", tmp_path)
+    assert C.trainer_settings("toy", "Base", "point-robot") == {"a": 1, "b": 3}
+    assert C.trainer_settings("toy", "Base", "cheetah-vel") == {"a": 1, "b": 2}
+    assert C.trainer_settings("toy", "Child", "point-robot") == {"a": 10, "b": 3, "c": 4}
+    with pytest.raises(C.ConfigError, match=r"trainer 'toy' has no settings for env 'ant-dir' in .*Base.json; "
+                                            r"settings for: cheetah-vel, point-robot"):
+        C.trainer_settings("toy", "Child", "ant-dir")
+    with pytest.raises(C.ConfigError, match="has no settings table 'Nope'; its tables: Base, Child, Loop1, Loop2"):
+        C.trainer_settings("toy", "Nope", "point-robot")
+    with pytest.raises(C.ConfigError, match="in a loop: Loop1 -> Loop2 -> Loop1"):
+        C.trainer_settings("toy", "Loop1", "point-robot")

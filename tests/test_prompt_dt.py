@@ -16,6 +16,7 @@ from rlkit.data.synthetic import synthetic_offline_data
 from rlkit.torch.networks import build_context
 from rlkit.torch.prompt_dt import (PromptDecisionTransformer, PromptDTAgent, PromptDTHyperParams, PromptDTStep,
                                    action_loss, episode_prompt, offline_context, sample_batch)
+from tests.helpers import assert_resumes_identically
 
 OBS, ACT = 3, 2
 
@@ -360,24 +361,9 @@ def test_act_changes_nothing_and_a_new_episode_starts_from_the_target():
 
 
 def test_state_dict_round_trip_gives_the_identical_next_update(buffer):
-    torch.manual_seed(0)
-    hp = tiny_hp(dropout=0.1)
-    a = PromptDTStep(OBS, ACT, hp)
-    for s in range(2):
-        a.train_step(_batch(buffer, hp, seed=s))
-    state = copy.deepcopy(a.state_dict())
-    torch.manual_seed(99)
-    b = PromptDTStep(OBS, ACT, hp)
-    b.load_state_dict(state)
-    batch = _batch(buffer, hp, seed=7)
-    torch.manual_seed(3)  # dropout draws from torch's global RNG, which a run's snapshot restores
-    sa = a.train_step(batch, with_stats=True)
-    torch.manual_seed(3)
-    sb = b.train_step(batch, with_stats=True)
-    assert torch.equal(sa["Action Loss"], sb["Action Loss"])
-    for (k, v), w in zip(a.agent.state_dict().items(), b.agent.state_dict().values()):
-        assert torch.equal(v, w), k
-    assert a.num_steps == b.num_steps == 3
+    hp = tiny_hp(dropout=0.1)  # dropout draws from torch's global RNG, which a run's snapshot restores
+    assert_resumes_identically(lambda: PromptDTStep(OBS, ACT, hp),
+                               [_batch(buffer, hp, seed=s) for s in range(2)], _batch(buffer, hp, seed=7))
 
 
 def test_the_warmup_clipping_and_a_tiny_training_that_learns(buffer):

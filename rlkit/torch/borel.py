@@ -28,9 +28,7 @@ trajectories in one call, and no training code loops over transitions in Python.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -38,28 +36,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlkit.config import ConfigError
+from rlkit.config import TRAINER_SETTINGS_DIR, ConfigError, trainer_settings
 from rlkit.torch import losses as L
 from rlkit.torch.hyperparams import CSROHyperParams
 from rlkit.torch.networks import FlattenMlp, TanhGaussianPolicy, split_context
 from rlkit.torch.step_state import StepState
 from rlkit.core.eval_agent import EvalAgent
 
-PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "trainers" / "borel"
+PRESET_DIR = TRAINER_SETTINGS_DIR / "borel"
 PRESET_PATH = PRESET_DIR / "BOReL.json"
-
-
-def _preset_values(variant: str, env_name: str) -> dict:
-    path = PRESET_DIR / f"{variant}.json"
-    if not path.is_file():
-        names = sorted(p.stem for p in PRESET_DIR.glob("*.json"))
-        raise ConfigError(f"no BOReL preset {variant!r}; presets: {', '.join(names)} ({PRESET_DIR})")
-    presets = json.loads(path.read_text())
-    base = _preset_values(presets["extends"], env_name) if "extends" in presets else {}
-    envs = sorted(k for k in presets if k not in ("common", "extends") and not k.startswith("_"))
-    if "extends" not in presets and env_name not in envs:
-        raise ConfigError(f"BOReL has no preset for env {env_name!r}; presets: {', '.join(envs)}")
-    return {**base, **presets.get("common", {}), **presets.get(env_name, {})}
 
 
 # --------------------------------------------------------------------------- settings
@@ -116,8 +101,7 @@ class BOReLHyperParams:
     def preset(cls, env_name: str, variant: str = "BOReL", **overrides: Any) -> "BOReLHyperParams":
         """The shipped preset of ``env_name``: rlkit/configs/trainers/borel/VARIANT.json's ``common`` block, then its
         env block, over the blocks of the preset it ``extends`` (BOReL-RR extends BOReL)."""
-        values = _preset_values(variant, env_name)
-        return cls.from_mapping({**values, **overrides})
+        return cls.from_mapping({**trainer_settings("borel", variant, env_name), **overrides})
 
     @property
     def belief_dim(self) -> int:

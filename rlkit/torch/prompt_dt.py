@@ -20,10 +20,8 @@ Every batch is one gather per step (rlkit.data.buffer); no training code loops o
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import numpy as np
@@ -31,24 +29,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlkit.config import ConfigError
+from rlkit.config import TRAINER_SETTINGS_DIR, ConfigError, trainer_settings
 from rlkit.core.eval_agent import EvalAgent
 from rlkit.torch.networks import build_context, split_context
 
-PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "trainers" / "prompt_dt"
+PRESET_DIR = TRAINER_SETTINGS_DIR / "prompt_dt"
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "tanh": torch.tanh}
-
-
-def _preset_values(variant: str, env_name: str) -> dict:
-    path = PRESET_DIR / f"{variant}.json"
-    if not path.is_file():
-        names = sorted(p.stem for p in PRESET_DIR.glob("*.json"))
-        raise ConfigError(f"no Prompt-DT settings table {variant!r}; tables: {', '.join(names)} ({PRESET_DIR})")
-    table = json.loads(path.read_text())
-    envs = sorted(k for k in table if k != "common" and not k.startswith("_"))
-    if env_name not in envs:
-        raise ConfigError(f"Prompt-DT has no settings for env {env_name!r}; settings for: {', '.join(envs)} ({path})")
-    return {**table.get("common", {}), **table.get(env_name, {})}
 
 
 # --------------------------------------------------------------------------- settings
@@ -95,7 +81,7 @@ class PromptDTHyperParams:
 
     @classmethod
     def preset(cls, env_name: str, variant: str = "Prompt-DT", **overrides: Any) -> "PromptDTHyperParams":
-        return cls.from_mapping({**_preset_values(variant, env_name), **overrides})
+        return cls.from_mapping({**trainer_settings("prompt_dt", variant, env_name), **overrides})
 
 
 # --------------------------------------------------------------------------- the transformer
