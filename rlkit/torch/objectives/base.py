@@ -21,6 +21,7 @@ from torch import nn
 
 from rlkit.torch.hyperparams import CSROHyperParams
 from rlkit.torch.networks import ContextEncoder, Posterior, split_context
+from rlkit.torch.optim import make_adam
 
 Stats = dict[str, torch.Tensor]
 
@@ -71,12 +72,17 @@ class RepresentationObjective:
     snapshots), ``switch`` and ``settings`` (the config keys they read) and ``statistics`` (the progress.csv columns their :meth:`fit`
     and :meth:`loss` return, in the order the table lists them: the header of
     every run is built from the registry, so a new objective's columns appear
-    without a list elsewhere), and implement :meth:`loss`;
-    those with a model of their own also override :meth:`fit`, :meth:`modules`
-    and :meth:`optimizers`. A model trained *jointly* with the encoder (by the
-    same loss term, in the same backward pass, as UNICORN's decoder) names its
-    optimizers in :meth:`joint_optimizers`: the trainer zeroes and steps them
-    with the encoder's.
+    without a list elsewhere), and implement :meth:`loss`.
+
+    An objective with one network of its own hands it to :meth:`own_model`,
+    which gives it an Adam and makes it what :meth:`modules` and
+    :meth:`optimizers` save under the objective's name. It is either fitted
+    apart by the objective's :meth:`fit` (CLUB's q, CORRO's CVAE) or trained
+    *jointly* with the encoder, by the same loss term in the same backward
+    pass (UNICORN's decoder and classifier: ``joint=True``), when the trainer
+    zeroes and steps its optimizer with the encoder's
+    (:meth:`joint_optimizers`). Objectives with several networks override
+    those three methods instead.
     """
 
     name: ClassVar[str]
@@ -86,9 +92,20 @@ class RepresentationObjective:
     # the settings that choose which method it is, not how strongly it acts (a method preset fixes them)
     variant_settings: ClassVar[tuple[str, ...]] = ()
 
+    _model: Optional[nn.Module] = None  # set by own_model
+    _joint: bool = False
+
     def __init__(self, obs_dim: int, action_dim: int, hp: CSROHyperParams, device: torch.device):
         self.hp = hp
         self.device = device
+
+    def own_model(self, model: nn.Module, lr: float, *, joint: bool = False) -> nn.Module:
+        """Adopt ``model`` as this objective's network: moved to the device, with its own Adam
+        (``self.optimizer``, the project's Adam settings) at ``lr``; ``joint``: stepped with the encoder
+        on :meth:`loss` rather than by :meth:`fit`. Returns the model, on the device."""
+        self._model, self._joint = model.to(self.device), bool(joint)
+        self.optimizer = make_adam(self.hp)(self._model.parameters(), lr=lr)
+        return self._model
 
     @classmethod
     def enabled(cls, hp: CSROHyperParams) -> bool:
@@ -109,11 +126,11 @@ class RepresentationObjective:
 
     def modules(self) -> dict[str, nn.Module]:
         """Networks this objective owns (saved in snapshots under these names)."""
-        return {}
+        return {} if self._model is None else {self.name: self._model}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Optimizers of :meth:`modules` (saved in snapshots under these names)."""
-        return {}
+        return {} if self._model is None else {self.name: self.optimizer}
 
     def batch_fields(self) -> tuple[str, ...]:
         """Optional meta-batch fields the sampler must fill for this objective (``relabel``)."""
@@ -121,7 +138,7 @@ class RepresentationObjective:
 
     def joint_optimizers(self) -> tuple[str, ...]:
         """Names (keys of :meth:`optimizers`) stepped together with the encoder on :meth:`loss`."""
-        return ()
+        return (self.name,) if self._model is not None and self._joint else ()
 
     def fit(self, batch: EncodedBatch) -> Stats:
         """The objective's own update, before the encoder step (default: none). Returns statistics."""

@@ -12,7 +12,6 @@ import torch
 
 from rlkit.torch import losses as L
 from rlkit.torch.networks import ClubNetwork
-from rlkit.torch.optim import make_adam
 from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective, Stats
 
 
@@ -24,16 +23,9 @@ class ClubObjective(RepresentationObjective):
 
     def __init__(self, obs_dim, action_dim, hp, device):
         super().__init__(obs_dim, action_dim, hp, device)
-        self.net = ClubNetwork(obs_dim, action_dim, hp.latent_size, hp.use_next_obs_in_context,
-                               hp.club_use_sa).to(device)
         # the reference gives CLUB the context encoder's learning rate
-        self.optimizer = make_adam(hp)(self.net.parameters(), lr=hp.context_lr)
-
-    def modules(self):
-        return {self.name: self.net}
-
-    def optimizers(self):
-        return {self.name: self.optimizer}
+        self.net = self.own_model(ClubNetwork(obs_dim, action_dim, hp.latent_size, hp.use_next_obs_in_context,
+                                              hp.club_use_sa), hp.context_lr)
 
     def model_loss(self, batch: EncodedBatch) -> torch.Tensor:
         """Weighted negative log-likelihood of the detached z_t under q (gradient to q only)."""

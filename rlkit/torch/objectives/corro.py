@@ -37,7 +37,6 @@ from torch import nn
 
 from rlkit.config import ConfigError
 from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective, Stats
-from rlkit.torch.optim import make_adam
 
 
 def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -122,9 +121,8 @@ class CorroObjective(RepresentationObjective):
         self.relabel = hp.corro_negatives_from == "relabel"
         if not self.relabel:
             outcome = 1 + (obs_dim if hp.use_next_obs_in_context else 0)  # r, and s' when the context has it
-            self.cvae = TransitionCVAE(obs_dim, action_dim, outcome, hp.corro_cvae_hidden_size,
-                                       hp.corro_cvae_latent_size).to(device)
-            self.optimizer = make_adam(hp)(self.cvae.parameters(), lr=hp.corro_cvae_lr)
+            self.cvae = self.own_model(TransitionCVAE(obs_dim, action_dim, outcome, hp.corro_cvae_hidden_size,
+                                                      hp.corro_cvae_latent_size), hp.corro_cvae_lr)
 
     @classmethod
     def columns(cls, hp) -> tuple[str, ...]:
@@ -133,11 +131,6 @@ class CorroObjective(RepresentationObjective):
     def batch_fields(self):
         return ("relabel",) if self.relabel else ()
 
-    def modules(self):
-        return {} if self.relabel else {self.name: self.cvae}
-
-    def optimizers(self):
-        return {} if self.relabel else {self.name: self.optimizer}
 
     @staticmethod
     def _xy(batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective, Stats
-from rlkit.torch.optim import make_adam
 
 
 class GaussianMLP(nn.Module):
@@ -65,20 +64,10 @@ class UnicornDecoderObjective(RepresentationObjective):
     def __init__(self, obs_dim, action_dim, hp, device):
         super().__init__(obs_dim, action_dim, hp, device)
         inp, hidden = obs_dim + action_dim + hp.latent_size, hp.unicorn_decoder_hidden_size
-        self.decoders = nn.ModuleDict({"reward": GaussianMLP(inp, 1, hidden)})
+        decoders = nn.ModuleDict({"reward": GaussianMLP(inp, 1, hidden)})
         if hp.use_next_obs_in_context:  # the context holds s': the dynamics head reconstructs s' - s
-            self.decoders["dynamics"] = GaussianMLP(inp, obs_dim, hidden)
-        self.decoders.to(device)
-        self.optimizer = make_adam(hp)(self.decoders.parameters(), lr=hp.context_lr)
-
-    def modules(self):
-        return {self.name: self.decoders}
-
-    def optimizers(self):
-        return {self.name: self.optimizer}
-
-    def joint_optimizers(self):
-        return (self.name,)
+            decoders["dynamics"] = GaussianMLP(inp, obs_dim, hidden)
+        self.decoders = self.own_model(decoders, hp.context_lr, joint=True)
 
     def loss(self, batch: EncodedBatch) -> tuple[torch.Tensor, Stats]:
         c = batch.split_context()

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlkit.torch.objectives.base import EncodedBatch, RepresentationObjective, Stats
-from rlkit.torch.optim import make_adam
 
 
 class UnicornClassifierObjective(RepresentationObjective):
@@ -40,18 +39,9 @@ class UnicornClassifierObjective(RepresentationObjective):
             raise ValueError("unicorn_classifier_classes must be at least 1 (0 resolves to env_params.n_tasks "
                              "when the settings come from a config)")
         hidden = int(hp.unicorn_classifier_hidden_size)
-        self.classifier = nn.Sequential(nn.Linear(hp.latent_size, hidden), nn.ReLU(), nn.Linear(hidden, classes))
-        self.classifier.to(device)
-        self.optimizer = make_adam(hp)(self.classifier.parameters(), lr=hp.context_lr)
-
-    def modules(self):
-        return {self.name: self.classifier}
-
-    def optimizers(self):
-        return {self.name: self.optimizer}
-
-    def joint_optimizers(self):
-        return (self.name,)
+        self.classifier = self.own_model(
+            nn.Sequential(nn.Linear(hp.latent_size, hidden), nn.ReLU(), nn.Linear(hidden, classes)),
+            hp.context_lr, joint=True)
 
     def loss(self, batch: EncodedBatch) -> tuple[torch.Tensor, Stats]:
         z_t = batch.z_t                                             # [T, N, L], with gradient to the encoder
