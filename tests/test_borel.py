@@ -508,7 +508,7 @@ def test_the_trainer_methods_drive_a_direct_training_loop_and_reload_the_agent(b
     assert agent is not m.eval_agent() and isinstance(agent, BOReLAgent)
     for k, v in m.eval_agent().state_dict().items():
         assert torch.equal(v, agent.state_dict()[k])
-    rows = m.offline_context(buffer, torch.Generator().manual_seed(0))(torch.tensor([0, 1]), 3)
+    rows = m.offline_context(cfg, buffer, torch.Generator().manual_seed(0))(torch.tensor([0, 1]), 3)
     assert rows.shape == (2, 3, 2 * OBS + ACT + 1)
     with pytest.raises(ConfigError, match="vae_meta_batch 3 exceeds the 2 training tasks"):
         BOReLMethod.from_config({**cfg, "borel": {**tiny, "vae_meta_batch": 3},

@@ -123,6 +123,14 @@ def test_every_trainer_trains_resumes_exactly_reloads_and_is_read_back(method, t
     assert type(run.agent) is type(fresh)
     for (name, p), (_, q) in zip(run.agent.state_dict().items(), fresh.state_dict().items()):
         torch.testing.assert_close(p, q, msg=name)
+    # the run-reading tools draw the offline protocol's context as this trainer's training evaluations do
+    tasks = run.test_tasks[:2]
+    rows = run.sample_offline_context(tasks, 4, generator=torch.Generator().manual_seed(5))
+    own = cls.offline_context(variant, run.offline_buffer("test"), torch.Generator().manual_seed(5))
+    torch.testing.assert_close(rows, own(torch.as_tensor(tasks), 4).to(rows.dtype))
+    if method == "BOReL":  # one episode's window: each row's s' is the next row's s (uniform draws are not)
+        o, d = run.obs_dim, run.act_dim
+        torch.testing.assert_close(rows[:, 1:, :o], rows[:, :-1, o + d + 1:])
     assert evaluate.main([str(whole), "--protocols", "online,offline,np_online", "--num_evals", "1"]) == 0
     assert any(whole.glob("eval_itr1.csv"))
     from rlkit import context_shift

@@ -96,7 +96,8 @@ class ToyBCTrainer(Trainer):
     def eval_agent(self):
         return self.policy
 
-    def offline_context(self, buffer, generator):
+    @classmethod
+    def offline_context(cls, cfg, buffer, generator, context_reward=None):
         def fn(task_ids, n):
             part = buffer.sample(task_ids, n, generator=generator)
             return torch.cat([part["obs"], part["actions"], part["rewards"]], -1)

@@ -231,15 +231,21 @@ class LoadedRun:
 
     def sample_offline_context(self, task_ids: Sequence[int] | torch.Tensor, n: int,
                                generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` transitions drawn uniformly from each task's offline data: [len(task_ids), n, D]."""
+        """``n`` rows of each task's offline data, [len(task_ids), n, D], drawn as the run's trainer draws
+        the offline protocol's context (its ``offline_context``: uniform transitions for the
+        context-encoder methods, one episode's window for BOReL and Prompt-DT), so a finished run is
+        evaluated on the context its training evaluations read."""
+        from rlkit.trainers import trainer_of
+
         tasks = torch.as_tensor(task_ids, dtype=torch.long).cpu()
         is_test = torch.tensor([self.split_of(int(t)) == "test" for t in tasks], dtype=torch.bool)
+        reward = self._context_reward() if self.algo["sparse_rewards"] else None
         out = None
         for split, mask in (("test", is_test), ("train", ~is_test)):
             if not mask.any():
                 continue
-            rows = self.context_rows(self.offline_buffer(split).sample(tasks[mask].to(self.device), n,
-                                                                       generator=generator))
+            source = trainer_of(self.config).offline_context(self.config, self.offline_buffer(split), generator, reward)
+            rows = source(tasks[mask].to(self.device), n)
             if out is None:
                 out = torch.zeros(len(tasks), n, rows.shape[-1], device=rows.device, dtype=rows.dtype)
             out[mask.to(rows.device)] = rows

@@ -269,6 +269,7 @@ class MetaTrainer:
         env = make_env(cfg["env_name"], **cfg["env_params"])
         self.obs_dim, self.act_dim = env.observation_space.shape[0], env.action_space.shape[0]
         self.trainer = trainer_of(cfg).from_config(cfg, data, env, device)
+        self.context_reward = env.context_reward if self.algo["sparse_rewards"] else None
         self.agent = as_eval_agent(self.trainer.eval_agent())  # what the protocols roll out
         self.settings = EvalSettings.from_algo_params(self.algo)
         self.start_itr = 0
@@ -293,7 +294,7 @@ class MetaTrainer:
     # ------------------------------------------------------------------ data
     def offline_context(self, generator: torch.Generator):
         """For the offline protocol: the trainer's context rows drawn from the test tasks' data."""
-        return self.trainer.offline_context(self.data.test, generator)
+        return self.trainer.offline_context(self.cfg, self.data.test, generator, self.context_reward)
 
     # ------------------------------------------------------------------ loop
     def resume_from(self, path: Path, state: dict | None = None) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -135,10 +135,16 @@ class Trainer(ABC):
         """What the evaluation protocols roll out: an :class:`rlkit.evaluation.agent.EvalAgent`, or a
         z-context model (``infer_z`` + ``act(obs, z, deterministic)``) they adapt."""
 
+    @classmethod
     @abstractmethod
-    def offline_context(self, buffer: Any, generator: torch.Generator):
-        """The offline protocol's context source on ``buffer`` (the test tasks'): ``(task ids [M], n) ->
-        rows [M, n, D]``, rows laid out as the agent's context."""
+    def offline_context(cls, cfg: Mapping, buffer: Any, generator: torch.Generator,
+                        context_reward: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
+        """The offline protocol's context source for a run of ``cfg`` on ``buffer``: ``(task ids [M], n) ->
+        rows [M, n, D]``, rows laid out as the agent's context, the reward replaced by ``context_reward``
+        when given (a sparse-reward run's context holds the sparse reward). A classmethod, so that the
+        tools that read a finished run (rlkit.evaluate, rlkit.context_shift, show_path) hand the offline
+        protocol the same kind of context as training's evaluations: uniform transitions for the
+        context-encoder methods, one episode's window for BOReL's GRU and Prompt-DT's prompt."""
 
     # ------------------------------------------------------------------ warm start
     def warm_start(self, trainer_state: Mapping, path: Path) -> list[str]:

@@ -109,8 +109,9 @@ class BOReLMethod(StepDelegate, Trainer):
                                   generator=generator, context_reward=self.context_reward, relabel=self.relabel,
                                   source_tasks=torch.as_tensor(self._train_ids))
 
-    def offline_context(self, buffer, generator: torch.Generator):
-        return borel.offline_context(buffer, generator, self.context_reward)
+    @classmethod
+    def offline_context(cls, cfg, buffer, generator: torch.Generator, context_reward=None):
+        return borel.offline_context(buffer, generator, context_reward)
 
     # ------------------------------------------------------------------ the step and its state
 

@@ -162,11 +162,13 @@ class CSROMethod(StepDelegate, Trainer):
             batch.extra_actions = split("actions", n + b, None).reshape(t, extra, b, -1).transpose(0, 1)
         return batch
 
-    def offline_context(self, buffer, generator: torch.Generator):
-        """For the offline protocol: ``n`` uniform transitions of each test task's data."""
+    @classmethod
+    def offline_context(cls, cfg, buffer, generator: torch.Generator, context_reward=None):
+        """For the offline protocol: ``n`` uniform transitions of each task's data, as the encoder reads them."""
+        use_next_obs = CSROHyperParams.from_config(cfg).use_next_obs_in_context
 
         def fn(task_ids: torch.Tensor, n: int) -> torch.Tensor:
-            return self.context(buffer.sample(task_ids, n, generator=generator))
+            return context_from_sample(buffer.sample(task_ids, n, generator=generator), use_next_obs, context_reward)
 
         return fn
 

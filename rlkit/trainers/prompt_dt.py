@@ -89,7 +89,8 @@ class PromptDTMethod(StepDelegate, Trainer):
     def sample(self, plan, generator: torch.Generator) -> prompt_dt.PromptDTBatch:
         return prompt_dt.sample_batch(self.data.train, plan, self.hp, generator=generator)
 
-    def offline_context(self, buffer, generator: torch.Generator):
+    @classmethod
+    def offline_context(cls, cfg, buffer, generator: torch.Generator, context_reward=None):
         return prompt_dt.offline_context(buffer, generator)
 
     # ------------------------------------------------------------------ the step and its state
