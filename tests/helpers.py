@@ -75,19 +75,16 @@ def small_episodic_data(folder: Path):
     return load_offline_data(root, SMALL_DATA_TASKS, [100, 400, 100], n_trj=4)
 
 
-def assert_resumes_identically(make_step, warmup_batches, next_batch, *, exact: bool = True):
+def assert_resumes_identically(make_step, warmup_batches, next_batch):
     """One update step object (CSRO's, BOReL's, Prompt-DT's) resumed from its ``state_dict``: train one on
     ``warmup_batches``, load a copy of its state into a fresh one built under another seed, then take the
     same next update on both under the same global RNG (dropout and reparametrisation noise draw from it,
     which a run's snapshot restores). Every stat, every parameter and the step count must agree: what
-    kill-and-resume relies on, one object below the trainer suite's whole-run check. ``exact=False``
-    compares with torch's float tolerances instead of bit for bit."""
+    kill-and-resume relies on, one object below the trainer suite's whole-run check, bit for bit."""
     import copy
 
     import torch
 
-    same = (lambda x, y: torch.equal(x, y)) if exact else (
-        lambda x, y: torch.testing.assert_close(x, y) is None)
     torch.manual_seed(0)
     first = make_step()
     for batch in warmup_batches:
@@ -100,10 +97,10 @@ def assert_resumes_identically(make_step, warmup_batches, next_batch, *, exact: 
     stats = first.train_step(next_batch, with_stats=True)
     torch.manual_seed(3)
     twin_stats = twin.train_step(next_batch, with_stats=True)
-    assert stats.keys() == twin_stats.keys() and all(same(stats[k], twin_stats[k]) for k in stats)
+    assert stats.keys() == twin_stats.keys() and all(torch.equal(stats[k], twin_stats[k]) for k in stats)
     for name, module in first.modules().items():
         twin_params = twin.modules()[name].state_dict()
         for key, value in module.state_dict().items():
-            assert same(value, twin_params[key]), (name, key)
+            assert torch.equal(value, twin_params[key]), (name, key)
     assert first.num_steps == twin.num_steps == len(warmup_batches) + 1
     return first, twin

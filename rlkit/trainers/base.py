@@ -194,4 +194,3 @@ class StepDelegate:
 
     def eval_agent(self) -> Any:
         return self.step.agent
-

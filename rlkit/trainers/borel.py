@@ -114,6 +114,5 @@ class BOReLMethod(StepDelegate, Trainer):
         return borel.offline_context(buffer, generator, context_reward)
 
     # ------------------------------------------------------------------ the step and its state
-
     def progress_columns(self) -> list[str]:
         return VAE_COLUMNS + RL_COLUMNS + (BRAC_COLUMNS if self.hp.rl.use_brac else [])

@@ -173,7 +173,6 @@ class CSROMethod(StepDelegate, Trainer):
         return fn
 
     # ------------------------------------------------------------------ the step and its state
-
     @property
     def steps_done(self) -> int:
         return self.step.num_steps // self.updates_per_step

@@ -94,6 +94,5 @@ class PromptDTMethod(StepDelegate, Trainer):
         return prompt_dt.offline_context(buffer, generator)
 
     # ------------------------------------------------------------------ the step and its state
-
     def progress_columns(self) -> list[str]:
         return list(COLUMNS)
