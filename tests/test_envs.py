@@ -533,6 +533,20 @@ def test_the_context_reward_is_the_envs_rule():
     torch.testing.assert_close(ctx[:, 4], sparse)
 
 
+def test_a_run_uses_the_envs_context_reward_only_when_it_is_sparse():
+    """rlkit.envs.run_context_reward is the one switch the trainers, the generic loop and the run loader
+    read: the env's rule under algo_params.sparse_rewards, no transform (None) otherwise."""
+    import torch
+
+    from rlkit.envs import make_env, run_context_reward
+
+    env = make_env("sparse-point-robot", n_tasks=2, goal_radius=0.2)
+    rule = run_context_reward(env, {"sparse_rewards": True})
+    torch.testing.assert_close(rule(torch.tensor([-0.05, -1.0])), torch.tensor([0.95, 0.0]))
+    assert run_context_reward(env, {"sparse_rewards": False}) is None
+    assert run_context_reward(env, {}) is None
+
+
 @pytest.mark.parametrize("name", ["point-robot", "sparse-point-robot", "point-robot-wind"])
 def test_point_robot_relabelling_equals_stepping_the_env_in_the_other_task(name):
     """CORRO's ground-truth negatives (MultiTaskEnv.relabel_outcomes): the outcome of a stored (s, a) in

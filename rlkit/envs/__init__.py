@@ -177,6 +177,14 @@ def make_env(name: str, **env_params):
     return env
 
 
+def run_context_reward(env, algo_params: dict) -> Callable | None:
+    """The rule that turns a transition's dense reward into the one a run's context holds: the env's
+    ``context_reward`` in a sparse-reward run (``algo_params.sparse_rewards``), ``None`` (the stored
+    reward as it is) otherwise. The trainers, the generic loop and the run loader all ask here, so
+    training and every later reading of a run build the context by one rule."""
+    return env.context_reward if algo_params.get("sparse_rewards", False) else None
+
+
 def make_wrapped_env(name: str, obs_absmax=None, **env_params):
     """The env as the agent sees it: actions in [-1, 1], observations / ``abs_max``."""
     from rlkit.envs.wrappers import NormalizedActionEnv

@@ -219,14 +219,15 @@ class LoadedRun:
 
         Sparse-reward runs see the sparse reward in their context (as meta-training does).
         """
-        reward = self._context_reward() if self.algo["sparse_rewards"] else None
+        reward = self._context_reward()
         return context_from_sample(part, self.agent.use_next_obs_in_context, reward)
 
     def _context_reward(self):
+        """The run's context-reward rule (:func:`rlkit.envs.run_context_reward`); the env is built once."""
         if "context_reward" not in self._cache:
-            from rlkit.envs import make_env
+            from rlkit.envs import make_env, run_context_reward
 
-            self._cache["context_reward"] = make_env(self.env_name, **self.env_params).context_reward
+            self._cache["context_reward"] = run_context_reward(make_env(self.env_name, **self.env_params), self.algo)
         return self._cache["context_reward"]
 
     def sample_offline_context(self, task_ids: Sequence[int] | torch.Tensor, n: int,
@@ -239,7 +240,7 @@ class LoadedRun:
 
         tasks = torch.as_tensor(task_ids, dtype=torch.long).cpu()
         is_test = torch.tensor([self.split_of(int(t)) == "test" for t in tasks], dtype=torch.bool)
-        reward = self._context_reward() if self.algo["sparse_rewards"] else None
+        reward = self._context_reward()
         out = None
         for split, mask in (("test", is_test), ("train", ~is_test)):
             if not mask.any():

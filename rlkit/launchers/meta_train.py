@@ -37,7 +37,7 @@ from rlkit.core.tracking import attach_trackers, import_wandb, key_hparams
 from rlkit.data import MultiTaskBuffer, check_tasks_match, load_offline_data, split_tasks_from_variant
 from rlkit.data.fingerprint import FINGERPRINT_KEY, describe, fingerprint_mismatch, recorded_fingerprint
 from rlkit.data.loader import resolve_auto, selection_fingerprint
-from rlkit.envs import ENVS, make_env
+from rlkit.envs import ENVS, make_env, run_context_reward
 from rlkit.errors import UserError
 from rlkit.evaluation.agent import as_eval_agent
 from rlkit.evaluation.protocols import EvalSettings, evaluate, progress_row
@@ -269,7 +269,7 @@ class MetaTrainer:
         env = make_env(cfg["env_name"], **cfg["env_params"])
         self.obs_dim, self.act_dim = env.observation_space.shape[0], env.action_space.shape[0]
         self.trainer = trainer_of(cfg).from_config(cfg, data, env, device)
-        self.context_reward = env.context_reward if self.algo["sparse_rewards"] else None
+        self.context_reward = run_context_reward(env, self.algo)
         self.agent = as_eval_agent(self.trainer.eval_agent())  # what the protocols roll out
         self.settings = EvalSettings.from_algo_params(self.algo)
         self.start_itr = 0

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from rlkit.config import ConfigError, shipped_section
+from rlkit.envs import run_context_reward
 from rlkit.torch import borel
 from rlkit.torch.hyperparams import CSROHyperParams
 from rlkit.trainers.base import StepDelegate, Trainer
@@ -62,7 +63,7 @@ class BOReLMethod(StepDelegate, Trainer):
         self.hp = hyperparams(cfg)
         self.step = borel.BOReLStep(self.obs_dim, self.act_dim, self.hp, device=self.device)
         self.step.agent.episode_steps = _episode_steps(cfg)
-        self.context_reward = env.context_reward if algo.get("sparse_rewards") else None
+        self.context_reward = run_context_reward(env, algo)
         self._train_ids = np.asarray(data.train_tasks)
         self.relabel = None
         if self.hp.reward_relabelling:  # BOReL-RR: refuse before training an env without a closed-form step

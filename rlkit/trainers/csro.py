@@ -22,6 +22,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from rlkit.envs import run_context_reward
 from rlkit.torch import objectives
 from rlkit.torch.csro import CSROAgent, CSROTrainer, MetaBatch
 from rlkit.torch.hyperparams import CSROHyperParams
@@ -89,7 +90,7 @@ class CSROMethod(StepDelegate, Trainer):
         self.obs_dim, self.act_dim = env.observation_space.shape[0], env.action_space.shape[0]
         self.hp = CSROHyperParams.from_config(cfg)
         self.step = CSROTrainer(self.obs_dim, self.act_dim, self.hp, device=self.device)
-        self.context_reward = env.context_reward if algo["sparse_rewards"] else None
+        self.context_reward = run_context_reward(env, algo)
         self.relabel_outcomes = env.relabel_outcomes
         if "relabel" in self.step.batch_fields:  # refuse before training, not at the first step
             check_relabel_source(self.relabel_outcomes, self.obs_dim, self.act_dim, data.obs_absmax, self.device)
